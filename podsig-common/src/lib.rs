@@ -1,0 +1,150 @@
+//! Wire types shared by the eBPF program and userspace.
+//!
+//! Everything here is `#[repr(C)]` with explicit padding so both sides agree on the layout
+//! byte for byte; the `user` feature marks the types `aya::Pod` so userspace can pass them to
+//! the kernel (globals, map values) and read them back from the ring buffer.
+#![no_std]
+
+/// Length of `task_struct::comm` (TASK_COMM_LEN), NUL included.
+pub const COMM_LEN: usize = 16;
+/// Bytes of the sender's command line captured in kernel, from its own memory.
+pub const ARGV_LEN: usize = 256;
+/// Ancestors walked through `real_parent`, sender included. Deep enough for container
+/// runtimes (systemd → containerd → shim → runc → init → …) with room to spare.
+pub const MAX_ANCESTRY: usize = 40;
+
+/// Event record tags: the first `u32` of every ring-buffer record.
+pub const EVENT_SIGNAL: u32 = 1;
+pub const EVENT_EXIT: u32 = 2;
+
+/// `SignalEvent::flags` bits.
+/// The walk reached pid 0 (the idle task) within `MAX_ANCESTRY` levels.
+pub const FLAG_ANCESTRY_COMPLETE: u32 = 1 << 0;
+/// `info` was SEND_SIG_NOINFO / SEND_SIG_PRIV rather than a real siginfo.
+pub const FLAG_NO_SIGINFO: u32 = 1 << 1;
+
+/// Field offsets inside kernel structures, read by userspace from the running kernel's BTF
+/// (/sys/kernel/btf/vmlinux) and handed to the program as a read-only global at load time,
+/// so one compiled program runs on every kernel without guessing layouts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_comm: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    /// `start_boottime` (≥ 5.5) or `real_start_time` (older), both ns since boot.
+    pub task_start_time: u32,
+    pub task_mm: u32,
+    pub task_thread_pid: u32,
+    pub task_signal: u32,
+    pub task_exit_code: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
+    pub upid_nr: u32,
+    pub signal_live: u32,
+    pub siginfo_errno: u32,
+    pub siginfo_code: u32,
+    pub _pad: u32,
+}
+
+/// Run-time switches set at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterConfig {
+    /// Non-zero: report signals to every process, not just the targets map.
+    pub watch_all: u32,
+    /// Ring-buffer fill level (bytes) past which a submit wakes the reader at once; below it
+    /// the reader is left to its periodic poll, because a wakeup per event costs ~18× a kill().
+    pub wakeup_bytes: u32,
+    /// Bit `n` set: report signal `n` (1..=64). All ones: every signal.
+    pub signal_mask: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Ancestor {
+    /// Start time, ns since boot.
+    pub start_ns: u64,
+    pub pid: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SignalEvent {
+    pub kind: u32,
+    pub sig: i32,
+    /// `bpf_ktime_get_boot_ns()` at signal time.
+    pub boot_ns: u64,
+    pub errno: i32,
+    pub code: i32,
+    pub group: i32,
+    /// TRACE_SIGNAL_* delivery outcome.
+    pub result: i32,
+    pub target_pid: u32,
+    pub target_tid: u32,
+    pub target_ns_pid: u32,
+    pub target_ns_tid: u32,
+    pub target_comm: [u8; COMM_LEN],
+    pub sender_pid: u32,
+    pub sender_tid: u32,
+    pub sender_ns_pid: u32,
+    pub sender_ns_tid: u32,
+    pub sender_ppid: u32,
+    pub sender_uid: u32,
+    pub sender_comm: [u8; COMM_LEN],
+    pub flags: u32,
+    pub argv_len: u32,
+    /// Valid entries of `ancestry`, sender first, walking towards pid 0.
+    pub depth: u32,
+    pub _pad: u32,
+    pub argv: [u8; ARGV_LEN],
+    pub ancestry: [Ancestor; MAX_ANCESTRY],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitEvent {
+    pub kind: u32,
+    pub pid: u32,
+    pub boot_ns: u64,
+    pub tid: u32,
+    /// Wait-status encoding: low 7 bits the terminating signal, bit 7 core dump, bits 8..16
+    /// the exit status.
+    pub exit_code: i32,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+    // SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, padding explicit.
+    unsafe impl aya::Pod for KernelOffsets {}
+    unsafe impl aya::Pod for FilterConfig {}
+    unsafe impl aya::Pod for SignalEvent {}
+    unsafe impl aya::Pod for ExitEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<Ancestor>(), 32);
+        assert_eq!(size_of::<KernelOffsets>() % 8, 0);
+        assert_eq!(size_of::<FilterConfig>(), 16);
+        assert_eq!(size_of::<ExitEvent>(), 40);
+        assert_eq!(align_of::<SignalEvent>(), 8);
+        // Fields summed by hand: header 16, 4×i32 16, 4×u32 16, comm 16, 6×u32 24, comm 16,
+        // 4×u32 16, then argv and ancestry: any hidden padding would show here.
+        assert_eq!(size_of::<SignalEvent>(), 120 + ARGV_LEN + 32 * MAX_ANCESTRY);
+    }
+}

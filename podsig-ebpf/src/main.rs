@@ -1,0 +1,351 @@
+//! Kernel side of podsig: who sent a signal to a watched process, captured at signal time.
+//!
+//! Hooks the raw `signal_generate` tracepoint, whose arguments are the tracepoint's
+//! `TP_PROTO(int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
+//! int result)`: the target's `task_struct` is at hand, so the filter is one read of
+//! `task->tgid` and one hash lookup, and nothing else runs for signals nobody watches.
+//! Everything about the sender (identity, argv, ancestry) is read here because the sender —
+//! `kill`, `pkill`, `runc`, `sh -c` — has usually exited before userspace could look.
+//!
+//! Struct offsets come from userspace (read from the running kernel's BTF) in `OFFSETS`.
+#![no_std]
+#![no_main]
+
+use core::{ffi::c_void, ptr};
+
+use aya_ebpf::{
+    bindings::BPF_RB_FORCE_WAKEUP,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, generated,
+    },
+    macros::{map, raw_tracepoint},
+    maps::{HashMap, PerCpuArray, RingBuf},
+    programs::RawTracePointContext,
+};
+use podsig_common::{
+    ARGV_LEN, COMM_LEN, EVENT_EXIT, EVENT_SIGNAL, ExitEvent, FLAG_ANCESTRY_COMPLETE,
+    FLAG_NO_SIGINFO, FilterConfig, KernelOffsets, MAX_ANCESTRY, SignalEvent,
+};
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const SI_USER: i32 = 0;
+const SI_KERNEL: i32 = 0x80;
+/// `info` values that are markers, not pointers (SEND_SIG_NOINFO, SEND_SIG_PRIV).
+const SEND_SIG_NOINFO: u64 = 0;
+const SEND_SIG_PRIV: u64 = 1;
+
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets {
+    task_pid: 0,
+    task_tgid: 0,
+    task_comm: 0,
+    task_real_parent: 0,
+    task_group_leader: 0,
+    task_start_time: 0,
+    task_mm: 0,
+    task_thread_pid: 0,
+    task_signal: 0,
+    task_exit_code: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
+    pid_level: 0,
+    pid_numbers: 0,
+    upid_size: 0,
+    upid_nr: 0,
+    signal_live: 0,
+    siginfo_errno: 0,
+    siginfo_code: 0,
+    _pad: 0,
+};
+
+#[unsafe(no_mangle)]
+static CONFIG: FilterConfig = FilterConfig {
+    watch_all: 0,
+    wakeup_bytes: 0,
+    signal_mask: 0,
+};
+
+/// Watched processes (tgid → unused), kept current by userspace while running.
+#[map]
+static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
+
+/// Records dropped because the ring buffer was full; userspace sums the CPUs and reports.
+#[map]
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn offsets() -> KernelOffsets {
+    // Volatile so the compiler cannot fold the zero initialiser: the loader rewrites it.
+    unsafe { ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+fn config() -> FilterConfig {
+    unsafe { ptr::read_volatile(&CONFIG) }
+}
+
+#[inline(always)]
+unsafe fn read<T>(base: *const u8, off: u32) -> Option<T> {
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(base.add(off as usize) as *const T).ok() }
+}
+
+#[inline(always)]
+unsafe fn read_comm(dst: *mut [u8; COMM_LEN], task: *const u8, off: &KernelOffsets) {
+    unsafe {
+        if generated::bpf_probe_read_kernel(
+            dst as *mut c_void,
+            COMM_LEN as u32,
+            task.add(off.task_comm as usize) as *const c_void,
+        ) < 0
+        {
+            (*dst) = [0; COMM_LEN];
+        }
+    }
+}
+
+/// The task's pid number as seen from its own (innermost) pid namespace.
+#[inline(always)]
+unsafe fn ns_nr(task: *const u8, off: &KernelOffsets) -> u32 {
+    unsafe {
+        let Some(pid) = read::<*const u8>(task, off.task_thread_pid) else {
+            return 0;
+        };
+        if pid.is_null() {
+            return 0;
+        }
+        let level: u32 = read(pid, off.pid_level).unwrap_or(0);
+        read::<i32>(pid, off.pid_numbers + level * off.upid_size + off.upid_nr).unwrap_or(0) as u32
+    }
+}
+
+#[inline(always)]
+fn watched(tgid: u32, cfg: &FilterConfig) -> bool {
+    cfg.watch_all != 0 || unsafe { TARGETS.get(&tgid).is_some() }
+}
+
+#[inline(always)]
+fn count_lost() {
+    if let Some(n) = LOST.get_ptr_mut(0) {
+        unsafe { *n += 1 };
+    }
+}
+
+/// Submit without waking the reader unless the buffer is filling up: userspace drains on a
+/// short timer, and a wakeup per event would dominate the cost of a signal storm.
+#[inline(always)]
+fn wakeup_flags(cfg: &FilterConfig) -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA) > cfg.wakeup_bytes as u64 {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
+    let sig: u64 = ctx.arg(0);
+    let info: u64 = ctx.arg(1);
+    let target: *const u8 = ctx.arg::<u64>(2) as *const u8;
+    let group: u64 = ctx.arg(3);
+    let result: u64 = ctx.arg(4);
+    let sig = sig as i32;
+    let off = offsets();
+    let cfg = config();
+    let Some(tgid) = (unsafe { read::<u32>(target, off.task_tgid) }) else {
+        return 0;
+    };
+    if !watched(tgid, &cfg) {
+        return 0;
+    }
+    if !(1..=64).contains(&sig) || cfg.signal_mask & (1u64 << (sig - 1)) == 0 {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<SignalEvent>(0) else {
+        count_lost();
+        return 0;
+    };
+    let e: *mut SignalEvent = entry.as_mut_ptr();
+    unsafe {
+        fill_signal(e, sig, info, target, tgid, group as i32, result as i32, &off);
+    }
+    entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn fill_signal(
+    e: *mut SignalEvent,
+    sig: i32,
+    info: u64,
+    target: *const u8,
+    tgid: u32,
+    group: i32,
+    result: i32,
+    off: &KernelOffsets,
+) {
+    unsafe {
+        (*e).kind = EVENT_SIGNAL;
+        (*e).sig = sig;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).group = group;
+        (*e).result = result;
+        (*e).flags = 0;
+        (*e)._pad = 0;
+        match info {
+            SEND_SIG_NOINFO => {
+                (*e).errno = 0;
+                (*e).code = SI_USER;
+                (*e).flags |= FLAG_NO_SIGINFO;
+            }
+            SEND_SIG_PRIV => {
+                (*e).errno = 0;
+                (*e).code = SI_KERNEL;
+                (*e).flags |= FLAG_NO_SIGINFO;
+            }
+            _ => {
+                let info = info as *const u8;
+                (*e).errno = read(info, off.siginfo_errno).unwrap_or(0);
+                (*e).code = read(info, off.siginfo_code).unwrap_or(0);
+            }
+        }
+
+        (*e).target_pid = tgid;
+        (*e).target_tid = read(target, off.task_pid).unwrap_or(0);
+        (*e).target_ns_tid = ns_nr(target, off);
+        (*e).target_ns_pid = match read::<*const u8>(target, off.task_group_leader) {
+            Some(leader) if !leader.is_null() => ns_nr(leader, off),
+            _ => 0,
+        };
+        read_comm(&raw mut (*e).target_comm, target, off);
+
+        let pid_tgid = bpf_get_current_pid_tgid();
+        (*e).sender_pid = (pid_tgid >> 32) as u32;
+        (*e).sender_tid = pid_tgid as u32;
+        (*e).sender_uid = bpf_get_current_uid_gid() as u32;
+        (*e).sender_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+        let current = bpf_get_current_task() as *const u8;
+        (*e).sender_ns_tid = ns_nr(current, off);
+        let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
+        (*e).sender_ns_pid = if leader.is_null() { 0 } else { ns_nr(leader, off) };
+        (*e).sender_ppid = match read::<*const u8>(current, off.task_real_parent) {
+            Some(parent) if !parent.is_null() => read(parent, off.task_tgid).unwrap_or(0),
+            _ => 0,
+        };
+
+        read_argv(e, current, off);
+        walk_ancestry(e, if leader.is_null() { current } else { leader }, off);
+    }
+}
+
+/// The sender's command line, from its own memory: `current` is the sender, so its user
+/// pages are the ones `bpf_probe_read_user` sees.
+#[inline(always)]
+unsafe fn read_argv(e: *mut SignalEvent, current: *const u8, off: &KernelOffsets) {
+    unsafe {
+        (*e).argv_len = 0;
+        let mm = read::<*const u8>(current, off.task_mm).unwrap_or(ptr::null());
+        if mm.is_null() {
+            return; // kernel thread
+        }
+        let start: u64 = read(mm, off.mm_arg_start).unwrap_or(0);
+        let end: u64 = read(mm, off.mm_arg_end).unwrap_or(0);
+        if start == 0 || end <= start {
+            return;
+        }
+        let mut len = end - start;
+        if len > ARGV_LEN as u64 {
+            len = ARGV_LEN as u64;
+        }
+        // Keep the bound visible to the verifier after LLVM's rewriting.
+        let len = (len as u32) & (2 * ARGV_LEN as u32 - 1);
+        if len == 0 || len > ARGV_LEN as u32 {
+            return;
+        }
+        let dst = (*e).argv.as_mut_ptr() as *mut c_void;
+        if generated::bpf_probe_read_user(dst, len, start as *const c_void) == 0 {
+            (*e).argv_len = len;
+        }
+    }
+}
+
+/// Walks `real_parent` from the sender's process up to the idle task (pid 0), recording each
+/// process's tgid, comm and start time, as SystemTap's `task_ancestry` did.
+#[inline(always)]
+unsafe fn walk_ancestry(e: *mut SignalEvent, start: *const u8, off: &KernelOffsets) {
+    unsafe {
+        let mut task = start;
+        let mut depth = 0u32;
+        for i in 0..MAX_ANCESTRY {
+            let a = &raw mut (*e).ancestry[i];
+            let tgid: u32 = read(task, off.task_tgid).unwrap_or(0);
+            (*a).pid = tgid;
+            (*a)._pad = 0;
+            (*a).start_ns = read(task, off.task_start_time).unwrap_or(0);
+            read_comm(&raw mut (*a).comm, task, off);
+            depth = i as u32 + 1;
+            if tgid == 0 {
+                (*e).flags |= FLAG_ANCESTRY_COMPLETE;
+                break;
+            }
+            let parent = read::<*const u8>(task, off.task_real_parent).unwrap_or(ptr::null());
+            if parent.is_null() {
+                break;
+            }
+            // Parents are processes: name them by their thread-group leader.
+            task = match read::<*const u8>(parent, off.task_group_leader) {
+                Some(leader) if !leader.is_null() => leader,
+                _ => parent,
+            };
+        }
+        (*e).depth = depth;
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    let task: *const u8 = ctx.arg::<u64>(0) as *const u8;
+    let off = offsets();
+    let Some(tgid) = (unsafe { read::<u32>(task, off.task_tgid) }) else {
+        return 0;
+    };
+    if unsafe { TARGETS.get(&tgid).is_none() } {
+        return 0;
+    }
+    // Report the process, not each thread: only the last thread out sees `live` at zero.
+    let signal = unsafe { read::<*const u8>(task, off.task_signal) }.unwrap_or(ptr::null());
+    if !signal.is_null() && unsafe { read::<i32>(signal, off.signal_live) }.unwrap_or(0) != 0 {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ExitEvent>(0) else {
+        count_lost();
+        return 0;
+    };
+    let e: *mut ExitEvent = entry.as_mut_ptr();
+    unsafe {
+        (*e).kind = EVENT_EXIT;
+        (*e).pid = tgid;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).tid = read(task, off.task_pid).unwrap_or(0);
+        (*e).exit_code = read(task, off.task_exit_code).unwrap_or(0);
+        read_comm(&raw mut (*e).comm, task, &off);
+    }
+    // Rare and final: wake the reader now so the report ends promptly.
+    entry.submit(BPF_RB_FORCE_WAKEUP as u64);
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,291 @@
+//! The eBPF backend: loads `podsig-ebpf` (embedded at build time), feeds it the running
+//! kernel's struct offsets and the targets, and decodes its ring buffer into records.
+
+pub mod offsets;
+
+use std::{
+    io,
+    mem::size_of,
+    os::fd::{AsRawFd, RawFd},
+    path::Path,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::RawTracePoint,
+};
+use podsig_common::{
+    EVENT_EXIT, EVENT_SIGNAL, ExitEvent, FLAG_ANCESTRY_COMPLETE, FilterConfig, MAX_ANCESTRY,
+    SignalEvent,
+};
+use tokio::io::unix::AsyncFd;
+
+use super::{Backend, WatchSpec};
+use crate::{
+    event::{
+        Ancestor, Code, ExitRecord, LostRecord, Record, Sender, SignalId, SignalRecord, Target,
+        cstr, split_argv,
+    },
+    signals,
+};
+
+static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/podsig"));
+
+/// How often the ring buffer is drained when the kernel did not wake us: the program only
+/// forces a wakeup once the buffer passes a fill level, so this bounds report latency.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
+
+pub struct EbpfBackend {
+    // Field order is drop order: the maps go before the programs and links they feed.
+    ring: AsyncFd<RawFdWrapper>,
+    ring_buf: RingBuf<MapData>,
+    targets: HashMap<MapData, u32, u8>,
+    lost: PerCpuArray<MapData, u64>,
+    lost_seen: u64,
+    tick: tokio::time::Interval,
+    _ebpf: Ebpf,
+}
+
+/// `AsyncFd` wants to own its fd source; the ring buffer stays with us for reading.
+struct RawFdWrapper(RawFd);
+impl AsRawFd for RawFdWrapper {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl EbpfBackend {
+    pub fn attach(spec: &WatchSpec) -> Result<Self> {
+        let t0 = std::time::Instant::now();
+        raise_memlock();
+        ensure_tracefs();
+        let btf = offsets::KernelBtf::open(Path::new(offsets::VMLINUX_BTF)).context(
+            "the eBPF backend needs kernel BTF (CONFIG_DEBUG_INFO_BTF=y); use a kernel built with it",
+        )?;
+        let offs = btf.kernel_offsets()?;
+        tracing::debug!("kernel offsets from BTF in {:?}: {offs:?}", t0.elapsed());
+        for (tp, want) in [("signal_generate", 5), ("sched_process_exit", 1)] {
+            let got = btf.raw_tracepoint_args(tp)?;
+            if got < want {
+                bail!("tracepoint {tp} has {got} arguments on this kernel, podsig needs {want}");
+            }
+        }
+        let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
+        let config = FilterConfig {
+            watch_all: spec.all as u32,
+            // Wake the reader early enough that a storm never fills the buffer between polls.
+            wakeup_bytes: ring_bytes / 4,
+            signal_mask: signals::mask(&spec.signals),
+        };
+        let mut ebpf = EbpfLoader::new()
+            // No CO-RE relocations in the program: skip aya's own parse of vmlinux BTF.
+            .btf(None)
+            .override_global("OFFSETS", &offs, true)
+            .override_global("CONFIG", &config, true)
+            .map_max_entries("EVENTS", ring_bytes)
+            .load(PROGRAM)
+            .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
+
+        tracing::debug!("program loaded at {:?}", t0.elapsed());
+        let mut targets: HashMap<MapData, u32, u8> =
+            HashMap::try_from(ebpf.take_map("TARGETS").context("map TARGETS missing")?)?;
+        for &pid in &spec.pids {
+            targets.insert(pid, 1, 0).with_context(|| format!("adding pid {pid} to the filter"))?;
+        }
+        for (prog, tp) in
+            [("signal_generate", "signal_generate"), ("sched_process_exit", "sched_process_exit")]
+        {
+            let p: &mut RawTracePoint = ebpf
+                .program_mut(prog)
+                .with_context(|| format!("program {prog} missing"))?
+                .try_into()?;
+            p.load().map_err(|e| {
+                privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}")))
+            })?;
+            p.attach(tp).with_context(|| format!("attaching to raw tracepoint {tp}"))?;
+        }
+        let ring_buf = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
+        let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("map LOST missing")?)?;
+        #[allow(deprecated)] // AsyncFd::register is not in every tokio 1.x we may resolve to.
+        let ring = AsyncFd::new(RawFdWrapper(ring_buf.as_raw_fd()))
+            .context("registering the ring buffer with the event loop")?;
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok(Self { ring, ring_buf, targets, lost, lost_seen: 0, tick, _ebpf: ebpf })
+    }
+
+    fn lost_total(&self) -> u64 {
+        self.lost.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(self.lost_seen)
+    }
+}
+
+impl Backend for EbpfBackend {
+    fn name(&self) -> &'static str {
+        "ebpf"
+    }
+
+    async fn ready(&mut self) -> Result<()> {
+        tokio::select! {
+            guard = self.ring.readable() => {
+                guard.context("waiting on the ring buffer")?.clear_ready();
+            }
+            _ = self.tick.tick() => {}
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, out: &mut Vec<Record>) -> Result<()> {
+        while let Some(item) = self.ring_buf.next() {
+            if let Some(r) = decode(&item) {
+                out.push(r);
+            }
+        }
+        let total = self.lost_total();
+        if total > self.lost_seen {
+            out.push(Record::Lost(LostRecord {
+                time: String::new(),
+                backend: "ebpf",
+                count: total - self.lost_seen,
+            }));
+            self.lost_seen = total;
+        }
+        Ok(())
+    }
+
+    fn unwatch(&mut self, pid: u32) -> Result<()> {
+        match self.targets.remove(&pid) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing pid {pid} from the filter")),
+        }
+    }
+}
+
+fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
+    (bytes.len() >= size_of::<T>())
+        // SAFETY: length checked; T is a repr(C) wire type valid for any bit pattern.
+        .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+fn decode(bytes: &[u8]) -> Option<Record> {
+    match read_pod::<u32>(bytes)? {
+        EVENT_SIGNAL => Some(Record::Signal(signal_record(&read_pod::<SignalEvent>(bytes)?))),
+        EVENT_EXIT => {
+            let e = read_pod::<ExitEvent>(bytes)?;
+            let (status, signal, core_dumped) = ExitRecord::decode(e.exit_code);
+            Some(Record::Exit(ExitRecord {
+                time: String::new(),
+                boot_ns: e.boot_ns,
+                backend: "ebpf",
+                pid: e.pid,
+                tid: e.tid,
+                comm: cstr(&e.comm),
+                status,
+                signal,
+                core_dumped,
+            }))
+        }
+        other => {
+            tracing::warn!("unknown record type {other} from the kernel; ignored");
+            None
+        }
+    }
+}
+
+fn signal_record(e: &SignalEvent) -> SignalRecord {
+    let depth = (e.depth as usize).min(MAX_ANCESTRY);
+    // The kernel walks from the sender up; reports read root first, like task_ancestry.
+    let ancestry = e.ancestry[..depth]
+        .iter()
+        .rev()
+        .map(|a| Ancestor { pid: a.pid, comm: cstr(&a.comm), start_ns: a.start_ns })
+        .collect();
+    let argv_len = (e.argv_len as usize).min(e.argv.len());
+    SignalRecord {
+        time: String::new(),
+        boot_ns: e.boot_ns,
+        backend: "ebpf",
+        signal: SignalId::new(e.sig),
+        code: Code { value: e.code, name: signals::code_name(e.sig, e.code) },
+        errno: e.errno,
+        group: e.group != 0,
+        result: signals::result_name(e.result),
+        target: Target {
+            pid: e.target_pid,
+            tid: e.target_tid,
+            ns_pid: e.target_ns_pid,
+            comm: cstr(&e.target_comm),
+        },
+        sender: Sender {
+            pid: e.sender_pid,
+            tid: e.sender_tid,
+            ns_pid: e.sender_ns_pid,
+            ppid: e.sender_ppid,
+            uid: e.sender_uid,
+            comm: cstr(&e.sender_comm),
+            exe: None,
+            argv: split_argv(&e.argv[..argv_len]),
+        },
+        ancestry,
+        ancestry_complete: e.flags & FLAG_ANCESTRY_COMPLETE != 0,
+    }
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as u32 } else { 4096 }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use memcg and raising
+/// the limit may be refused (no CAP_SYS_RESOURCE). Try, and never fail over it.
+fn raise_memlock() {
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: plain syscall with a valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        tracing::debug!(
+            "could not raise RLIMIT_MEMLOCK ({}); fine on kernels >= 5.11",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Mounts tracefs where tools expect it, as bpftrace does: tracepoint formats and ids live
+/// there, and a fresh host may not have it mounted.
+pub fn ensure_tracefs() {
+    if Path::new(TRACEFS).join("events").exists() {
+        return;
+    }
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
+    let (src, dst, fs) = (c("tracefs"), c(TRACEFS), c("tracefs"));
+    // SAFETY: valid C strings; no data argument.
+    let rc = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+    if rc == 0 {
+        tracing::debug!("mounted tracefs at {TRACEFS}");
+    } else {
+        tracing::debug!("could not mount tracefs at {TRACEFS}: {}", io::Error::last_os_error());
+    }
+}
+
+/// Turns a permission failure into the one line a user needs.
+fn privilege_hint(err: anyhow::Error) -> anyhow::Error {
+    let denied = err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+            .is_some_and(|e| e == libc::EPERM || e == libc::EACCES)
+    }) || format!("{err:#}").contains("Operation not permitted");
+    if denied {
+        anyhow!(
+            "permission denied loading eBPF: run podsig as root (sudo podsig …) or with \
+             CAP_BPF and CAP_PERFMON"
+        )
+    } else {
+        err
+    }
+}

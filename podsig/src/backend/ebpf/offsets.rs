@@ -1,0 +1,181 @@
+//! Kernel struct offsets from the running kernel's BTF.
+//!
+//! The eBPF program reads `task_struct` and friends with `bpf_probe_read_kernel` at offsets it
+//! is given at load time, so one compiled program serves every kernel; this module is where
+//! those offsets come from. Nothing here is guessed: a field missing from BTF is an error
+//! that names it.
+
+use std::path::Path;
+
+use btf_rs::{Btf, BtfType, Type};
+use podsig_common::KernelOffsets;
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetError {
+    #[error("cannot read kernel BTF at {path}: {source}")]
+    Read { path: String, source: btf_rs::Error },
+    #[error("kernel BTF has no struct {0}")]
+    NoStruct(String),
+    #[error("kernel BTF: struct {strukt} has no field {field}")]
+    NoField { strukt: String, field: String },
+    #[error("kernel BTF: {0}")]
+    Btf(#[from] btf_rs::Error),
+    #[error("tracepoint {name} has an unexpected prototype in kernel BTF: {why}")]
+    Prototype { name: &'static str, why: String },
+}
+
+pub struct KernelBtf {
+    btf: Btf,
+}
+
+impl KernelBtf {
+    pub fn open(path: &Path) -> Result<Self, OffsetError> {
+        // mmap'ing sysfs BTF (6.x) is ~10× faster than reading it; older kernels refuse it.
+        let btf = Btf::from_file_with_backend(path, btf_rs::Backend::Mmap)
+            .or_else(|_| Btf::from_file(path))
+            .map_err(|source| OffsetError::Read { path: path.display().to_string(), source })?;
+        Ok(Self { btf })
+    }
+
+    fn strukt(&self, name: &str) -> Result<btf_rs::Struct, OffsetError> {
+        for t in self.btf.resolve_types_by_name(name).unwrap_or_default() {
+            if let Type::Struct(s) | Type::Union(s) = t
+                && !s.members.is_empty()
+            {
+                return Ok(s);
+            }
+        }
+        Err(OffsetError::NoStruct(name.to_string()))
+    }
+
+    /// Follows typedefs and qualifiers down to the struct or union a member holds, if any.
+    fn aggregate_of(&self, member: &dyn BtfType) -> Option<btf_rs::Struct> {
+        let mut t = self.btf.resolve_chained_type(member).ok()?;
+        loop {
+            t = match t {
+                Type::Struct(s) | Type::Union(s) => return Some(s),
+                Type::Typedef(ref x) => self.btf.resolve_chained_type(x).ok()?,
+                Type::Const(ref x) | Type::Volatile(ref x) | Type::Restrict(ref x) => {
+                    self.btf.resolve_chained_type(x).ok()?
+                }
+                Type::TypeTag(ref x) => self.btf.resolve_chained_type(x).ok()?,
+                _ => return None,
+            };
+        }
+    }
+
+    /// Byte offset of `field` in `s`, searching anonymous struct/union members too (the
+    /// kernel wraps fields in them: `mm_struct`'s, `kernel_siginfo`'s).
+    fn find(&self, s: &btf_rs::Struct, field: &str) -> Option<(u32, btf_rs::Member)> {
+        for m in &s.members {
+            let name = self.btf.resolve_name(m).unwrap_or_default();
+            if name == field {
+                return Some((m.bit_offset() / 8, m.clone()));
+            }
+            if name.is_empty()
+                && let Some(inner) = self.aggregate_of(m)
+                && let Some((off, found)) = self.find(&inner, field)
+            {
+                return Some((m.bit_offset() / 8 + off, found));
+            }
+        }
+        None
+    }
+
+    /// Offset of a dotted path such as `live.counter` inside struct `strukt`.
+    pub fn offset(&self, strukt: &str, path: &str) -> Result<u32, OffsetError> {
+        let no_field = || OffsetError::NoField { strukt: strukt.into(), field: path.into() };
+        let mut s = self.strukt(strukt)?;
+        let mut total = 0;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let (off, member) = self.find(&s, part).ok_or_else(no_field)?;
+            total += off;
+            if parts.peek().is_some() {
+                s = self.aggregate_of(&member).ok_or_else(no_field)?;
+            }
+        }
+        Ok(total)
+    }
+
+    pub fn size_of(&self, strukt: &str) -> Result<u32, OffsetError> {
+        Ok(self.strukt(strukt)?.size() as u32)
+    }
+
+    /// Number of arguments of a raw tracepoint, from its `btf_trace_<name>` typedef (a
+    /// pointer to a prototype whose first parameter is the context).
+    pub fn raw_tracepoint_args(&self, name: &'static str) -> Result<usize, OffsetError> {
+        let why = |w: &str| OffsetError::Prototype { name, why: w.to_string() };
+        let typedef = format!("btf_trace_{name}");
+        let t = self
+            .btf
+            .resolve_types_by_name(&typedef)
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .ok_or_else(|| why("no btf_trace typedef"))?;
+        let Type::Typedef(td) = t else { return Err(why("not a typedef")) };
+        let Type::Ptr(p) = self.btf.resolve_chained_type(&td)? else {
+            return Err(why("not a function pointer"));
+        };
+        let Type::FuncProto(proto) = self.btf.resolve_chained_type(&p)? else {
+            return Err(why("not a function pointer"));
+        };
+        Ok(proto.parameters.len().saturating_sub(1))
+    }
+
+    pub fn kernel_offsets(&self) -> Result<KernelOffsets, OffsetError> {
+        let task = |f: &str| self.offset("task_struct", f);
+        // Renamed from real_start_time in 5.5; both are ns since boot.
+        let task_start_time = task("start_boottime").or_else(|_| task("real_start_time"))?;
+        Ok(KernelOffsets {
+            task_pid: task("pid")?,
+            task_tgid: task("tgid")?,
+            task_comm: task("comm")?,
+            task_real_parent: task("real_parent")?,
+            task_group_leader: task("group_leader")?,
+            task_start_time,
+            task_mm: task("mm")?,
+            task_thread_pid: task("thread_pid")?,
+            task_signal: task("signal")?,
+            task_exit_code: task("exit_code")?,
+            mm_arg_start: self.offset("mm_struct", "arg_start")?,
+            mm_arg_end: self.offset("mm_struct", "arg_end")?,
+            pid_level: self.offset("pid", "level")?,
+            pid_numbers: self.offset("pid", "numbers")?,
+            upid_size: self.size_of("upid")?,
+            upid_nr: self.offset("upid", "nr")?,
+            signal_live: self.offset("signal_struct", "live.counter")?,
+            siginfo_errno: self.offset("kernel_siginfo", "si_errno")?,
+            siginfo_code: self.offset("kernel_siginfo", "si_code")?,
+            _pad: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads this machine's kernel BTF: checks the lookups against layouts that have been
+    /// stable for years (so a lookup bug, not a kernel change, is what fails here).
+    #[test]
+    fn offsets_from_running_kernel() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            assert!(std::env::var_os("CI").is_none(), "CI needs {VMLINUX_BTF}");
+            eprintln!("skipped: this kernel has no {VMLINUX_BTF}");
+            return;
+        }
+        let btf = KernelBtf::open(Path::new(VMLINUX_BTF)).unwrap();
+        let o = btf.kernel_offsets().unwrap();
+        // struct upid { int nr; struct pid_namespace *ns; }
+        assert_eq!((o.upid_nr, o.upid_size), (0, 16));
+        // kernel_siginfo: si_signo, si_errno, si_code, in an anonymous struct.
+        assert_eq!((o.siginfo_errno, o.siginfo_code), (4, 8));
+        assert_eq!(o.task_tgid, o.task_pid + 4);
+        assert!(o.mm_arg_end == o.mm_arg_start + 8);
+        assert_eq!(btf.raw_tracepoint_args("signal_generate").unwrap(), 5);
+        assert!(btf.offset("task_struct", "no_such_field").is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! Command-line interface.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{backend::ebpf::DEFAULT_RING_BYTES, output::Format, signals, target::parse_pid};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "podsig",
+    version,
+    about = "Who sent that signal? Reports the sender of every signal to a process, with its \
+             full ancestry, using eBPF.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Log what podsig does (to stderr); repeat for more.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report every signal sent to the given processes, with who sent it.
+    Watch(WatchArgs),
+    /// See podsig work: watch a throwaway process while a chain of shells kills it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["pids", "all"])))]
+pub struct WatchArgs {
+    /// Process to watch (repeatable). Signals to any of its threads are reported; podsig
+    /// exits once every watched process has exited.
+    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
+    pub pids: Vec<u32>,
+    /// Watch every process on the host.
+    #[arg(long, conflicts_with = "pids")]
+    pub all: bool,
+    /// Only report these signals (repeatable; names such as KILL or SIGTERM, or numbers).
+    #[arg(short = 's', long = "signal", value_name = "SIG", value_parser = signals::parse)]
+    pub signals: Vec<i32>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Stop after reporting N signals.
+    #[arg(short = 'c', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this long (e.g. 30s, 5m, 1h).
+    #[arg(short = 'd', long, value_name = "D", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Output format: `text` (as the SystemTap recipe printed) or `json` (one object per
+    /// line). Default: text on a terminal, json otherwise.
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// Kernel ring buffer size in bytes (rounded up to a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RING_BYTES)]
+    pub ring_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}

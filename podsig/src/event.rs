@@ -1,0 +1,162 @@
+//! The event model every backend produces and every output consumes.
+//!
+//! Field names are the JSON schema documented in README.md; change both together.
+
+use serde::Serialize;
+
+use crate::signals;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Record {
+    Signal(SignalRecord),
+    Exit(ExitRecord),
+    Lost(LostRecord),
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SignalId {
+    pub number: i32,
+    pub name: String,
+}
+
+impl SignalId {
+    pub fn new(number: i32) -> Self {
+        Self { number, name: signals::name(number) }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Code {
+    pub value: i32,
+    pub name: Option<&'static str>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Target {
+    pub pid: u32,
+    pub tid: u32,
+    /// Pid inside the process's own pid namespace (what `ps` shows in a container).
+    pub ns_pid: u32,
+    pub comm: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Sender {
+    pub pid: u32,
+    pub tid: u32,
+    pub ns_pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+    /// From /proc while the sender still lives; null once it is gone.
+    pub exe: Option<String>,
+    pub argv: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub comm: String,
+    /// Start time in ns since boot.
+    pub start_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SignalRecord {
+    pub time: String,
+    pub boot_ns: u64,
+    pub backend: &'static str,
+    pub signal: SignalId,
+    pub code: Code,
+    pub errno: i32,
+    pub group: bool,
+    pub result: &'static str,
+    pub target: Target,
+    pub sender: Sender,
+    /// Root (pid 0) first, the sender last.
+    pub ancestry: Vec<Ancestor>,
+    pub ancestry_complete: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub time: String,
+    pub boot_ns: u64,
+    pub backend: &'static str,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    /// Exit status when the process exited normally.
+    pub status: Option<i32>,
+    /// Terminating signal when a signal ended it.
+    pub signal: Option<SignalId>,
+    pub core_dumped: bool,
+}
+
+impl ExitRecord {
+    /// Splits a kernel `exit_code` (wait-status encoding) into status / signal / core.
+    pub fn decode(exit_code: i32) -> (Option<i32>, Option<SignalId>, bool) {
+        let sig = exit_code & 0x7f;
+        if sig == 0 {
+            (Some((exit_code >> 8) & 0xff), None, false)
+        } else {
+            (None, Some(SignalId::new(sig)), exit_code & 0x80 != 0)
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct LostRecord {
+    pub time: String,
+    pub backend: &'static str,
+    /// Events dropped in kernel since the previous lost record (ring buffer full).
+    pub count: u64,
+}
+
+/// Bytes from the kernel (comm, argv) as a string: lossy, so JSON output stays valid
+/// whatever a process named itself; stops at the first NUL.
+pub fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// argv as the kernel lays it out: NUL-separated, possibly cut short by the capture bound.
+pub fn split_argv(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_decoding() {
+        assert_eq!(ExitRecord::decode(9), (None, Some(SignalId::new(9)), false));
+        assert_eq!(ExitRecord::decode(0x8b), (None, Some(SignalId::new(11)), true));
+        assert_eq!(ExitRecord::decode(3 << 8), (Some(3), None, false));
+        assert_eq!(ExitRecord::decode(0), (Some(0), None, false));
+    }
+
+    #[test]
+    fn kernel_strings() {
+        assert_eq!(cstr(b"sleep\0\0\0garbage"), "sleep");
+        assert_eq!(cstr(&[0xff, b'a']), "\u{fffd}a");
+        assert_eq!(split_argv(b"pkill\0-9\0server\0"), vec!["pkill", "-9", "server"]);
+        assert_eq!(split_argv(b"sh\0-c\0kill -TERM 4"), vec!["sh", "-c", "kill -TERM 4"]);
+        assert!(split_argv(b"").is_empty());
+    }
+
+    #[test]
+    fn json_shape() {
+        let r = Record::Lost(LostRecord { time: "t".into(), backend: "ebpf", count: 3 });
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"kind":"lost","time":"t","backend":"ebpf","count":3}"#
+        );
+    }
+}

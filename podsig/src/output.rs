@@ -1,0 +1,204 @@
+//! Renders records: the SystemTap recipe's text form, or NDJSON. stdout carries events only.
+
+use std::io::{self, Write};
+
+use clap::ValueEnum;
+
+use crate::event::{ExitRecord, Record, SignalRecord};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub struct Output<W: Write> {
+    format: Format,
+    out: W,
+}
+
+impl<W: Write> Output<W> {
+    pub fn new(format: Format, out: W) -> Self {
+        Self { format, out }
+    }
+
+    pub fn write(&mut self, record: &Record) -> io::Result<()> {
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, record)?;
+                self.out.write_all(b"\n")
+            }
+            Format::Text => self.out.write_all(text(record).as_bytes()),
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+pub fn text(record: &Record) -> String {
+    match record {
+        Record::Signal(s) => signal_text(s),
+        Record::Exit(e) => exit_text(e),
+        Record::Lost(l) => format!("lost {} events (ring buffer full)\n", l.count),
+    }
+}
+
+/// Comm and argv bytes are the process's own choice: keep one event per line set.
+fn clean(s: &str) -> String {
+    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
+}
+
+/// `33475m5.202486630s`, SystemTap's rendering of a start time since boot.
+pub fn stap_time(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    format!("{}m{}.{:09}s", secs / 60, secs % 60, ns % 1_000_000_000)
+}
+
+fn signal_text(s: &SignalRecord) -> String {
+    let mut t = format!(
+        "{}({}) send {} to {}({})\n",
+        clean(&s.sender.comm),
+        s.sender.pid,
+        s.signal.name,
+        clean(&s.target.comm),
+        s.target.pid
+    );
+    let parent = s
+        .ancestry
+        .iter()
+        .rev()
+        .nth(1)
+        .filter(|a| a.pid == s.sender.ppid)
+        .map_or("?".to_string(), |a| clean(&a.comm));
+    t += &format!("parent of sender: {parent}({})\n", s.sender.ppid);
+    let chain: Vec<String> = s
+        .ancestry
+        .iter()
+        .map(|a| format!("{}({})", clean(&a.comm), stap_time(a.start_ns)))
+        .collect();
+    t += &format!("task_ancestry:{}\n", chain.join("=>"));
+    t += &format!(
+        "  {} result={} code={}",
+        s.time,
+        s.result,
+        s.code.name.map_or_else(|| s.code.value.to_string(), str::to_string)
+    );
+    if s.errno != 0 {
+        t += &format!(" errno={}", s.errno);
+    }
+    if !s.ancestry_complete {
+        t += " ancestry=incomplete";
+    }
+    if !s.sender.argv.is_empty() {
+        let argv: Vec<String> = s.sender.argv.iter().map(|a| clean(a)).collect();
+        t += &format!(" argv: {}", argv.join(" "));
+    }
+    t.push('\n');
+    t
+}
+
+fn exit_text(e: &ExitRecord) -> String {
+    let how = match (&e.signal, e.status) {
+        (Some(sig), _) => {
+            format!("killed by {}{}", sig.name, if e.core_dumped { " (core dumped)" } else { "" })
+        }
+        (None, Some(status)) => format!("exited with status {status}"),
+        (None, None) => "exited".to_string(),
+    };
+    format!("{}({}) {how}\n  {}\n", clean(&e.comm), e.pid, e.time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::*;
+
+    fn sample() -> SignalRecord {
+        let a = |pid, comm: &str, start_ns| Ancestor { pid, comm: comm.into(), start_ns };
+        SignalRecord {
+            time: "2026-11-24T20:17:30.123456789Z".into(),
+            boot_ns: 1,
+            backend: "ebpf",
+            signal: SignalId::new(9),
+            code: Code { value: 0, name: Some("SI_USER") },
+            errno: 0,
+            group: true,
+            result: "delivered",
+            target: Target { pid: 7942, tid: 7942, ns_pid: 1, comm: "server".into() },
+            sender: Sender {
+                pid: 23549,
+                tid: 23549,
+                ns_pid: 23549,
+                ppid: 23495,
+                uid: 0,
+                comm: "pkill".into(),
+                exe: None,
+                argv: vec!["pkill".into(), "-9".into(), "server".into()],
+            },
+            ancestry: vec![
+                a(0, "swapper/0", 0),
+                a(1, "systemd", 80_000_000),
+                a(23495, "bash", 2_008_504_817_798_337),
+                a(23549, "pkill", 2_008_505_202_486_630),
+            ],
+            ancestry_complete: true,
+        }
+    }
+
+    #[test]
+    fn text_matches_the_systemtap_recipe() {
+        let t = text(&Record::Signal(sample()));
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "pkill(23549) send SIGKILL to server(7942)");
+        assert_eq!(lines[1], "parent of sender: bash(23495)");
+        assert_eq!(
+            lines[2],
+            "task_ancestry:swapper/0(0m0.000000000s)=>systemd(0m0.080000000s)=>\
+             bash(33475m4.817798337s)=>pkill(33475m5.202486630s)"
+        );
+        assert_eq!(
+            lines[3],
+            "  2026-11-24T20:17:30.123456789Z result=delivered code=SI_USER argv: pkill -9 server"
+        );
+    }
+
+    #[test]
+    fn control_bytes_are_escaped_in_text() {
+        let mut s = sample();
+        s.sender.comm = "evil\nname".into();
+        assert!(text(&Record::Signal(s)).starts_with("evil\\nname(23549) send"));
+    }
+
+    #[test]
+    fn json_is_one_line_per_record() {
+        let mut buf = Vec::new();
+        let mut o = Output::new(Format::Json, &mut buf);
+        o.write(&Record::Signal(sample())).unwrap();
+        let s = String::from_utf8(buf).unwrap();
+        assert_eq!(s.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["kind"], "signal");
+        assert_eq!(v["signal"]["name"], "SIGKILL");
+        assert_eq!(v["ancestry"][0]["comm"], "swapper/0");
+        assert_eq!(v["sender"]["exe"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn exit_text_says_how() {
+        let (status, signal, core_dumped) = ExitRecord::decode(9);
+        let e = ExitRecord {
+            time: "T".into(),
+            boot_ns: 0,
+            backend: "ebpf",
+            pid: 7942,
+            tid: 7942,
+            comm: "server".into(),
+            status,
+            signal,
+            core_dumped,
+        };
+        assert_eq!(exit_text(&e), "server(7942) killed by SIGKILL\n  T\n");
+    }
+}

@@ -1,0 +1,249 @@
+//! Harness for the end-to-end tests: runs the real `podsig` binary (PODSIG_BIN, set by
+//! `cargo xtask test`) against the real kernel, with real processes sending real signals.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    thread,
+    time::{Duration, Instant},
+};
+
+pub use serde_json::Value;
+
+/// Generous: CI machines are small and share their two cores with the build.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// True when the test may run. Without root it skips with a reason — unless CI is set,
+/// where a missing privilege is a failure, never a silent pass.
+pub fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("end-to-end tests need root (eBPF); CI must run them as root");
+    }
+    eprintln!("skipped: end-to-end tests need root to load eBPF (run `sudo cargo xtask test`)");
+    false
+}
+
+pub fn podsig_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PODSIG_BIN") {
+        return p.into();
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/podsig");
+    assert!(p.exists(), "no podsig binary at {}; run `cargo xtask test`", p.display());
+    p
+}
+
+/// A process to send signals to. Killed and reaped on drop.
+pub struct Target {
+    pub child: Child,
+}
+
+impl Target {
+    /// `sleep 300`, or a shell script ending in `exec sleep` (to set up dispositions).
+    pub fn sleep() -> Self {
+        Self::script("exec sleep 300")
+    }
+
+    pub fn script(script: &str) -> Self {
+        let child = Command::new("sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn target");
+        let t = Self { child };
+        // Let the shell reach its exec, so the comm and dispositions are final.
+        let deadline = Instant::now() + TIMEOUT;
+        while t.comm() != "sleep" && Instant::now() < deadline && script.contains("exec sleep") {
+            thread::sleep(Duration::from_millis(5));
+        }
+        t
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn comm(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/comm", self.pid()))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        self.child.wait().expect("wait target")
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a shell command to completion (the sender) and returns its pid.
+pub fn send(shell: &str, script: &str, target: u32) -> u32 {
+    let mut c = Command::new(shell)
+        .args(["-c", script])
+        .env("T", target.to_string())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn sender");
+    let pid = c.id();
+    let st = c.wait().expect("wait sender");
+    assert!(st.success(), "sender `{script}` failed: {st}");
+    pid
+}
+
+/// A running `podsig`, its stdout lines and its stderr lines collected by threads.
+pub struct Podsig {
+    pub child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    pub stderr_lines: Vec<String>,
+}
+
+impl Podsig {
+    /// Starts podsig and returns once it printed `podsig: attached`.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(podsig_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn podsig");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        let mut p = Self { child, stdout, stderr, stderr_lines: Vec::new() };
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match p.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) => {
+                    let attached = l.starts_with("podsig: attached");
+                    p.stderr_lines.push(l);
+                    if attached {
+                        return p;
+                    }
+                }
+                Err(_) => {
+                    let _ = p.child.kill();
+                    panic!("podsig {args:?} never attached; stderr: {:?}", p.stderr_lines);
+                }
+            }
+        }
+    }
+
+    pub fn next_line(&mut self) -> String {
+        match self.stdout.recv_timeout(TIMEOUT) {
+            Ok(l) => l,
+            Err(RecvTimeoutError::Timeout) => {
+                self.collect_stderr();
+                panic!("no output from podsig within {TIMEOUT:?}; stderr: {:?}", self.stderr_lines)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                self.collect_stderr();
+                panic!("podsig closed stdout; stderr: {:?}", self.stderr_lines)
+            }
+        }
+    }
+
+    pub fn next_json(&mut self) -> Value {
+        let l = self.next_line();
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
+    }
+
+    /// The next record of the given kind, skipping others.
+    pub fn next_kind(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.next_json();
+            if v["kind"] == kind {
+                return v;
+            }
+        }
+    }
+
+    fn collect_stderr(&mut self) {
+        while let Ok(l) = self.stderr.try_recv() {
+            self.stderr_lines.push(l);
+        }
+    }
+
+    /// Waits for podsig to exit on its own; returns its status and remaining stdout.
+    pub fn wait(mut self) -> (ExitStatus, Vec<String>, Vec<String>) {
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                self.collect_stderr();
+                panic!("podsig did not exit within {TIMEOUT:?}; stderr: {:?}", self.stderr_lines);
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let rest: Vec<String> = self.stdout.iter().collect();
+        let mut err = std::mem::take(&mut self.stderr_lines);
+        err.extend(self.stderr.iter());
+        (status, rest, err)
+    }
+
+    /// Stops reading stdout, like `podsig … | head -1` after its line: once the reader
+    /// thread sees the next line it ends and closes the pipe; later writes get EPIPE.
+    pub fn close_stdout(&mut self) {
+        self.stdout = mpsc::channel().1;
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for Podsig {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines<R: std::io::Read + Send + 'static>(r: R) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for l in BufReader::new(r).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs podsig to completion with no stdin; returns (status, stdout, stderr).
+pub fn podsig_output(args: &[&str]) -> (ExitStatus, String, String) {
+    let o = Command::new(podsig_bin()).args(args).stdin(Stdio::null()).output().expect("run podsig");
+    (o.status, String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+/// comm of this test process as the kernel names it (the ancestry must contain it).
+pub fn own_comm() -> String {
+    std::fs::read_to_string("/proc/self/comm").unwrap().trim().to_string()
+}
+
+/// Ancestry as (pid, comm) pairs.
+pub fn chain(event: &Value) -> Vec<(u64, String)> {
+    event["ancestry"]
+        .as_array()
+        .expect("ancestry array")
+        .iter()
+        .map(|a| (a["pid"].as_u64().unwrap(), a["comm"].as_str().unwrap().to_string()))
+        .collect()
+}

@@ -1,0 +1,215 @@
+//! Project tasks: `cargo xtask <task>`.
+//!
+//! Every task that builds first makes sure the eBPF build prerequisites are present,
+//! installing what is missing, one printed line per step, so a fresh machine needs nothing
+//! but this repository and cargo.
+
+use std::{
+    env,
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  run [-- ARGS…]   install prerequisites, build podsig (release), run it as root
+                   (no ARGS: `podsig demo`)
+  build            install prerequisites, build podsig (release)
+  install          build, then copy podsig to /usr/local/bin
+  test             install prerequisites, build, run every test (unit and end-to-end)
+  prereqs          install the eBPF build prerequisites only";
+
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("build") => prereqs().and_then(|()| build(true)),
+        Some("install") => install(),
+        Some("test") => test(),
+        Some("prereqs") => prereqs(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown task '{other}'\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").into()
+}
+
+fn cargo_home_bin() -> PathBuf {
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
+        .join("bin")
+}
+
+/// PATH with cargo's bin directory first, so a just-installed bpf-linker is found by the
+/// nightly build that aya-build starts.
+fn path_with_cargo_bin() -> OsString {
+    let mut paths = vec![cargo_home_bin()];
+    if let Some(p) = env::var_os("PATH") {
+        paths.extend(env::split_paths(&p));
+    }
+    env::join_paths(paths).expect("PATH entries are valid")
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Runs a command, echoing it; fails with its exit status.
+fn sh(cmd: &mut Command) -> Result<()> {
+    cmd.env("PATH", path_with_cargo_bin());
+    let shown = format!("{cmd:?}").replace('"', "");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn quiet_ok(cmd: &mut Command) -> bool {
+    cmd.env("PATH", path_with_cargo_bin())
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn as_root(program: &str) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg(program);
+        c
+    }
+}
+
+fn step(n: usize, what: &str, present: bool) {
+    let state = if present { "present, skipped" } else { "missing, installing" };
+    println!("xtask: [{n}/3] {what}: {state}");
+}
+
+/// nightly + rust-src (the eBPF crate is built with `-Z build-std=core`), Debian's LLVM 22,
+/// and bpf-linker built against it.
+fn prereqs() -> Result<()> {
+    let nightly = quiet_ok(Command::new("rustup").args(["run", "nightly", "rustc", "--version"]));
+    let rust_src = nightly
+        && Command::new("rustup")
+            .args(["component", "list", "--installed", "--toolchain", "nightly"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("rust-src")));
+    step(1, "nightly Rust toolchain with rust-src", rust_src);
+    if !rust_src {
+        sh(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))?;
+    }
+
+    let llvm = Path::new(LLVM_PREFIX).join("bin/llvm-config").exists()
+        && Path::new(LLVM_PREFIX).join("include/llvm-c/Core.h").exists();
+    step(2, "Debian's llvm-22-dev", llvm);
+    if !llvm {
+        sh(as_root("apt-get").args(["update", "-q"]))?;
+        sh(as_root("apt-get").args(["install", "-y", "-q", "llvm-22-dev"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+
+    let linker = quiet_ok(Command::new("bpf-linker").arg("--version"));
+    step(3, "bpf-linker (built against LLVM 22)", linker);
+    if !linker {
+        sh(Command::new("cargo")
+            .args(["install", "bpf-linker", "--locked", "--no-default-features", "--features", "llvm-22"])
+            .env("LLVM_PREFIX", LLVM_PREFIX))?;
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root_dir());
+    c
+}
+
+fn build(release: bool) -> Result<()> {
+    let mut c = cargo();
+    c.args(["build", "--package", "podsig"]);
+    if release {
+        c.arg("--release");
+    }
+    sh(&mut c)
+}
+
+fn binary(release: bool) -> PathBuf {
+    let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root_dir().join("target"));
+    target.join(if release { "release" } else { "debug" }).join("podsig")
+}
+
+fn run(args: &[String]) -> Result<()> {
+    prereqs()?;
+    build(true)?;
+    let args: Vec<String> = match args {
+        [] => vec!["demo".into()],
+        [sep, rest @ ..] if sep == "--" => {
+            if rest.is_empty() { vec!["demo".into()] } else { rest.to_vec() }
+        }
+        rest => rest.to_vec(),
+    };
+    let bin = binary(true);
+    println!("xtask: running {} {}", bin.display(), args.join(" "));
+    let status = as_root(&bin.to_string_lossy())
+        .args(&args)
+        .status()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    if !status.success() {
+        bail!("podsig exited with {status}");
+    }
+    Ok(())
+}
+
+fn install() -> Result<()> {
+    prereqs()?;
+    build(true)?;
+    let dest = "/usr/local/bin/podsig";
+    sh(as_root("install").args(["-m", "0755"]).arg(binary(true)).arg(dest))?;
+    println!("xtask: installed {dest}; try: sudo podsig watch --pid <PID>");
+    Ok(())
+}
+
+/// Every test: unit tests of each crate, and the end-to-end tests, which run the real binary
+/// against the real kernel (as root; under CI a missing privilege fails them).
+fn test() -> Result<()> {
+    prereqs()?;
+    build(false)?;
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--exclude", "podsig-ebpf", "--no-fail-fast"]).env("PODSIG_BIN", binary(false));
+    sh(&mut c)
+}
