@@ -112,8 +112,14 @@ pub struct Podsig {
 impl Podsig {
     /// Starts podsig and returns once it printed `podsig: attached`.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_env(args, &[])
+    }
+
+    /// Like `start`, with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(podsig_bin())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

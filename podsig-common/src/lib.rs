@@ -22,6 +22,11 @@ pub const EVENT_EXIT: u32 = 2;
 pub const FLAG_ANCESTRY_COMPLETE: u32 = 1 << 0;
 /// `info` was SEND_SIG_NOINFO / SEND_SIG_PRIV rather than a real siginfo.
 pub const FLAG_NO_SIGINFO: u32 = 1 << 1;
+/// Captured by the classic-tracepoint fallback (no kernel BTF): only the tracepoint's fields
+/// and the `current` helpers are known; userspace fills the rest from /proc.
+pub const FLAG_NO_BTF: u32 = 1 << 2;
+/// `ExitEvent::exit_code` is unknown (fallback mode).
+pub const EXIT_CODE_UNKNOWN: i32 = i32::MIN;
 
 /// Field offsets inside kernel structures, read by userspace from the running kernel's BTF
 /// (/sys/kernel/btf/vmlinux) and handed to the program as a read-only global at load time,
@@ -50,6 +55,23 @@ pub struct KernelOffsets {
     pub siginfo_errno: u32,
     pub siginfo_code: u32,
     pub _pad: u32,
+}
+
+/// Field offsets inside the classic tracepoint records, read from tracefs `format` files at
+/// load time (fallback mode, for kernels without BTF). `u32::MAX`: field absent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracepointFormat {
+    pub sg_sig: u32,
+    pub sg_errno: u32,
+    pub sg_code: u32,
+    pub sg_comm: u32,
+    pub sg_pid: u32,
+    pub sg_group: u32,
+    pub sg_result: u32,
+    pub exit_comm: u32,
+    pub exit_pid: u32,
+    pub exit_group_dead: u32,
 }
 
 /// Run-time switches set at load time.
@@ -116,9 +138,11 @@ pub struct ExitEvent {
     pub boot_ns: u64,
     pub tid: u32,
     /// Wait-status encoding: low 7 bits the terminating signal, bit 7 core dump, bits 8..16
-    /// the exit status.
+    /// the exit status. `EXIT_CODE_UNKNOWN` in fallback mode.
     pub exit_code: i32,
     pub comm: [u8; COMM_LEN],
+    pub flags: u32,
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
@@ -127,6 +151,7 @@ mod user {
     // SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, padding explicit.
     unsafe impl aya::Pod for KernelOffsets {}
     unsafe impl aya::Pod for FilterConfig {}
+    unsafe impl aya::Pod for TracepointFormat {}
     unsafe impl aya::Pod for SignalEvent {}
     unsafe impl aya::Pod for ExitEvent {}
 }
@@ -141,7 +166,8 @@ mod tests {
         assert_eq!(size_of::<Ancestor>(), 32);
         assert_eq!(size_of::<KernelOffsets>() % 8, 0);
         assert_eq!(size_of::<FilterConfig>(), 16);
-        assert_eq!(size_of::<ExitEvent>(), 40);
+        assert_eq!(size_of::<ExitEvent>(), 48);
+        assert_eq!(size_of::<TracepointFormat>(), 40);
         assert_eq!(align_of::<SignalEvent>(), 8);
         // Fields summed by hand: header 16, 4×i32 16, 4×u32 16, comm 16, 6×u32 24, comm 16,
         // 4×u32 16, then argv and ancestry: any hidden padding would show here.

@@ -19,13 +19,14 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, generated,
     },
-    macros::{map, raw_tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{HashMap, PerCpuArray, RingBuf},
-    programs::RawTracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use podsig_common::{
-    ARGV_LEN, COMM_LEN, EVENT_EXIT, EVENT_SIGNAL, ExitEvent, FLAG_ANCESTRY_COMPLETE,
-    FLAG_NO_SIGINFO, FilterConfig, KernelOffsets, MAX_ANCESTRY, SignalEvent,
+    ARGV_LEN, COMM_LEN, EVENT_EXIT, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent,
+    FLAG_ANCESTRY_COMPLETE, FLAG_NO_BTF, FLAG_NO_SIGINFO, FilterConfig, KernelOffsets,
+    MAX_ANCESTRY, SignalEvent, TracepointFormat,
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -67,9 +68,24 @@ static CONFIG: FilterConfig = FilterConfig {
     signal_mask: 0,
 };
 
-/// Watched processes (tgid → unused), kept current by userspace while running.
+#[unsafe(no_mangle)]
+static TP_FORMAT: TracepointFormat = TracepointFormat {
+    sg_sig: 0,
+    sg_errno: 0,
+    sg_code: 0,
+    sg_comm: 0,
+    sg_pid: 0,
+    sg_group: 0,
+    sg_result: 0,
+    exit_comm: 0,
+    exit_pid: 0,
+    exit_group_dead: 0,
+};
+
+/// Watched processes, kept current by userspace: tgid → tgid with BTF; in fallback mode,
+/// where only the target's tid is known, every tid of a watched process → its tgid.
 #[map]
-static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
+static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
 
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
@@ -334,8 +350,102 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         (*e).tid = read(task, off.task_pid).unwrap_or(0);
         (*e).exit_code = read(task, off.task_exit_code).unwrap_or(0);
         read_comm(&raw mut (*e).comm, task, &off);
+        (*e).flags = 0;
+        (*e)._pad = 0;
     }
     // Rare and final: wake the reader now so the report ends promptly.
+    entry.submit(BPF_RB_FORCE_WAKEUP as u64);
+    0
+}
+
+// Fallback for kernels without BTF: the classic tracepoints, whose record layouts come from
+// tracefs `format` files. The target is known only by tid and comm; the sender only through
+// the `current` helpers. Userspace completes the report from /proc.
+
+#[inline(always)]
+fn tp_format() -> TracepointFormat {
+    unsafe { ptr::read_volatile(&TP_FORMAT) }
+}
+
+#[tracepoint(category = "signal", name = "signal_generate")]
+pub fn signal_generate_tp(ctx: TracePointContext) -> i32 {
+    let f = tp_format();
+    let cfg = config();
+    let Ok(tid) = (unsafe { ctx.read_at::<i32>(f.sg_pid as usize) }) else {
+        return 0;
+    };
+    let tid = tid as u32;
+    let tgid = match unsafe { TARGETS.get(&tid) } {
+        Some(&tgid) => tgid,
+        None if cfg.watch_all != 0 => 0, // userspace resolves it
+        None => return 0,
+    };
+    let sig = unsafe { ctx.read_at::<i32>(f.sg_sig as usize) }.unwrap_or(0);
+    if !(1..=64).contains(&sig) || cfg.signal_mask & (1u64 << (sig - 1)) == 0 {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<SignalEvent>(0) else {
+        count_lost();
+        return 0;
+    };
+    let e: *mut SignalEvent = entry.as_mut_ptr();
+    unsafe {
+        ptr::write_bytes(e, 0, 1);
+        (*e).kind = EVENT_SIGNAL;
+        (*e).sig = sig;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).errno = ctx.read_at::<i32>(f.sg_errno as usize).unwrap_or(0);
+        (*e).code = ctx.read_at::<i32>(f.sg_code as usize).unwrap_or(0);
+        (*e).group = ctx.read_at::<i32>(f.sg_group as usize).unwrap_or(0);
+        (*e).result = ctx.read_at::<i32>(f.sg_result as usize).unwrap_or(0);
+        (*e).target_pid = tgid;
+        (*e).target_tid = tid;
+        (*e).target_comm = ctx.read_at::<[u8; COMM_LEN]>(f.sg_comm as usize).unwrap_or([0; COMM_LEN]);
+        let pid_tgid = bpf_get_current_pid_tgid();
+        (*e).sender_pid = (pid_tgid >> 32) as u32;
+        (*e).sender_tid = pid_tgid as u32;
+        (*e).sender_uid = bpf_get_current_uid_gid() as u32;
+        (*e).sender_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+        (*e).flags = FLAG_NO_BTF;
+    }
+    entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_process_exit_tp(ctx: TracePointContext) -> i32 {
+    let f = tp_format();
+    let Ok(tid) = (unsafe { ctx.read_at::<i32>(f.exit_pid as usize) }) else {
+        return 0;
+    };
+    let tid = tid as u32;
+    let Some(&tgid) = (unsafe { TARGETS.get(&tid) }) else {
+        return 0;
+    };
+    // group_dead (≥ 6.16) says the last thread left; older kernels: the leader's exit.
+    let last = if f.exit_group_dead != u32::MAX {
+        unsafe { ctx.read_at::<u8>(f.exit_group_dead as usize) }.unwrap_or(0) != 0
+    } else {
+        tid == tgid
+    };
+    if !last {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ExitEvent>(0) else {
+        count_lost();
+        return 0;
+    };
+    let e: *mut ExitEvent = entry.as_mut_ptr();
+    unsafe {
+        (*e).kind = EVENT_EXIT;
+        (*e).pid = tgid;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).tid = tid;
+        (*e).exit_code = EXIT_CODE_UNKNOWN;
+        (*e).comm = ctx.read_at::<[u8; COMM_LEN]>(f.exit_comm as usize).unwrap_or([0; COMM_LEN]);
+        (*e).flags = FLAG_NO_BTF;
+        (*e)._pad = 0;
+    }
     entry.submit(BPF_RB_FORCE_WAKEUP as u64);
     0
 }

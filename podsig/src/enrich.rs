@@ -1,12 +1,13 @@
 //! Adds to raw records what the kernel side does not capture: wall-clock time, and facts
-//! only /proc has (the sender's executable) while the process is still there.
+//! only /proc has (the sender's executable) while the process is still there. For events
+//! from the no-BTF fallback, /proc is also where the sender's parent, argv and ancestry come
+//! from — if the sender still lives.
 
-use std::{
-    fs,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::event::Record;
+use procfs::process::Process;
+
+use crate::event::{Ancestor, AncestrySource, Record, SignalRecord};
 
 pub struct Enricher {
     /// CLOCK_REALTIME − CLOCK_BOOTTIME, so kernel boot-clock stamps become wall time.
@@ -27,33 +28,65 @@ fn clock_ns(clock: libc::clockid_t) -> i128 {
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
+fn process(pid: u32) -> Option<Process> {
+    Process::new(i32::try_from(pid).ok()?).ok()
+}
+
+/// Field 22 of /proc/PID/stat: start time in clock ticks since boot.
+pub fn proc_start_ticks(pid: u32) -> Option<u64> {
+    Some(process(pid)?.stat().ok()?.starttime)
+}
+
+/// Field 3 of /proc/PID/stat: the state letter ('Z' zombie, 'X' dead, …).
+pub fn proc_state(pid: u32) -> Option<char> {
+    Some(process(pid)?.stat().ok()?.state)
+}
+
+/// Pid as seen in the process's own (innermost) pid namespace.
+fn ns_pid(p: &Process) -> Option<u32> {
+    p.status().ok()?.nspid?.last().map(|&n| n as u32)
+}
+
 impl Enricher {
     pub fn new() -> Self {
         let wall_minus_boot_ns = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME);
-        // SAFETY: sysconf has no preconditions.
-        let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        Self { wall_minus_boot_ns, clk_tck: if tck > 0 { tck as u64 } else { 100 } }
+        Self { wall_minus_boot_ns, clk_tck: procfs::ticks_per_second().max(1) }
     }
 
     /// RFC 3339 UTC with nanoseconds for a boot-clock timestamp.
     pub fn wall_time(&self, boot_ns: u64) -> String {
-        let ns = (boot_ns as i128 + self.wall_minus_boot_ns).max(0) as u128;
-        let t = UNIX_EPOCH + Duration::from_nanos(ns as u64);
-        humantime::format_rfc3339_nanos(t).to_string()
+        let ns = (boot_ns as i128 + self.wall_minus_boot_ns).max(0) as u64;
+        humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
     }
 
     pub fn now(&self) -> String {
         humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
     }
 
+    fn ticks_to_ns(&self, ticks: u64) -> u64 {
+        (ticks as u128 * 1_000_000_000 / self.clk_tck as u128) as u64
+    }
+
     pub fn enrich(&self, record: &mut Record) {
         match record {
             Record::Signal(s) => {
                 s.time = self.wall_time(s.boot_ns);
+                if s.ancestry_source == AncestrySource::Proc {
+                    self.complete_from_proc(s);
+                }
                 let start = s.ancestry.last().filter(|a| a.pid == s.sender.pid).map(|a| a.start_ns);
                 s.sender.exe = self.exe_if_same_process(s.sender.pid, start);
             }
-            Record::Exit(e) => e.time = self.wall_time(e.boot_ns),
+            Record::Exit(e) => {
+                e.time = self.wall_time(e.boot_ns);
+                if e.status.is_none() && e.signal.is_none() {
+                    // Fallback mode: a zombie still shows its exit code in /proc.
+                    if let Some(code) = process(e.pid).and_then(|p| p.stat().ok()?.exit_code) {
+                        let (status, signal, core) = crate::event::ExitRecord::decode(code);
+                        (e.status, e.signal, e.core_dumped) = (status, signal, core);
+                    }
+                }
+            }
             Record::Lost(l) => l.time = self.now(),
         }
     }
@@ -61,29 +94,55 @@ impl Enricher {
     /// The sender's executable, but only if `pid` still names the process that sent the
     /// signal: a short-lived sender's pid can already belong to someone else.
     fn exe_if_same_process(&self, pid: u32, start_ns: Option<u64>) -> Option<String> {
+        let p = process(pid)?;
         if let Some(start_ns) = start_ns {
-            let ticks = proc_start_ticks(pid)?;
+            let ticks = p.stat().ok()?.starttime;
             let expect = start_ns as u128 * self.clk_tck as u128 / 1_000_000_000;
             if (ticks as u128).abs_diff(expect) > 1 {
                 return None;
             }
         }
-        fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.to_string_lossy().into_owned())
+        p.exe().ok().map(|p| p.to_string_lossy().into_owned())
     }
-}
 
-/// Field 22 of /proc/PID/stat: start time in clock ticks since boot. The comm field (2) may
-/// hold spaces and parentheses, so fields are counted from the last ')'.
-pub fn proc_start_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Field 3 of /proc/PID/stat: the state letter ('Z' zombie, 'X' dead, …).
-pub fn proc_state(pid: u32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].split_whitespace().next()?.chars().next()
+    /// Fills what the no-BTF fallback could not capture in kernel, while the processes are
+    /// still there. A sender gone already stays bare, with `ancestry_complete: false`.
+    fn complete_from_proc(&self, s: &mut SignalRecord) {
+        if s.target.pid == 0
+            && let Some(t) = process(s.target.tid).and_then(|p| p.status().ok())
+        {
+            s.target.pid = t.tgid as u32;
+        }
+        if let Some(p) = process(s.target.tid) {
+            s.target.ns_pid = process(s.target.pid).as_ref().and_then(ns_pid).unwrap_or(0);
+            s.target.tid = p.pid as u32;
+        }
+        let Some(sender) = process(s.sender.pid) else { return };
+        s.sender.ns_pid = ns_pid(&sender).unwrap_or(0);
+        s.sender.argv = sender.cmdline().unwrap_or_default();
+        let mut chain = Vec::new();
+        let mut pid = s.sender.pid;
+        let mut complete = false;
+        for _ in 0..podsig_common::MAX_ANCESTRY {
+            let Some(stat) = process(pid).and_then(|p| p.stat().ok()) else { break };
+            chain.push(Ancestor {
+                pid,
+                comm: stat.comm.clone(),
+                start_ns: self.ticks_to_ns(stat.starttime),
+            });
+            if stat.ppid <= 0 {
+                // pid 1 and kthreadd are children of the idle task, which /proc does not list.
+                chain.push(Ancestor { pid: 0, comm: "swapper/0".into(), start_ns: 0 });
+                complete = true;
+                break;
+            }
+            pid = stat.ppid as u32;
+        }
+        s.sender.ppid = chain.get(1).map_or(0, |a| a.pid);
+        chain.reverse();
+        s.ancestry = chain;
+        s.ancestry_complete = complete;
+    }
 }
 
 #[cfg(test)]
@@ -96,7 +155,7 @@ mod tests {
         assert!(proc_start_ticks(me).is_some());
         // The main thread waits on the test threads: running or sleeping, never a zombie.
         assert!(matches!(proc_state(me), Some('R' | 'S')));
-        assert!(proc_state(u32::MAX).is_none());
+        assert!(proc_state(i32::MAX as u32).is_none());
     }
 
     #[test]

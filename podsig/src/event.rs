@@ -77,6 +77,16 @@ pub struct SignalRecord {
     /// Root (pid 0) first, the sender last.
     pub ancestry: Vec<Ancestor>,
     pub ancestry_complete: bool,
+    /// Where sender details came from: captured in the kernel at signal time, or read from
+    /// /proc afterwards (kernels without BTF), which misses senders that already exited.
+    pub ancestry_source: AncestrySource,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AncestrySource {
+    Kernel,
+    Proc,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 
-use crate::event::{ExitRecord, Record, SignalRecord};
+use crate::event::{AncestrySource, ExitRecord, Record, SignalRecord};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -91,6 +91,9 @@ fn signal_text(s: &SignalRecord) -> String {
     if !s.ancestry_complete {
         t += " ancestry=incomplete";
     }
+    if s.ancestry_source == AncestrySource::Proc {
+        t += " ancestry_source=proc";
+    }
     if !s.sender.argv.is_empty() {
         let argv: Vec<String> = s.sender.argv.iter().map(|a| clean(a)).collect();
         t += &format!(" argv: {}", argv.join(" "));
@@ -144,6 +147,7 @@ mod tests {
                 a(23549, "pkill", 2_008_505_202_486_630),
             ],
             ancestry_complete: true,
+            ancestry_source: AncestrySource::Kernel,
         }
     }
 

@@ -2,6 +2,7 @@
 //! kernel's struct offsets and the targets, and decodes its ring buffer into records.
 
 pub mod offsets;
+pub mod tracefs;
 
 use std::{
     io,
@@ -15,19 +16,19 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::RawTracePoint,
+    programs::{RawTracePoint, TracePoint},
 };
 use podsig_common::{
-    EVENT_EXIT, EVENT_SIGNAL, ExitEvent, FLAG_ANCESTRY_COMPLETE, FilterConfig, MAX_ANCESTRY,
-    SignalEvent,
+    EVENT_EXIT, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE, FLAG_NO_BTF,
+    FilterConfig, KernelOffsets, MAX_ANCESTRY, SignalEvent, TracepointFormat,
 };
 use tokio::io::unix::AsyncFd;
 
 use super::{Backend, WatchSpec};
 use crate::{
     event::{
-        Ancestor, Code, ExitRecord, LostRecord, Record, Sender, SignalId, SignalRecord, Target,
-        cstr, split_argv,
+        Ancestor, AncestrySource, Code, ExitRecord, LostRecord, Record, Sender, SignalId,
+        SignalRecord, Target, cstr, split_argv,
     },
     signals,
 };
@@ -44,11 +45,32 @@ pub struct EbpfBackend {
     // Field order is drop order: the maps go before the programs and links they feed.
     ring: AsyncFd<RawFdWrapper>,
     ring_buf: RingBuf<MapData>,
-    targets: HashMap<MapData, u32, u8>,
+    targets: HashMap<MapData, u32, u32>,
+    /// Fallback mode keys the filter by tid: the tids added for each watched process.
+    tids: std::collections::HashMap<u32, Vec<u32>>,
     lost: PerCpuArray<MapData, u64>,
     lost_seen: u64,
     tick: tokio::time::Interval,
+    mode: Mode,
     _ebpf: Ebpf,
+}
+
+/// How the kernel side reads what it reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Raw tracepoints, `task_struct` read at offsets from the kernel's BTF: everything is
+    /// captured in kernel, ancestry included.
+    Btf,
+    /// Classic tracepoints with layouts from tracefs, for kernels without BTF: the sender's
+    /// ancestry and argv come from /proc, so a sender that already exited is reported bare.
+    Tracepoint,
+}
+
+/// `PODSIG_FORCE_FALLBACK=btf` takes the no-BTF path on any kernel (tests, comparisons).
+pub const FORCE_FALLBACK_ENV: &str = "PODSIG_FORCE_FALLBACK";
+
+fn forced(what: &str) -> bool {
+    std::env::var(FORCE_FALLBACK_ENV).is_ok_and(|v| v.split(',').any(|f| f.trim() == what))
 }
 
 /// `AsyncFd` wants to own its fd source; the ring buffer stays with us for reading.
@@ -59,22 +81,44 @@ impl AsRawFd for RawFdWrapper {
     }
 }
 
-impl EbpfBackend {
-    pub fn attach(spec: &WatchSpec) -> Result<Self> {
-        let t0 = std::time::Instant::now();
-        raise_memlock();
-        ensure_tracefs();
-        let btf = offsets::KernelBtf::open(Path::new(offsets::VMLINUX_BTF)).context(
-            "the eBPF backend needs kernel BTF (CONFIG_DEBUG_INFO_BTF=y); use a kernel built with it",
-        )?;
-        let offs = btf.kernel_offsets()?;
-        tracing::debug!("kernel offsets from BTF in {:?}: {offs:?}", t0.elapsed());
+enum Layout {
+    Btf(KernelOffsets),
+    Tracepoint(TracepointFormat),
+}
+
+fn layout() -> Result<Layout> {
+    let btf_path = Path::new(offsets::VMLINUX_BTF);
+    if forced("btf") {
+        tracing::info!("{FORCE_FALLBACK_ENV}: not using kernel BTF");
+    } else if btf_path.exists() {
+        let btf = offsets::KernelBtf::open(btf_path)?;
         for (tp, want) in [("signal_generate", 5), ("sched_process_exit", 1)] {
             let got = btf.raw_tracepoint_args(tp)?;
             if got < want {
                 bail!("tracepoint {tp} has {got} arguments on this kernel, podsig needs {want}");
             }
         }
+        return Ok(Layout::Btf(btf.kernel_offsets()?));
+    } else {
+        tracing::warn!(
+            "this kernel has no BTF ({}): sender ancestry and argv will be read from /proc, \
+             and are missing for senders that exit at once",
+            offsets::VMLINUX_BTF
+        );
+    }
+    Ok(Layout::Tracepoint(tracefs::tracepoint_format()?))
+}
+
+impl EbpfBackend {
+    pub fn attach(spec: &WatchSpec) -> Result<Self> {
+        let t0 = std::time::Instant::now();
+        raise_memlock();
+        // Needed by the fallback (formats, tracepoint ids); raw tracepoints work without it.
+        if let Err(e) = tracefs::ensure_mounted() {
+            tracing::warn!("{e:#}");
+        }
+        let layout = layout()?;
+        tracing::debug!("kernel layout read in {:?}", t0.elapsed());
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
         let config = FilterConfig {
             watch_all: spec.all as u32,
@@ -82,33 +126,26 @@ impl EbpfBackend {
             wakeup_bytes: ring_bytes / 4,
             signal_mask: signals::mask(&spec.signals),
         };
-        let mut ebpf = EbpfLoader::new()
-            // No CO-RE relocations in the program: skip aya's own parse of vmlinux BTF.
-            .btf(None)
-            .override_global("OFFSETS", &offs, true)
-            .override_global("CONFIG", &config, true)
-            .map_max_entries("EVENTS", ring_bytes)
+        let mut loader = EbpfLoader::new();
+        // No CO-RE relocations in the program: skip aya's own parse of vmlinux BTF.
+        loader.btf(None).override_global("CONFIG", &config, true).map_max_entries("EVENTS", ring_bytes);
+        let (mode, programs): (Mode, [&str; 2]) = match &layout {
+            Layout::Btf(offs) => {
+                loader.override_global("OFFSETS", offs, true);
+                (Mode::Btf, ["signal_generate", "sched_process_exit"])
+            }
+            Layout::Tracepoint(fmt) => {
+                loader.override_global("TP_FORMAT", fmt, true);
+                (Mode::Tracepoint, ["signal_generate_tp", "sched_process_exit_tp"])
+            }
+        };
+        let mut ebpf = loader
             .load(PROGRAM)
             .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
-
         tracing::debug!("program loaded at {:?}", t0.elapsed());
-        let mut targets: HashMap<MapData, u32, u8> =
+
+        let targets: HashMap<MapData, u32, u32> =
             HashMap::try_from(ebpf.take_map("TARGETS").context("map TARGETS missing")?)?;
-        for &pid in &spec.pids {
-            targets.insert(pid, 1, 0).with_context(|| format!("adding pid {pid} to the filter"))?;
-        }
-        for (prog, tp) in
-            [("signal_generate", "signal_generate"), ("sched_process_exit", "sched_process_exit")]
-        {
-            let p: &mut RawTracePoint = ebpf
-                .program_mut(prog)
-                .with_context(|| format!("program {prog} missing"))?
-                .try_into()?;
-            p.load().map_err(|e| {
-                privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}")))
-            })?;
-            p.attach(tp).with_context(|| format!("attaching to raw tracepoint {tp}"))?;
-        }
         let ring_buf = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("map LOST missing")?)?;
         #[allow(deprecated)] // AsyncFd::register is not in every tokio 1.x we may resolve to.
@@ -116,7 +153,72 @@ impl EbpfBackend {
             .context("registering the ring buffer with the event loop")?;
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ok(Self { ring, ring_buf, targets, lost, lost_seen: 0, tick, _ebpf: ebpf })
+        let mut me = Self {
+            ring,
+            ring_buf,
+            targets,
+            tids: Default::default(),
+            lost,
+            lost_seen: 0,
+            tick,
+            mode,
+            _ebpf: ebpf,
+        };
+        // Filter first, then attach: nothing is reported before the targets are in place.
+        for &pid in &spec.pids {
+            me.watch(pid)?;
+        }
+        for prog in programs {
+            let p = me._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?;
+            let verify = |e: aya::programs::ProgramError| {
+                privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}")))
+            };
+            match mode {
+                Mode::Btf => {
+                    let p: &mut RawTracePoint = p.try_into()?;
+                    p.load().map_err(verify)?;
+                    p.attach(prog).with_context(|| format!("attaching to raw tracepoint {prog}"))?;
+                }
+                Mode::Tracepoint => {
+                    let p: &mut TracePoint = p.try_into()?;
+                    p.load().map_err(verify)?;
+                    let (category, name) = match prog {
+                        "signal_generate_tp" => ("signal", "signal_generate"),
+                        _ => ("sched", "sched_process_exit"),
+                    };
+                    p.attach(category, name)
+                        .with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
+                }
+            }
+        }
+        tracing::debug!("attached at {:?} ({mode:?} mode)", t0.elapsed());
+        Ok(me)
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn watch(&mut self, pid: u32) -> Result<()> {
+        let ctx = || format!("adding pid {pid} to the filter");
+        match self.mode {
+            Mode::Btf => self.targets.insert(pid, pid, 0).with_context(ctx)?,
+            Mode::Tracepoint => {
+                let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .map(|d| {
+                        d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+                    })
+                    .unwrap_or_default();
+                if !tids.contains(&pid) {
+                    tids.push(pid);
+                }
+                for &tid in &tids {
+                    self.targets.insert(tid, pid, 0).with_context(ctx)?;
+                }
+                self.tids.insert(pid, tids);
+            }
+        }
+        Ok(())
     }
 
     fn lost_total(&self) -> u64 {
@@ -158,10 +260,16 @@ impl Backend for EbpfBackend {
     }
 
     fn unwatch(&mut self, pid: u32) -> Result<()> {
-        match self.targets.remove(&pid) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing pid {pid} from the filter")),
+        let keys = self.tids.remove(&pid).unwrap_or_else(|| vec![pid]);
+        for key in keys {
+            match self.targets.remove(&key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing pid {pid} from the filter"));
+                }
+            }
         }
+        Ok(())
     }
 }
 
@@ -176,7 +284,11 @@ fn decode(bytes: &[u8]) -> Option<Record> {
         EVENT_SIGNAL => Some(Record::Signal(signal_record(&read_pod::<SignalEvent>(bytes)?))),
         EVENT_EXIT => {
             let e = read_pod::<ExitEvent>(bytes)?;
-            let (status, signal, core_dumped) = ExitRecord::decode(e.exit_code);
+            let (status, signal, core_dumped) = if e.exit_code == EXIT_CODE_UNKNOWN {
+                (None, None, false)
+            } else {
+                ExitRecord::decode(e.exit_code)
+            };
             Some(Record::Exit(ExitRecord {
                 time: String::new(),
                 boot_ns: e.boot_ns,
@@ -232,6 +344,11 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
         },
         ancestry,
         ancestry_complete: e.flags & FLAG_ANCESTRY_COMPLETE != 0,
+        ancestry_source: if e.flags & FLAG_NO_BTF != 0 {
+            AncestrySource::Proc
+        } else {
+            AncestrySource::Kernel
+        },
     }
 }
 
@@ -251,25 +368,6 @@ fn raise_memlock() {
             "could not raise RLIMIT_MEMLOCK ({}); fine on kernels >= 5.11",
             io::Error::last_os_error()
         );
-    }
-}
-
-pub const TRACEFS: &str = "/sys/kernel/tracing";
-
-/// Mounts tracefs where tools expect it, as bpftrace does: tracepoint formats and ids live
-/// there, and a fresh host may not have it mounted.
-pub fn ensure_tracefs() {
-    if Path::new(TRACEFS).join("events").exists() {
-        return;
-    }
-    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
-    let (src, dst, fs) = (c("tracefs"), c(TRACEFS), c("tracefs"));
-    // SAFETY: valid C strings; no data argument.
-    let rc = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
-    if rc == 0 {
-        tracing::debug!("mounted tracefs at {TRACEFS}");
-    } else {
-        tracing::debug!("could not mount tracefs at {TRACEFS}: {}", io::Error::last_os_error());
     }
 }
 

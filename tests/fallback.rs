@@ -1,0 +1,79 @@
+//! The no-BTF fallback (classic tracepoints + /proc), forced on this kernel with
+//! PODSIG_FORCE_FALLBACK=btf, and tracefs mounting on a host that has none mounted.
+
+use std::process::{Command, Stdio};
+
+use podsig_e2e::*;
+
+fn tracefs_mounted() -> bool {
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/kernel/tracing"))
+}
+
+#[test]
+fn no_btf_fallback_reports_live_sender_from_proc_and_mounts_tracefs() {
+    if !privileged() {
+        return;
+    }
+    // A fresh machine has no tracefs mounted; the fallback needs it for formats and ids.
+    if tracefs_mounted() {
+        let _ = Command::new("umount").arg("/sys/kernel/tracing").status();
+    }
+    let target = Target::sleep();
+    let t = target.pid();
+    let mut w = Podsig::start_env(
+        &["watch", "--pid", &t.to_string(), "-o", "json"],
+        &[("PODSIG_FORCE_FALLBACK", "btf")],
+    );
+    assert!(tracefs_mounted(), "podsig must mount tracefs when it is missing");
+    // The sender stays alive a moment (sh waits for its sleep), so /proc still has it.
+    let mut sender = Command::new("sh")
+        .args(["-c", "kill -TERM $T; sleep 2"])
+        .env("T", t.to_string())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ev = w.next_kind("signal");
+    assert_eq!(ev["signal"]["name"], "SIGTERM");
+    assert_eq!(ev["ancestry_source"], "proc");
+    assert_eq!(ev["target"]["pid"], t);
+    assert_eq!(ev["target"]["comm"], "sleep");
+    assert_eq!(ev["sender"]["pid"], sender.id());
+    assert_eq!(ev["sender"]["comm"], "sh");
+    assert_eq!(ev["sender"]["ppid"], std::process::id());
+    assert_eq!(ev["sender"]["argv"], serde_json::json!(["sh", "-c", "kill -TERM $T; sleep 2"]));
+    assert_eq!(ev["ancestry_complete"], true);
+    let c = chain(&ev);
+    assert_eq!(c[0], (0, "swapper/0".to_string()));
+    assert_eq!(c[c.len() - 1], (sender.id() as u64, "sh".to_string()));
+    assert_eq!(c[c.len() - 2], (std::process::id() as u64, own_comm()));
+    let exit = w.next_kind("exit");
+    assert_eq!(exit["pid"], t);
+    // Read from the zombie's /proc entry (we have not reaped it): SIGTERM ended it.
+    assert_eq!(exit["signal"]["name"], "SIGTERM", "{exit}");
+    assert!(w.wait().0.success());
+    sender.wait().unwrap();
+}
+
+#[test]
+fn no_btf_fallback_marks_a_vanished_sender_incomplete() {
+    if !privileged() {
+        return;
+    }
+    let target = Target::sleep();
+    let t = target.pid();
+    let mut w = Podsig::start_env(
+        &["watch", "--pid", &t.to_string(), "-o", "json"],
+        &[("PODSIG_FORCE_FALLBACK", "btf")],
+    );
+    let sender = send("sh", "kill -KILL $T", t);
+    let ev = w.next_kind("signal");
+    assert_eq!(ev["sender"]["pid"], sender);
+    assert_eq!(ev["sender"]["comm"], "sh");
+    // Gone before userspace looked: nothing is invented.
+    assert_eq!(ev["ancestry_complete"], false);
+    assert_eq!(ev["ancestry_source"], "proc");
+    assert!(w.wait().0.success());
+}
