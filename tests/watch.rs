@@ -289,3 +289,99 @@ fn demo_shows_the_whole_path() {
     assert!(err.contains("podsig: attached"), "{err}");
     assert!(err.contains("podsig watch --pid"), "ends with the line to use: {err}");
 }
+
+#[test]
+fn signal_to_a_thread_of_a_watched_process_matches() {
+    if !privileged() {
+        return;
+    }
+    // A two-thread process; the second thread's id is printed on stdout.
+    let mut target = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import threading,time\n\
+             t=threading.Thread(target=time.sleep,args=(300,),daemon=True); t.start()\n\
+             print(t.native_id, flush=True); time.sleep(300)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let tgid = target.id();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(target.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let tid: i32 = line.trim().parse().unwrap();
+    let mut w = Podsig::start(&["watch", "--pid", &tgid.to_string(), "-o", "json"]);
+    // tgkill(2) from this test process: a thread-directed signal, not a process one.
+    // SAFETY: plain syscall with integer arguments.
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, tgid as i32, tid, libc::SIGUSR2) };
+    assert_eq!(rc, 0);
+    let ev = w.next_kind("signal");
+    assert_eq!(ev["target"]["pid"], tgid);
+    assert_eq!(ev["target"]["tid"], tid);
+    assert_eq!(ev["group"], false);
+    assert_eq!(ev["code"]["name"], "SI_TKILL");
+    assert_eq!(ev["sender"]["pid"], std::process::id());
+    assert_eq!(w.next_kind("exit")["signal"]["name"], "SIGUSR2");
+    assert!(w.wait().0.success());
+    target.wait().unwrap();
+}
+
+#[test]
+fn drops_are_counted_exactly_never_silent() {
+    if !privileged() {
+        return;
+    }
+    let target = Target::script(r#"trap "" USR1; exec sleep 300"#);
+    let t = target.pid();
+    // One page of ring buffer holds two events; stop the reader so the rest must drop.
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json", "--ring-size", "4096"]);
+    w.signal(libc::SIGSTOP);
+    let sent = 300;
+    send("sh", &format!("i=0; while [ $i -lt {sent} ]; do kill -USR1 $T; i=$((i+1)); done"), t);
+    w.signal(libc::SIGCONT);
+    let (mut received, mut lost) = (0u64, 0u64);
+    while received + lost < sent {
+        let r = w.next_json();
+        match r["kind"].as_str().unwrap() {
+            "signal" => received += 1,
+            "lost" => lost += r["count"].as_u64().unwrap(),
+            other => panic!("unexpected record {other}"),
+        }
+    }
+    assert_eq!(received + lost, sent, "received {received} + lost {lost}");
+    assert!(lost > 0, "a stopped reader and a one-page buffer must drop");
+    w.signal(libc::SIGINT);
+    let (st, rest, err) = w.wait();
+    assert!(st.success());
+    assert!(rest.is_empty(), "no more records than signals sent: {rest:?}");
+    assert!(err.iter().any(|l| l.contains(&format!("lost {lost} events"))), "{err:?}");
+}
+
+#[test]
+fn hostile_names_stay_valid_json_and_one_text_block() {
+    if !privileged() {
+        return;
+    }
+    let target = Target::sleep();
+    let t = target.pid();
+    let mut json = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
+    let mut text = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "text"]);
+    // The sender renames itself with bytes that are neither printable nor UTF-8.
+    let script = "import ctypes,os,sys\n\
+                  ctypes.CDLL(None).prctl(15, b'ev\"il\\n\\xff', 0, 0, 0)\n\
+                  os.kill(int(sys.argv[1]), 15)";
+    let st = std::process::Command::new("python3")
+        .args(["-c", script, &t.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ev = json.next_kind("signal");
+    assert_eq!(ev["sender"]["comm"], "ev\"il\n\u{fffd}");
+    let first = text.next_line();
+    assert!(first.starts_with("ev\"il\\n\u{fffd}("), "{first}");
+    assert!(first.ends_with(&format!("send SIGTERM to sleep({t})")), "{first}");
+}

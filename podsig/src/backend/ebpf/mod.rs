@@ -117,6 +117,9 @@ impl EbpfBackend {
         if let Err(e) = tracefs::ensure_mounted() {
             tracing::warn!("{e:#}");
         }
+        // aya's loader parses vmlinux BTF on construction (~20 ms) though this program needs no
+        // CO-RE; do it on the other core while we read our own offsets.
+        let loader = std::thread::spawn(EbpfLoader::new);
         let layout = layout()?;
         tracing::debug!("kernel layout read in {:?}", t0.elapsed());
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
@@ -126,8 +129,8 @@ impl EbpfBackend {
             wakeup_bytes: ring_bytes / 4,
             signal_mask: signals::mask(&spec.signals),
         };
-        let mut loader = EbpfLoader::new();
-        // No CO-RE relocations in the program: skip aya's own parse of vmlinux BTF.
+        let mut loader = loader.join().map_err(|_| anyhow!("the eBPF loader thread panicked"))?;
+        // No CO-RE relocations in the program: aya needs no kernel BTF to load it.
         loader.btf(None).override_global("CONFIG", &config, true).map_max_entries("EVENTS", ring_bytes);
         let (mode, programs): (Mode, [&str; 2]) = match &layout {
             Layout::Btf(offs) => {
@@ -177,6 +180,7 @@ impl EbpfBackend {
                 Mode::Btf => {
                     let p: &mut RawTracePoint = p.try_into()?;
                     p.load().map_err(verify)?;
+                    tracing::debug!("{prog} verified at {:?}", t0.elapsed());
                     p.attach(prog).with_context(|| format!("attaching to raw tracepoint {prog}"))?;
                 }
                 Mode::Tracepoint => {
