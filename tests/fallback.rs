@@ -68,7 +68,10 @@ fn no_btf_fallback_marks_a_vanished_sender_incomplete() {
         &["watch", "--pid", &t.to_string(), "-o", "json"],
         &[("PODSIG_FORCE_FALLBACK", "btf")],
     );
+    // Hold podsig until the sender has exited and been reaped, so /proc has nothing left.
+    w.signal(libc::SIGSTOP);
     let sender = send("sh", "kill -KILL $T", t);
+    w.signal(libc::SIGCONT);
     let ev = w.next_kind("signal");
     assert_eq!(ev["sender"]["pid"], sender);
     assert_eq!(ev["sender"]["comm"], "sh");
