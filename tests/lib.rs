@@ -64,6 +64,17 @@ impl Target {
         t
     }
 
+    /// A shell that waits until `go()` is called, then runs `script`: lets a test attach
+    /// podsig before the target does what is being watched.
+    pub fn gated(script: &str) -> (Self, Gate) {
+        let gate = Gate::new();
+        let t = Self::script(&format!(
+            "while [ ! -e {} ]; do sleep 0.02; done; {script}",
+            gate.0.display()
+        ));
+        (t, gate)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -84,6 +95,29 @@ impl Drop for Target {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A file whose appearance releases a gated target.
+pub struct Gate(pub PathBuf);
+
+impl Gate {
+    fn new() -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("podsig-e2e-gate-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        Self(p)
+    }
+
+    pub fn go(&self) {
+        std::fs::write(&self.0, "").expect("open the gate");
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -170,6 +204,16 @@ impl Podsig {
         loop {
             let v = self.next_json();
             if v["kind"] == kind {
+                return v;
+            }
+        }
+    }
+
+    /// The next signal record for this signal name (SIGCHLD and others are skipped).
+    pub fn next_signal(&mut self, name: &str) -> Value {
+        loop {
+            let v = self.next_kind("signal");
+            if v["signal"]["name"] == name {
                 return v;
             }
         }

@@ -126,9 +126,18 @@ fn text_output_reads_like_the_systemtap_recipe() {
     assert!(anc.ends_with(&format!("=>{}(", "sh")) || anc.contains("=>sh("), "{anc}");
     let detail = w.next_line();
     assert!(detail.starts_with("  20"), "{detail}");
-    assert!(detail.contains(" result=delivered code=SI_USER"), "{detail}");
-    assert!(detail.ends_with(&format!("argv: sh -c kill -KILL {t}")) || detail.ends_with("argv: sh -c kill -KILL $T"), "{detail}");
-    assert_eq!(w.next_line(), format!("sleep({t}) killed by SIGKILL"));
+    assert!(
+        detail.contains(" result=delivered code=SI_USER syscall=kill cause: process argv: "),
+        "{detail}"
+    );
+    assert!(detail.ends_with("argv: sh -c kill -KILL $T"), "{detail}");
+    assert!(w.next_line().starts_with("  why: kill(2) from sh("));
+    // Any warnings about this machine's own ancestry, then the exit.
+    let mut l = w.next_line();
+    while l.starts_with("  warning: ") {
+        l = w.next_line();
+    }
+    assert_eq!(l, format!("sleep({t}) killed by SIGKILL"));
     assert!(w.wait().0.success());
 }
 

@@ -16,6 +16,7 @@ pub const MAX_ANCESTRY: usize = 40;
 /// Event record tags: the first `u32` of every ring-buffer record.
 pub const EVENT_SIGNAL: u32 = 1;
 pub const EVENT_EXIT: u32 = 2;
+pub const EVENT_OOM: u32 = 3;
 
 /// `SignalEvent::flags` bits.
 /// The walk reached pid 0 (the idle task) within `MAX_ANCESTRY` levels.
@@ -25,6 +26,10 @@ pub const FLAG_NO_SIGINFO: u32 = 1 << 1;
 /// Captured by the classic-tracepoint fallback (no kernel BTF): only the tracepoint's fields
 /// and the `current` helpers are known; userspace fills the rest from /proc.
 pub const FLAG_NO_BTF: u32 = 1 << 2;
+/// The sender is a kernel thread (no user memory, no user-space syscall).
+pub const FLAG_KTHREAD: u32 = 1 << 3;
+/// `SignalEvent::syscall_nr` when it could not be read (no `bpf_task_pt_regs`, fallback mode).
+pub const SYSCALL_UNKNOWN: i32 = i32::MIN;
 /// `ExitEvent::exit_code` is unknown (fallback mode).
 pub const EXIT_CODE_UNKNOWN: i32 = i32::MIN;
 
@@ -54,7 +59,13 @@ pub struct KernelOffsets {
     pub signal_live: u32,
     pub siginfo_errno: u32,
     pub siginfo_code: u32,
-    pub _pad: u32,
+    /// `pt_regs` field holding the syscall number of a task inside a syscall (`orig_ax` on
+    /// x86-64, `syscallno` on arm64), and its size in bytes (8 or 4); 0: not available.
+    pub regs_syscall: u32,
+    pub regs_syscall_size: u32,
+    /// `task_struct::flags` (PF_KTHREAD tells a kernel thread from an exiting process whose
+    /// mm is already gone).
+    pub task_flags: u32,
 }
 
 /// Field offsets inside the classic tracepoint records, read from tracefs `format` files at
@@ -72,6 +83,39 @@ pub struct TracepointFormat {
     pub exit_comm: u32,
     pub exit_pid: u32,
     pub exit_group_dead: u32,
+    pub _pad: u32,
+}
+
+/// Field offsets of the `oom:mark_victim` record (classic tracepoint in both modes: it fires
+/// once per OOM kill, so its cost does not matter). `u32::MAX`: field absent on this kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomFormat {
+    pub pid: u32,
+    pub total_vm: u32,
+    pub anon_rss: u32,
+    pub file_rss: u32,
+    pub shmem_rss: u32,
+    pub pgtables: u32,
+    pub oom_score_adj: u32,
+    pub _pad: u32,
+}
+
+/// The OOM killer chose `pid` as its victim (sizes in kB, as the tracepoint reports them;
+/// `u64::MAX` when the kernel does not report a figure).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OomEvent {
+    pub kind: u32,
+    pub pid: u32,
+    pub boot_ns: u64,
+    pub total_vm_kb: u64,
+    pub anon_rss_kb: u64,
+    pub file_rss_kb: u64,
+    pub shmem_rss_kb: u64,
+    pub pgtables_kb: u64,
+    pub oom_score_adj: i32,
+    pub _pad: u32,
 }
 
 /// Run-time switches set at load time.
@@ -125,7 +169,9 @@ pub struct SignalEvent {
     pub argv_len: u32,
     /// Valid entries of `ancestry`, sender first, walking towards pid 0.
     pub depth: u32,
-    pub _pad: u32,
+    /// Syscall the sender was in (its number on this architecture), or `SYSCALL_UNKNOWN`.
+    /// Tells `kill(getpid(), SIGPIPE)` from a SIGPIPE raised by `write`.
+    pub syscall_nr: i32,
     pub argv: [u8; ARGV_LEN],
     pub ancestry: [Ancestor; MAX_ANCESTRY],
 }
@@ -152,6 +198,8 @@ mod user {
     unsafe impl aya::Pod for KernelOffsets {}
     unsafe impl aya::Pod for FilterConfig {}
     unsafe impl aya::Pod for TracepointFormat {}
+    unsafe impl aya::Pod for OomFormat {}
+    unsafe impl aya::Pod for OomEvent {}
     unsafe impl aya::Pod for SignalEvent {}
     unsafe impl aya::Pod for ExitEvent {}
 }
@@ -167,7 +215,9 @@ mod tests {
         assert_eq!(size_of::<KernelOffsets>() % 8, 0);
         assert_eq!(size_of::<FilterConfig>(), 16);
         assert_eq!(size_of::<ExitEvent>(), 48);
-        assert_eq!(size_of::<TracepointFormat>(), 40);
+        assert_eq!(size_of::<TracepointFormat>(), 44);
+        assert_eq!(size_of::<OomFormat>(), 32);
+        assert_eq!(size_of::<OomEvent>(), 64);
         assert_eq!(align_of::<SignalEvent>(), 8);
         // Fields summed by hand: header 16, 4×i32 16, 4×u32 16, comm 16, 6×u32 24, comm 16,
         // 4×u32 16, then argv and ancestry: any hidden padding would show here.

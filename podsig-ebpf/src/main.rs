@@ -24,9 +24,10 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use podsig_common::{
-    ARGV_LEN, COMM_LEN, EVENT_EXIT, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent,
-    FLAG_ANCESTRY_COMPLETE, FLAG_NO_BTF, FLAG_NO_SIGINFO, FilterConfig, KernelOffsets,
-    MAX_ANCESTRY, SignalEvent, TracepointFormat,
+    ARGV_LEN, COMM_LEN, EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent,
+    FLAG_ANCESTRY_COMPLETE, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_NO_SIGINFO, FilterConfig,
+    KernelOffsets, MAX_ANCESTRY, OomEvent, OomFormat, SYSCALL_UNKNOWN, SignalEvent,
+    TracepointFormat,
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -58,8 +59,12 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     signal_live: 0,
     siginfo_errno: 0,
     siginfo_code: 0,
-    _pad: 0,
+    regs_syscall: 0,
+    regs_syscall_size: 0,
+    task_flags: 0,
 };
+/// include/linux/sched.h; unchanged since 2.6.27.
+const PF_KTHREAD: u32 = 0x0020_0000;
 
 #[unsafe(no_mangle)]
 static CONFIG: FilterConfig = FilterConfig {
@@ -80,6 +85,19 @@ static TP_FORMAT: TracepointFormat = TracepointFormat {
     exit_comm: 0,
     exit_pid: 0,
     exit_group_dead: 0,
+    _pad: 0,
+};
+
+#[unsafe(no_mangle)]
+static OOM_FORMAT: OomFormat = OomFormat {
+    pid: 0,
+    total_vm: 0,
+    anon_rss: 0,
+    file_rss: 0,
+    shmem_rss: 0,
+    pgtables: 0,
+    oom_score_adj: 0,
+    _pad: 0,
 };
 
 /// Watched processes, kept current by userspace: tgid → tgid with BTF; in fallback mode,
@@ -212,7 +230,6 @@ unsafe fn fill_signal(
         (*e).group = group;
         (*e).result = result;
         (*e).flags = 0;
-        (*e)._pad = 0;
         match info {
             SEND_SIG_NOINFO => {
                 (*e).errno = 0;
@@ -254,8 +271,33 @@ unsafe fn fill_signal(
             _ => 0,
         };
 
+        (*e).syscall_nr = current_syscall(off);
         read_argv(e, current, off);
         walk_ancestry(e, if leader.is_null() { current } else { leader }, off);
+    }
+}
+
+/// The syscall the sender is executing, from its saved user registers: a task inside
+/// kill(2) and friends sent the signal itself; one inside write(2) got SIGPIPE from the
+/// kernel, though both arrive as SI_USER from the task to itself.
+#[inline(always)]
+unsafe fn current_syscall(off: &KernelOffsets) -> i32 {
+    // A constant from the frozen read-only global: on kernels without bpf_task_pt_regs the
+    // verifier prunes the call below as dead code.
+    if off.regs_syscall_size == 0 {
+        return SYSCALL_UNKNOWN;
+    }
+    unsafe {
+        let task = generated::bpf_get_current_task_btf();
+        let regs = generated::bpf_task_pt_regs(task) as *const u8;
+        if regs.is_null() {
+            return SYSCALL_UNKNOWN;
+        }
+        if off.regs_syscall_size == 8 {
+            read::<i64>(regs, off.regs_syscall).map_or(SYSCALL_UNKNOWN, |n| n as i32)
+        } else {
+            read::<i32>(regs, off.regs_syscall).unwrap_or(SYSCALL_UNKNOWN)
+        }
     }
 }
 
@@ -267,7 +309,12 @@ unsafe fn read_argv(e: *mut SignalEvent, current: *const u8, off: &KernelOffsets
         (*e).argv_len = 0;
         let mm = read::<*const u8>(current, off.task_mm).unwrap_or(ptr::null());
         if mm.is_null() {
-            return; // kernel thread
+            // No user memory: a kernel thread, or a process past exit_mm() (SIGCHLD to its
+            // parent comes from there).
+            if read::<u32>(current, off.task_flags).unwrap_or(0) & PF_KTHREAD != 0 {
+                (*e).flags |= FLAG_KTHREAD;
+            }
+            return;
         }
         let start: u64 = read(mm, off.mm_arg_start).unwrap_or(0);
         let end: u64 = read(mm, off.mm_arg_end).unwrap_or(0);
@@ -407,8 +454,53 @@ pub fn signal_generate_tp(ctx: TracePointContext) -> i32 {
         (*e).sender_uid = bpf_get_current_uid_gid() as u32;
         (*e).sender_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
         (*e).flags = FLAG_NO_BTF;
+        (*e).syscall_nr = SYSCALL_UNKNOWN;
     }
     entry.submit(wakeup_flags(&cfg));
+    0
+}
+
+/// The OOM killer marks its victim right after sending it SIGKILL: userspace pairs the two.
+#[tracepoint(category = "oom", name = "mark_victim")]
+pub fn mark_victim_tp(ctx: TracePointContext) -> i32 {
+    let f = unsafe { ptr::read_volatile(&OOM_FORMAT) };
+    let cfg = config();
+    let Ok(pid) = (unsafe { ctx.read_at::<i32>(f.pid as usize) }) else {
+        return 0;
+    };
+    let pid = pid as u32;
+    if !watched(pid, &cfg) {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<OomEvent>(0) else {
+        count_lost();
+        return 0;
+    };
+    let field = |off: u32| -> u64 {
+        if off == u32::MAX {
+            u64::MAX
+        } else {
+            unsafe { ctx.read_at::<u64>(off as usize) }.unwrap_or(u64::MAX)
+        }
+    };
+    let e: *mut OomEvent = entry.as_mut_ptr();
+    unsafe {
+        (*e).kind = EVENT_OOM;
+        (*e).pid = pid;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).total_vm_kb = field(f.total_vm);
+        (*e).anon_rss_kb = field(f.anon_rss);
+        (*e).file_rss_kb = field(f.file_rss);
+        (*e).shmem_rss_kb = field(f.shmem_rss);
+        (*e).pgtables_kb = field(f.pgtables);
+        (*e).oom_score_adj = if f.oom_score_adj == u32::MAX {
+            i32::MIN
+        } else {
+            ctx.read_at::<i16>(f.oom_score_adj as usize).map_or(i32::MIN, |v| v as i32)
+        };
+        (*e)._pad = 0;
+    }
+    entry.submit(BPF_RB_FORCE_WAKEUP as u64);
     0
 }
 

@@ -7,12 +7,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use procfs::process::Process;
 
-use crate::event::{Ancestor, AncestrySource, Record, SignalRecord};
+use crate::{
+    event::{Ancestor, AncestrySource, OomInfo, Record, SignalRecord},
+    findings::Inspector,
+};
 
 pub struct Enricher {
     /// CLOCK_REALTIME − CLOCK_BOOTTIME, so kernel boot-clock stamps become wall time.
     wall_minus_boot_ns: i128,
     clk_tck: u64,
+    inspector: Inspector,
 }
 
 impl Default for Enricher {
@@ -50,7 +54,11 @@ fn ns_pid(p: &Process) -> Option<u32> {
 impl Enricher {
     pub fn new() -> Self {
         let wall_minus_boot_ns = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME);
-        Self { wall_minus_boot_ns, clk_tck: procfs::ticks_per_second().max(1) }
+        Self {
+            wall_minus_boot_ns,
+            clk_tck: procfs::ticks_per_second().max(1),
+            inspector: Inspector::default(),
+        }
     }
 
     /// RFC 3339 UTC with nanoseconds for a boot-clock timestamp.
@@ -67,7 +75,7 @@ impl Enricher {
         (ticks as u128 * 1_000_000_000 / self.clk_tck as u128) as u64
     }
 
-    pub fn enrich(&self, record: &mut Record) {
+    pub fn enrich(&mut self, record: &mut Record) {
         match record {
             Record::Signal(s) => {
                 s.time = self.wall_time(s.boot_ns);
@@ -76,7 +84,15 @@ impl Enricher {
                 }
                 let start = s.ancestry.last().filter(|a| a.pid == s.sender.pid).map(|a| a.start_ns);
                 s.sender.exe = self.exe_if_same_process(s.sender.pid, start);
+                let clk_tck = self.clk_tck;
+                s.findings = self
+                    .inspector
+                    .inspect(&s.ancestry, |pid, start_ns| same_process(clk_tck, pid, Some(start_ns)));
+                if let Some(oom) = &mut s.oom {
+                    memory_cgroup(oom);
+                }
             }
+            Record::Oom(_) => {}
             Record::Exit(e) => {
                 e.time = self.wall_time(e.boot_ns);
                 if e.status.is_none() && e.signal.is_none() {
@@ -94,15 +110,10 @@ impl Enricher {
     /// The sender's executable, but only if `pid` still names the process that sent the
     /// signal: a short-lived sender's pid can already belong to someone else.
     fn exe_if_same_process(&self, pid: u32, start_ns: Option<u64>) -> Option<String> {
-        let p = process(pid)?;
-        if let Some(start_ns) = start_ns {
-            let ticks = p.stat().ok()?.starttime;
-            let expect = start_ns as u128 * self.clk_tck as u128 / 1_000_000_000;
-            if (ticks as u128).abs_diff(expect) > 1 {
-                return None;
-            }
+        if !same_process(self.clk_tck, pid, start_ns) {
+            return None;
         }
-        p.exe().ok().map(|p| p.to_string_lossy().into_owned())
+        process(pid)?.exe().ok().map(|p| p.to_string_lossy().into_owned())
     }
 
     /// Fills what the no-BTF fallback could not capture in kernel, while the processes are
@@ -142,6 +153,46 @@ impl Enricher {
         chain.reverse();
         s.ancestry = chain;
         s.ancestry_complete = complete;
+    }
+}
+
+/// Whether `pid` still names the process that started at `start_ns` (ns since boot).
+fn same_process(clk_tck: u64, pid: u32, start_ns: Option<u64>) -> bool {
+    let Some(ticks) = proc_start_ticks(pid) else { return false };
+    match start_ns {
+        Some(ns) => (ticks as u128).abs_diff(ns as u128 * clk_tck as u128 / 1_000_000_000) <= 1,
+        None => true,
+    }
+}
+
+/// The OOM victim's memory cgroup and its limit, while /proc still shows the victim.
+fn memory_cgroup(oom: &mut OomInfo) {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{}/cgroup", oom.pid)) else { return };
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mount_of = |fstype: &str, opt: Option<&str>| {
+        mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 3 && f[2] == fstype && opt.is_none_or(|o| f[3].split(',').any(|x| x == o)))
+                .then(|| f[1].to_string())
+        })
+    };
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let (dir, limit_file) = if controllers.split(',').any(|c| c == "memory") {
+            (mount_of("cgroup", Some("memory")), "memory.limit_in_bytes")
+        } else if controllers.is_empty() && oom.memory_cgroup.is_none() {
+            (mount_of("cgroup2", None), "memory.max")
+        } else {
+            continue;
+        };
+        oom.memory_cgroup = Some(path.to_string());
+        oom.memory_limit_bytes = dir.and_then(|d| {
+            std::fs::read_to_string(format!("{d}{path}/{limit_file}")).ok()?.trim().parse().ok()
+        });
+        if limit_file == "memory.limit_in_bytes" {
+            return; // v1's memory controller is the one that enforces the limit
+        }
     }
 }
 

@@ -12,6 +12,8 @@ pub enum Record {
     Signal(SignalRecord),
     Exit(ExitRecord),
     Lost(LostRecord),
+    /// The OOM killer's victim mark; folded into the SIGKILL it follows, never printed alone.
+    Oom(OomInfo),
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub struct Sender {
     /// From /proc while the sender still lives; null once it is gone.
     pub exe: Option<String>,
     pub argv: Vec<String>,
+    /// A kernel thread (no user space): its signals are the kernel's own.
+    pub kthread: bool,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -80,6 +84,89 @@ pub struct SignalRecord {
     /// Where sender details came from: captured in the kernel at signal time, or read from
     /// /proc afterwards (kernels without BTF), which misses senders that already exited.
     pub ancestry_source: AncestrySource,
+    /// The signal-sending syscall the sender was in (`kill`, `tgkill`, …), or null when the
+    /// kernel generated the signal (or, without BTF, when it could not be told).
+    pub syscall: Option<&'static str>,
+    /// Syscall number in progress in the sender, whatever it was; None when unreadable.
+    #[serde(skip)]
+    pub syscall_nr: Option<i32>,
+    pub cause: Cause,
+    /// What the evidence says, in words: the mechanism, the runtime and manager, the syscall.
+    pub cause_detail: String,
+    /// OOM killer facts, when `cause` is `oom_kill`.
+    pub oom: Option<OomInfo>,
+    /// The OCI runtime and container manager, when `cause` is `runtime_stop`.
+    pub runtime: Option<RuntimeInfo>,
+    /// Suspicious processes in the sender's ancestry.
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    OomKill,
+    Kernel,
+    RuntimeStop,
+    Process,
+    #[default]
+    Unknown,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::OomKill => "oom_kill",
+            Cause::Kernel => "kernel",
+            Cause::RuntimeStop => "runtime_stop",
+            Cause::Process => "process",
+            Cause::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct OomInfo {
+    pub pid: u32,
+    #[serde(skip)]
+    pub boot_ns: u64,
+    pub total_vm_kb: Option<u64>,
+    pub anon_rss_kb: Option<u64>,
+    pub file_rss_kb: Option<u64>,
+    pub shmem_rss_kb: Option<u64>,
+    pub pgtables_kb: Option<u64>,
+    pub oom_score_adj: Option<i32>,
+    /// The victim's memory cgroup (where its limit applies), when /proc still shows it.
+    pub memory_cgroup: Option<String>,
+    pub memory_limit_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    /// runc, crun, youki, …
+    pub runtime: String,
+    /// containerd-shim, conmon, dockerd, … as seen in the sender's ancestry; null if none.
+    pub manager: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub pid: u32,
+    pub comm: String,
+    pub kind: FindingKind,
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// The executable was deleted after the process started.
+    DeletedExecutable,
+    /// Runs from /tmp, /var/tmp, /dev/shm or a memfd.
+    WritableLocation,
+    /// comm differs from the executable's name.
+    CommMismatch,
+    /// A host-side process running a binary from a container's filesystem.
+    ContainerBinaryOnHost,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]

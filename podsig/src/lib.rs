@@ -1,13 +1,17 @@
 //! podsig: who sent a signal to a process, with the sender's ancestry, from eBPF.
 //!
 //! Data flows one way: `target` (what to watch) → `backend` (kernel hooks) → `event`
-//! (one model for every backend) → `enrich` (/proc facts, wall time) → `output`.
+//! (one model for every backend) → `correlate` (OOM marks) → `enrich` (/proc facts, wall
+//! time, `findings`) → `cause` (the verdict) → `output`.
 
 pub mod backend;
+pub mod cause;
 pub mod cli;
+pub mod correlate;
 pub mod demo;
 pub mod enrich;
 pub mod event;
+pub mod findings;
 pub mod output;
 pub mod signals;
 pub mod target;

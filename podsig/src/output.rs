@@ -15,11 +15,18 @@ pub enum Format {
 pub struct Output<W: Write> {
     format: Format,
     out: W,
+    color: bool,
 }
 
 impl<W: Write> Output<W> {
     pub fn new(format: Format, out: W) -> Self {
-        Self { format, out }
+        Self { format, out, color: false }
+    }
+
+    /// ANSI colours in text output (the caller decides: terminals only, NO_COLOR honoured).
+    pub fn with_color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
     }
 
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
@@ -28,7 +35,10 @@ impl<W: Write> Output<W> {
                 serde_json::to_writer(&mut self.out, record)?;
                 self.out.write_all(b"\n")
             }
-            Format::Text => self.out.write_all(text(record).as_bytes()),
+            Format::Text => {
+                let t = if self.color { colored(record) } else { text(record) };
+                self.out.write_all(t.as_bytes())
+            }
         }
     }
 
@@ -42,7 +52,39 @@ pub fn text(record: &Record) -> String {
         Record::Signal(s) => signal_text(s),
         Record::Exit(e) => exit_text(e),
         Record::Lost(l) => format!("lost {} events (ring buffer full)\n", l.count),
+        Record::Oom(_) => String::new(),
     }
+}
+
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+
+/// The text form with ANSI colours: the signal line bold, warnings red, detail dim. Built
+/// from the plain text so both forms always say the same thing.
+fn colored(record: &Record) -> String {
+    let plain = text(record);
+    let mut out = String::with_capacity(plain.len() + 64);
+    for (i, line) in plain.lines().enumerate() {
+        let (pre, post) = if i == 0 {
+            (BOLD, RESET)
+        } else if line.starts_with("  warning:") {
+            (RED, RESET)
+        } else if line.starts_with("  why:") {
+            (YELLOW, RESET)
+        } else if line.starts_with("  ") {
+            (DIM, RESET)
+        } else {
+            ("", "")
+        };
+        out.push_str(pre);
+        out.push_str(line);
+        out.push_str(post);
+        out.push('\n');
+    }
+    out
 }
 
 /// Comm and argv bytes are the process's own choice: keep one event per line set.
@@ -94,11 +136,21 @@ fn signal_text(s: &SignalRecord) -> String {
     if s.ancestry_source == AncestrySource::Proc {
         t += " ancestry_source=proc";
     }
+    if let Some(sc) = s.syscall {
+        t += &format!(" syscall={sc}");
+    }
+    t += &format!(" cause: {}", s.cause.as_str());
     if !s.sender.argv.is_empty() {
         let argv: Vec<String> = s.sender.argv.iter().map(|a| clean(a)).collect();
         t += &format!(" argv: {}", argv.join(" "));
     }
     t.push('\n');
+    if !s.cause_detail.is_empty() {
+        t += &format!("  why: {}\n", clean(&s.cause_detail));
+    }
+    for f in &s.findings {
+        t += &format!("  warning: {}({}) {}\n", clean(&f.comm), f.pid, clean(&f.detail));
+    }
     t
 }
 
@@ -139,6 +191,7 @@ mod tests {
                 comm: "pkill".into(),
                 exe: None,
                 argv: vec!["pkill".into(), "-9".into(), "server".into()],
+                kthread: false,
             },
             ancestry: vec![
                 a(0, "swapper/0", 0),
@@ -148,6 +201,18 @@ mod tests {
             ],
             ancestry_complete: true,
             ancestry_source: AncestrySource::Kernel,
+            syscall: Some("kill"),
+            syscall_nr: None,
+            cause: Cause::Process,
+            cause_detail: "kill(2) from pkill(23549)".into(),
+            oom: None,
+            runtime: None,
+            findings: vec![Finding {
+                pid: 23495,
+                comm: "bash".into(),
+                kind: FindingKind::WritableLocation,
+                detail: "runs from /tmp/bash".into(),
+            }],
         }
     }
 
@@ -164,8 +229,20 @@ mod tests {
         );
         assert_eq!(
             lines[3],
-            "  2026-11-24T20:17:30.123456789Z result=delivered code=SI_USER argv: pkill -9 server"
+            "  2026-11-24T20:17:30.123456789Z result=delivered code=SI_USER syscall=kill \
+             cause: process argv: pkill -9 server"
         );
+        assert_eq!(lines[4], "  why: kill(2) from pkill(23549)");
+        assert_eq!(lines[5], "  warning: bash(23495) runs from /tmp/bash");
+    }
+
+    #[test]
+    fn colour_wraps_the_same_text() {
+        let r = Record::Signal(sample());
+        let c = colored(&r);
+        assert!(c.contains(RED) && c.starts_with(BOLD));
+        let stripped = c.replace(RED, "").replace(BOLD, "").replace(DIM, "").replace(YELLOW, "").replace(RESET, "");
+        assert_eq!(stripped, text(&r));
     }
 
     #[test]

@@ -11,6 +11,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     backend::{Backend, WatchSpec, ebpf::EbpfBackend},
+    cause,
+    correlate::Correlator,
     enrich::{Enricher, proc_state},
     event::Record,
     output::{Format, Output},
@@ -67,10 +69,13 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
     );
     on_attached();
 
-    let enricher = Enricher::new();
-    let mut out = Output::new(opts.format, BufWriter::new(io::stdout().lock()));
+    let mut enricher = Enricher::new();
+    let mut correlator = Correlator::default();
+    let mut out = Output::new(opts.format, BufWriter::new(io::stdout().lock()))
+        .with_color(opts.format == Format::Text && color_wanted());
     let mut signals = 0u64;
     let mut batch = Vec::new();
+    let mut ready = Vec::new();
     let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
     let sleep = async {
         match deadline {
@@ -90,16 +95,29 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
             _ = &mut sleep => interrupted = Some(Stop::Duration),
         }
         // Always drain before deciding: nothing captured is dropped on the way out.
-        batch.clear();
         backend.drain(&mut batch)?;
+        let now = Instant::now();
+        for record in batch.drain(..) {
+            if let Record::Exit(e) = &record {
+                gone_at_attach.remove(&e.pid);
+            }
+            correlator.push(record, now);
+        }
+        if interrupted.is_some() {
+            correlator.flush(&mut ready);
+        } else {
+            correlator.ready(now, &mut ready);
+        }
         let mut done = None;
-        for mut record in batch.drain(..) {
+        for mut record in ready.drain(..) {
             enricher.enrich(&mut record);
-            if let Record::Lost(l) = &record {
-                eprintln!(
+            match &mut record {
+                Record::Signal(s) => cause::classify(s),
+                Record::Lost(l) => eprintln!(
                     "podsig: lost {} events: the ring buffer was full (raise --ring-size)",
                     l.count
-                );
+                ),
+                _ => {}
             }
             if let Err(e) = out.write(&record) {
                 return finish(e, signals);
@@ -113,7 +131,6 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
                     }
                 }
                 Record::Exit(e) => {
-                    gone_at_attach.remove(&e.pid);
                     if watched.remove(&e.pid) {
                         backend.unwatch(e.pid)?;
                         if watched.is_empty() && !opts.spec.all {
@@ -121,7 +138,7 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
                         }
                     }
                 }
-                Record::Lost(_) => {}
+                Record::Lost(_) | Record::Oom(_) => {}
             }
         }
         if first {
@@ -131,7 +148,7 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
                 watched.remove(&pid);
                 backend.unwatch(pid)?;
             }
-            if watched.is_empty() && !opts.spec.all && done.is_none() {
+            if watched.is_empty() && !opts.spec.all && done.is_none() && correlator.is_empty() {
                 bail!("every watched process exited before podsig attached; nothing to watch");
             }
         }
@@ -151,6 +168,12 @@ fn finish(e: io::Error, signals: u64) -> Result<Summary> {
         return Ok(Summary { stop: Stop::OutputClosed, signals });
     }
     Err(e).context("writing events to stdout")
+}
+
+/// Colour only for a person at a terminal, and never against NO_COLOR (no-color.org).
+fn color_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
 }
 
 pub fn default_format() -> Format {

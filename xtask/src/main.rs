@@ -204,10 +204,32 @@ fn install() -> Result<()> {
     Ok(())
 }
 
+/// Debian packages the end-to-end tests drive (beyond a standard Debian machine).
+const TEST_PACKAGES: &[(&str, &str)] = &[("busybox-static", "/bin/busybox")];
+
+fn test_prereqs() -> Result<()> {
+    let missing: Vec<&str> =
+        TEST_PACKAGES.iter().filter(|(_, path)| !Path::new(path).exists()).map(|(p, _)| *p).collect();
+    println!(
+        "xtask: test packages ({}): {}",
+        TEST_PACKAGES.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "),
+        if missing.is_empty() { "present, skipped" } else { "missing, installing" }
+    );
+    if !missing.is_empty() {
+        sh(as_root("apt-get").args(["update", "-q"]))?;
+        sh(as_root("apt-get")
+            .args(["install", "-y", "-q"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    Ok(())
+}
+
 /// Every test: unit tests of each crate, and the end-to-end tests, which run the real binary
 /// against the real kernel (as root; under CI a missing privilege fails them).
 fn test() -> Result<()> {
     prereqs()?;
+    test_prereqs()?;
     build(false)?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "podsig-ebpf", "--no-fail-fast"]).env("PODSIG_BIN", binary(false));

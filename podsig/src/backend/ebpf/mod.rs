@@ -19,16 +19,17 @@ use aya::{
     programs::{RawTracePoint, TracePoint},
 };
 use podsig_common::{
-    EVENT_EXIT, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE, FLAG_NO_BTF,
-    FilterConfig, KernelOffsets, MAX_ANCESTRY, SignalEvent, TracepointFormat,
+    EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE,
+    FLAG_KTHREAD, FLAG_NO_BTF, FilterConfig, KernelOffsets, MAX_ANCESTRY, OomEvent,
+    SYSCALL_UNKNOWN, SignalEvent, TracepointFormat,
 };
 use tokio::io::unix::AsyncFd;
 
 use super::{Backend, WatchSpec};
 use crate::{
     event::{
-        Ancestor, AncestrySource, Code, ExitRecord, LostRecord, Record, Sender, SignalId,
-        SignalRecord, Target, cstr, split_argv,
+        Ancestor, AncestrySource, Cause, Code, ExitRecord, LostRecord, OomInfo, Record, Sender,
+        SignalId, SignalRecord, Target, cstr, split_argv,
     },
     signals,
 };
@@ -142,6 +143,13 @@ impl EbpfBackend {
                 (Mode::Tracepoint, ["signal_generate_tp", "sched_process_exit_tp"])
             }
         };
+        // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL.
+        let oom_format = tracefs::oom_format()
+            .map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}"))
+            .ok();
+        if let Some(f) = &oom_format {
+            loader.override_global("OOM_FORMAT", f, true);
+        }
         let mut ebpf = loader
             .load(PROGRAM)
             .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
@@ -195,8 +203,21 @@ impl EbpfBackend {
                 }
             }
         }
+        if oom_format.is_some()
+            && let Err(e) = me.attach_oom()
+        {
+            tracing::warn!("OOM kills cannot be recognised: {e:#}");
+        }
         tracing::debug!("attached at {:?} ({mode:?} mode)", t0.elapsed());
         Ok(me)
+    }
+
+    fn attach_oom(&mut self) -> Result<()> {
+        let p: &mut TracePoint =
+            self._ebpf.program_mut("mark_victim_tp").context("program mark_victim_tp missing")?.try_into()?;
+        p.load().context("verifying program mark_victim_tp")?;
+        p.attach("oom", "mark_victim").context("attaching to tracepoint oom:mark_victim")?;
+        Ok(())
     }
 
     pub fn mode(&self) -> Mode {
@@ -305,6 +326,22 @@ fn decode(bytes: &[u8]) -> Option<Record> {
                 core_dumped,
             }))
         }
+        EVENT_OOM => {
+            let e = read_pod::<OomEvent>(bytes)?;
+            let kb = |v: u64| (v != u64::MAX).then_some(v);
+            Some(Record::Oom(OomInfo {
+                pid: e.pid,
+                boot_ns: e.boot_ns,
+                total_vm_kb: kb(e.total_vm_kb),
+                anon_rss_kb: kb(e.anon_rss_kb),
+                file_rss_kb: kb(e.file_rss_kb),
+                shmem_rss_kb: kb(e.shmem_rss_kb),
+                pgtables_kb: kb(e.pgtables_kb),
+                oom_score_adj: (e.oom_score_adj != i32::MIN).then_some(e.oom_score_adj),
+                memory_cgroup: None,
+                memory_limit_bytes: None,
+            }))
+        }
         other => {
             tracing::warn!("unknown record type {other} from the kernel; ignored");
             None
@@ -345,6 +382,7 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
             comm: cstr(&e.sender_comm),
             exe: None,
             argv: split_argv(&e.argv[..argv_len]),
+            kthread: e.flags & FLAG_KTHREAD != 0,
         },
         ancestry,
         ancestry_complete: e.flags & FLAG_ANCESTRY_COMPLETE != 0,
@@ -353,6 +391,13 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
         } else {
             AncestrySource::Kernel
         },
+        syscall: None,
+        syscall_nr: (e.syscall_nr != SYSCALL_UNKNOWN).then_some(e.syscall_nr),
+        cause: Cause::Unknown,
+        cause_detail: String::new(),
+        oom: None,
+        runtime: None,
+        findings: Vec::new(),
     }
 }
 

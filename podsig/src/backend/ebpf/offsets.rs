@@ -125,10 +125,45 @@ impl KernelBtf {
         Ok(proto.parameters.len().saturating_sub(1))
     }
 
+    /// Whether `enum bpf_func_id` lists a helper, i.e. this kernel has it.
+    pub fn has_helper(&self, name: &str) -> bool {
+        let want = format!("BPF_FUNC_{name}");
+        self.btf.resolve_types_by_name("bpf_func_id").unwrap_or_default().iter().any(|t| {
+            matches!(t, Type::Enum(e) if e.members.iter().any(|m| {
+                self.btf.resolve_name(m).is_ok_and(|n| n == want)
+            }))
+        })
+    }
+
+    /// Where `pt_regs` keeps the number of the syscall in progress, if podsig can read it
+    /// (needs the bpf_task_pt_regs helper, 5.15+).
+    fn syscall_register(&self) -> (u32, u32) {
+        if !self.has_helper("task_pt_regs") {
+            return (0, 0);
+        }
+        let field = if cfg!(target_arch = "aarch64") { "syscallno" } else { "orig_ax" };
+        let Ok(s) = self.strukt("pt_regs") else { return (0, 0) };
+        match self.find(&s, field) {
+            Some((off, m)) => {
+                let size = match self.btf.resolve_chained_type(&m) {
+                    Ok(Type::Int(i)) => i.size() as u32,
+                    Ok(Type::Typedef(td)) => match self.btf.resolve_chained_type(&td) {
+                        Ok(Type::Int(i)) => i.size() as u32,
+                        _ => 8,
+                    },
+                    _ => 8,
+                };
+                (off, size)
+            }
+            None => (0, 0),
+        }
+    }
+
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, OffsetError> {
         let task = |f: &str| self.offset("task_struct", f);
         // Renamed from real_start_time in 5.5; both are ns since boot.
         let task_start_time = task("start_boottime").or_else(|_| task("real_start_time"))?;
+        let (regs_syscall, regs_syscall_size) = self.syscall_register();
         Ok(KernelOffsets {
             task_pid: task("pid")?,
             task_tgid: task("tgid")?,
@@ -149,7 +184,9 @@ impl KernelBtf {
             signal_live: self.offset("signal_struct", "live.counter")?,
             siginfo_errno: self.offset("kernel_siginfo", "si_errno")?,
             siginfo_code: self.offset("kernel_siginfo", "si_code")?,
-            _pad: 0,
+            regs_syscall,
+            regs_syscall_size,
+            task_flags: task("flags")?,
         })
     }
 }
@@ -177,5 +214,9 @@ mod tests {
         assert!(o.mm_arg_end == o.mm_arg_start + 8);
         assert_eq!(btf.raw_tracepoint_args("signal_generate").unwrap(), 5);
         assert!(btf.offset("task_struct", "no_such_field").is_err());
+        // 6.x on x86-64: the helper exists and orig_ax is an unsigned long.
+        assert!(btf.has_helper("task_pt_regs"));
+        assert!(!btf.has_helper("no_such_helper"));
+        assert_eq!(o.regs_syscall_size, 8);
     }
 }

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, fs, io, path::Path};
 
 use anyhow::{Context as _, Result, anyhow};
-use podsig_common::TracepointFormat;
+use podsig_common::{OomFormat, TracepointFormat};
 
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -82,6 +82,31 @@ pub fn tracepoint_format() -> Result<TracepointFormat> {
         exit_comm: need(&ex, exn, "comm", 16)?,
         exit_pid: need(&ex, exn, "pid", 4)?,
         exit_group_dead: ex.get("group_dead").map_or(u32::MAX, |&(off, _)| off),
+        _pad: 0,
+    })
+}
+
+/// Layout of `oom:mark_victim`. Only `pid` is required; the memory figures were added over
+/// the years (5.x) and are reported when present.
+pub fn oom_format() -> Result<OomFormat> {
+    let f = fields("oom", "mark_victim")?;
+    let opt = |name: &str, size: u32| match f.get(name) {
+        Some(&(off, sz)) if sz == size => off,
+        _ => u32::MAX,
+    };
+    let pid = opt("pid", 4);
+    if pid == u32::MAX {
+        return Err(anyhow!("tracepoint oom:mark_victim has no pid field on this kernel"));
+    }
+    Ok(OomFormat {
+        pid,
+        total_vm: opt("total_vm", 8),
+        anon_rss: opt("anon_rss", 8),
+        file_rss: opt("file_rss", 8),
+        shmem_rss: opt("shmem_rss", 8),
+        pgtables: opt("pgtables", 8),
+        oom_score_adj: opt("oom_score_adj", 2),
+        _pad: 0,
     })
 }
 
