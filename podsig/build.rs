@@ -4,6 +4,7 @@ use aya_build::Toolchain;
 /// Builds `podsig-ebpf` for `bpfel-unknown-none` (nightly + bpf-linker; `cargo xtask prereqs`
 /// installs both) and leaves the object in OUT_DIR, where `backend::ebpf` embeds it.
 fn main() -> anyhow::Result<()> {
+    git_commit();
     let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()
@@ -22,4 +23,24 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     aya_build::build_ebpf([package], Toolchain::default())
+}
+
+/// PODSIG_GIT_COMMIT for `--version`: the short commit, `-dirty` when the tree has changes,
+/// `unknown` outside a git checkout.
+fn git_commit() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    println!("cargo:rustc-env=PODSIG_GIT_COMMIT={commit}{}", if dirty { "-dirty" } else { "" });
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/index");
+    }
 }

@@ -54,3 +54,77 @@ fn help_and_version_succeed() {
     let (st, out, _) = podsig_output(&["--version"]);
     assert!(st.success() && out.starts_with("podsig "));
 }
+
+#[test]
+fn explain_text_and_json() {
+    let (st, out, _) = podsig_output(&["explain", "137"]);
+    assert!(st.success());
+    assert!(out.starts_with("exit code 137 = 128 + 9"), "{out}");
+    assert!(out.contains("OOM killer") && out.contains("podsig watch --pid PID --signal KILL"));
+    let (st, out, _) = podsig_output(&["explain", "SIGTERM", "-o", "json"]);
+    assert!(st.success());
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["signal"]["number"], 15);
+    assert_eq!(v["signal"]["catchable"], true);
+    assert_eq!(v["exit_code"], Value::Null);
+    let (st, out, _) = podsig_output(&["explain", "127", "-o", "json"]);
+    assert!(st.success());
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["signal"], Value::Null);
+    assert!(v["meaning"].as_str().unwrap().contains("not found"));
+}
+
+#[test]
+fn explain_bad_input() {
+    one_clear_line(&["explain", "300"], "0-255");
+    one_clear_line(&["explain", "SIGNOPE"], "unknown signal");
+}
+
+#[test]
+fn doctor_says_ebpf_works_here_and_why_stap_does_not() {
+    if !privileged() {
+        return;
+    }
+    let (st, out, err) = podsig_output(&["doctor", "-o", "json"]);
+    assert!(st.success(), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ebpf"]["usable"], true, "{v}");
+    let check = |name: &str| {
+        v["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_else(|| panic!("no check {name}"))
+    };
+    assert_eq!(check("kernel BTF")["status"], "ok");
+    assert_eq!(check("tracepoint signal:signal_generate")["status"], "ok");
+    assert_eq!(check("BPF ring buffer")["status"], "ok");
+    assert_eq!(v["kernel"], std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim());
+    // This kernel loads no modules: SystemTap cannot work, and doctor says so with the fix.
+    assert_eq!(v["stap"]["usable"], false);
+    let modules = check("kernel module loading");
+    assert_eq!(modules["status"], "missing");
+    assert!(modules["detail"].as_str().unwrap().contains("no loadable-module support"), "{modules}");
+    assert!(modules["fix"].as_str().unwrap().contains("CONFIG_MODULES"));
+    let (st, text, _) = podsig_output(&["doctor"]);
+    assert!(st.success());
+    assert!(text.contains("backend ebpf: usable"), "{text}");
+    assert!(text.contains("backend stap: not usable"), "{text}");
+}
+
+#[test]
+fn completions_and_man_page() {
+    let (st, out, _) = podsig_output(&["completions", "bash"]);
+    assert!(st.success() && out.contains("_podsig()") && out.contains("--signal"), "{out}");
+    let (st, out, _) = podsig_output(&["completions", "zsh"]);
+    assert!(st.success() && out.contains("#compdef podsig"));
+    let (st, out, _) = podsig_output(&["man"]);
+    assert!(st.success() && out.contains(".TH podsig"), "{}", &out[..200.min(out.len())]);
+    let (st, out, _) = podsig_output(&["--version"]);
+    assert!(st.success());
+    // `podsig 0.1.0 (<commit>)`
+    assert!(out.trim_end().ends_with(')') && out.contains(" ("), "{out}");
+}
+
+#[test]
+fn help_shows_examples() {
+    let (st, out, _) = podsig_output(&["watch", "--help"]);
+    assert!(st.success());
+    assert!(out.contains("Examples:") && out.contains("| jq"), "{out}");
+}

@@ -6,12 +6,25 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{backend::ebpf::DEFAULT_RING_BYTES, output::Format, signals, target::parse_pid};
 
+/// `0.1.0 (abc1234)`: the commit tells which build a node runs.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PODSIG_GIT_COMMIT"), ")");
+
+const EXAMPLES: &str = "Examples:
+  sudo podsig watch --pid 7942                 who signals process 7942, until it exits
+  sudo podsig watch --pid 7942 --signal KILL   only SIGKILL
+  sudo podsig watch --all --signal KILL -o json | jq 'select(.kind==\"signal\") | {cause, sender: .sender.comm, target: .target.comm}'
+  sudo podsig watch --pid 7942 -o json | jq -r '.sender.argv | join(\" \")'
+  podsig explain 137                           what exit code 137 means and who sends it
+  sudo podsig doctor                           can this host run podsig, and if not, why
+  sudo podsig demo                             see it work on a throwaway process";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "podsig",
-    version,
+    version = VERSION,
     about = "Who sent that signal? Reports the sender of every signal to a process, with its \
              full ancestry, using eBPF.",
+    after_help = EXAMPLES,
     propagate_version = true
 )]
 pub struct Cli {
@@ -28,10 +41,38 @@ pub enum Command {
     Watch(WatchArgs),
     /// See podsig work: watch a throwaway process while a chain of shells kills it.
     Demo(DemoArgs),
+    /// What an exit code (0-255) or a signal means, who usually sends it, how to catch it.
+    Explain(ExplainArgs),
+    /// Check this host: kernel features, privileges, tracefs, BTF, containerd, SystemTap.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["pids", "all"])))]
+pub struct ExplainArgs {
+    /// An exit code such as 137, or a signal such as SIGTERM or KILL.
+    #[arg(value_name = "CODE")]
+    pub code: String,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["pids", "all"])), after_help = EXAMPLES)]
 pub struct WatchArgs {
     /// Process to watch (repeatable). Signals to any of its threads are reported; podsig
     /// exits once every watched process has exited.

@@ -9,15 +9,20 @@ pub mod cause;
 pub mod cli;
 pub mod correlate;
 pub mod demo;
+pub mod doctor;
 pub mod enrich;
 pub mod event;
+pub mod explain;
 pub mod findings;
 pub mod output;
 pub mod signals;
 pub mod target;
 pub mod watch;
 
-use anyhow::{Result, bail};
+use std::io::Write;
+
+use anyhow::{Context as _, Result, bail};
+use clap::CommandFactory;
 
 use crate::{
     backend::WatchSpec,
@@ -58,5 +63,45 @@ pub async fn run(cli: Cli) -> Result<()> {
             let format = args.common.output.unwrap_or_else(watch::default_format);
             demo::run(format, args.common.ring_size).await
         }
+        Command::Explain(args) => {
+            let e = explain::explain(&args.code).map_err(anyhow::Error::msg)?;
+            match args.output {
+                output::Format::Text => print_out(&explain::text(&e)),
+                output::Format::Json => print_out(&(serde_json::to_string(&e)? + "\n")),
+            }
+        }
+        Command::Doctor(args) => {
+            let report = doctor::run();
+            match args.output {
+                output::Format::Text => print_out(&doctor::text(&report))?,
+                output::Format::Json => print_out(&(serde_json::to_string(&report)? + "\n"))?,
+            }
+            if !report.any_backend() {
+                bail!("no backend can run on this host (see the missing checks above)");
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "podsig", &mut out);
+            print_bytes(&out)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out).context("rendering the man page")?;
+            print_bytes(&out)
+        }
+    }
+}
+
+fn print_out(s: &str) -> Result<()> {
+    print_bytes(s.as_bytes())
+}
+
+/// stdout that may be closed early (`| head`): a broken pipe is not an error.
+fn print_bytes(b: &[u8]) -> Result<()> {
+    match std::io::stdout().lock().write_all(b) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
     }
 }

@@ -1,0 +1,312 @@
+//! `podsig doctor`: everything the SystemTap recipe's preparation section had a person check
+//! by hand, checked, each with the fix when something is missing.
+
+use std::{fs, os::fd::FromRawFd, path::Path, process::Command};
+
+use serde::Serialize;
+
+use crate::backend::ebpf::{offsets, tracefs};
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Missing,
+    Info,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackendVerdict {
+    pub usable: bool,
+    pub why: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub kernel: String,
+    pub checks: Vec<Check>,
+    pub ebpf: BackendVerdict,
+    pub stap: BackendVerdict,
+}
+
+impl Report {
+    pub fn any_backend(&self) -> bool {
+        self.ebpf.usable || self.stap.usable
+    }
+}
+
+fn check(name: &'static str, ok: bool, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        status: if ok { Status::Ok } else { Status::Missing },
+        detail: detail.into(),
+        fix: (!ok).then(|| fix.into()),
+    }
+}
+
+fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Effective capabilities of this process, from /proc/self/status.
+fn cap_eff() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Creates (and closes) a BPF map of `map_type`: proves bpf() works and the type exists.
+fn bpf_map_create(map_type: u32, key: u32, value: u32, entries: u32) -> Result<(), std::io::Error> {
+    // union bpf_attr, BPF_MAP_CREATE part: map_type, key_size, value_size, max_entries.
+    let mut attr = [0u8; 128];
+    for (i, v) in [map_type, key, value, entries].iter().enumerate() {
+        attr[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    // SAFETY: bpf(BPF_MAP_CREATE) reads `attr` within the size given.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len() as u32) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor we own.
+    drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) });
+    Ok(())
+}
+
+fn tracepoint(category: &str, name: &str) -> bool {
+    Path::new(tracefs::TRACEFS).join("events").join(category).join(name).exists()
+}
+
+pub fn run() -> Report {
+    let release = kernel_release();
+    let mut checks = Vec::new();
+    checks.push(Check { name: "kernel", status: Status::Info, detail: release.clone(), fix: None });
+
+    let caps = cap_eff();
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    let privileged = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
+    checks.push(check(
+        "privileges",
+        privileged,
+        format!("effective capabilities {caps:#x}"),
+        "run as root (sudo podsig …) or grant CAP_BPF and CAP_PERFMON",
+    ));
+
+    let bpf = bpf_map_create(2, 4, 4, 1); // BPF_MAP_TYPE_ARRAY
+    checks.push(check(
+        "bpf() syscall",
+        bpf.is_ok(),
+        match &bpf {
+            Ok(()) => "a BPF map was created".to_string(),
+            Err(e) => format!("BPF_MAP_CREATE failed: {e}"),
+        },
+        "needs CONFIG_BPF_SYSCALL=y and privilege; check kernel.unprivileged_bpf_disabled is not the issue by running as root",
+    ));
+
+    let mounted_before = Path::new(tracefs::TRACEFS).join("events").exists();
+    let mount = tracefs::ensure_mounted();
+    checks.push(check(
+        "tracefs",
+        mount.is_ok(),
+        match (&mount, mounted_before) {
+            (Ok(()), true) => format!("mounted at {}", tracefs::TRACEFS),
+            (Ok(()), false) => format!("was not mounted; mounted it at {}", tracefs::TRACEFS),
+            (Err(e), _) => format!("{e:#}"),
+        },
+        format!("mount -t tracefs tracefs {}", tracefs::TRACEFS),
+    ));
+
+    let sg = tracepoint("signal", "signal_generate");
+    let ex = tracepoint("sched", "sched_process_exit");
+    let oom = tracepoint("oom", "mark_victim");
+    checks.push(check("tracepoint signal:signal_generate", sg, if sg { "present" } else { "absent" }, "needs CONFIG_TRACEPOINTS (every distribution kernel has it)"));
+    checks.push(check("tracepoint sched:sched_process_exit", ex, if ex { "present" } else { "absent" }, "needs CONFIG_TRACEPOINTS"));
+    checks.push(check(
+        "tracepoint oom:mark_victim",
+        oom,
+        if oom { "present: OOM kills are recognised" } else { "absent: OOM kills are reported as kernel SIGKILLs" },
+        "a kernel with the oom tracepoints (4.x+)",
+    ));
+
+    let btf_path = Path::new(offsets::VMLINUX_BTF);
+    let btf = offsets::KernelBtf::open(btf_path);
+    let (btf_ok, btf_detail, helper) = match &btf {
+        Ok(b) => match b.kernel_offsets() {
+            Ok(_) => (true, format!("{}: task_struct offsets resolved", offsets::VMLINUX_BTF), b.has_helper("task_pt_regs")),
+            Err(e) => (false, format!("{e}"), false),
+        },
+        Err(e) => (false, format!("{e}; podsig falls back to classic tracepoints and /proc"), false),
+    };
+    checks.push(check(
+        "kernel BTF",
+        btf_ok,
+        btf_detail,
+        "a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.x); without it ancestry comes from /proc",
+    ));
+    checks.push(check(
+        "syscall evidence (bpf_task_pt_regs)",
+        helper,
+        if helper { "present: kill(2) is told from kernel-raised signals" } else { "absent: cause relies on si_code alone" },
+        "a 5.15+ kernel with BTF",
+    ));
+
+    let ringbuf = bpf_map_create(27, 0, 0, 4096); // BPF_MAP_TYPE_RINGBUF
+    checks.push(check(
+        "BPF ring buffer",
+        ringbuf.is_ok(),
+        match &ringbuf {
+            Ok(()) => "supported".to_string(),
+            Err(e) => format!("BPF_MAP_TYPE_RINGBUF unavailable: {e}"),
+        },
+        "a 5.8+ kernel",
+    ));
+
+    let lockdown = fs::read_to_string("/sys/kernel/security/lockdown").ok();
+    let mode = lockdown.as_deref().and_then(|l| {
+        l.split_whitespace().find(|w| w.starts_with('[')).map(|w| w.trim_matches(['[', ']']).to_string())
+    });
+    let confidential = mode.as_deref() == Some("confidentiality");
+    checks.push(check(
+        "lockdown",
+        !confidential,
+        mode.map_or("not enforced (no lockdown LSM)".to_string(), |m| format!("mode {m}")),
+        "confidentiality lockdown forbids reading kernel memory from BPF; boot with lockdown=integrity or none",
+    ));
+
+    let sock = Path::new("/run/containerd/containerd.sock");
+    let namespaces: Vec<String> = fs::read_dir("/run/containerd/io.containerd.runtime.v2.task")
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    checks.push(Check {
+        name: "containerd",
+        status: Status::Info,
+        detail: if sock.exists() {
+            format!(
+                "socket {} present; namespaces with running tasks: {}",
+                sock.display(),
+                if namespaces.is_empty() { "none".into() } else { namespaces.join(", ") }
+            )
+        } else {
+            format!("no socket at {} (only needed to name containers)", sock.display())
+        },
+        fix: None,
+    });
+
+    let ebpf_usable = privileged && bpf.is_ok() && sg && ex && (btf_ok || mount.is_ok()) && ringbuf.is_ok() && !confidential;
+    let ebpf_why = if ebpf_usable {
+        if btf_ok { "everything podsig's eBPF backend uses is here" } else { "usable through the no-BTF fallback" }.to_string()
+    } else {
+        let missing: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.status == Status::Missing && c.name != "tracepoint oom:mark_victim" && c.name != "syscall evidence (bpf_task_pt_regs)" && c.name != "kernel BTF")
+            .map(|c| c.name)
+            .collect();
+        format!("missing: {}", missing.join(", "))
+    };
+
+    let (stap_checks, stap_usable, stap_why) = stap_checks(&release);
+    checks.extend(stap_checks);
+    Report {
+        kernel: release,
+        checks,
+        ebpf: BackendVerdict { usable: ebpf_usable, why: ebpf_why },
+        stap: BackendVerdict { usable: stap_usable, why: stap_why },
+    }
+}
+
+/// SystemTap needs its translator, this kernel's headers and debuginfo, and a kernel that
+/// loads modules.
+fn stap_checks(release: &str) -> (Vec<Check>, bool, String) {
+    let mut checks = Vec::new();
+    let version = Command::new("stap")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success() || !o.stderr.is_empty())
+        .map(|o| {
+            let all = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+            all.lines().next().unwrap_or("").to_string()
+        });
+    checks.push(check(
+        "stap",
+        version.is_some(),
+        version.clone().unwrap_or_else(|| "not installed".into()),
+        "apt-get install systemtap (Debian/Ubuntu) or dnf install systemtap (Fedora/RHEL)",
+    ));
+    let headers = Path::new("/lib/modules").join(release).join("build");
+    checks.push(check(
+        "kernel headers",
+        headers.exists(),
+        format!("{}{}", headers.display(), if headers.exists() { "" } else { " absent" }),
+        format!("apt-get install linux-headers-{release} (Debian/Ubuntu) or dnf install kernel-devel-{release}"),
+    ));
+    let debuginfo = [
+        format!("/usr/lib/debug/boot/vmlinux-{release}"),
+        format!("/usr/lib/debug/lib/modules/{release}/vmlinux"),
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists());
+    checks.push(check(
+        "kernel debuginfo",
+        debuginfo.is_some(),
+        debuginfo.clone().unwrap_or_else(|| "no vmlinux with debug info".into()),
+        format!("apt-get install linux-image-{release}-dbg (Debian) / -dbgsym (Ubuntu ddebs) or dnf debuginfo-install kernel-{release}"),
+    ));
+    let modules = Path::new("/proc/modules").exists();
+    let disabled = fs::read_to_string("/proc/sys/kernel/modules_disabled").is_ok_and(|s| s.trim() == "1");
+    let loads = modules && !disabled;
+    checks.push(check(
+        "kernel module loading",
+        loads,
+        if !modules {
+            "this kernel has no loadable-module support (CONFIG_MODULES off)".to_string()
+        } else if disabled {
+            "kernel.modules_disabled=1".to_string()
+        } else {
+            "modules can be loaded".to_string()
+        },
+        "SystemTap runs as a kernel module: use a kernel with CONFIG_MODULES=y, or the eBPF backend",
+    ));
+    let usable = version.is_some() && headers.exists() && debuginfo.is_some() && loads;
+    let why = if usable {
+        "stap, headers, debuginfo and module loading are all here".to_string()
+    } else {
+        let missing: Vec<&str> = checks.iter().filter(|c| c.status == Status::Missing).map(|c| c.name).collect();
+        format!("missing: {}", missing.join(", "))
+    };
+    (checks, usable, why)
+}
+
+pub fn text(r: &Report) -> String {
+    let mut t = String::new();
+    for c in &r.checks {
+        let status = match c.status {
+            Status::Ok => "ok",
+            Status::Missing => "missing",
+            Status::Info => "info",
+        };
+        t += &format!("{status:<8} {:<36} {}\n", c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            t += &format!("{:<8} {:<36} fix: {fix}\n", "", "");
+        }
+    }
+    t += &format!("backend ebpf: {} ({})\n", if r.ebpf.usable { "usable" } else { "not usable" }, r.ebpf.why);
+    t += &format!("backend stap: {} ({})\n", if r.stap.usable { "usable" } else { "not usable" }, r.stap.why);
+    t
+}
