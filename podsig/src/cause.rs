@@ -255,27 +255,12 @@ mod tests {
 
     fn record(sig: i32, code: i32, syscall_nr: Option<i32>, sender: (&str, u32), target: u32) -> SignalRecord {
         let a = |pid, comm: &str| Ancestor { pid, comm: comm.into(), start_ns: 0 };
+        let base = sample_signal();
         SignalRecord {
-            time: String::new(),
-            boot_ns: 0,
-            backend: "ebpf",
             signal: SignalId::new(sig),
             code: Code { value: code, name: crate::signals::code_name(sig, code) },
-            errno: 0,
-            group: true,
-            result: "delivered",
-            target: Target { pid: target, tid: target, ns_pid: target, comm: "app".into() },
-            sender: Sender {
-                pid: sender.1,
-                tid: sender.1,
-                ns_pid: sender.1,
-                ppid: 1,
-                uid: 0,
-                comm: sender.0.into(),
-                exe: None,
-                argv: vec![],
-                kthread: false,
-            },
+            target: Target { pid: target, tid: target, ns_pid: Some(target), comm: "app".into() },
+            sender: Sender { pid: sender.1, tid: sender.1, comm: sender.0.into(), ..base.sender.clone() },
             ancestry: vec![
                 a(0, "swapper/0"),
                 a(1, "systemd"),
@@ -283,15 +268,8 @@ mod tests {
                 a(950, "containerd-shim"),
                 a(sender.1, sender.0),
             ],
-            ancestry_complete: true,
-            ancestry_source: AncestrySource::Kernel,
-            syscall: None,
             syscall_nr,
-            cause: Cause::Unknown,
-            cause_detail: String::new(),
-            oom: None,
-            runtime: None,
-            findings: vec![],
+            ..base
         }
     }
 

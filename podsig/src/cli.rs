@@ -4,7 +4,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{backend::ebpf::DEFAULT_RING_BYTES, output::Format, signals, target::parse_pid};
+use crate::{
+    backend::{BackendKind, ebpf::DEFAULT_RING_BYTES},
+    output::Format,
+    signals,
+    target::parse_pid,
+};
 
 /// `0.1.0 (abc1234)`: the commit tells which build a node runs.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PODSIG_GIT_COMMIT"), ")");
@@ -92,6 +97,13 @@ pub struct WatchArgs {
     /// Stop after this long (e.g. 30s, 5m, 1h).
     #[arg(short = 'd', long, value_name = "D", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
+    #[arg(short = 'b', long, value_enum, default_value = "auto")]
+    pub backend: BackendKind,
+    /// Print the SystemTap script for this watch and exit (with --backend stap), for users
+    /// who want to run it themselves.
+    #[arg(long)]
+    pub print_script: bool,
 }
 
 #[derive(Debug, Args)]

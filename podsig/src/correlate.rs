@@ -72,36 +72,9 @@ mod tests {
 
     fn sigkill(pid: u32, code: i32) -> Record {
         Record::Signal(SignalRecord {
-            time: String::new(),
-            boot_ns: 0,
-            backend: "ebpf",
-            signal: SignalId::new(9),
             code: Code { value: code, name: None },
-            errno: 0,
-            group: true,
-            result: "delivered",
-            target: Target { pid, tid: pid, ns_pid: pid, comm: "x".into() },
-            sender: Sender {
-                pid,
-                tid: pid,
-                ns_pid: pid,
-                ppid: 1,
-                uid: 0,
-                comm: "x".into(),
-                exe: None,
-                argv: vec![],
-                kthread: false,
-            },
-            ancestry: vec![],
-            ancestry_complete: false,
-            ancestry_source: AncestrySource::Kernel,
-            syscall: None,
-            syscall_nr: None,
-            cause: Cause::Unknown,
-            cause_detail: String::new(),
-            oom: None,
-            runtime: None,
-            findings: vec![],
+            target: Target { pid, tid: pid, ns_pid: None, comm: "x".into() },
+            ..sample_signal()
         })
     }
 

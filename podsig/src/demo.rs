@@ -9,7 +9,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    backend::WatchSpec,
+    backend::{BackendKind, WatchSpec},
     output::Format,
     watch::{self, WatchOptions},
 };
@@ -23,7 +23,8 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
     let pid = target.id();
     eprintln!("podsig: demo: started a throwaway target, `sleep 600` (pid {pid})");
     let opts = WatchOptions {
-        spec: WatchSpec { pids: vec![pid], all: false, signals: vec![], ring_bytes },
+        backend: BackendKind::Auto,
+        spec: WatchSpec { pids: vec![pid], all: false, signals: vec![], ring_bytes, verbose: false },
         format,
         count: None,
         // The sender runs right after attach; this only bounds a demo gone wrong.

@@ -52,7 +52,7 @@ fn check(name: &'static str, ok: bool, detail: impl Into<String>, fix: impl Into
     }
 }
 
-fn kernel_release() -> String {
+pub(crate) fn kernel_release() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
@@ -73,7 +73,7 @@ const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
 /// Creates (and closes) a BPF map of `map_type`: proves bpf() works and the type exists.
-fn bpf_map_create(map_type: u32, key: u32, value: u32, entries: u32) -> Result<(), std::io::Error> {
+pub(crate) fn bpf_map_create(map_type: u32, key: u32, value: u32, entries: u32) -> Result<(), std::io::Error> {
     // union bpf_attr, BPF_MAP_CREATE part: map_type, key_size, value_size, max_entries.
     let mut attr = [0u8; 128];
     for (i, v) in [map_type, key, value, entries].iter().enumerate() {
@@ -89,7 +89,7 @@ fn bpf_map_create(map_type: u32, key: u32, value: u32, entries: u32) -> Result<(
     Ok(())
 }
 
-fn tracepoint(category: &str, name: &str) -> bool {
+pub(crate) fn tracepoint(category: &str, name: &str) -> bool {
     Path::new(tracefs::TRACEFS).join("events").join(category).join(name).exists()
 }
 
@@ -232,7 +232,7 @@ pub fn run() -> Report {
 
 /// SystemTap needs its translator, this kernel's headers and debuginfo, and a kernel that
 /// loads modules.
-fn stap_checks(release: &str) -> (Vec<Check>, bool, String) {
+pub(crate) fn stap_checks(release: &str) -> (Vec<Check>, bool, String) {
     let mut checks = Vec::new();
     let version = Command::new("stap")
         .arg("--version")

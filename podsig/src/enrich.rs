@@ -78,7 +78,9 @@ impl Enricher {
     pub fn enrich(&mut self, record: &mut Record) {
         match record {
             Record::Signal(s) => {
-                s.time = self.wall_time(s.boot_ns);
+                if let Some(ns) = s.boot_ns {
+                    s.time = self.wall_time(ns);
+                }
                 if s.ancestry_source == AncestrySource::Proc {
                     self.complete_from_proc(s);
                 }
@@ -94,7 +96,9 @@ impl Enricher {
             }
             Record::Oom(_) => {}
             Record::Exit(e) => {
-                e.time = self.wall_time(e.boot_ns);
+                if let Some(ns) = e.boot_ns {
+                    e.time = self.wall_time(ns);
+                }
                 if e.status.is_none() && e.signal.is_none() {
                     // Fallback mode: a zombie still shows its exit code in /proc.
                     if let Some(code) = process(e.pid).and_then(|p| p.stat().ok()?.exit_code) {
@@ -125,11 +129,11 @@ impl Enricher {
             s.target.pid = t.tgid as u32;
         }
         if let Some(p) = process(s.target.tid) {
-            s.target.ns_pid = process(s.target.pid).as_ref().and_then(ns_pid).unwrap_or(0);
+            s.target.ns_pid = process(s.target.pid).as_ref().and_then(ns_pid);
             s.target.tid = p.pid as u32;
         }
         let Some(sender) = process(s.sender.pid) else { return };
-        s.sender.ns_pid = ns_pid(&sender).unwrap_or(0);
+        s.sender.ns_pid = ns_pid(&sender);
         s.sender.argv = sender.cmdline().unwrap_or_default();
         let mut chain = Vec::new();
         let mut pid = s.sender.pid;

@@ -38,8 +38,9 @@ pub struct Code {
 pub struct Target {
     pub pid: u32,
     pub tid: u32,
-    /// Pid inside the process's own pid namespace (what `ps` shows in a container).
-    pub ns_pid: u32,
+    /// Pid inside the process's own pid namespace (what `ps` shows in a container); null
+    /// when the backend cannot see it.
+    pub ns_pid: Option<u32>,
     pub comm: String,
 }
 
@@ -47,7 +48,7 @@ pub struct Target {
 pub struct Sender {
     pub pid: u32,
     pub tid: u32,
-    pub ns_pid: u32,
+    pub ns_pid: Option<u32>,
     pub ppid: u32,
     pub uid: u32,
     pub comm: String,
@@ -69,13 +70,16 @@ pub struct Ancestor {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SignalRecord {
     pub time: String,
-    pub boot_ns: u64,
+    /// ns since boot (CLOCK_BOOTTIME); null from backends without that clock (stap).
+    pub boot_ns: Option<u64>,
     pub backend: &'static str,
     pub signal: SignalId,
     pub code: Code,
-    pub errno: i32,
+    /// si_errno; null when the backend cannot read the siginfo.
+    pub errno: Option<i32>,
     pub group: bool,
-    pub result: &'static str,
+    /// Delivery outcome; null when the backend hooks before delivery is decided (stap).
+    pub result: Option<&'static str>,
     pub target: Target,
     pub sender: Sender,
     /// Root (pid 0) first, the sender last.
@@ -179,7 +183,7 @@ pub enum AncestrySource {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ExitRecord {
     pub time: String,
-    pub boot_ns: u64,
+    pub boot_ns: Option<u64>,
     pub backend: &'static str,
     pub pid: u32,
     pub tid: u32,
@@ -225,6 +229,49 @@ pub fn split_argv(bytes: &[u8]) -> Vec<String> {
         return Vec::new();
     }
     bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+/// A complete signal record for tests: pkill(23549) sends SIGKILL to server(7942).
+#[cfg(test)]
+pub fn sample_signal() -> SignalRecord {
+    let a = |pid, comm: &str, start_ns| Ancestor { pid, comm: comm.into(), start_ns };
+    SignalRecord {
+        time: "2026-11-24T20:17:30.123456789Z".into(),
+        boot_ns: Some(1),
+        backend: "ebpf",
+        signal: SignalId::new(9),
+        code: Code { value: 0, name: Some("SI_USER") },
+        errno: Some(0),
+        group: true,
+        result: Some("delivered"),
+        target: Target { pid: 7942, tid: 7942, ns_pid: Some(1), comm: "server".into() },
+        sender: Sender {
+            pid: 23549,
+            tid: 23549,
+            ns_pid: Some(23549),
+            ppid: 23495,
+            uid: 0,
+            comm: "pkill".into(),
+            exe: None,
+            argv: vec!["pkill".into(), "-9".into(), "server".into()],
+            kthread: false,
+        },
+        ancestry: vec![
+            a(0, "swapper/0", 0),
+            a(1, "systemd", 80_000_000),
+            a(23495, "bash", 2_008_504_817_798_337),
+            a(23549, "pkill", 2_008_505_202_486_630),
+        ],
+        ancestry_complete: true,
+        ancestry_source: AncestrySource::Kernel,
+        syscall: None,
+        syscall_nr: None,
+        cause: Cause::Unknown,
+        cause_detail: String::new(),
+        oom: None,
+        runtime: None,
+        findings: vec![],
+    }
 }
 
 #[cfg(test)]

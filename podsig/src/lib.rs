@@ -39,16 +39,26 @@ fn require_root() -> Result<()> {
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
+    let verbose = cli.verbose > 0;
     match cli.command {
         Command::Watch(args) => {
+            if args.print_script {
+                if args.backend != backend::BackendKind::Stap {
+                    bail!("--print-script prints the SystemTap script: add --backend stap");
+                }
+                let spec = WatchSpec { pids: args.pids, all: args.all, signals: args.signals, ..Default::default() };
+                return print_out(&backend::stap::script::generate(&backend::stap::script_spec(&spec)));
+            }
             require_root()?;
             let pids = target::resolve_pids(&args.pids)?;
             let opts = WatchOptions {
+                backend: args.backend,
                 spec: WatchSpec {
                     pids,
                     all: args.all,
                     signals: args.signals,
                     ring_bytes: args.common.ring_size,
+                    verbose,
                 },
                 format: args.common.output.unwrap_or_else(watch::default_format),
                 count: args.count,

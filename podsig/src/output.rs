@@ -121,14 +121,13 @@ fn signal_text(s: &SignalRecord) -> String {
         .map(|a| format!("{}({})", clean(&a.comm), stap_time(a.start_ns)))
         .collect();
     t += &format!("task_ancestry:{}\n", chain.join("=>"));
-    t += &format!(
-        "  {} result={} code={}",
-        s.time,
-        s.result,
-        s.code.name.map_or_else(|| s.code.value.to_string(), str::to_string)
-    );
-    if s.errno != 0 {
-        t += &format!(" errno={}", s.errno);
+    t += &format!("  {}", s.time);
+    if let Some(result) = s.result {
+        t += &format!(" result={result}");
+    }
+    t += &format!(" code={}", s.code.name.map_or_else(|| s.code.value.to_string(), str::to_string));
+    if let Some(errno) = s.errno.filter(|&e| e != 0) {
+        t += &format!(" errno={errno}");
     }
     if !s.ancestry_complete {
         t += " ancestry=incomplete";
@@ -171,48 +170,17 @@ mod tests {
     use crate::event::*;
 
     fn sample() -> SignalRecord {
-        let a = |pid, comm: &str, start_ns| Ancestor { pid, comm: comm.into(), start_ns };
         SignalRecord {
-            time: "2026-11-24T20:17:30.123456789Z".into(),
-            boot_ns: 1,
-            backend: "ebpf",
-            signal: SignalId::new(9),
-            code: Code { value: 0, name: Some("SI_USER") },
-            errno: 0,
-            group: true,
-            result: "delivered",
-            target: Target { pid: 7942, tid: 7942, ns_pid: 1, comm: "server".into() },
-            sender: Sender {
-                pid: 23549,
-                tid: 23549,
-                ns_pid: 23549,
-                ppid: 23495,
-                uid: 0,
-                comm: "pkill".into(),
-                exe: None,
-                argv: vec!["pkill".into(), "-9".into(), "server".into()],
-                kthread: false,
-            },
-            ancestry: vec![
-                a(0, "swapper/0", 0),
-                a(1, "systemd", 80_000_000),
-                a(23495, "bash", 2_008_504_817_798_337),
-                a(23549, "pkill", 2_008_505_202_486_630),
-            ],
-            ancestry_complete: true,
-            ancestry_source: AncestrySource::Kernel,
             syscall: Some("kill"),
-            syscall_nr: None,
             cause: Cause::Process,
             cause_detail: "kill(2) from pkill(23549)".into(),
-            oom: None,
-            runtime: None,
             findings: vec![Finding {
                 pid: 23495,
                 comm: "bash".into(),
                 kind: FindingKind::WritableLocation,
                 detail: "runs from /tmp/bash".into(),
             }],
+            ..sample_signal()
         }
     }
 
@@ -271,7 +239,7 @@ mod tests {
         let (status, signal, core_dumped) = ExitRecord::decode(9);
         let e = ExitRecord {
             time: "T".into(),
-            boot_ns: 0,
+            boot_ns: Some(0),
             backend: "ebpf",
             pid: 7942,
             tid: 7942,

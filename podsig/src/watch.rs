@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    backend::{Backend, WatchSpec, ebpf::EbpfBackend},
+    backend::{self, Backend, BackendKind, WatchSpec},
     cause,
     correlate::Correlator,
     enrich::{Enricher, proc_state},
@@ -21,6 +21,7 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
     pub spec: WatchSpec,
+    pub backend: BackendKind,
     pub format: Format,
     /// Stop after this many signal reports.
     pub count: Option<u64>,
@@ -47,7 +48,7 @@ pub struct Summary {
 /// its sender there).
 pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summary> {
     let started = Instant::now();
-    let mut backend = EbpfBackend::attach(&opts.spec)?;
+    let mut backend = backend::attach(opts.backend, &opts.spec).await?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut watched: BTreeSet<u32> = opts.spec.pids.iter().copied().collect();

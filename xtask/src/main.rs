@@ -205,7 +205,8 @@ fn install() -> Result<()> {
 }
 
 /// Debian packages the end-to-end tests drive (beyond a standard Debian machine).
-const TEST_PACKAGES: &[(&str, &str)] = &[("busybox-static", "/bin/busybox")];
+const TEST_PACKAGES: &[(&str, &str)] =
+    &[("busybox-static", "/bin/busybox"), ("systemtap", "/usr/bin/stap")];
 
 fn test_prereqs() -> Result<()> {
     let missing: Vec<&str> =
@@ -218,7 +219,7 @@ fn test_prereqs() -> Result<()> {
     if !missing.is_empty() {
         sh(as_root("apt-get").args(["update", "-q"]))?;
         sh(as_root("apt-get")
-            .args(["install", "-y", "-q"])
+            .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }

@@ -4,10 +4,12 @@
 //! backend ran.
 
 pub mod ebpf;
+pub mod stap;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+use clap::ValueEnum;
 
-use crate::event::Record;
+use crate::{doctor, event::Record};
 
 /// What to watch, already validated.
 #[derive(Clone, Debug, Default)]
@@ -20,6 +22,102 @@ pub struct WatchSpec {
     pub signals: Vec<i32>,
     /// Ring buffer size in bytes (eBPF backend).
     pub ring_bytes: u32,
+    /// Pass tool output through (stap's compile log).
+    pub verbose: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// eBPF when the kernel supports it, else SystemTap when usable.
+    #[default]
+    Auto,
+    Ebpf,
+    Stap,
+}
+
+/// The backends behind one type, so the watch loop is written once.
+pub enum AnyBackend {
+    Ebpf(Box<ebpf::EbpfBackend>),
+    Stap(Box<stap::StapBackend>),
+}
+
+impl Backend for AnyBackend {
+    fn name(&self) -> &'static str {
+        match self {
+            AnyBackend::Ebpf(b) => b.name(),
+            AnyBackend::Stap(b) => b.name(),
+        }
+    }
+    async fn ready(&mut self) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => b.ready().await,
+            AnyBackend::Stap(b) => b.ready().await,
+        }
+    }
+    fn drain(&mut self, out: &mut Vec<Record>) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => b.drain(out),
+            AnyBackend::Stap(b) => b.drain(out),
+        }
+    }
+    fn unwatch(&mut self, pid: u32) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => b.unwatch(pid),
+            AnyBackend::Stap(b) => b.unwatch(pid),
+        }
+    }
+}
+
+/// What the eBPF backend needs from this kernel, or what is missing.
+pub fn ebpf_missing() -> Vec<String> {
+    let mut missing = Vec::new();
+    if let Err(e) = doctor::bpf_map_create(2, 4, 4, 1) {
+        missing.push(format!("the bpf() syscall ({e}; run as root, kernel with CONFIG_BPF_SYSCALL)"));
+    }
+    let _ = ebpf::tracefs::ensure_mounted();
+    let in_btf = ebpf::offsets::KernelBtf::open(std::path::Path::new(ebpf::offsets::VMLINUX_BTF))
+        .is_ok_and(|b| b.raw_tracepoint_args("signal_generate").is_ok());
+    if !in_btf && !doctor::tracepoint("signal", "signal_generate") {
+        missing.push("the signal:signal_generate tracepoint (a 3.x+ kernel with tracepoints)".into());
+    }
+    if let Err(e) = doctor::bpf_map_create(27, 0, 0, 4096) {
+        missing.push(format!("BPF ring buffers ({e}; a 5.8+ kernel)"));
+    }
+    missing
+}
+
+/// Why SystemTap cannot run here, if it cannot.
+pub fn stap_missing() -> Option<String> {
+    let (_, usable, why) = doctor::stap_checks(&doctor::kernel_release());
+    (!usable).then_some(why)
+}
+
+pub async fn attach(kind: BackendKind, spec: &WatchSpec) -> Result<AnyBackend> {
+    let ebpf = |spec| -> Result<AnyBackend> { Ok(AnyBackend::Ebpf(Box::new(ebpf::EbpfBackend::attach(spec)?))) };
+    match kind {
+        BackendKind::Ebpf => ebpf(spec),
+        BackendKind::Stap => Ok(AnyBackend::Stap(Box::new(stap::StapBackend::attach(spec, spec.verbose).await?))),
+        BackendKind::Auto => {
+            let missing = ebpf_missing();
+            if missing.is_empty() {
+                if tracing::enabled!(tracing::Level::INFO) {
+                    let why = stap_missing().unwrap_or_else(|| "it would work too".into());
+                    tracing::info!("backend auto: eBPF is supported here; SystemTap would not do: {why}");
+                }
+                return ebpf(spec);
+            }
+            match stap_missing() {
+                None => {
+                    tracing::info!("backend auto: eBPF lacks {}; using SystemTap", missing.join(", "));
+                    Ok(AnyBackend::Stap(Box::new(stap::StapBackend::attach(spec, spec.verbose).await?)))
+                }
+                Some(stap_why) => bail!(
+                    "no backend can run here: eBPF needs {}; SystemTap is {stap_why} (see `podsig doctor`)",
+                    missing.join(", ")
+                ),
+            }
+        }
+    }
 }
 
 /// The contract between the watch loop and a backend.

@@ -316,7 +316,7 @@ fn decode(bytes: &[u8]) -> Option<Record> {
             };
             Some(Record::Exit(ExitRecord {
                 time: String::new(),
-                boot_ns: e.boot_ns,
+                boot_ns: Some(e.boot_ns),
                 backend: "ebpf",
                 pid: e.pid,
                 tid: e.tid,
@@ -360,23 +360,23 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
     let argv_len = (e.argv_len as usize).min(e.argv.len());
     SignalRecord {
         time: String::new(),
-        boot_ns: e.boot_ns,
+        boot_ns: Some(e.boot_ns),
         backend: "ebpf",
         signal: SignalId::new(e.sig),
         code: Code { value: e.code, name: signals::code_name(e.sig, e.code) },
-        errno: e.errno,
+        errno: Some(e.errno),
         group: e.group != 0,
-        result: signals::result_name(e.result),
+        result: Some(signals::result_name(e.result)),
         target: Target {
             pid: e.target_pid,
             tid: e.target_tid,
-            ns_pid: e.target_ns_pid,
+            ns_pid: Some(e.target_ns_pid).filter(|&n| n != 0),
             comm: cstr(&e.target_comm),
         },
         sender: Sender {
             pid: e.sender_pid,
             tid: e.sender_tid,
-            ns_pid: e.sender_ns_pid,
+            ns_pid: Some(e.sender_ns_pid).filter(|&n| n != 0),
             ppid: e.sender_ppid,
             uid: e.sender_uid,
             comm: cstr(&e.sender_comm),

@@ -1,0 +1,261 @@
+//! The SystemTap backend, for kernels eBPF cannot serve: writes the script, runs `stap`,
+//! and parses its output into the same records as every other backend.
+
+pub mod parse;
+pub mod script;
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    io::Write as _,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    path::PathBuf,
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::mpsc,
+};
+
+use super::{Backend, WatchSpec};
+use crate::event::Record;
+use parse::Line;
+use script::ScriptSpec;
+
+/// Set to skip the headers/debuginfo/module checks before running stap (tests with a
+/// stand-in stap; hosts with a prebuilt setup podsig cannot see).
+pub const NO_PREFLIGHT_ENV: &str = "PODSIG_STAP_NO_PREFLIGHT";
+const POLL: Duration = Duration::from_millis(10);
+
+pub struct StapBackend {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    pending: Vec<String>,
+    watched: BTreeSet<u32>,
+    all: bool,
+}
+
+pub fn script_spec(spec: &WatchSpec) -> ScriptSpec {
+    ScriptSpec { pids: spec.pids.clone(), all: spec.all, signals: spec.signals.clone() }
+}
+
+fn stap_version() -> String {
+    std::process::Command::new("stap")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let all = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+            all.lines().next().map(str::to_string)
+        })
+        .unwrap_or_else(|| "stap (version unknown)".into())
+}
+
+/// A directory only root can enter, removed on drop: the script lives only as long as stap
+/// needs it to compile.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn new() -> Result<Self> {
+        let base = std::env::temp_dir();
+        for n in 0..100u32 {
+            let p = base.join(format!("podsig-stap-{}-{n}", std::process::id()));
+            match fs::DirBuilder::new().mode(0o700).create(&p) {
+                Ok(()) => return Ok(Self(p)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
+            }
+        }
+        bail!("could not create a private directory in {}", base.display())
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+impl StapBackend {
+    pub async fn attach(spec: &WatchSpec, verbose: bool) -> Result<Self> {
+        if std::env::var_os(NO_PREFLIGHT_ENV).is_none() {
+            preflight()?;
+        }
+        let dir = PrivateDir::new()?;
+        let path = dir.0.join("podsig.stp");
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(script::generate(&script_spec(spec)).as_bytes()))
+            .with_context(|| format!("writing {}", path.display()))?;
+
+        eprintln!("podsig: compiling SystemTap module…");
+        let mut child = Command::new("stap")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting stap (install systemtap, or use --backend ebpf)")?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+
+        // Until the module is live, stap's stderr is the compile log: kept for the report.
+        let mut log = Vec::new();
+        let mut stderr_open = true;
+        loop {
+            tokio::select! {
+                line = stdout.next_line() => match line.context("reading stap's output")? {
+                    Some(l) if parse::parse(&l) == Line::Ready => break,
+                    Some(_) => {}
+                    None => {
+                        let status = child.wait().await.ok();
+                        while let Ok(Some(l)) = stderr.next_line().await {
+                            log.push(l);
+                        }
+                        return Err(compile_failure(&log, status, verbose));
+                    }
+                },
+                line = stderr.next_line(), if stderr_open => match line {
+                    Ok(Some(l)) => {
+                        if verbose {
+                            eprintln!("podsig: stap: {l}");
+                        }
+                        log.push(l);
+                    }
+                    _ => stderr_open = false,
+                },
+            }
+        }
+        drop(dir);
+
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = stdout.next_line().await {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = stderr.next_line().await {
+                eprintln!("podsig: stap: {l}");
+            }
+        });
+        Ok(Self {
+            child,
+            lines,
+            pending: Vec::new(),
+            watched: spec.pids.iter().copied().collect(),
+            all: spec.all,
+        })
+    }
+}
+
+/// One line: what failed, for which kernel, what to do. stap's log only with --verbose.
+fn compile_failure(log: &[String], status: Option<std::process::ExitStatus>, verbose: bool) -> anyhow::Error {
+    if verbose {
+        for l in log {
+            eprintln!("podsig: stap: {l}");
+        }
+    }
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let first_error = log
+        .iter()
+        .find(|l| l.contains("error:") || l.starts_with("semantic error") || l.contains("ERROR"))
+        .or(log.last())
+        .map_or("no output".to_string(), |l| l.trim().to_string());
+    anyhow!(
+        "{} could not build or load its module for kernel {} ({}; {first_error}): upgrade \
+         SystemTap to a release that supports this kernel, or use --backend ebpf{}",
+        stap_version(),
+        release.trim(),
+        status.map_or("stap exited".to_string(), |s| format!("stap {s}")),
+        if verbose { "" } else { " (--verbose shows stap's output)" }
+    )
+}
+
+/// What the recipe's preparation section had people check by hand: say exactly what is
+/// missing for this kernel instead of letting stap fail obscurely.
+fn preflight() -> Result<()> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let (checks, usable, _) = crate::doctor::stap_checks(release.trim());
+    if usable {
+        return Ok(());
+    }
+    let missing: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == crate::doctor::Status::Missing)
+        .map(|c| format!("{} ({}; fix: {})", c.name, c.detail, c.fix.as_deref().unwrap_or("-")))
+        .collect();
+    bail!("the SystemTap backend cannot run here: {}", missing.join("; "))
+}
+
+impl Backend for StapBackend {
+    fn name(&self) -> &'static str {
+        "stap"
+    }
+
+    async fn ready(&mut self) -> Result<()> {
+        tokio::select! {
+            l = self.lines.recv() => match l {
+                Some(l) => self.pending.push(l),
+                None => {
+                    let status = self.child.wait().await.ok();
+                    bail!("stap exited while watching ({})", status.map_or("unknown status".into(), |s| s.to_string()));
+                }
+            },
+            _ = tokio::time::sleep(POLL) => {}
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, out: &mut Vec<Record>) -> Result<()> {
+        while let Ok(l) = self.lines.try_recv() {
+            self.pending.push(l);
+        }
+        for l in self.pending.drain(..) {
+            if let Line::Record(r) = parse::parse(&l) {
+                // The module's filter is fixed at load; a pid that exited is dropped here so
+                // its reuse by another process is never reported.
+                let pid = match &*r {
+                    Record::Signal(s) => s.target.pid,
+                    Record::Exit(e) => e.pid,
+                    _ => 0,
+                };
+                if self.all || self.watched.contains(&pid) {
+                    out.push(*r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn unwatch(&mut self, pid: u32) -> Result<()> {
+        self.watched.remove(&pid);
+        Ok(())
+    }
+}
+
+impl Drop for StapBackend {
+    /// SIGINT lets stap run its end probes and unload the module cleanly.
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGINT) };
+            for _ in 0..200 {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        }
+    }
+}

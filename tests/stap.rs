@@ -1,0 +1,215 @@
+//! The SystemTap backend. This kernel loads no modules, so stap cannot run live here (the
+//! QEMU tests do that); these tests check the generated script with the real stap parser,
+//! run the whole pipeline against a stand-in `stap` that replays recorded output, and check
+//! that auto picks eBPF here and says why SystemTap would not do.
+
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use podsig_e2e::*;
+
+fn have_stap() -> bool {
+    if Command::new("stap").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must have systemtap (cargo xtask test installs it)");
+    eprintln!("skipped: systemtap is not installed (cargo xtask test installs it)");
+    false
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("podsig-e2e-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn real_stap_parses_every_generated_script() {
+    if !have_stap() {
+        return;
+    }
+    // Pass 1 (parsing) needs no kernel, but stap insists on a build tree to name one.
+    let build = scratch("stap-build");
+    fs::create_dir_all(build.join("include/config")).unwrap();
+    fs::write(build.join("include/config/kernel.release"), "6.1.0-podsig-test\n").unwrap();
+    fs::write(build.join(".config"), "").unwrap();
+    fs::write(build.join("Module.symvers"), "").unwrap();
+    let variants: &[&[&str]] = &[
+        &["--pid", "7942"],
+        &["--pid", "7942", "--pid", "8001", "--signal", "KILL", "--signal", "TERM"],
+        &["--all"],
+        &["--all", "--signal", "RTMIN+3"],
+    ];
+    for args in variants {
+        let mut a = vec!["watch", "--backend", "stap", "--print-script"];
+        a.extend_from_slice(args);
+        let (st, script, err) = podsig_output(&a);
+        assert!(st.success(), "{a:?}: {err}");
+        let path = build.join("podsig.stp");
+        fs::write(&path, &script).unwrap();
+        let o = Command::new("stap").arg("-r").arg(&build).arg("-p1").arg(&path).output().unwrap();
+        assert!(o.status.success(), "{args:?}: stap -p1 rejected:\n{}\n{script}", String::from_utf8_lossy(&o.stderr));
+    }
+    // And the parser does reject a broken script: the check above is not vacuous.
+    fs::write(build.join("bad.stp"), "probe begin { printf(\"x\" }").unwrap();
+    let o = Command::new("stap").arg("-r").arg(&build).arg("-p1").arg(build.join("bad.stp")).output().unwrap();
+    assert!(!o.status.success());
+    let _ = fs::remove_dir_all(&build);
+}
+
+#[test]
+fn script_takes_numbers_only() {
+    let (st, _, err) = podsig_output(&["watch", "--backend", "stap", "--print-script", "--pid", "1;system(\"id\")"]);
+    assert!(!st.success());
+    assert!(err.contains("is not a process id"), "{err}");
+    let (st, _, err) = podsig_output(&["watch", "--print-script", "--pid", "1"]);
+    assert!(!st.success() && err.contains("--backend stap"), "{err}");
+}
+
+/// A stand-in `stap`: checks the script it is given is private, answers with lines recorded
+/// from the real script's format (aimed at the pid the script watches), and waits for the
+/// SIGINT podsig sends on exit.
+fn stand_in(dir: &Path, body: &str) {
+    let script = format!(
+        r#"#!/bin/sh
+if [ "$1" = --version ]; then echo "Systemtap translator/driver (version 4.8/0.188, stand-in)" >&2; exit 0; fi
+S="$1"
+echo "$(stat -c %a "$S") $(stat -c %a "$(dirname "$S")")" > {dir}/modes
+T=$(sed -n 's/^  targets\[\([0-9]*\)\] = 1$/\1/p' "$S" | head -1)
+{body}
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("stap");
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn path_with(dir: &Path) -> String {
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+#[test]
+fn stap_backend_pipeline_against_a_stand_in() {
+    if !privileged() {
+        return;
+    }
+    let dir = scratch("stand-in");
+    // Recorded from the generated script's printf formats; the sender renamed itself with a
+    // tab and a newline, which text_str escapes.
+    stand_in(
+        &dir,
+        &format!(
+            r#"trap 'echo interrupted > {d}/sigint; exit 0' INT
+printf 'PODSIG\tREADY\n'
+echo "WARNING: a stap warning on stderr" >&2
+printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tev\\til\\n\tkill\\001-TERM\\001%s\t4242\t2008505202486630\tev\\til\\n\t4200\t2008504817798337\tbash\t1\t80000000\tsystemd\t0\t0\tswapper/0\t\n' "$T" "$T" "$T"
+sleep 0.2
+printf 'PODSIG\tEXIT\t1764015450123501230\t%s\t15\tsleep\n' "$T"
+while :; do sleep 0.05; done"#,
+            d = dir.display()
+        ),
+    );
+    let target = Target::sleep();
+    let t = target.pid();
+    let mut w = Podsig::start_env(
+        &["watch", "--backend", "stap", "--pid", &t.to_string(), "-o", "json"],
+        &[("PATH", &path_with(&dir)), ("PODSIG_STAP_NO_PREFLIGHT", "1")],
+    );
+    assert!(w.stderr_lines.iter().any(|l| l == "podsig: compiling SystemTap module…"), "{:?}", w.stderr_lines);
+    assert!(w.stderr_lines.last().unwrap().starts_with("podsig: attached (backend stap"));
+    let ev = w.next_kind("signal");
+    assert_eq!(ev["backend"], "stap");
+    assert_eq!(ev["target"]["pid"], t);
+    assert_eq!(ev["signal"]["name"], "SIGTERM");
+    assert_eq!(ev["sender"]["comm"], "ev\til\n");
+    assert_eq!(ev["sender"]["argv"], serde_json::json!(["kill", "-TERM", t.to_string()]));
+    assert_eq!(ev["ancestry"][0]["comm"], "swapper/0");
+    assert_eq!(ev["ancestry_complete"], true);
+    // What stap cannot see is null, and the verdict claims no more than si_code allows.
+    for field in ["result", "errno", "boot_ns", "syscall"] {
+        assert_eq!(ev[field], Value::Null, "{field}: {ev}");
+    }
+    assert_eq!(ev["cause"], "unknown");
+    let exit = w.next_kind("exit");
+    assert_eq!(exit["backend"], "stap");
+    assert_eq!(exit["signal"]["name"], "SIGTERM");
+    let (st, _, err) = w.wait();
+    assert!(st.success(), "{err:?}");
+    assert!(err.iter().any(|l| l == "podsig: stap: WARNING: a stap warning on stderr"), "{err:?}");
+    // The script was private, and stap was stopped cleanly (SIGINT, so it unloads).
+    assert_eq!(fs::read_to_string(dir.join("modes")).unwrap().trim(), "600 700");
+    assert_eq!(fs::read_to_string(dir.join("sigint")).unwrap().trim(), "interrupted");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stap_compile_failure_is_one_line() {
+    if !privileged() {
+        return;
+    }
+    let dir = scratch("stand-in-fail");
+    stand_in(
+        &dir,
+        r#"echo "In file included from stp_task_work.c:1:" >&2
+echo "/usr/share/systemtap/runtime/linux/stp_task_work.c:60:15: error: too few arguments to function 'task_work_cancel'" >&2
+echo "Pass 4: compilation failed.  [man error::pass4]" >&2
+exit 1"#,
+    );
+    let target = Target::sleep();
+    let env = [("PATH", path_with(&dir)), ("PODSIG_STAP_NO_PREFLIGHT", "1".into())];
+    let o = Command::new(podsig_bin())
+        .args(["watch", "--backend", "stap", "--pid", &target.pid().to_string()])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("podsig: compiling")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    for needle in ["version 4.8", release.trim(), "task_work_cancel", "upgrade SystemTap", "--verbose"] {
+        assert!(lines[0].contains(needle), "{needle:?} missing from: {}", lines[0]);
+    }
+    // --verbose passes stap's own output through.
+    let o = Command::new(podsig_bin())
+        .args(["-v", "watch", "--backend", "stap", "--pid", &target.pid().to_string()])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("podsig: stap: Pass 4: compilation failed."), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stap_preflight_names_what_is_missing_here() {
+    if !privileged() {
+        return;
+    }
+    let target = Target::sleep();
+    let (st, _, err) = podsig_output(&["watch", "--backend", "stap", "--pid", &target.pid().to_string()]);
+    assert!(!st.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("the SystemTap backend cannot run here"), "{err}");
+    assert!(err.contains("no loadable-module support") && err.contains("CONFIG_MODULES"), "{err}");
+    assert!(err.contains("linux-headers-"), "{err}");
+}
+
+#[test]
+fn auto_picks_ebpf_here_and_says_why_not_stap() {
+    if !privileged() {
+        return;
+    }
+    let target = Target::sleep();
+    let (st, _, err) = podsig_output(&["-v", "watch", "--pid", &target.pid().to_string(), "--duration", "100ms"]);
+    assert!(st.success(), "{err}");
+    assert!(err.contains("podsig: attached (backend ebpf"), "{err}");
+    let why = err.lines().find(|l| l.contains("backend auto")).unwrap_or_else(|| panic!("{err}"));
+    assert!(why.contains("SystemTap would not do") && why.contains("kernel module loading"), "{why}");
+}
