@@ -57,6 +57,10 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout.
     Man,
+    /// Attach a program that does nothing to signal_generate until interrupted: the cost
+    /// floor `cargo xtask bench` compares against.
+    #[command(hide = true)]
+    Floor,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,10 @@
 //! from the no-BTF fallback, /proc is also where the sender's parent, argv and ancestry come
 //! from — if the sender still lives.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use procfs::process::Process;
 
@@ -17,7 +20,12 @@ pub struct Enricher {
     wall_minus_boot_ns: i128,
     clk_tck: u64,
     inspector: Inspector,
+    /// (pid, start_ns) → executable, so a storm from one sender reads /proc once a second.
+    exes: HashMap<(u32, u64), (Instant, Option<String>)>,
 }
+
+const EXE_TTL: Duration = Duration::from_secs(1);
+const EXE_CACHE_MAX: usize = 4096;
 
 impl Default for Enricher {
     fn default() -> Self {
@@ -58,6 +66,7 @@ impl Enricher {
             wall_minus_boot_ns,
             clk_tck: procfs::ticks_per_second().max(1),
             inspector: Inspector::default(),
+            exes: HashMap::new(),
         }
     }
 
@@ -85,7 +94,10 @@ impl Enricher {
                     self.complete_from_proc(s);
                 }
                 let start = s.ancestry.last().filter(|a| a.pid == s.sender.pid).map(|a| a.start_ns);
-                s.sender.exe = self.exe_if_same_process(s.sender.pid, start);
+                s.sender.exe = match start {
+                    Some(start_ns) => self.cached_exe(s.sender.pid, start_ns),
+                    None => self.exe_if_same_process(s.sender.pid, None),
+                };
                 let clk_tck = self.clk_tck;
                 s.findings = self
                     .inspector
@@ -113,6 +125,20 @@ impl Enricher {
 
     /// The sender's executable, but only if `pid` still names the process that sent the
     /// signal: a short-lived sender's pid can already belong to someone else.
+    fn cached_exe(&mut self, pid: u32, start_ns: u64) -> Option<String> {
+        if let Some((t, exe)) = self.exes.get(&(pid, start_ns))
+            && t.elapsed() < EXE_TTL
+        {
+            return exe.clone();
+        }
+        let exe = self.exe_if_same_process(pid, Some(start_ns));
+        if self.exes.len() >= EXE_CACHE_MAX {
+            self.exes.clear();
+        }
+        self.exes.insert((pid, start_ns), (Instant::now(), exe.clone()));
+        exe
+    }
+
     fn exe_if_same_process(&self, pid: u32, start_ns: Option<u64>) -> Option<String> {
         if !same_process(self.clk_tck, pid, start_ns) {
             return None;

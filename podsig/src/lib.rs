@@ -96,6 +96,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "podsig", &mut out);
             print_bytes(&out)
         }
+        Command::Floor => {
+            require_root()?;
+            let _held = backend::ebpf::attach_empty()?;
+            eprintln!("podsig: attached (empty program on signal_generate)");
+            tokio::signal::ctrl_c().await.context("waiting for SIGINT")?;
+            Ok(())
+        }
         Command::Man => {
             let mut out = Vec::new();
             clap_mangen::Man::new(Cli::command()).render(&mut out).context("rendering the man page")?;

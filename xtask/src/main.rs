@@ -13,6 +13,8 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
+mod bench;
+
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
@@ -21,6 +23,8 @@ tasks:
   build            install prerequisites, build podsig (release)
   install          build, then copy podsig to /usr/local/bin
   test             install prerequisites, build, run every test (unit and end-to-end)
+  bench            podsig beside bpftrace and sigsnoop: ready time, miss/hit path,
+                   memory, ancestry (installs the peers; writes target/bench.{md,json})
   prereqs          install the eBPF build prerequisites only";
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -33,6 +37,9 @@ fn main() -> ExitCode {
         Some("install") => install(),
         Some("test") => test(),
         Some("prereqs") => prereqs(),
+        Some("bench") => bench_task(),
+        // Used by the bench: the signal storm, as a separate process.
+        Some("storm") => bench::storm(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -193,6 +200,25 @@ fn run(args: &[String]) -> Result<()> {
         bail!("podsig exited with {status}");
     }
     Ok(())
+}
+
+fn bench_task() -> Result<()> {
+    prereqs()?;
+    let peers = [("bpftrace", "/usr/bin/bpftrace"), ("libbpf-tools", "/usr/sbin/sigsnoop")];
+    let missing: Vec<&str> = peers.iter().filter(|(_, p)| !Path::new(p).exists()).map(|(n, _)| *n).collect();
+    println!(
+        "xtask: peers (bpftrace, libbpf-tools): {}",
+        if missing.is_empty() { "present, skipped" } else { "missing, installing" }
+    );
+    if !missing.is_empty() {
+        sh(as_root("apt-get").args(["update", "-q"]))?;
+        sh(as_root("apt-get").args(["install", "-y", "-q"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    build(true)?;
+    if !is_root() {
+        bail!("the bench loads eBPF programs: run it as root (sudo cargo xtask bench)");
+    }
+    bench::run(&binary(true))
 }
 
 fn install() -> Result<()> {
