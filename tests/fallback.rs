@@ -80,3 +80,42 @@ fn no_btf_fallback_marks_a_vanished_sender_incomplete() {
     assert_eq!(ev["ancestry_source"], "proc");
     assert!(w.wait().0.success());
 }
+
+/// Kernels before 5.8 have no BPF ring buffer: the perf event array takes over. Forced here,
+/// alone and together with the no-BTF path.
+#[test]
+fn perf_event_array_fallback_reports_the_same_events() {
+    if !privileged() {
+        return;
+    }
+    for forced in ["ringbuf", "btf,ringbuf"] {
+        let target = Target::sleep();
+        let t = target.pid();
+        let mut w = Podsig::start_env(
+            &["-v", "watch", "--pid", &t.to_string(), "-o", "json"],
+            &[("PODSIG_FORCE_FALLBACK", forced)],
+        );
+        assert!(
+            w.stderr_lines.iter().any(|l| l.contains("events through a perf event array")),
+            "{forced}: {:?}",
+            w.stderr_lines
+        );
+        let sender = send("sh", "kill -TERM $T", t);
+        let ev = w.next_kind("signal");
+        assert_eq!(ev["signal"]["name"], "SIGTERM", "{forced}");
+        assert_eq!(ev["target"]["pid"], t);
+        assert_eq!(ev["sender"]["pid"], sender);
+        if forced == "ringbuf" {
+            // BTF still there: everything is captured in kernel, as on the ring buffer.
+            assert_eq!(ev["ancestry_source"], "kernel");
+            assert_eq!(ev["ancestry_complete"], true);
+            assert_eq!(ev["sender"]["argv"], serde_json::json!(["sh", "-c", "kill -TERM $T"]));
+            assert_eq!(ev["syscall"], "kill");
+        } else {
+            assert_eq!(ev["ancestry_source"], "proc");
+        }
+        let exit = w.next_kind("exit");
+        assert_eq!(exit["pid"], t);
+        assert!(w.wait().0.success(), "{forced}");
+    }
+}

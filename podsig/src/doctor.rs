@@ -172,9 +172,9 @@ pub fn run() -> Report {
         ringbuf.is_ok(),
         match &ringbuf {
             Ok(()) => "supported".to_string(),
-            Err(e) => format!("BPF_MAP_TYPE_RINGBUF unavailable: {e}"),
+            Err(e) => format!("BPF_MAP_TYPE_RINGBUF unavailable ({e}): podsig uses a perf event array instead"),
         },
-        "a 5.8+ kernel",
+        "a 5.8+ kernel (optional: the perf event array fallback works without it)",
     ));
 
     let lockdown = fs::read_to_string("/sys/kernel/security/lockdown").ok();
@@ -208,13 +208,22 @@ pub fn run() -> Report {
         fix: None,
     });
 
-    let ebpf_usable = privileged && bpf.is_ok() && sg && ex && (btf_ok || mount.is_ok()) && ringbuf.is_ok() && !confidential;
+    let ebpf_usable = privileged && bpf.is_ok() && sg && ex && (btf_ok || mount.is_ok()) && !confidential;
     let ebpf_why = if ebpf_usable {
         if btf_ok { "everything podsig's eBPF backend uses is here" } else { "usable through the no-BTF fallback" }.to_string()
     } else {
         let missing: Vec<&str> = checks
             .iter()
-            .filter(|c| c.status == Status::Missing && c.name != "tracepoint oom:mark_victim" && c.name != "syscall evidence (bpf_task_pt_regs)" && c.name != "kernel BTF")
+            .filter(|c| {
+                c.status == Status::Missing
+                    && !matches!(
+                        c.name,
+                        "tracepoint oom:mark_victim"
+                            | "syscall evidence (bpf_task_pt_regs)"
+                            | "kernel BTF"
+                            | "BPF ring buffer"
+                    )
+            })
             .map(|c| c.name)
             .collect();
         format!("missing: {}", missing.join(", "))

@@ -14,6 +14,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 mod bench;
+mod vm;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -22,9 +23,12 @@ tasks:
                    (no ARGS: `podsig demo`)
   build            install prerequisites, build podsig (release)
   install          build, then copy podsig to /usr/local/bin
-  test             install prerequisites, build, run every test (unit and end-to-end)
+  test             install prerequisites, build, run every test (unit, end-to-end, and
+                   vm-test on other kernels)
   bench            podsig beside bpftrace and sigsnoop: ready time, miss/hit path,
                    memory, ancestry (installs the peers; writes target/bench.{md,json})
+  vm-test [--kernel K …]  boot Debian kernels (5.10, 6.1, 6.12) under QEMU and run the
+                   end-to-end scenario in each (K: part of a release, e.g. 5.10)
   prereqs          install the eBPF build prerequisites only";
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("prereqs") => prereqs(),
         Some("bench") => bench_task(),
+        Some("vm-test") => vm_test(&args[1..]),
         // Used by the bench: the signal storm, as a separate process.
         Some("storm") => bench::storm(&args[1..]),
         Some("-h" | "--help" | "help") => {
@@ -202,6 +207,49 @@ fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Installs missing Debian packages, one printed line for the group.
+fn apt_ensure(what: &str, packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> =
+        packages.iter().filter(|(_, path)| !Path::new(path).exists()).map(|(p, _)| *p).collect();
+    println!(
+        "xtask: {what} ({}): {}",
+        packages.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "),
+        if missing.is_empty() { "present, skipped" } else { "missing, installing" }
+    );
+    if !missing.is_empty() {
+        sh(as_root("apt-get").args(["update", "-q"]))?;
+        sh(as_root("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    Ok(())
+}
+
+const VM_PACKAGES: &[(&str, &str)] = &[
+    ("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),
+    ("cpio", "/usr/bin/cpio"),
+    ("busybox-static", "/bin/busybox"),
+];
+
+fn vm_test(args: &[String]) -> Result<()> {
+    let mut only = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--kernel" => only.push(it.next().context("--kernel needs a value, e.g. 5.10")?.clone()),
+            other => bail!("vm-test: unknown argument {other}"),
+        }
+    }
+    prereqs()?;
+    apt_ensure("vm-test packages", VM_PACKAGES)?;
+    if !is_root() {
+        bail!("vm-test downloads kernels into /var/cache and runs apt: run it as root");
+    }
+    build(true)?;
+    vm::run(&binary(true), &only)
+}
+
 fn bench_task() -> Result<()> {
     prereqs()?;
     let peers = [("bpftrace", "/usr/bin/bpftrace"), ("libbpf-tools", "/usr/sbin/sigsnoop")];
@@ -260,5 +308,14 @@ fn test() -> Result<()> {
     build(false)?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "podsig-ebpf", "--no-fail-fast"]).env("PODSIG_BIN", binary(false));
-    sh(&mut c)
+    sh(&mut c)?;
+    // Other kernels, booted under QEMU: the portability claims, tested.
+    if is_root() {
+        vm_test(&[])
+    } else if env::var_os("CI").is_some() {
+        bail!("vm-test needs root (apt, /var/cache); CI must run as root")
+    } else {
+        println!("xtask: vm-test skipped: needs root (sudo cargo xtask test)");
+        Ok(())
+    }
 }

@@ -15,7 +15,10 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{
+        HashMap, MapData, PerCpuArray, RingBuf,
+        perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer},
+    },
     programs::{RawTracePoint, TracePoint},
 };
 use podsig_common::{
@@ -35,6 +38,8 @@ use crate::{
 };
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/podsig"));
+/// The same programs over a perf event array, for kernels without BPF ring buffers (< 5.8).
+static PROGRAM_PERF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/podsig-perf"));
 
 /// How often the ring buffer is drained when the kernel did not wake us: the program only
 /// forces a wakeup once the buffer passes a fill level, so this bounds report latency.
@@ -45,8 +50,7 @@ const DRAIN_BATCH: usize = 1024;
 
 pub struct EbpfBackend {
     // Field order is drop order: the maps go before the programs and links they feed.
-    ring: AsyncFd<RawFdWrapper>,
-    ring_buf: RingBuf<MapData>,
+    reader: Reader,
     targets: HashMap<MapData, u32, u32>,
     /// Fallback mode keys the filter by tid: the tids added for each watched process.
     tids: std::collections::HashMap<u32, Vec<u32>>,
@@ -75,6 +79,14 @@ pub const FORCE_FALLBACK_ENV: &str = "PODSIG_FORCE_FALLBACK";
 
 fn forced(what: &str) -> bool {
     std::env::var(FORCE_FALLBACK_ENV).is_ok_and(|v| v.split(',').any(|f| f.trim() == what))
+}
+
+/// How records come from the kernel.
+enum Reader {
+    /// BPF ring buffer (5.8+): one buffer, ordered across CPUs, woken in batches.
+    Ring { fd: AsyncFd<RawFdWrapper>, buf: RingBuf<MapData> },
+    /// Perf event array: a buffer per CPU, polled on the tick; drops counted by the kernel.
+    Perf { bufs: Vec<PerfEventArrayBuffer<MapData>>, lost: u64 },
 }
 
 /// `AsyncFd` wants to own its fd source; the ring buffer stays with us for reading.
@@ -127,6 +139,15 @@ impl EbpfBackend {
         let layout = layout()?;
         tracing::debug!("kernel layout read in {:?}", t0.elapsed());
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
+        let ringbuf = if forced("ringbuf") {
+            tracing::info!("{FORCE_FALLBACK_ENV}: not using the BPF ring buffer");
+            false
+        } else {
+            crate::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
+        };
+        if !ringbuf {
+            tracing::info!("no BPF ring buffer on this kernel: using a perf event array");
+        }
         let config = FilterConfig {
             watch_all: spec.all as u32,
             // Wake the reader early enough that a storm never fills the buffer between polls.
@@ -135,7 +156,10 @@ impl EbpfBackend {
         };
         let mut loader = loader.join().map_err(|_| anyhow!("the eBPF loader thread panicked"))?;
         // No CO-RE relocations in the program: aya needs no kernel BTF to load it.
-        loader.btf(None).override_global("CONFIG", &config, true).map_max_entries("EVENTS", ring_bytes);
+        loader.btf(None).override_global("CONFIG", &config, true);
+        if ringbuf {
+            loader.map_max_entries("EVENTS", ring_bytes);
+        }
         let (mode, programs): (Mode, [&str; 2]) = match &layout {
             Layout::Btf(offs) => {
                 loader.override_global("OFFSETS", offs, true);
@@ -154,22 +178,35 @@ impl EbpfBackend {
             loader.override_global("OOM_FORMAT", f, true);
         }
         let mut ebpf = loader
-            .load(PROGRAM)
+            .load(if ringbuf { PROGRAM } else { PROGRAM_PERF })
             .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
         tracing::debug!("program loaded at {:?}", t0.elapsed());
 
         let targets: HashMap<MapData, u32, u32> =
             HashMap::try_from(ebpf.take_map("TARGETS").context("map TARGETS missing")?)?;
-        let ring_buf = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
+        let events = ebpf.take_map("EVENTS").context("map EVENTS missing")?;
+        let reader = if ringbuf {
+            let buf = RingBuf::try_from(events)?;
+            #[allow(deprecated)] // AsyncFd::register is not in every tokio 1.x we may resolve to.
+            let fd = AsyncFd::new(RawFdWrapper(buf.as_raw_fd()))
+                .context("registering the ring buffer with the event loop")?;
+            Reader::Ring { fd, buf }
+        } else {
+            let mut array = PerfEventArray::try_from(events)?;
+            let cpus = aya::util::online_cpus().map_err(|(what, e)| anyhow!("{what}: {e}"))?;
+            // The ring size is shared out among the CPUs, in pages, a power of two each.
+            let pages = ((ring_bytes / page_size()) as usize / cpus.len().max(1)).max(1).next_power_of_two();
+            let bufs = cpus
+                .iter()
+                .map(|&cpu| array.open(cpu, Some(pages)).with_context(|| format!("opening the perf buffer of CPU {cpu}")))
+                .collect::<Result<Vec<_>>>()?;
+            Reader::Perf { bufs, lost: 0 }
+        };
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("map LOST missing")?)?;
-        #[allow(deprecated)] // AsyncFd::register is not in every tokio 1.x we may resolve to.
-        let ring = AsyncFd::new(RawFdWrapper(ring_buf.as_raw_fd()))
-            .context("registering the ring buffer with the event loop")?;
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut me = Self {
-            ring,
-            ring_buf,
+            reader,
             targets,
             tids: Default::default(),
             lost,
@@ -212,7 +249,7 @@ impl EbpfBackend {
         {
             tracing::warn!("OOM kills cannot be recognised: {e:#}");
         }
-        tracing::debug!("attached at {:?} ({mode:?} mode)", t0.elapsed());
+        tracing::info!("attached in {:?}: {mode:?} mode, events through a {}", t0.elapsed(), me.transport());
         Ok(me)
     }
 
@@ -226,6 +263,14 @@ impl EbpfBackend {
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// "ring buffer" or "perf event array".
+    pub fn transport(&self) -> &'static str {
+        match self.reader {
+            Reader::Ring { .. } => "ring buffer",
+            Reader::Perf { .. } => "perf event array",
+        }
     }
 
     fn watch(&mut self, pid: u32) -> Result<()> {
@@ -251,7 +296,12 @@ impl EbpfBackend {
     }
 
     fn lost_total(&self) -> u64 {
-        self.lost.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(self.lost_seen)
+        let in_kernel: u64 = self.lost.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0);
+        let perf = match &self.reader {
+            Reader::Perf { lost, .. } => *lost,
+            Reader::Ring { .. } => 0,
+        };
+        (in_kernel + perf).max(self.lost_seen)
     }
 }
 
@@ -264,11 +314,16 @@ impl Backend for EbpfBackend {
         if self.more {
             return Ok(());
         }
-        tokio::select! {
-            guard = self.ring.readable() => {
-                guard.context("waiting on the ring buffer")?.clear_ready();
+        match &mut self.reader {
+            Reader::Ring { fd, .. } => tokio::select! {
+                guard = fd.readable() => {
+                    guard.context("waiting on the ring buffer")?.clear_ready();
+                }
+                _ = self.tick.tick() => {}
+            },
+            Reader::Perf { .. } => {
+                self.tick.tick().await;
             }
-            _ = self.tick.tick() => {}
         }
         Ok(())
     }
@@ -277,15 +332,42 @@ impl Backend for EbpfBackend {
         // Bounded, so a storm is handled in slices that keep memory flat; `ready` returns at
         // once while the buffer still holds records.
         self.more = false;
-        let mut n = 0;
-        while let Some(item) = self.ring_buf.next() {
-            if let Some(r) = decode(&item) {
-                out.push(r);
+        match &mut self.reader {
+            Reader::Ring { buf, .. } => {
+                let mut n = 0;
+                while let Some(item) = buf.next() {
+                    if let Some(r) = decode(&item) {
+                        out.push(r);
+                    }
+                    n += 1;
+                    if n == DRAIN_BATCH {
+                        self.more = true;
+                        break;
+                    }
+                }
             }
-            n += 1;
-            if n == DRAIN_BATCH {
-                self.more = true;
-                break;
+            Reader::Perf { bufs, lost } => {
+                let mut joined = Vec::new();
+                for b in bufs.iter_mut() {
+                    b.for_each(|ev| match ev {
+                        PerfEvent::Sample { head, tail } => {
+                            let bytes = if tail.is_empty() {
+                                head
+                            } else {
+                                joined.clear();
+                                joined.extend_from_slice(head);
+                                joined.extend_from_slice(tail);
+                                &joined[..]
+                            };
+                            if let Some(r) = decode(bytes) {
+                                out.push(r);
+                            }
+                        }
+                        PerfEvent::Lost { count } => *lost += count,
+                    });
+                }
+                // Per-CPU buffers interleave: restore kernel order by timestamp.
+                out.sort_by_key(record_time);
             }
         }
         let total = self.lost_total();
@@ -311,6 +393,15 @@ impl Backend for EbpfBackend {
             }
         }
         Ok(())
+    }
+}
+
+fn record_time(r: &Record) -> u64 {
+    match r {
+        Record::Signal(s) => s.boot_ns.unwrap_or(0),
+        Record::Exit(e) => e.boot_ns.unwrap_or(0),
+        Record::Oom(o) => o.boot_ns,
+        Record::Lost(_) => u64::MAX,
     }
 }
 

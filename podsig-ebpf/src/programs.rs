@@ -1,0 +1,542 @@
+// Kernel side of podsig: who sent a signal to a watched process, captured at signal time.
+//
+// Hooks the raw `signal_generate` tracepoint, whose arguments are the tracepoint's
+// `TP_PROTO(int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
+// int result)`: the target's `task_struct` is at hand, so the filter is one read of
+// `task->tgid` and one hash lookup, and nothing else runs for signals nobody watches.
+// Everything about the sender (identity, argv, ancestry) is read here because the sender —
+// `kill`, `pkill`, `runc`, `sh -c` — has usually exited before userspace could look.
+//
+// Struct offsets come from userspace (read from the running kernel's BTF) in `OFFSETS`.
+
+use core::{ffi::c_void, ptr};
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, generated,
+    },
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::{HashMap, PerCpuArray},
+    programs::{RawTracePointContext, TracePointContext},
+    EbpfContext,
+};
+use podsig_common::{
+    ARGV_LEN, COMM_LEN, EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent,
+    FLAG_ANCESTRY_COMPLETE, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_NO_SIGINFO, FilterConfig,
+    KernelOffsets, MAX_ANCESTRY, OomEvent, OomFormat, SYSCALL_UNKNOWN, SignalEvent,
+    TracepointFormat,
+};
+
+const SI_USER: i32 = 0;
+const SI_KERNEL: i32 = 0x80;
+/// `info` values that are markers, not pointers (SEND_SIG_NOINFO, SEND_SIG_PRIV).
+const SEND_SIG_NOINFO: u64 = 0;
+const SEND_SIG_PRIV: u64 = 1;
+
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets {
+    task_pid: 0,
+    task_tgid: 0,
+    task_comm: 0,
+    task_real_parent: 0,
+    task_group_leader: 0,
+    task_start_time: 0,
+    task_mm: 0,
+    task_thread_pid: 0,
+    task_signal: 0,
+    task_exit_code: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
+    pid_level: 0,
+    pid_numbers: 0,
+    upid_size: 0,
+    upid_nr: 0,
+    signal_live: 0,
+    siginfo_errno: 0,
+    siginfo_code: 0,
+    regs_syscall: 0,
+    regs_syscall_size: 0,
+    task_flags: 0,
+};
+/// include/linux/sched.h; unchanged since 2.6.27.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+#[unsafe(no_mangle)]
+static CONFIG: FilterConfig = FilterConfig {
+    watch_all: 0,
+    wakeup_bytes: 0,
+    signal_mask: 0,
+};
+
+#[unsafe(no_mangle)]
+static TP_FORMAT: TracepointFormat = TracepointFormat {
+    sg_sig: 0,
+    sg_errno: 0,
+    sg_code: 0,
+    sg_comm: 0,
+    sg_pid: 0,
+    sg_group: 0,
+    sg_result: 0,
+    exit_comm: 0,
+    exit_pid: 0,
+    exit_group_dead: 0,
+    _pad: 0,
+};
+
+#[unsafe(no_mangle)]
+static OOM_FORMAT: OomFormat = OomFormat {
+    pid: 0,
+    total_vm: 0,
+    anon_rss: 0,
+    file_rss: 0,
+    shmem_rss: 0,
+    pgtables: 0,
+    oom_score_adj: 0,
+    _pad: 0,
+};
+
+/// Watched processes, kept current by userspace: tgid → tgid with BTF; in fallback mode,
+/// where only the target's tid is known, every tid of a watched process → its tgid.
+#[map]
+static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+
+/// Records dropped because the ring buffer was full; userspace sums the CPUs and reports.
+#[map]
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn offsets() -> KernelOffsets {
+    // Volatile so the compiler cannot fold the zero initialiser: the loader rewrites it.
+    unsafe { ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+fn config() -> FilterConfig {
+    unsafe { ptr::read_volatile(&CONFIG) }
+}
+
+#[inline(always)]
+unsafe fn read<T>(base: *const u8, off: u32) -> Option<T> {
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(base.add(off as usize) as *const T).ok() }
+}
+
+#[inline(always)]
+unsafe fn read_comm(dst: *mut [u8; COMM_LEN], task: *const u8, off: &KernelOffsets) {
+    unsafe {
+        if generated::bpf_probe_read_kernel(
+            dst as *mut c_void,
+            COMM_LEN as u32,
+            task.add(off.task_comm as usize) as *const c_void,
+        ) < 0
+        {
+            (*dst) = [0; COMM_LEN];
+        }
+    }
+}
+
+/// The task's pid number as seen from its own (innermost) pid namespace.
+#[inline(always)]
+unsafe fn ns_nr(task: *const u8, off: &KernelOffsets) -> u32 {
+    unsafe {
+        let Some(pid) = read::<*const u8>(task, off.task_thread_pid) else {
+            return 0;
+        };
+        if pid.is_null() {
+            return 0;
+        }
+        let level: u32 = read(pid, off.pid_level).unwrap_or(0);
+        read::<i32>(pid, off.pid_numbers + level * off.upid_size + off.upid_nr).unwrap_or(0) as u32
+    }
+}
+
+#[inline(always)]
+fn watched(tgid: u32, cfg: &FilterConfig) -> bool {
+    cfg.watch_all != 0 || unsafe { TARGETS.get(&tgid).is_some() }
+}
+
+#[inline(always)]
+fn count_lost() {
+    if let Some(n) = LOST.get_ptr_mut(0) {
+        unsafe { *n += 1 };
+    }
+}
+
+/// When a record should wake the reader: at its own pace (a storm's records), or now (the
+/// rare and final ones: exits, OOM marks).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Batched,
+    Now,
+}
+
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
+    let sig: u64 = ctx.arg(0);
+    let info: u64 = ctx.arg(1);
+    let target: *const u8 = ctx.arg::<u64>(2) as *const u8;
+    let group: u64 = ctx.arg(3);
+    let result: u64 = ctx.arg(4);
+    let sig = sig as i32;
+    let off = offsets();
+    let cfg = config();
+    let Some(tgid) = (unsafe { read::<u32>(target, off.task_tgid) }) else {
+        return 0;
+    };
+    if !watched(tgid, &cfg) {
+        return 0;
+    }
+    if !(1..=64).contains(&sig) || cfg.signal_mask & (1u64 << (sig - 1)) == 0 {
+        return 0;
+    }
+    let Some(mut entry) = reserve::<SignalEvent>() else {
+        count_lost();
+        return 0;
+    };
+    let e: *mut SignalEvent = entry.ptr();
+    unsafe {
+        fill_signal(e, sig, info, target, tgid, group as i32, result as i32, &off);
+    }
+    entry.submit(&ctx, Wake::Batched, &cfg);
+    0
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn fill_signal(
+    e: *mut SignalEvent,
+    sig: i32,
+    info: u64,
+    target: *const u8,
+    tgid: u32,
+    group: i32,
+    result: i32,
+    off: &KernelOffsets,
+) {
+    unsafe {
+        (*e).kind = EVENT_SIGNAL;
+        (*e).sig = sig;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).group = group;
+        (*e).result = result;
+        (*e).flags = 0;
+        match info {
+            SEND_SIG_NOINFO => {
+                (*e).errno = 0;
+                (*e).code = SI_USER;
+                (*e).flags |= FLAG_NO_SIGINFO;
+            }
+            SEND_SIG_PRIV => {
+                (*e).errno = 0;
+                (*e).code = SI_KERNEL;
+                (*e).flags |= FLAG_NO_SIGINFO;
+            }
+            _ => {
+                let info = info as *const u8;
+                (*e).errno = read(info, off.siginfo_errno).unwrap_or(0);
+                (*e).code = read(info, off.siginfo_code).unwrap_or(0);
+            }
+        }
+
+        (*e).target_pid = tgid;
+        (*e).target_tid = read(target, off.task_pid).unwrap_or(0);
+        (*e).target_ns_tid = ns_nr(target, off);
+        (*e).target_ns_pid = match read::<*const u8>(target, off.task_group_leader) {
+            Some(leader) if !leader.is_null() => ns_nr(leader, off),
+            _ => 0,
+        };
+        read_comm(&raw mut (*e).target_comm, target, off);
+
+        let pid_tgid = bpf_get_current_pid_tgid();
+        (*e).sender_pid = (pid_tgid >> 32) as u32;
+        (*e).sender_tid = pid_tgid as u32;
+        (*e).sender_uid = bpf_get_current_uid_gid() as u32;
+        (*e).sender_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+        let current = bpf_get_current_task() as *const u8;
+        (*e).sender_ns_tid = ns_nr(current, off);
+        let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
+        (*e).sender_ns_pid = if leader.is_null() { 0 } else { ns_nr(leader, off) };
+        (*e).sender_ppid = match read::<*const u8>(current, off.task_real_parent) {
+            Some(parent) if !parent.is_null() => read(parent, off.task_tgid).unwrap_or(0),
+            _ => 0,
+        };
+
+        (*e).syscall_nr = current_syscall(off);
+        read_argv(e, current, off);
+        walk_ancestry(e, if leader.is_null() { current } else { leader }, off);
+    }
+}
+
+/// The syscall the sender is executing, from its saved user registers: a task inside
+/// kill(2) and friends sent the signal itself; one inside write(2) got SIGPIPE from the
+/// kernel, though both arrive as SI_USER from the task to itself.
+#[inline(always)]
+unsafe fn current_syscall(off: &KernelOffsets) -> i32 {
+    // A constant from the frozen read-only global: on kernels without bpf_task_pt_regs the
+    // verifier prunes the call below as dead code.
+    if off.regs_syscall_size == 0 {
+        return SYSCALL_UNKNOWN;
+    }
+    unsafe {
+        let task = generated::bpf_get_current_task_btf();
+        let regs = generated::bpf_task_pt_regs(task) as *const u8;
+        if regs.is_null() {
+            return SYSCALL_UNKNOWN;
+        }
+        if off.regs_syscall_size == 8 {
+            read::<i64>(regs, off.regs_syscall).map_or(SYSCALL_UNKNOWN, |n| n as i32)
+        } else {
+            read::<i32>(regs, off.regs_syscall).unwrap_or(SYSCALL_UNKNOWN)
+        }
+    }
+}
+
+/// The sender's command line, from its own memory: `current` is the sender, so its user
+/// pages are the ones `bpf_probe_read_user` sees.
+#[inline(always)]
+unsafe fn read_argv(e: *mut SignalEvent, current: *const u8, off: &KernelOffsets) {
+    unsafe {
+        (*e).argv_len = 0;
+        let mm = read::<*const u8>(current, off.task_mm).unwrap_or(ptr::null());
+        if mm.is_null() {
+            // No user memory: a kernel thread, or a process past exit_mm() (SIGCHLD to its
+            // parent comes from there).
+            if read::<u32>(current, off.task_flags).unwrap_or(0) & PF_KTHREAD != 0 {
+                (*e).flags |= FLAG_KTHREAD;
+            }
+            return;
+        }
+        let start: u64 = read(mm, off.mm_arg_start).unwrap_or(0);
+        let end: u64 = read(mm, off.mm_arg_end).unwrap_or(0);
+        if start == 0 || end <= start {
+            return;
+        }
+        let mut len = end - start;
+        if len > ARGV_LEN as u64 {
+            len = ARGV_LEN as u64;
+        }
+        // Keep the bound visible to the verifier after LLVM's rewriting.
+        let len = (len as u32) & (2 * ARGV_LEN as u32 - 1);
+        if len == 0 || len > ARGV_LEN as u32 {
+            return;
+        }
+        let dst = (*e).argv.as_mut_ptr() as *mut c_void;
+        if generated::bpf_probe_read_user(dst, len, start as *const c_void) == 0 {
+            (*e).argv_len = len;
+        }
+    }
+}
+
+/// Walks `real_parent` from the sender's process up to the idle task (pid 0), recording each
+/// process's tgid, comm and start time, as SystemTap's `task_ancestry` did.
+#[inline(always)]
+unsafe fn walk_ancestry(e: *mut SignalEvent, start: *const u8, off: &KernelOffsets) {
+    unsafe {
+        let mut task = start;
+        let mut depth = 0u32;
+        for i in 0..MAX_ANCESTRY {
+            let a = &raw mut (*e).ancestry[i];
+            let tgid: u32 = read(task, off.task_tgid).unwrap_or(0);
+            (*a).pid = tgid;
+            (*a)._pad = 0;
+            (*a).start_ns = read(task, off.task_start_time).unwrap_or(0);
+            read_comm(&raw mut (*a).comm, task, off);
+            depth = i as u32 + 1;
+            if tgid == 0 {
+                (*e).flags |= FLAG_ANCESTRY_COMPLETE;
+                break;
+            }
+            let parent = read::<*const u8>(task, off.task_real_parent).unwrap_or(ptr::null());
+            if parent.is_null() {
+                break;
+            }
+            // Parents are processes: name them by their thread-group leader.
+            task = match read::<*const u8>(parent, off.task_group_leader) {
+                Some(leader) if !leader.is_null() => leader,
+                _ => parent,
+            };
+        }
+        (*e).depth = depth;
+    }
+}
+
+/// Does nothing: `cargo xtask bench` attaches it to measure the cost floor of the hook.
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate_empty(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    let task: *const u8 = ctx.arg::<u64>(0) as *const u8;
+    let off = offsets();
+    let cfg = config();
+    let Some(tgid) = (unsafe { read::<u32>(task, off.task_tgid) }) else {
+        return 0;
+    };
+    if unsafe { TARGETS.get(&tgid).is_none() } {
+        return 0;
+    }
+    // Report the process, not each thread: only the last thread out sees `live` at zero.
+    let signal = unsafe { read::<*const u8>(task, off.task_signal) }.unwrap_or(ptr::null());
+    if !signal.is_null() && unsafe { read::<i32>(signal, off.signal_live) }.unwrap_or(0) != 0 {
+        return 0;
+    }
+    let Some(mut entry) = reserve::<ExitEvent>() else {
+        count_lost();
+        return 0;
+    };
+    let e: *mut ExitEvent = entry.ptr();
+    unsafe {
+        (*e).kind = EVENT_EXIT;
+        (*e).pid = tgid;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).tid = read(task, off.task_pid).unwrap_or(0);
+        (*e).exit_code = read(task, off.task_exit_code).unwrap_or(0);
+        read_comm(&raw mut (*e).comm, task, &off);
+        (*e).flags = 0;
+        (*e)._pad = 0;
+    }
+    // Rare and final: wake the reader now so the report ends promptly.
+    entry.submit(&ctx, Wake::Now, &cfg);
+    0
+}
+
+// Fallback for kernels without BTF: the classic tracepoints, whose record layouts come from
+// tracefs `format` files. The target is known only by tid and comm; the sender only through
+// the `current` helpers. Userspace completes the report from /proc.
+
+#[inline(always)]
+fn tp_format() -> TracepointFormat {
+    unsafe { ptr::read_volatile(&TP_FORMAT) }
+}
+
+#[tracepoint(category = "signal", name = "signal_generate")]
+pub fn signal_generate_tp(ctx: TracePointContext) -> i32 {
+    let f = tp_format();
+    let cfg = config();
+    let Ok(tid) = (unsafe { ctx.read_at::<i32>(f.sg_pid as usize) }) else {
+        return 0;
+    };
+    let tid = tid as u32;
+    let tgid = match unsafe { TARGETS.get(&tid) } {
+        Some(&tgid) => tgid,
+        None if cfg.watch_all != 0 => 0, // userspace resolves it
+        None => return 0,
+    };
+    let sig = unsafe { ctx.read_at::<i32>(f.sg_sig as usize) }.unwrap_or(0);
+    if !(1..=64).contains(&sig) || cfg.signal_mask & (1u64 << (sig - 1)) == 0 {
+        return 0;
+    }
+    let Some(mut entry) = reserve::<SignalEvent>() else {
+        count_lost();
+        return 0;
+    };
+    let e: *mut SignalEvent = entry.ptr();
+    unsafe {
+        ptr::write_bytes(e, 0, 1);
+        (*e).kind = EVENT_SIGNAL;
+        (*e).sig = sig;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).errno = ctx.read_at::<i32>(f.sg_errno as usize).unwrap_or(0);
+        (*e).code = ctx.read_at::<i32>(f.sg_code as usize).unwrap_or(0);
+        (*e).group = ctx.read_at::<i32>(f.sg_group as usize).unwrap_or(0);
+        (*e).result = ctx.read_at::<i32>(f.sg_result as usize).unwrap_or(0);
+        (*e).target_pid = tgid;
+        (*e).target_tid = tid;
+        (*e).target_comm = ctx.read_at::<[u8; COMM_LEN]>(f.sg_comm as usize).unwrap_or([0; COMM_LEN]);
+        let pid_tgid = bpf_get_current_pid_tgid();
+        (*e).sender_pid = (pid_tgid >> 32) as u32;
+        (*e).sender_tid = pid_tgid as u32;
+        (*e).sender_uid = bpf_get_current_uid_gid() as u32;
+        (*e).sender_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+        (*e).flags = FLAG_NO_BTF;
+        (*e).syscall_nr = SYSCALL_UNKNOWN;
+    }
+    entry.submit(&ctx, Wake::Batched, &cfg);
+    0
+}
+
+/// The OOM killer marks its victim right after sending it SIGKILL: userspace pairs the two.
+#[tracepoint(category = "oom", name = "mark_victim")]
+pub fn mark_victim_tp(ctx: TracePointContext) -> i32 {
+    let f = unsafe { ptr::read_volatile(&OOM_FORMAT) };
+    let cfg = config();
+    let Ok(pid) = (unsafe { ctx.read_at::<i32>(f.pid as usize) }) else {
+        return 0;
+    };
+    let pid = pid as u32;
+    if !watched(pid, &cfg) {
+        return 0;
+    }
+    let Some(mut entry) = reserve::<OomEvent>() else {
+        count_lost();
+        return 0;
+    };
+    let field = |off: u32| -> u64 {
+        if off == u32::MAX {
+            u64::MAX
+        } else {
+            unsafe { ctx.read_at::<u64>(off as usize) }.unwrap_or(u64::MAX)
+        }
+    };
+    let e: *mut OomEvent = entry.ptr();
+    unsafe {
+        (*e).kind = EVENT_OOM;
+        (*e).pid = pid;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).total_vm_kb = field(f.total_vm);
+        (*e).anon_rss_kb = field(f.anon_rss);
+        (*e).file_rss_kb = field(f.file_rss);
+        (*e).shmem_rss_kb = field(f.shmem_rss);
+        (*e).pgtables_kb = field(f.pgtables);
+        (*e).oom_score_adj = if f.oom_score_adj == u32::MAX {
+            i32::MIN
+        } else {
+            ctx.read_at::<i16>(f.oom_score_adj as usize).map_or(i32::MIN, |v| v as i32)
+        };
+        (*e)._pad = 0;
+    }
+    entry.submit(&ctx, Wake::Now, &cfg);
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_process_exit_tp(ctx: TracePointContext) -> i32 {
+    let f = tp_format();
+    let cfg = config();
+    let Ok(tid) = (unsafe { ctx.read_at::<i32>(f.exit_pid as usize) }) else {
+        return 0;
+    };
+    let tid = tid as u32;
+    let Some(&tgid) = (unsafe { TARGETS.get(&tid) }) else {
+        return 0;
+    };
+    // group_dead (≥ 6.16) says the last thread left; older kernels: the leader's exit.
+    let last = if f.exit_group_dead != u32::MAX {
+        unsafe { ctx.read_at::<u8>(f.exit_group_dead as usize) }.unwrap_or(0) != 0
+    } else {
+        tid == tgid
+    };
+    if !last {
+        return 0;
+    }
+    let Some(mut entry) = reserve::<ExitEvent>() else {
+        count_lost();
+        return 0;
+    };
+    let e: *mut ExitEvent = entry.ptr();
+    unsafe {
+        (*e).kind = EVENT_EXIT;
+        (*e).pid = tgid;
+        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).tid = tid;
+        (*e).exit_code = EXIT_CODE_UNKNOWN;
+        (*e).comm = ctx.read_at::<[u8; COMM_LEN]>(f.exit_comm as usize).unwrap_or([0; COMM_LEN]);
+        (*e).flags = FLAG_NO_BTF;
+        (*e)._pad = 0;
+    }
+    entry.submit(&ctx, Wake::Now, &cfg);
+    0
+}
+

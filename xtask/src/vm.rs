@@ -1,0 +1,390 @@
+//! `cargo xtask vm-test`: the eBPF backend on other real kernels, booted under QEMU.
+//!
+//! Debian's kernel packages are fetched with apt (bullseye's through a private apt
+//! configuration, never touching the host's sources), their vmlinuz cached outside the
+//! clone. One initramfs holds the release podsig (with the libraries ldd names), busybox and
+//! an init script running the end-to-end scenario; the verdict is read from the serial
+//! console.
+
+use std::{
+    fs,
+    io::Read,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+/// (apt suite or "" for the host's own, package name pattern).
+const DEFAULT_KERNELS: &[(&str, &str)] = &[
+    ("bullseye", r"^linux-image-5\.10\.0-[0-9]+-amd64$"),
+    ("", r"^linux-image-6\.1\.0-[0-9]+-amd64$"),
+    ("", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64$"),
+];
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+const MARK: &str = "PODSIG-VM ";
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("PODSIG_VM_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/podsig-vm"))
+}
+
+fn sh_out(cmd: &mut Command) -> Result<String> {
+    let o = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+    if !o.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The host's Debian mirror, as its apt sources name it for the host's own release (no
+/// address is written here): the entry whose suites include this system's codename.
+fn host_mirror() -> Result<String> {
+    let os = fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let codename = os
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|c| c.trim_matches('"').to_string())
+        .context("no VERSION_CODENAME in /etc/os-release")?;
+    let mut texts = vec![fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()];
+    if let Ok(d) = fs::read_dir("/etc/apt/sources.list.d") {
+        texts.extend(d.flatten().map(|e| fs::read_to_string(e.path()).unwrap_or_default()));
+    }
+    for t in &texts {
+        // deb822 stanzas ("URIs:", "Suites:") and one-line entries ("deb URI suite …").
+        for stanza in t.split("\n\n") {
+            let get = |k: &str| stanza.lines().find_map(|l| l.trim().strip_prefix(k)).map(str::trim);
+            if let (Some(uris), Some(suites)) = (get("URIs:"), get("Suites:"))
+                && suites.split_whitespace().any(|s| s == codename)
+            {
+                return Ok(uris.split_whitespace().next().unwrap_or_default().to_string());
+            }
+        }
+        for l in t.lines() {
+            let w: Vec<&str> = l.split_whitespace().filter(|w| !w.starts_with('[')).collect();
+            if w.len() >= 3 && w[0] == "deb" && w[2] == codename {
+                return Ok(w[1].to_string());
+            }
+        }
+    }
+    bail!("no apt source for {codename} in the host's apt sources")
+}
+
+/// apt options for a private configuration serving one suite.
+fn private_apt(suite: &str) -> Result<Vec<String>> {
+    let dir = cache_dir().join(format!("apt-{suite}"));
+    for d in ["lists/partial", "cache/archives/partial", "etc"] {
+        fs::create_dir_all(dir.join(d))?;
+    }
+    let status = dir.join("status");
+    if !status.exists() {
+        fs::write(&status, "")?;
+    }
+    let list = dir.join("etc/sources.list");
+    fs::write(
+        &list,
+        format!(
+            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {} {suite} main\n",
+            host_mirror()?
+        ),
+    )?;
+    let o = |k: &str, v: &Path| format!("-o{k}={}", v.display());
+    Ok(vec![
+        o("Dir::Etc::sourcelist", &list),
+        "-oDir::Etc::sourceparts=-".into(),
+        o("Dir::State::Lists", &dir.join("lists")),
+        o("Dir::State::status", &status),
+        o("Dir::Cache", &dir.join("cache")),
+        "-oAcquire::Check-Valid-Until=false".into(),
+        "-oAPT::Get::List-Cleanup=0".into(),
+    ])
+}
+
+/// Newest package matching `pattern`: (package, release, apt options).
+fn resolve(suite: &str, pattern: &str) -> Result<(String, String, Vec<String>)> {
+    let opts = if suite.is_empty() { Vec::new() } else { private_apt(suite)? };
+    let stamp = cache_dir().join(format!("apt-{}.updated", if suite.is_empty() { "host" } else { suite }));
+    let stale = fs::metadata(&stamp).and_then(|m| m.modified()).map_or(true, |t| t.elapsed().unwrap_or_default() > Duration::from_secs(86400));
+    if stale {
+        println!("xtask: vm-test: apt-get update ({})", if suite.is_empty() { "host suites" } else { suite });
+        let mut c = Command::new("apt-get");
+        c.args(&opts).args(["update", "-q"]);
+        sh_out(&mut c)?;
+        fs::write(&stamp, "")?;
+    }
+    let mut c = Command::new("apt-cache");
+    c.args(&opts).args(["search", "--names-only", pattern]);
+    let mut names: Vec<String> =
+        sh_out(&mut c)?.lines().filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect();
+    // Highest ABI number last (6.1.0-9 < 6.1.0-50).
+    names.sort_by_key(|n| n.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse::<u64>().ok()).collect::<Vec<_>>());
+    let pkg = names.pop().with_context(|| format!("no package matches {pattern} in {}", if suite.is_empty() { "the host's suites" } else { suite }))?;
+    let release = pkg.trim_start_matches("linux-image-").to_string();
+    Ok((pkg, release, opts))
+}
+
+/// The kernel's vmlinuz, downloaded and extracted once into the cache.
+fn fetch(pkg: &str, release: &str, opts: &[String]) -> Result<PathBuf> {
+    let vmlinuz = cache_dir().join(format!("vmlinuz-{release}"));
+    if vmlinuz.exists() {
+        return Ok(vmlinuz);
+    }
+    let debs = cache_dir().join("debs");
+    fs::create_dir_all(&debs)?;
+    println!("xtask: vm-test: downloading {pkg}");
+    let mut c = Command::new("apt-get");
+    c.current_dir(&debs).args(opts).args(["download", "-q", pkg]);
+    sh_out(&mut c)?;
+    let deb = fs::read_dir(&debs)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pkg}_"))))
+        .context("downloaded .deb not found")?;
+    let x = cache_dir().join(format!("x-{release}"));
+    fs::create_dir_all(&x)?;
+    let tar = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(&deb).stdout(Stdio::piped()).spawn()?;
+    let st = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&x)
+        .arg("--wildcards")
+        .arg("./boot/vmlinuz-*")
+        .stdin(tar.stdout.context("pipe")?)
+        .status()?;
+    if !st.success() {
+        bail!("extracting vmlinuz from {}", deb.display());
+    }
+    fs::rename(x.join(format!("boot/vmlinuz-{release}")), &vmlinuz)?;
+    let _ = fs::remove_dir_all(&x);
+    let _ = fs::remove_file(&deb);
+    Ok(vmlinuz)
+}
+
+const INIT: &str = r#"#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+M="PODSIG-VM"
+echo "$M kernel $(uname -r)"
+if [ -e /sys/kernel/btf/vmlinux ]; then echo "$M btf yes"; else echo "$M btf no"; fi
+/podsig doctor -o json > /tmp/doctor.json 2>/tmp/doctor.err
+echo "$M doctor-rc $?"
+echo "$M doctor $(cat /tmp/doctor.json)"
+# scenario NAME FORCED: a target, podsig watching it, a short-lived sh sending SIGKILL.
+scenario() {
+  sleep 600 &
+  T=$!
+  PODSIG_FORCE_FALLBACK="$2" /podsig watch --pid $T -o json > /tmp/$1.out 2> /tmp/$1.err &
+  W=$!
+  i=0
+  while ! grep -q "podsig: attached" /tmp/$1.err; do
+    sleep 0.2; i=$((i+1))
+    if [ $i -gt 600 ]; then break; fi
+  done
+  sh -c "kill -KILL $T"
+  wait $W
+  echo "$M $1 watch-rc $?"
+  echo "$M $1 target $T"
+  while read -r l; do echo "$M $1 err $l"; done < /tmp/$1.err
+  while read -r l; do echo "$M $1 out $l"; done < /tmp/$1.out
+}
+scenario main ""
+scenario fallback "btf,ringbuf"
+echo "$M done"
+poweroff -f
+"#;
+
+/// The initramfs: busybox, podsig and its libraries, the init script.
+fn initramfs(podsig: &Path, work: &Path) -> Result<PathBuf> {
+    let root = work.join("root");
+    let _ = fs::remove_dir_all(&root);
+    for d in ["bin", "proc", "sys", "dev", "tmp", "lib64", "lib/x86_64-linux-gnu"] {
+        fs::create_dir_all(root.join(d))?;
+    }
+    fs::copy("/bin/busybox", root.join("bin/busybox")).context("busybox-static is needed (/bin/busybox)")?;
+    for applet in ["sh", "mount", "sleep", "kill", "grep", "cat", "uname", "poweroff", "echo"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
+    }
+    fs::copy(podsig, root.join("podsig"))?;
+    for lib in sh_out(Command::new("ldd").arg(podsig))?.lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
+        let path = lib.split_whitespace().find(|w| w.starts_with('/'));
+        if let Some(p) = path {
+            let dest = root.join(p.trim_start_matches('/'));
+            fs::create_dir_all(dest.parent().unwrap())?;
+            fs::copy(p, &dest).with_context(|| format!("copying {p}"))?;
+        }
+    }
+    let init = root.join("init");
+    fs::write(&init, INIT)?;
+    fs::set_permissions(&init, fs::Permissions::from_mode(0o755))?;
+    let out = work.join("initramfs.cpio.gz");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!("cd {} && find . | cpio -o -H newc --quiet | gzip -1 > {}", root.display(), out.display()))
+        .status()?;
+    if !st.success() {
+        bail!("building the initramfs");
+    }
+    Ok(out)
+}
+
+struct Outcome {
+    release: String,
+    btf: String,
+    ring_buffer: String,
+    backend: String,
+    attach_ms: String,
+    main: Result<(), String>,
+    fallback: Result<(), String>,
+    console: String,
+}
+
+impl Outcome {
+    fn pass(&self) -> bool {
+        self.main.is_ok() && self.fallback.is_ok()
+    }
+}
+
+fn boot(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<Outcome> {
+    println!("xtask: vm-test: booting {release}");
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-nographic", "-no-reboot", "-kernel"])
+        .arg(vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 quiet loglevel=1 panic=-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting qemu-system-x86_64")?;
+    let mut stdout = child.stdout.take().context("pipe")?;
+    let reader = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let t0 = Instant::now();
+    while child.try_wait()?.is_none() {
+        if t0.elapsed() > BOOT_TIMEOUT {
+            let _ = child.kill();
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.wait();
+    let console = reader.join().unwrap_or_default().replace('\r', "");
+    Ok(verdict(release, &console))
+}
+
+/// Checks one scenario's records: the SIGKILL from the short-lived `sh -c kill`, then the
+/// exit. `in_kernel`: ancestry and argv were captured in the kernel (BTF); otherwise the
+/// sender is gone before /proc could be read and only what the tracepoint knew remains.
+fn scenario(lines: &[&str], name: &str, in_kernel: bool) -> Result<(), String> {
+    let prefix = format!("{name} ");
+    let mine: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix(prefix.as_str())).collect();
+    let field = |k: &str| mine.iter().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()));
+    if field("watch-rc ").as_deref() != Some("0") {
+        return Err(format!("podsig watch exited with {:?}", field("watch-rc ")));
+    }
+    let target: u64 = field("target ").and_then(|t| t.parse().ok()).ok_or("no target pid")?;
+    let records: Vec<Value> =
+        mine.iter().filter_map(|l| l.strip_prefix("out ")).filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let sig = records.iter().find(|r| r["kind"] == "signal").ok_or("no signal record")?;
+    let want = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("{what}: {sig}")) };
+    want(sig["signal"]["name"] == "SIGKILL", "signal")?;
+    want(sig["target"]["pid"] == target, "target pid")?;
+    want(sig["sender"]["comm"] == "sh", "sender comm")?;
+    if in_kernel {
+        want(sig["ancestry_source"] == "kernel", "ancestry source")?;
+        want(sig["sender"]["argv"] == serde_json::json!(["sh", "-c", format!("kill -KILL {target}")]), "sender argv")?;
+        want(sig["ancestry_complete"] == true, "ancestry complete")?;
+        let anc = sig["ancestry"].as_array().cloned().unwrap_or_default();
+        want(anc.first().is_some_and(|a| a["pid"] == 0), "ancestry from pid 0")?;
+        want(anc.iter().any(|a| a["pid"] == 1 && a["comm"] == "init"), "init in the ancestry")?;
+        want(anc.last().is_some_and(|a| a["comm"] == "sh" && a["pid"] == sig["sender"]["pid"]), "sender last")?;
+    } else {
+        want(sig["ancestry_source"] == "proc", "ancestry source")?;
+    }
+    let exit = records.iter().find(|r| r["kind"] == "exit").ok_or("no exit record")?;
+    if exit["pid"] != target || in_kernel && exit["signal"]["name"] != "SIGKILL" {
+        return Err(format!("exit record: {exit}"));
+    }
+    Ok(())
+}
+
+fn verdict(release: &str, console: &str) -> Outcome {
+    let lines: Vec<&str> = console.lines().filter_map(|l| l.find(MARK).map(|i| &l[i + MARK.len()..])).collect();
+    let field = |k: &str| lines.iter().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()));
+    let mut o = Outcome {
+        release: release.to_string(),
+        btf: field("btf ").unwrap_or_else(|| "?".into()),
+        ring_buffer: "?".into(),
+        backend: "?".into(),
+        attach_ms: "?".into(),
+        main: scenario(&lines, "main", true),
+        fallback: scenario(&lines, "fallback", false),
+        console: console.to_string(),
+    };
+    if let Some(doc) = field("doctor ").and_then(|d| serde_json::from_str::<Value>(&d).ok()) {
+        let rb = doc["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "BPF ring buffer").cloned());
+        o.ring_buffer = rb.map_or("?".into(), |c| if c["status"] == "ok" { "yes".into() } else { "no".into() });
+    }
+    if let Some(att) = lines.iter().find_map(|l| l.strip_prefix("main err podsig: attached (")) {
+        // "backend ebpf, watching pid 123, 45 ms)"
+        o.backend = att.split(',').next().unwrap_or("").trim_start_matches("backend ").to_string();
+        o.attach_ms = att.rsplit(", ").next().unwrap_or("").trim_end_matches(')').trim_end_matches(" ms").to_string();
+    }
+    o
+}
+
+pub fn run(podsig: &Path, only: &[String]) -> Result<()> {
+    fs::create_dir_all(cache_dir())?;
+    let work = cache_dir().join(format!("work-{}", std::process::id()));
+    fs::create_dir_all(&work)?;
+    let initrd = initramfs(podsig, &work)?;
+    let mut outcomes = Vec::new();
+    for (suite, pattern) in DEFAULT_KERNELS {
+        let (pkg, release, opts) = resolve(suite, pattern)?;
+        if !only.is_empty() && !only.iter().any(|k| release.contains(k.as_str())) {
+            continue;
+        }
+        let vmlinuz = fetch(&pkg, &release, &opts)?;
+        outcomes.push(boot(&release, &vmlinuz, &initrd)?);
+    }
+    let _ = fs::remove_dir_all(&work);
+    let verdict = |r: &Result<(), String>| if r.is_ok() { "pass" } else { "FAIL" };
+    println!(
+        "\n| kernel | BTF | ring buffer | backend | scenario | forced fallback (no BTF, perf array) | attach (ms, TCG) |\n|---|---|---|---|---|---|---|"
+    );
+    for o in &outcomes {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            o.release,
+            o.btf,
+            o.ring_buffer,
+            o.backend,
+            verdict(&o.main),
+            verdict(&o.fallback),
+            o.attach_ms
+        );
+    }
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.pass()).collect();
+    for o in &failed {
+        let why: Vec<String> = [("scenario", &o.main), ("fallback", &o.fallback)]
+            .iter()
+            .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+            .collect();
+        eprintln!("\nxtask: vm-test: {} failed: {}\n--- guest console ---\n{}\n---", o.release, why.join("; "), o.console);
+    }
+    if !failed.is_empty() {
+        bail!("vm-test failed on {}", failed.iter().map(|o| o.release.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    Ok(())
+}
