@@ -219,6 +219,14 @@ impl Podsig {
         }
     }
 
+    /// Waits up to `d` for stderr lines (status lines such as `podsig: following …`).
+    pub fn poll_stderr(&mut self, d: Duration) {
+        if let Ok(l) = self.stderr.recv_timeout(d) {
+            self.stderr_lines.push(l);
+        }
+        self.collect_stderr();
+    }
+
     fn collect_stderr(&mut self) {
         while let Ok(l) = self.stderr.try_recv() {
             self.stderr_lines.push(l);

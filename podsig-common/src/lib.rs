@@ -66,6 +66,10 @@ pub struct KernelOffsets {
     /// `task_struct::flags` (PF_KTHREAD tells a kernel thread from an exiting process whose
     /// mm is already gone).
     pub task_flags: u32,
+    /// `upid::ns` and `pid_namespace::ns.inum`: which pid namespace a task is in (a
+    /// container's, when it is not the host's), even after the task is gone.
+    pub upid_ns: u32,
+    pub pidns_inum: u32,
 }
 
 /// Field offsets inside the classic tracepoint records, read from tracefs `format` files at
@@ -129,7 +133,15 @@ pub struct FilterConfig {
     pub wakeup_bytes: u32,
     /// Bit `n` set: report signal `n` (1..=64). All ones: every signal.
     pub signal_mask: u64,
+    /// Non-zero: a process forked by a watched one is watched too (containers: every
+    /// process of the container, from its first instruction).
+    pub follow_forks: u32,
+    pub _pad: u32,
 }
+
+/// `TARGETS` value bit: watched because its parent was (followed fork), not named by the
+/// user: its exit only clears it from the filter.
+pub const TARGET_CHILD: u32 = 1 << 31;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -165,6 +177,9 @@ pub struct SignalEvent {
     pub sender_ppid: u32,
     pub sender_uid: u32,
     pub sender_comm: [u8; COMM_LEN],
+    /// Inode numbers of the target's and the sender's pid namespaces.
+    pub target_pidns: u32,
+    pub sender_pidns: u32,
     pub flags: u32,
     pub argv_len: u32,
     /// Valid entries of `ancestry`, sender first, walking towards pid 0.
@@ -213,14 +228,14 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<Ancestor>(), 32);
         assert_eq!(size_of::<KernelOffsets>() % 8, 0);
-        assert_eq!(size_of::<FilterConfig>(), 16);
+        assert_eq!(size_of::<FilterConfig>(), 24);
         assert_eq!(size_of::<ExitEvent>(), 48);
         assert_eq!(size_of::<TracepointFormat>(), 44);
         assert_eq!(size_of::<OomFormat>(), 32);
         assert_eq!(size_of::<OomEvent>(), 64);
         assert_eq!(align_of::<SignalEvent>(), 8);
         // Fields summed by hand: header 16, 4×i32 16, 4×u32 16, comm 16, 6×u32 24, comm 16,
-        // 4×u32 16, then argv and ancestry: any hidden padding would show here.
-        assert_eq!(size_of::<SignalEvent>(), 120 + ARGV_LEN + 32 * MAX_ANCESTRY);
+        // 2×u32 8, 4×u32 16, then argv and ancestry: any hidden padding would show here.
+        assert_eq!(size_of::<SignalEvent>(), 128 + ARGV_LEN + 32 * MAX_ANCESTRY);
     }
 }

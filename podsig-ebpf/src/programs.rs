@@ -24,7 +24,7 @@ use aya_ebpf::{
 use podsig_common::{
     ARGV_LEN, COMM_LEN, EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent,
     FLAG_ANCESTRY_COMPLETE, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_NO_SIGINFO, FilterConfig,
-    KernelOffsets, MAX_ANCESTRY, OomEvent, OomFormat, SYSCALL_UNKNOWN, SignalEvent,
+    KernelOffsets, MAX_ANCESTRY, OomEvent, OomFormat, SYSCALL_UNKNOWN, SignalEvent, TARGET_CHILD,
     TracepointFormat,
 };
 
@@ -58,6 +58,8 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     regs_syscall: 0,
     regs_syscall_size: 0,
     task_flags: 0,
+    upid_ns: 0,
+    pidns_inum: 0,
 };
 /// include/linux/sched.h; unchanged since 2.6.27.
 const PF_KTHREAD: u32 = 0x0020_0000;
@@ -67,6 +69,8 @@ static CONFIG: FilterConfig = FilterConfig {
     watch_all: 0,
     wakeup_bytes: 0,
     signal_mask: 0,
+    follow_forks: 0,
+    _pad: 0,
 };
 
 #[unsafe(no_mangle)]
@@ -138,15 +142,25 @@ unsafe fn read_comm(dst: *mut [u8; COMM_LEN], task: *const u8, off: &KernelOffse
 /// The task's pid number as seen from its own (innermost) pid namespace.
 #[inline(always)]
 unsafe fn ns_nr(task: *const u8, off: &KernelOffsets) -> u32 {
+    unsafe { ns_info(task, off).0 }
+}
+
+/// (pid number in the innermost pid namespace, that namespace's inode number).
+#[inline(always)]
+unsafe fn ns_info(task: *const u8, off: &KernelOffsets) -> (u32, u32) {
     unsafe {
         let Some(pid) = read::<*const u8>(task, off.task_thread_pid) else {
-            return 0;
+            return (0, 0);
         };
         if pid.is_null() {
-            return 0;
+            return (0, 0);
         }
         let level: u32 = read(pid, off.pid_level).unwrap_or(0);
-        read::<i32>(pid, off.pid_numbers + level * off.upid_size + off.upid_nr).unwrap_or(0) as u32
+        let upid = off.pid_numbers + level * off.upid_size;
+        let nr = read::<i32>(pid, upid + off.upid_nr).unwrap_or(0) as u32;
+        let ns = read::<*const u8>(pid, upid + off.upid_ns).unwrap_or(ptr::null());
+        let inum = if ns.is_null() { 0 } else { read::<u32>(ns, off.pidns_inum).unwrap_or(0) };
+        (nr, inum)
     }
 }
 
@@ -240,7 +254,9 @@ unsafe fn fill_signal(
 
         (*e).target_pid = tgid;
         (*e).target_tid = read(target, off.task_pid).unwrap_or(0);
-        (*e).target_ns_tid = ns_nr(target, off);
+        let (ns_tid, target_pidns) = ns_info(target, off);
+        (*e).target_ns_tid = ns_tid;
+        (*e).target_pidns = target_pidns;
         (*e).target_ns_pid = match read::<*const u8>(target, off.task_group_leader) {
             Some(leader) if !leader.is_null() => ns_nr(leader, off),
             _ => 0,
@@ -253,7 +269,9 @@ unsafe fn fill_signal(
         (*e).sender_uid = bpf_get_current_uid_gid() as u32;
         (*e).sender_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
         let current = bpf_get_current_task() as *const u8;
-        (*e).sender_ns_tid = ns_nr(current, off);
+        let (ns_tid, sender_pidns) = ns_info(current, off);
+        (*e).sender_ns_tid = ns_tid;
+        (*e).sender_pidns = sender_pidns;
         let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
         (*e).sender_ns_pid = if leader.is_null() { 0 } else { ns_nr(leader, off) };
         (*e).sender_ppid = match read::<*const u8>(current, off.task_real_parent) {
@@ -366,6 +384,32 @@ pub fn signal_generate_empty(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// A watched process forked: watch the child too (when following, as for containers).
+/// Threads share their process's tgid and need nothing.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    let cfg = config();
+    if cfg.follow_forks == 0 {
+        return 0;
+    }
+    let parent = ctx.arg::<u64>(0) as *const u8;
+    let child = ctx.arg::<u64>(1) as *const u8;
+    let off = offsets();
+    let Some(ptgid) = (unsafe { read::<u32>(parent, off.task_tgid) }) else {
+        return 0;
+    };
+    if unsafe { TARGETS.get(&ptgid).is_none() } {
+        return 0;
+    }
+    let Some(ctgid) = (unsafe { read::<u32>(child, off.task_tgid) }) else {
+        return 0;
+    };
+    if ctgid != ptgid {
+        let _ = TARGETS.insert(&ctgid, &(ctgid | TARGET_CHILD), 0);
+    }
+    0
+}
+
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg::<u64>(0) as *const u8;
@@ -374,12 +418,17 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     let Some(tgid) = (unsafe { read::<u32>(task, off.task_tgid) }) else {
         return 0;
     };
-    if unsafe { TARGETS.get(&tgid).is_none() } {
+    let Some(&value) = (unsafe { TARGETS.get(&tgid) }) else {
         return 0;
-    }
+    };
     // Report the process, not each thread: only the last thread out sees `live` at zero.
     let signal = unsafe { read::<*const u8>(task, off.task_signal) }.unwrap_or(ptr::null());
     if !signal.is_null() && unsafe { read::<i32>(signal, off.signal_live) }.unwrap_or(0) != 0 {
+        return 0;
+    }
+    if value & TARGET_CHILD != 0 {
+        // A followed child: forget it so its pid, once reused, is not watched.
+        let _ = TARGETS.remove(&tgid);
         return 0;
     }
     let Some(mut entry) = reserve::<ExitEvent>() else {
@@ -420,7 +469,7 @@ pub fn signal_generate_tp(ctx: TracePointContext) -> i32 {
     };
     let tid = tid as u32;
     let tgid = match unsafe { TARGETS.get(&tid) } {
-        Some(&tgid) => tgid,
+        Some(&v) => v & !TARGET_CHILD,
         None if cfg.watch_all != 0 => 0, // userspace resolves it
         None => return 0,
     };

@@ -1,11 +1,12 @@
 //! Command-line interface.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
     backend::{BackendKind, ebpf::DEFAULT_RING_BYTES},
+    container,
     output::Format,
     signals,
     target::parse_pid,
@@ -81,15 +82,37 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["pids", "all"])), after_help = EXAMPLES)]
+#[command(
+    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["pids", "all", "containers", "pod"])),
+    after_help = EXAMPLES
+)]
 pub struct WatchArgs {
     /// Process to watch (repeatable). Signals to any of its threads are reported; podsig
     /// exits once every watched process has exited.
     #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
     pub pids: Vec<u32>,
     /// Watch every process on the host.
-    #[arg(long, conflicts_with = "pids")]
+    #[arg(long, conflicts_with_all = ["pids", "containers", "pod"])]
     pub all: bool,
+    /// Watch a container, every process in it, across restarts: full ID, unique prefix, or
+    /// as `kubectl describe pod` prints it (containerd://…, docker://…). Repeatable.
+    #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
+    pub containers: Vec<String>,
+    /// Watch a pod's containers, found by their CRI labels in containerd (no API server).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// The pod's Kubernetes namespace.
+    #[arg(long = "namespace", value_name = "NS", requires = "pod")]
+    pub pod_namespace: Option<String>,
+    /// Only the pod's container of this name.
+    #[arg(long, value_name = "NAME", requires = "pod")]
+    pub container_name: Option<String>,
+    /// containerd's socket.
+    #[arg(long, value_name = "PATH", default_value = container::DEFAULT_SOCKET)]
+    pub containerd_socket: PathBuf,
+    /// containerd namespace to search (repeatable; default: k8s.io, moby, default).
+    #[arg(long = "containerd-namespace", value_name = "NS")]
+    pub containerd_namespaces: Vec<String>,
     /// Only report these signals (repeatable; names such as KILL or SIGTERM, or numbers).
     #[arg(short = 's', long = "signal", value_name = "SIG", value_parser = signals::parse)]
     pub signals: Vec<i32>,

@@ -24,9 +24,10 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
     eprintln!("podsig: demo: started a throwaway target, `sleep 600` (pid {pid})");
     let opts = WatchOptions {
         backend: BackendKind::Auto,
-        spec: WatchSpec { pids: vec![pid], all: false, signals: vec![], ring_bytes, verbose: false },
+        spec: WatchSpec { pids: vec![pid], all: false, signals: vec![], ring_bytes, verbose: false, follow: false },
         format,
         count: None,
+        follower: None,
         // The sender runs right after attach; this only bounds a demo gone wrong.
         duration: Some(Duration::from_secs(10)),
     };

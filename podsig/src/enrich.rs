@@ -11,6 +11,7 @@ use std::{
 use procfs::process::Process;
 
 use crate::{
+    container::{self, ContainerRef, Names},
     event::{Ancestor, AncestrySource, OomInfo, Record, SignalRecord},
     findings::Inspector,
 };
@@ -22,6 +23,19 @@ pub struct Enricher {
     inspector: Inspector,
     /// (pid, start_ns) → executable, so a storm from one sender reads /proc once a second.
     exes: HashMap<(u32, u64), (Instant, Option<String>)>,
+    /// pid → (when, container id and runtime from its cgroup path).
+    cgroups: HashMap<u32, (Instant, Option<(String, &'static str)>)>,
+    /// containerd labels by container ID, kept fresh by the watch loop.
+    pub names: Names,
+    /// Container IDs seen without names: the watch loop asks containerd about them.
+    pub unnamed: std::collections::BTreeSet<String>,
+    /// pid → container, for the processes of watched containers (kept by the watch loop).
+    pub members: HashMap<u32, (String, &'static str)>,
+    /// pid namespace inode → container: names short-lived processes of a container (a
+    /// `kubectl exec … kill`) after they are gone from /proc.
+    pub pidns: HashMap<u32, (String, &'static str)>,
+    /// This process's own pid namespace (the host's, for podsig on the host).
+    own_pidns: Option<u32>,
 }
 
 const EXE_TTL: Duration = Duration::from_secs(1);
@@ -67,6 +81,12 @@ impl Enricher {
             clk_tck: procfs::ticks_per_second().max(1),
             inspector: Inspector::default(),
             exes: HashMap::new(),
+            cgroups: HashMap::new(),
+            names: Names::default(),
+            unnamed: Default::default(),
+            members: HashMap::new(),
+            pidns: HashMap::new(),
+            own_pidns: pidns_of("self"),
         }
     }
 
@@ -105,6 +125,8 @@ impl Enricher {
                 if let Some(oom) = &mut s.oom {
                     memory_cgroup(oom);
                 }
+                s.target.container = self.container_of(s.target.pid, s.target.pidns);
+                s.sender.container = self.container_of(s.sender.pid, s.sender.pidns);
             }
             Record::Oom(_) => {}
             Record::Exit(e) => {
@@ -125,6 +147,37 @@ impl Enricher {
 
     /// The sender's executable, but only if `pid` still names the process that sent the
     /// signal: a short-lived sender's pid can already belong to someone else.
+    /// Where `pid` lives, from its cgroup path (cached for a second: a storm reads /proc
+    /// once), named from containerd's labels when known.
+    pub fn container_of(&mut self, pid: u32, pidns: Option<u32>) -> Option<ContainerRef> {
+        let fresh = self.cgroups.get(&pid).filter(|(t, _)| t.elapsed() < EXE_TTL).map(|(_, c)| c.clone());
+        let found = match fresh {
+            Some(c) => c,
+            None => {
+                let c = container::container_of_pid(pid);
+                if self.cgroups.len() >= EXE_CACHE_MAX {
+                    self.cgroups.clear();
+                }
+                self.cgroups.insert(pid, (Instant::now(), c.clone()));
+                c
+            }
+        };
+        let foreign_ns = pidns.filter(|&n| Some(n) != self.own_pidns);
+        if let (Some(found), Some(ns)) = (&found, foreign_ns) {
+            if self.pidns.len() >= EXE_CACHE_MAX {
+                self.pidns.clear();
+            }
+            self.pidns.insert(ns, found.clone());
+        }
+        let (id, runtime) = found
+            .or_else(|| self.members.get(&pid).cloned())
+            .or_else(|| foreign_ns.and_then(|ns| self.pidns.get(&ns).cloned()))?;
+        if !self.names.by_id.contains_key(&id) {
+            self.unnamed.insert(id.clone());
+        }
+        Some(self.names.reference(&id, runtime))
+    }
+
     fn cached_exe(&mut self, pid: u32, start_ns: u64) -> Option<String> {
         if let Some((t, exe)) = self.exes.get(&(pid, start_ns))
             && t.elapsed() < EXE_TTL
@@ -184,6 +237,12 @@ impl Enricher {
         s.ancestry = chain;
         s.ancestry_complete = complete;
     }
+}
+
+/// Inode of /proc/PID/ns/pid (`self` for this process).
+pub fn pidns_of(pid: &str) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok().map(|m| m.ino() as u32)
 }
 
 /// Whether `pid` still names the process that started at `start_ns` (ns since boot).

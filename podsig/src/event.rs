@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+pub use crate::container::ContainerRef;
 use crate::signals;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -42,6 +43,11 @@ pub struct Target {
     /// when the backend cannot see it.
     pub ns_pid: Option<u32>,
     pub comm: String,
+    /// The container the process runs in; null on the host (or when it cannot be told).
+    pub container: Option<ContainerRef>,
+    /// Inode number of the process's pid namespace, when captured.
+    #[serde(skip)]
+    pub pidns: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -57,6 +63,9 @@ pub struct Sender {
     pub argv: Vec<String>,
     /// A kernel thread (no user space): its signals are the kernel's own.
     pub kthread: bool,
+    pub container: Option<ContainerRef>,
+    #[serde(skip)]
+    pub pidns: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -244,7 +253,7 @@ pub fn sample_signal() -> SignalRecord {
         errno: Some(0),
         group: true,
         result: Some("delivered"),
-        target: Target { pid: 7942, tid: 7942, ns_pid: Some(1), comm: "server".into() },
+        target: Target { pid: 7942, tid: 7942, ns_pid: Some(1), comm: "server".into(), container: None, pidns: None },
         sender: Sender {
             pid: 23549,
             tid: 23549,
@@ -255,6 +264,8 @@ pub fn sample_signal() -> SignalRecord {
             exe: None,
             argv: vec!["pkill".into(), "-9".into(), "server".into()],
             kthread: false,
+            container: None,
+            pidns: None,
         },
         ancestry: vec![
             a(0, "swapper/0", 0),

@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod cause;
 pub mod cli;
+pub mod container;
 pub mod correlate;
 pub mod demo;
 pub mod doctor;
@@ -50,7 +51,26 @@ pub async fn run(cli: Cli) -> Result<()> {
                 return print_out(&backend::stap::script::generate(&backend::stap::script_spec(&spec)));
             }
             require_root()?;
-            let pids = target::resolve_pids(&args.pids)?;
+            let mut pids = target::resolve_pids(&args.pids)?;
+            let selector = container::Selector {
+                ids: args.containers,
+                pod: args.pod,
+                pod_namespace: args.pod_namespace,
+                container_name: args.container_name,
+                socket: args.containerd_socket,
+                namespaces: if args.containerd_namespaces.is_empty() {
+                    container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect()
+                } else {
+                    args.containerd_namespaces
+                },
+            };
+            let follower = if selector.is_empty() {
+                None
+            } else {
+                let f = watch::Follower::new(selector).await?;
+                pids.extend(f.pids());
+                Some(f)
+            };
             let opts = WatchOptions {
                 backend: args.backend,
                 spec: WatchSpec {
@@ -59,7 +79,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     signals: args.signals,
                     ring_bytes: args.common.ring_size,
                     verbose,
+                    follow: follower.is_some(),
                 },
+                follower,
                 format: args.common.output.unwrap_or_else(watch::default_format),
                 count: args.count,
                 duration: args.duration,

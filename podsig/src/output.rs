@@ -138,6 +138,17 @@ fn signal_text(s: &SignalRecord) -> String {
     if let Some(sc) = s.syscall {
         t += &format!(" syscall={sc}");
     }
+    if let Some(c) = &s.target.container {
+        t += &format!(" container: {}", clean(c.name.as_deref().unwrap_or(&crate::container::short(&c.id))));
+        if let Some(pod) = &c.pod {
+            t += &format!(" pod: {}/{}", clean(c.namespace.as_deref().unwrap_or("?")), clean(pod));
+        }
+    }
+    if let Some(c) = &s.sender.container
+        && s.target.container.as_ref().is_none_or(|t| t.id != c.id)
+    {
+        t += &format!(" sender-container: {}", clean(c.name.as_deref().unwrap_or(&crate::container::short(&c.id))));
+    }
     t += &format!(" cause: {}", s.cause.as_str());
     if !s.sender.argv.is_empty() {
         let argv: Vec<String> = s.sender.argv.iter().map(|a| clean(a)).collect();

@@ -12,22 +12,157 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     backend::{self, Backend, BackendKind, WatchSpec},
     cause,
+    container::{self, Containerd, Selector, Watched},
     correlate::Correlator,
     enrich::{Enricher, proc_state},
     event::Record,
     output::{Format, Output},
 };
 
-#[derive(Clone, Debug)]
 pub struct WatchOptions {
     pub spec: WatchSpec,
     pub backend: BackendKind,
+    /// Containers being watched: their processes and restarts are followed.
+    pub follower: Option<Follower>,
     pub format: Format,
     /// Stop after this many signal reports.
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
 }
+
+/// Keeps a container watch in step with the containers: processes started in them by
+/// other means than fork (exec through the runtime), new tasks after a restart, and a pod's
+/// new containers of the same name.
+pub struct Follower {
+    selector: Selector,
+    containers: Vec<Watched>,
+    client: Option<Containerd>,
+    /// Pids handed to the backend, so each is added once.
+    known: BTreeSet<u32>,
+}
+
+impl Follower {
+    pub async fn new(selector: Selector) -> Result<Self> {
+        let (containers, client) = container::resolve(&selector).await?;
+        let mut f = Self { selector, containers, client, known: BTreeSet::new() };
+        let pids: Vec<u32> = f.current_pids().into_iter().map(|(p, _)| p).collect();
+        f.known.extend(pids);
+        Ok(f)
+    }
+
+    /// Every process now in the watched containers, with its container.
+    fn current_pids(&self) -> Vec<(u32, &Watched)> {
+        let mut pids = Vec::new();
+        for w in &self.containers {
+            if let Some(p) = w.pid {
+                pids.push((p, w));
+                pids.extend(container::cgroup_procs(p).into_iter().filter(|&c| c != p).map(|c| (c, w)));
+            }
+        }
+        pids
+    }
+
+    /// Which container each known process belongs to: a killed process's /proc no longer
+    /// says (its cgroup reads as the root once it exits).
+    pub fn members(&self) -> Vec<(u32, String, &'static str)> {
+        self.current_pids()
+            .into_iter()
+            .map(|(p, w)| {
+                let runtime = if w.info.as_ref().is_some_and(|i| i.ns == "moby") { "docker" } else { "containerd" };
+                (p, w.id.clone(), runtime)
+            })
+            .collect()
+    }
+
+    /// Each watched container's pid namespace (its init's).
+    pub fn pid_namespaces(&self) -> Vec<(u32, (String, &'static str))> {
+        self.members()
+            .into_iter()
+            .filter_map(|(p, id, rt)| Some((crate::enrich::pidns_of(&p.to_string())?, (id, rt))))
+            .filter(|(ns, _)| Some(*ns) != crate::enrich::pidns_of("self"))
+            .collect()
+    }
+
+    /// The containers' inits: the processes whose exits are reported.
+    pub fn pids(&self) -> Vec<u32> {
+        self.containers.iter().filter_map(|w| w.pid).collect()
+    }
+
+    /// The containers' other processes, watched without exit records (a container's shell
+    /// loop would otherwise report every `sleep 1`).
+    pub fn members_only(&self) -> Vec<u32> {
+        let inits = self.pids();
+        self.known.iter().copied().filter(|p| !inits.contains(p)).collect()
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.containers.iter().map(|w| container::short(&w.id)).collect()
+    }
+
+    /// Names for the enricher, from containerd when it is there.
+    async fn names(&self) -> Option<Vec<container::ContainerInfo>> {
+        self.client.as_ref()?.list().await.ok()
+    }
+
+    /// New pids to watch since the last call; says so on stderr when a container restarted.
+    async fn resync(&mut self) -> Vec<u32> {
+        // A pod's restarted container is a new container with the same labels.
+        if let Some(cl) = &self.client
+            && (self.selector.pod.is_some()
+                || self.containers.iter().any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(container::LABEL_POD))))
+            && let Ok(all) = cl.list().await
+        {
+            for c in all {
+                if self.containers.iter().any(|w| w.id == c.id) {
+                    continue;
+                }
+                let same_as = |w: &Watched| {
+                    w.info.as_ref().is_some_and(|i| {
+                        [container::LABEL_POD, container::LABEL_POD_NAMESPACE, container::LABEL_CONTAINER]
+                            .iter()
+                            .all(|k| i.labels.get(*k).is_some() && i.labels.get(*k) == c.labels.get(*k))
+                    })
+                };
+                let pod_match = self.selector.pod.as_ref().is_some_and(|p| c.labels.get(container::LABEL_POD) == Some(p))
+                    && self.selector.pod_namespace.as_ref().is_none_or(|n| c.labels.get(container::LABEL_POD_NAMESPACE) == Some(n))
+                    && self.selector.container_name.as_ref().is_none_or(|n| c.labels.get(container::LABEL_CONTAINER) == Some(n))
+                    && c.labels.get("io.cri-containerd.kind").is_none_or(|k| k == "container");
+                if pod_match || self.containers.iter().any(same_as) {
+                    self.containers.push(Watched { id: c.id.clone(), info: Some(c), pid: None });
+                }
+            }
+        }
+        for w in &mut self.containers {
+            let now = match (&self.client, &w.info) {
+                (Some(cl), Some(info)) => cl.task_pid(info).await,
+                _ => container::pids_in_cgroups_of(&w.id).first().copied(),
+            };
+            if let Some(pid) = now
+                && w.pid != Some(pid)
+            {
+                eprintln!("podsig: following {} (new pid {pid})", container::short(&w.id));
+                w.pid = Some(pid);
+            }
+        }
+        let pids: Vec<u32> = self.current_pids().into_iter().map(|(p, _)| p).collect();
+        pids.into_iter().filter(|&p| self.known.insert(p)).collect()
+    }
+
+    /// A watched process exited: if it comes back (a pid reused inside the container), it is
+    /// added again by the next resync.
+    fn forget(&mut self, pid: u32) {
+        self.known.remove(&pid);
+        for w in &mut self.containers {
+            if w.pid == Some(pid) {
+                w.pid = None;
+            }
+        }
+    }
+}
+
+/// How often a container watch is brought in step with the containers.
+const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the loop ended; each is a clean exit.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,7 +181,7 @@ pub struct Summary {
 
 /// Runs a watch to its end. `on_attached` runs once the probes are live (the demo starts
 /// its sender there).
-pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summary> {
+pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summary> {
     let started = Instant::now();
     let mut backend = backend::attach(opts.backend, &opts.spec).await?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -59,6 +194,8 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
 
     let what = if opts.spec.all {
         "every process".to_string()
+    } else if let Some(f) = &opts.follower {
+        format!("container {}", f.ids().join(", "))
     } else {
         let pids: Vec<String> = watched.iter().map(u32::to_string).collect();
         format!("pid {}", pids.join(", "))
@@ -68,9 +205,37 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
         backend.name(),
         started.elapsed().as_millis()
     );
+    if let Some(f) = &opts.follower {
+        for pid in f.members_only() {
+            backend.watch(pid)?;
+        }
+    }
     on_attached();
 
     let mut enricher = Enricher::new();
+    // containerd names the containers events mention; for a container watch the follower's
+    // client does it, else the default socket is tried once (quietly: hosts without one).
+    let mut names_client = if opts.follower.is_none() {
+        Containerd::connect(
+            std::path::Path::new(container::DEFAULT_SOCKET),
+            &container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .await
+        .map_err(|e| tracing::debug!("no container names: {e:#}"))
+        .ok()
+    } else {
+        None
+    };
+    if let Some(f) = &opts.follower {
+        for info in f.containers.iter().filter_map(|w| w.info.clone()) {
+            enricher.names.by_id.insert(info.id.clone(), info);
+        }
+        enricher.members.extend(f.members().into_iter().map(|(p, id, rt)| (p, (id, rt))));
+        enricher.pidns.extend(f.pid_namespaces());
+    }
+    let mut follow_tick = tokio::time::interval(FOLLOW_INTERVAL);
+    follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut names_refreshed: Option<Instant> = None;
     let mut correlator = Correlator::default();
     let mut out = Output::new(opts.format, BufWriter::new(io::stdout().lock()))
         .with_color(opts.format == Format::Text && color_wanted());
@@ -94,6 +259,41 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
             _ = sigint.recv() => interrupted = Some(Stop::Interrupted),
             _ = sigterm.recv() => interrupted = Some(Stop::Interrupted),
             _ = &mut sleep => interrupted = Some(Stop::Duration),
+            _ = follow_tick.tick(), if opts.follower.is_some() || names_client.is_some() => {
+                if let Some(f) = opts.follower.as_mut() {
+                    let inits = f.pids();
+                    for pid in f.resync().await {
+                        if f.pids().contains(&pid) && !inits.contains(&pid) {
+                            // A new task: its exit is reported, like the first one's.
+                            backend.watch_root(pid)?;
+                            watched.insert(pid);
+                        } else {
+                            backend.watch(pid)?;
+                        }
+                    }
+                    if enricher.members.len() > 65536 {
+                        enricher.members.clear();
+                    }
+                    enricher.members.extend(f.members().into_iter().map(|(p, id, rt)| (p, (id, rt))));
+                    enricher.pidns.extend(f.pid_namespaces());
+                    for info in f.containers.iter().filter_map(|w| w.info.clone()) {
+                        enricher.names.by_id.insert(info.id.clone(), info);
+                    }
+                }
+                let stale = names_refreshed.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
+                if !enricher.unnamed.is_empty() && stale {
+                    let list = match (&opts.follower, &mut names_client) {
+                        (Some(f), _) => f.names().await,
+                        (None, Some(c)) => c.list().await.ok(),
+                        _ => None,
+                    };
+                    for info in list.into_iter().flatten() {
+                        enricher.names.by_id.insert(info.id.clone(), info);
+                    }
+                    enricher.unnamed.clear();
+                    names_refreshed = Some(Instant::now());
+                }
+            }
         }
         // Always drain before deciding: nothing captured is dropped on the way out.
         backend.drain(&mut batch)?;
@@ -134,7 +334,10 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
                 Record::Exit(e) => {
                     if watched.remove(&e.pid) {
                         backend.unwatch(e.pid)?;
-                        if watched.is_empty() && !opts.spec.all {
+                        if let Some(f) = opts.follower.as_mut() {
+                            // A container's task may be restarted: keep watching for it.
+                            f.forget(e.pid);
+                        } else if watched.is_empty() && !opts.spec.all {
                             done = Some(Stop::TargetsExited);
                         }
                     }
@@ -145,11 +348,15 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
         if first {
             first = false;
             for pid in std::mem::take(&mut gone_at_attach) {
-                tracing::warn!("process {pid} exited before podsig attached; not watching it");
+                if opts.follower.is_some() {
+                    tracing::debug!("container process {pid} exited before podsig attached");
+                } else {
+                    tracing::warn!("process {pid} exited before podsig attached; not watching it");
+                }
                 watched.remove(&pid);
                 backend.unwatch(pid)?;
             }
-            if watched.is_empty() && !opts.spec.all && done.is_none() && correlator.is_empty() {
+            if watched.is_empty() && !opts.spec.all && opts.follower.is_none() && done.is_none() && correlator.is_empty() {
                 bail!("every watched process exited before podsig attached; nothing to watch");
             }
         }

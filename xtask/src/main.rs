@@ -122,7 +122,7 @@ fn as_root(program: &str) -> Command {
 
 fn step(n: usize, what: &str, present: bool) {
     let state = if present { "present, skipped" } else { "missing, installing" };
-    println!("xtask: [{n}/3] {what}: {state}");
+    println!("xtask: [{n}/4] {what}: {state}");
 }
 
 /// nightly + rust-src (the eBPF crate is built with `-Z build-std=core`), Debian's LLVM 22,
@@ -161,6 +161,16 @@ fn prereqs() -> Result<()> {
         sh(Command::new("cargo")
             .args(["install", "bpf-linker", "--locked", "--no-default-features", "--features", "llvm-22"])
             .env("LLVM_PREFIX", LLVM_PREFIX))?;
+    }
+
+    // containerd's API is generated from its .proto files when podsig builds.
+    let protoc = quiet_ok(Command::new("protoc").arg("--version"));
+    step(4, "protoc (Debian's protobuf-compiler, for containerd's API)", protoc);
+    if !protoc {
+        sh(as_root("apt-get").args(["update", "-q"]))?;
+        sh(as_root("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends", "protobuf-compiler"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     Ok(())
 }
@@ -279,8 +289,62 @@ fn install() -> Result<()> {
 }
 
 /// Debian packages the end-to-end tests drive (beyond a standard Debian machine).
-const TEST_PACKAGES: &[(&str, &str)] =
-    &[("busybox-static", "/bin/busybox"), ("systemtap", "/usr/bin/stap")];
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("busybox-static", "/bin/busybox"),
+    ("systemtap", "/usr/bin/stap"),
+    ("containerd", "/usr/bin/containerd"),
+    ("runc", "/usr/sbin/runc"),
+];
+
+/// A containerd of the tests' own: private socket, root and state, stopped on drop.
+struct TestContainerd {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl TestContainerd {
+    fn start() -> Result<Self> {
+        let base = PathBuf::from("/run/podsig-test-containerd");
+        let _ = std::fs::create_dir_all(&base);
+        let socket = base.join("containerd.sock");
+        let _ = std::fs::remove_file(&socket);
+        let config = base.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"/var/lib/podsig-test-containerd\"\nstate = \"{}\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{}\"\n",
+                base.join("state").display(),
+                socket.display()
+            ),
+        )?;
+        let log = std::fs::File::create(base.join("containerd.log"))?;
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting containerd")?;
+        let t0 = std::time::Instant::now();
+        while !socket.exists() {
+            if t0.elapsed() > std::time::Duration::from_secs(30) {
+                bail!("containerd did not create {} (see {}/containerd.log)", socket.display(), base.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        println!("xtask: test containerd on {}", socket.display());
+        Ok(Self { child, socket })
+    }
+}
+
+impl Drop for TestContainerd {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child; SIGTERM lets containerd shut down cleanly.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
 
 fn test_prereqs() -> Result<()> {
     let missing: Vec<&str> =
@@ -306,9 +370,15 @@ fn test() -> Result<()> {
     prereqs()?;
     test_prereqs()?;
     build(false)?;
+    let containerd = if is_root() { Some(TestContainerd::start()?) } else { None };
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "podsig-ebpf", "--no-fail-fast"]).env("PODSIG_BIN", binary(false));
-    sh(&mut c)?;
+    if let Some(ct) = &containerd {
+        c.env("PODSIG_TEST_CONTAINERD", &ct.socket);
+    }
+    let result = sh(&mut c);
+    drop(containerd);
+    result?;
     // Other kernels, booted under QEMU: the portability claims, tested.
     if is_root() {
         vm_test(&[])

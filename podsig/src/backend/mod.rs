@@ -24,6 +24,8 @@ pub struct WatchSpec {
     pub ring_bytes: u32,
     /// Pass tool output through (stap's compile log).
     pub verbose: bool,
+    /// Watch what watched processes fork, and accept pids added while running (containers).
+    pub follow: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -64,6 +66,18 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Ebpf(b) => b.unwatch(pid),
             AnyBackend::Stap(b) => b.unwatch(pid),
+        }
+    }
+    fn watch(&mut self, pid: u32) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => Backend::watch(b.as_mut(), pid),
+            AnyBackend::Stap(b) => b.watch(pid),
+        }
+    }
+    fn watch_root(&mut self, pid: u32) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => b.watch_root(pid),
+            AnyBackend::Stap(b) => b.watch_root(pid),
         }
     }
 }
@@ -128,4 +142,9 @@ pub trait Backend {
     fn drain(&mut self, out: &mut Vec<Record>) -> Result<()>;
     /// Stops watching a process (it exited; its pid may be reused).
     fn unwatch(&mut self, pid: u32) -> Result<()>;
+    /// Starts watching one more process of a container: its signals are reported, its exit
+    /// only clears it from the filter.
+    fn watch(&mut self, pid: u32) -> Result<()>;
+    /// Starts watching a process whose exit is reported too (a container's new task).
+    fn watch_root(&mut self, pid: u32) -> Result<()>;
 }

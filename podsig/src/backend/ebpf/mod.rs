@@ -24,7 +24,7 @@ use aya::{
 use podsig_common::{
     EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE,
     FLAG_KTHREAD, FLAG_NO_BTF, FilterConfig, KernelOffsets, MAX_ANCESTRY, OomEvent,
-    SYSCALL_UNKNOWN, SignalEvent, TracepointFormat,
+    SYSCALL_UNKNOWN, SignalEvent, TARGET_CHILD, TracepointFormat,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -153,6 +153,8 @@ impl EbpfBackend {
             // Wake the reader early enough that a storm never fills the buffer between polls.
             wakeup_bytes: ring_bytes / 4,
             signal_mask: signals::mask(&spec.signals),
+            follow_forks: spec.follow as u32,
+            _pad: 0,
         };
         let mut loader = loader.join().map_err(|_| anyhow!("the eBPF loader thread panicked"))?;
         // No CO-RE relocations in the program: aya needs no kernel BTF to load it.
@@ -218,7 +220,7 @@ impl EbpfBackend {
         };
         // Filter first, then attach: nothing is reported before the targets are in place.
         for &pid in &spec.pids {
-            me.watch(pid)?;
+            me.add_target(pid, false)?;
         }
         for prog in programs {
             let p = me._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?;
@@ -243,6 +245,15 @@ impl EbpfBackend {
                         .with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
                 }
             }
+        }
+        if spec.follow && mode == Mode::Btf {
+            let p: &mut RawTracePoint = me
+                ._ebpf
+                .program_mut("sched_process_fork")
+                .context("program sched_process_fork missing")?
+                .try_into()?;
+            p.load().context("verifying program sched_process_fork")?;
+            p.attach("sched_process_fork").context("attaching to raw tracepoint sched_process_fork")?;
         }
         if oom_format.is_some()
             && let Err(e) = me.attach_oom()
@@ -273,10 +284,12 @@ impl EbpfBackend {
         }
     }
 
-    fn watch(&mut self, pid: u32) -> Result<()> {
+    /// `member`: a container's process, whose exit only clears it from the filter.
+    fn add_target(&mut self, pid: u32, member: bool) -> Result<()> {
         let ctx = || format!("adding pid {pid} to the filter");
+        let value = if member { pid | TARGET_CHILD } else { pid };
         match self.mode {
-            Mode::Btf => self.targets.insert(pid, pid, 0).with_context(ctx)?,
+            Mode::Btf => self.targets.insert(pid, value, 0).with_context(ctx)?,
             Mode::Tracepoint => {
                 let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
                     .map(|d| {
@@ -287,7 +300,7 @@ impl EbpfBackend {
                     tids.push(pid);
                 }
                 for &tid in &tids {
-                    self.targets.insert(tid, pid, 0).with_context(ctx)?;
+                    self.targets.insert(tid, value, 0).with_context(ctx)?;
                 }
                 self.tids.insert(pid, tids);
             }
@@ -380,6 +393,14 @@ impl Backend for EbpfBackend {
             self.lost_seen = total;
         }
         Ok(())
+    }
+
+    fn watch(&mut self, pid: u32) -> Result<()> {
+        self.add_target(pid, true)
+    }
+
+    fn watch_root(&mut self, pid: u32) -> Result<()> {
+        self.add_target(pid, false)
     }
 
     fn unwatch(&mut self, pid: u32) -> Result<()> {
@@ -479,6 +500,8 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
             tid: e.target_tid,
             ns_pid: Some(e.target_ns_pid).filter(|&n| n != 0),
             comm: cstr(&e.target_comm),
+            container: None,
+            pidns: Some(e.target_pidns).filter(|&n| n != 0),
         },
         sender: Sender {
             pid: e.sender_pid,
@@ -490,6 +513,8 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
             exe: None,
             argv: split_argv(&e.argv[..argv_len]),
             kthread: e.flags & FLAG_KTHREAD != 0,
+            container: None,
+            pidns: Some(e.sender_pidns).filter(|&n| n != 0),
         },
         ancestry,
         ancestry_complete: e.flags & FLAG_ANCESTRY_COMPLETE != 0,

@@ -187,6 +187,8 @@ impl KernelBtf {
             regs_syscall,
             regs_syscall_size,
             task_flags: task("flags")?,
+            upid_ns: self.offset("upid", "ns")?,
+            pidns_inum: self.offset("pid_namespace", "ns.inum")?,
         })
     }
 }

@@ -40,7 +40,9 @@ pub struct StapBackend {
 }
 
 pub fn script_spec(spec: &WatchSpec) -> ScriptSpec {
-    ScriptSpec { pids: spec.pids.clone(), all: spec.all, signals: spec.signals.clone() }
+    // A module's filter is fixed when it loads: to follow a container's processes, it
+    // reports every process and podsig filters.
+    ScriptSpec { pids: spec.pids.clone(), all: spec.all || spec.follow, signals: spec.signals.clone() }
 }
 
 fn stap_version() -> String {
@@ -241,6 +243,15 @@ impl Backend for StapBackend {
     fn unwatch(&mut self, pid: u32) -> Result<()> {
         self.watched.remove(&pid);
         Ok(())
+    }
+
+    fn watch(&mut self, pid: u32) -> Result<()> {
+        self.watched.insert(pid);
+        Ok(())
+    }
+
+    fn watch_root(&mut self, pid: u32) -> Result<()> {
+        self.watch(pid)
     }
 }
 

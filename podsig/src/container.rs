@@ -1,0 +1,366 @@
+//! Containers: naming them (containerd's API, the process's cgroup path), resolving a
+//! container ID or a pod name to processes, and noticing restarts.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    fs,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use containerd_client::{
+    services::v1::{
+        GetRequest, ListContainersRequest, containers_client::ContainersClient,
+        tasks_client::TasksClient,
+    },
+    tonic::{Request, transport::Channel},
+    types::v1::Status,
+    with_namespace,
+};
+use serde::Serialize;
+
+pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
+/// Kubernetes (CRI), Docker, and `ctr`'s default.
+pub const DEFAULT_NAMESPACES: &[&str] = &["k8s.io", "moby", "default"];
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub const LABEL_POD: &str = "io.kubernetes.pod.name";
+pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
+
+/// Where a process lives, as events report it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub id: String,
+    /// The Kubernetes container name, when containerd knows it.
+    pub name: Option<String>,
+    /// containerd, docker, cri-o or unknown.
+    pub runtime: &'static str,
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ContainerInfo {
+    pub id: String,
+    /// containerd namespace (k8s.io, moby, default…).
+    pub ns: String,
+    pub labels: HashMap<String, String>,
+}
+
+impl ContainerInfo {
+    fn label(&self, k: &str) -> Option<String> {
+        self.labels.get(k).cloned()
+    }
+}
+
+/// `containerd://ID`, `docker://ID` (as `kubectl describe pod` prints them) or a bare ID.
+pub fn normalize_id(s: &str) -> Result<String, String> {
+    let id = s.trim();
+    let id = id.split_once("://").map_or(id, |(_, rest)| rest);
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(format!("'{s}' is not a container ID (expected hex or a name, optionally containerd://…)"));
+    }
+    Ok(id.to_string())
+}
+
+pub struct Containerd {
+    channel: Channel,
+    pub namespaces: Vec<String>,
+}
+
+impl Containerd {
+    pub async fn connect(socket: &Path, namespaces: &[String]) -> Result<Self> {
+        if !socket.exists() {
+            bail!("no containerd socket at {} (is containerd running? --containerd-socket names another)", socket.display());
+        }
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT, containerd_client::connect(socket))
+            .await
+            .map_err(|_| anyhow!("containerd at {} did not answer", socket.display()))?
+            .with_context(|| format!("connecting to containerd at {}", socket.display()))?;
+        Ok(Self { channel, namespaces: namespaces.to_vec() })
+    }
+
+    /// Every container in the namespaces searched.
+    pub async fn list(&self) -> Result<Vec<ContainerInfo>> {
+        let mut out = Vec::new();
+        for ns in &self.namespaces {
+            let mut c = ContainersClient::new(self.channel.clone());
+            let req = ListContainersRequest { filters: vec![] };
+            let resp = tokio::time::timeout(CONNECT_TIMEOUT, c.list(with_namespace!(req, ns.as_str())))
+                .await
+                .map_err(|_| anyhow!("containerd did not list namespace {ns} in time"))?
+                .with_context(|| format!("listing containers in containerd namespace {ns}"))?;
+            out.extend(resp.into_inner().containers.into_iter().map(|c| ContainerInfo {
+                id: c.id,
+                ns: ns.clone(),
+                labels: c.labels,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The pid of the container's running task, if it has one.
+    pub async fn task_pid(&self, c: &ContainerInfo) -> Option<u32> {
+        let mut t = TasksClient::new(self.channel.clone());
+        let req = GetRequest { container_id: c.id.clone(), exec_id: String::new() };
+        let resp = tokio::time::timeout(CONNECT_TIMEOUT, t.get(with_namespace!(req, c.ns.as_str()))).await.ok()?.ok()?;
+        let p = resp.into_inner().process?;
+        (p.status == Status::Running as i32 && p.pid > 0).then_some(p.pid)
+    }
+}
+
+/// What the user asked to watch.
+#[derive(Clone, Debug, Default)]
+pub struct Selector {
+    pub ids: Vec<String>,
+    pub pod: Option<String>,
+    pub pod_namespace: Option<String>,
+    pub container_name: Option<String>,
+    pub socket: PathBuf,
+    pub namespaces: Vec<String>,
+}
+
+impl Selector {
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.pod.is_none()
+    }
+
+    fn matches_pod(&self, c: &ContainerInfo) -> bool {
+        let Some(pod) = &self.pod else { return false };
+        c.labels.get(LABEL_POD) == Some(pod)
+            && self.pod_namespace.as_ref().is_none_or(|ns| c.labels.get(LABEL_POD_NAMESPACE) == Some(ns))
+            && self.container_name.as_ref().is_none_or(|n| c.labels.get(LABEL_CONTAINER) == Some(n))
+            // The pod's sandbox (pause) container is not one of its workloads.
+            && c.labels.get("io.cri-containerd.kind").is_none_or(|k| k == "container")
+    }
+}
+
+/// A container being watched: its identity and the task pid currently known.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    pub id: String,
+    pub info: Option<ContainerInfo>,
+    pub pid: Option<u32>,
+}
+
+/// Resolves the selector to containers and their running tasks. With no containerd, a
+/// container ID is looked for in every process's cgroup path instead.
+pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>)> {
+    let client = Containerd::connect(&sel.socket, &sel.namespaces).await;
+    let listed = match &client {
+        Ok(c) => Some(c.list().await?),
+        Err(e) => {
+            if sel.pod.is_some() {
+                return Err(anyhow!("{e:#}; pods are found through containerd's labels"));
+            }
+            tracing::info!("{e:#}; looking for containers in process cgroups instead");
+            None
+        }
+    };
+    let where_ = || format!("containerd namespaces {}", sel.namespaces.join(", "));
+    let mut found: Vec<Watched> = Vec::new();
+    for id in &sel.ids {
+        let hits: Vec<&ContainerInfo> = listed.iter().flatten().filter(|c| c.id.starts_with(id.as_str())).collect();
+        let exact: Vec<&ContainerInfo> = hits.iter().copied().filter(|c| c.id == *id).collect();
+        let pick = if exact.len() == 1 { exact } else { hits };
+        match pick.as_slice() {
+            [one] => found.push(Watched { id: one.id.clone(), info: Some((*one).clone()), pid: None }),
+            [] => {
+                let pids = pids_in_cgroups_of(id);
+                if pids.is_empty() {
+                    bail!(
+                        "container {} not found in {}{}, nor in any process cgroup",
+                        short(id),
+                        where_(),
+                        if client.is_err() { " (containerd unreachable)" } else { "" }
+                    );
+                }
+                found.push(Watched { id: id.clone(), info: None, pid: pids.first().copied() });
+            }
+            many => bail!(
+                "container ID prefix {id} is ambiguous: {}; give more of it",
+                many.iter().map(|c| short(&c.id)).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    if let Some(pod) = &sel.pod {
+        let hits: Vec<&ContainerInfo> = listed.iter().flatten().filter(|c| sel.matches_pod(c)).collect();
+        if hits.is_empty() {
+            bail!(
+                "no container of pod {}{}{} in {}",
+                sel.pod_namespace.as_ref().map_or(String::new(), |ns| format!("{ns}/")),
+                pod,
+                sel.container_name.as_ref().map_or(String::new(), |n| format!(" named {n}")),
+                where_()
+            );
+        }
+        found.extend(hits.into_iter().map(|c| Watched { id: c.id.clone(), info: Some(c.clone()), pid: None }));
+    }
+    let client = client.ok();
+    if let Some(cl) = &client {
+        for w in &mut found {
+            if let Some(info) = &w.info {
+                w.pid = cl.task_pid(info).await;
+            }
+        }
+    }
+    if found.iter().all(|w| w.pid.is_none()) {
+        bail!(
+            "{} no running task: nothing to watch until {} started",
+            if found.len() == 1 { format!("container {} has", short(&found[0].id)) } else { "these containers have".into() },
+            if found.len() == 1 { "it is" } else { "they are" }
+        );
+    }
+    Ok((found, client))
+}
+
+pub fn short(id: &str) -> String {
+    if id.len() > 12 && id.chars().all(|c| c.is_ascii_hexdigit()) { format!("{}…", &id[..12]) } else { id.to_string() }
+}
+
+/// Container named by a process's cgroup path: (id, runtime). Knows the path forms of
+/// Docker, containerd (CRI and ctr), CRI-O and Podman, with systemd or cgroupfs drivers.
+pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
+    let is_hex64 = |s: &str| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit());
+    for line in text.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("");
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        for (i, seg) in segs.iter().enumerate().rev() {
+            let scoped = |prefix: &str| seg.strip_prefix(prefix).and_then(|r| r.strip_suffix(".scope")).filter(|id| is_hex64(id));
+            if let Some(id) = scoped("docker-") {
+                return Some((id.into(), "docker"));
+            }
+            if let Some(id) = scoped("cri-containerd-") {
+                return Some((id.into(), "containerd"));
+            }
+            if let Some(id) = scoped("crio-") {
+                return Some((id.into(), "cri-o"));
+            }
+            if let Some(id) = scoped("libpod-") {
+                return Some((id.into(), "unknown"));
+            }
+            let parent = if i > 0 { segs[i - 1] } else { "" };
+            match parent {
+                // cgroupfs driver: /docker/<id>, and containerd's /<namespace>/<id>.
+                "docker" if is_hex64(seg) => return Some((seg.to_string(), "docker")),
+                "moby" => return Some((seg.to_string(), "docker")),
+                "k8s.io" | "default" => return Some((seg.to_string(), "containerd")),
+                _ => {}
+            }
+            // kubelet's cgroupfs layout: /kubepods/<qos>/pod<uid>/<id>.
+            if parent.starts_with("pod") && is_hex64(seg) && segs.iter().any(|s| s.starts_with("kubepods")) {
+                return Some((seg.to_string(), "unknown"));
+            }
+        }
+    }
+    None
+}
+
+pub fn container_of_pid(pid: u32) -> Option<(String, &'static str)> {
+    container_of_cgroup(&fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
+}
+
+/// Processes whose cgroup names the container (ID or prefix), oldest first.
+pub fn pids_in_cgroups_of(id: &str) -> Vec<u32> {
+    let mut found: Vec<(u64, u32)> = Vec::new();
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if container_of_pid(pid).is_some_and(|(cid, _)| cid.starts_with(id)) {
+            let start = crate::enrich::proc_start_ticks(pid).unwrap_or(u64::MAX);
+            found.push((start, pid));
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The processes in the container cgroup of `pid` (a container's init), from cgroup.procs
+/// of a v1 hierarchy or the v2 tree: only a hierarchy whose path names the container counts
+/// (in others, such as a hybrid host's name=systemd, the container may sit at the root,
+/// beside every process on the host).
+pub fn cgroup_procs(pid: u32) -> BTreeSet<u32> {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else { return BTreeSet::new() };
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    for line in text.lines().filter(|l| container_of_cgroup(l).is_some()) {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let mount = mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let ok = f.len() > 3
+                && if ctrls.is_empty() {
+                    f[2] == "cgroup2"
+                } else {
+                    f[2] == "cgroup" && ctrls.split(',').all(|c| f[3].split(',').any(|o| o == c))
+                };
+            ok.then(|| f[1].to_string())
+        });
+        if let Some(m) = mount
+            && let Ok(procs) = fs::read_to_string(format!("{m}{path}/cgroup.procs"))
+        {
+            return procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    BTreeSet::new()
+}
+
+/// containerd labels by container ID, for naming where processes live.
+#[derive(Default)]
+pub struct Names {
+    pub by_id: HashMap<String, ContainerInfo>,
+}
+
+impl Names {
+    pub fn reference(&self, id: &str, runtime: &'static str) -> ContainerRef {
+        let info = self.by_id.get(id);
+        ContainerRef {
+            id: id.to_string(),
+            name: info.and_then(|i| i.label(LABEL_CONTAINER)),
+            runtime: if info.is_some_and(|i| i.ns == "moby") { "docker" } else { runtime },
+            pod: info.and_then(|i| i.label(LABEL_POD)),
+            namespace: info.and_then(|i| i.label(LABEL_POD_NAMESPACE)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "5fb8adf9ee62afc6d3f6f3d9590041818750b392dff015d7091eaaf99cf1c945";
+
+    #[test]
+    fn ids_as_users_paste_them() {
+        assert_eq!(normalize_id(&format!("docker://{ID}")).unwrap(), ID);
+        assert_eq!(normalize_id("containerd://web-1").unwrap(), "web-1");
+        assert_eq!(normalize_id("5fb8").unwrap(), "5fb8");
+        assert!(normalize_id("a b").is_err());
+        assert!(normalize_id("").is_err());
+    }
+
+    #[test]
+    fn cgroup_path_forms() {
+        let cases = [
+            (format!("0::/system.slice/docker-{ID}.scope"), "docker"),
+            (format!("12:pids:/docker/{ID}"), "docker"),
+            (format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope"), "containerd"),
+            (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), "cri-o"),
+            (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), "unknown"),
+            (format!("3:cpu:/k8s.io/{ID}"), "containerd"),
+        ];
+        for (text, runtime) in cases {
+            assert_eq!(container_of_cgroup(&text), Some((ID.to_string(), runtime)), "{text}");
+        }
+        assert_eq!(container_of_cgroup("5:pids:/default/web"), Some(("web".into(), "containerd")));
+        assert_eq!(container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope"), None);
+        assert_eq!(container_of_cgroup("0::/"), None);
+    }
+
+    #[test]
+    fn short_ids() {
+        assert_eq!(short(ID), "5fb8adf9ee62…");
+        assert_eq!(short("web"), "web");
+    }
+}

@@ -1,0 +1,255 @@
+//! Containers for real: containerd (started by `cargo xtask test` on a private socket) runs
+//! busybox containers with Kubernetes-style labels; runc, a shell inside, or the host send.
+
+use std::{
+    fs,
+    path::PathBuf,
+    process::{Command, Output},
+    thread,
+    time::{Duration, Instant},
+};
+
+use podsig_e2e::*;
+
+/// The test containerd's socket, or None (skip) outside `cargo xtask test`.
+fn containerd() -> Option<String> {
+    if !privileged() {
+        return None;
+    }
+    match std::env::var("PODSIG_TEST_CONTAINERD") {
+        Ok(s) => Some(s),
+        Err(_) => {
+            assert!(std::env::var_os("CI").is_none(), "CI runs these through cargo xtask test, which starts containerd");
+            eprintln!("skipped: no test containerd (run `sudo cargo xtask test`)");
+            None
+        }
+    }
+}
+
+fn ctr(sock: &str, args: &[&str]) -> Output {
+    let o = Command::new("ctr").args(["--address", sock, "-n", "k8s.io"]).args(args).output().expect("ctr");
+    assert!(o.status.success(), "ctr {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// A busybox rootfs shared by the tests' containers, made once per test run.
+fn rootfs() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(make_rootfs).clone()
+}
+
+fn make_rootfs() -> PathBuf {
+    let root = std::env::temp_dir().join(format!("podsig-e2e-rootfs-{}", std::process::id()));
+    let bin = root.join("bin");
+    if !bin.join("busybox").exists() {
+        fs::create_dir_all(&bin).unwrap();
+        let tmp = bin.join(format!("busybox.{}", std::process::id()));
+        fs::copy("/bin/busybox", &tmp).unwrap();
+        fs::rename(&tmp, bin.join("busybox")).unwrap();
+    }
+    for applet in ["sh", "sleep", "kill"] {
+        let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+    }
+    for d in ["proc", "sys", "dev", "tmp"] {
+        let _ = fs::create_dir_all(root.join(d));
+    }
+    root
+}
+
+/// A running container, deleted on drop.
+struct Container {
+    sock: String,
+    id: String,
+}
+
+impl Container {
+    fn start(sock: &str, id: &str, pod: &str, name: &str, script: &str) -> Self {
+        let rootfs = rootfs();
+        ctr(
+            sock,
+            &[
+                "run",
+                "-d",
+                "--label",
+                &format!("io.kubernetes.pod.name={pod}"),
+                "--label",
+                "io.kubernetes.pod.namespace=default",
+                "--label",
+                &format!("io.kubernetes.container.name={name}"),
+                "--rootfs",
+                rootfs.to_str().unwrap(),
+                id,
+                "/bin/sh",
+                "-c",
+                script,
+            ],
+        );
+        let c = Self { sock: sock.into(), id: id.into() };
+        assert!(c.pid() > 0);
+        c
+    }
+
+    /// The host pid of the container's init, from `ctr task ls`.
+    fn pid(&self) -> u32 {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let o = ctr(&self.sock, &["task", "ls"]);
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let pid = text
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(self.id.as_str()) && l.contains("RUNNING"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|p| p.parse().ok());
+            if let Some(p) = pid {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "container {} never ran: {text}", self.id);
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let a = ["--address", self.sock.as_str(), "-n", "k8s.io"];
+        let _ = Command::new("ctr").args(a).args(["task", "kill", "-s", "SIGKILL", &self.id]).output();
+        thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("ctr").args(a).args(["task", "delete", "-f", &self.id]).output();
+        let _ = Command::new("ctr").args(a).args(["container", "delete", &self.id]).output();
+    }
+}
+
+fn uid(tag: &str) -> String {
+    format!("podsig-e2e-{}-{tag}", std::process::id())
+}
+
+const FOREVER: &str = "while :; do sleep 1; done";
+
+fn watch(sock: &str, what: &[&str]) -> Podsig {
+    let mut args = vec!["watch", "--containerd-socket", sock, "-o", "json"];
+    args.extend_from_slice(what);
+    Podsig::start(&args)
+}
+
+#[test]
+fn runc_kill_by_full_id_is_a_runtime_stop_with_names() {
+    let Some(sock) = containerd() else { return };
+    let id = uid("full");
+    let c = Container::start(&sock, &id, "web", "app", FOREVER);
+    let pid = c.pid();
+    let mut w = watch(&sock, &["--container", &id]);
+    assert!(w.stderr_lines.last().unwrap().contains(&format!("watching container {id}")), "{:?}", w.stderr_lines);
+    ctr(&sock, &["task", "kill", "-s", "SIGKILL", &id]);
+    let ev = w.next_signal("SIGKILL");
+    assert_eq!(ev["target"]["pid"], pid);
+    assert_eq!(ev["target"]["ns_pid"], 1, "the container's init");
+    assert_eq!(ev["sender"]["comm"], "runc");
+    assert_eq!(ev["cause"], "runtime_stop", "{ev}");
+    assert_eq!(ev["runtime"]["runtime"], "runc");
+    assert!(ev["runtime"]["manager"].as_str().unwrap().starts_with("containerd"), "{ev}");
+    let t = &ev["target"]["container"];
+    assert_eq!(t["id"], id.as_str());
+    assert_eq!(t["runtime"], "containerd");
+    assert_eq!((t["pod"].as_str(), t["name"].as_str(), t["namespace"].as_str()), (Some("web"), Some("app"), Some("default")));
+    assert_eq!(ev["sender"]["container"], Value::Null, "runc runs on the host");
+    assert_eq!(w.next_kind("exit")["pid"], pid);
+    // A container may restart: podsig keeps watching until interrupted.
+    w.signal(libc::SIGINT);
+    assert!(w.wait().0.success());
+}
+
+#[test]
+fn prefix_and_scheme_forms_and_signals_from_inside_and_host() {
+    let Some(sock) = containerd() else { return };
+    let id = uid("prefix");
+    let c = Container::start(&sock, &id, "web2", "app", "trap 'echo usr1' USR1; trap 'echo usr2' USR2; while :; do sleep 1; done");
+    let pid = c.pid();
+    let mut w = watch(&sock, &["--container", &format!("containerd://{}", &id[..id.len() - 2])]);
+    // From inside: a process exec'd into the container signals its init (pid 1 there).
+    ctr(&sock, &["task", "exec", "--exec-id", "k1", &id, "/bin/sh", "-c", "kill -USR1 1"]);
+    let ev = w.next_signal("SIGUSR1");
+    assert_eq!(ev["target"]["pid"], pid);
+    assert_eq!(ev["sender"]["container"]["id"], id.as_str(), "sent from inside: {ev}");
+    assert_eq!(ev["sender"]["ns_pid"].as_u64().map(|n| n > 1), Some(true));
+    // From the host.
+    let sender = send("sh", "kill -USR2 $T", pid);
+    let ev = w.next_signal("SIGUSR2");
+    assert_eq!(ev["sender"]["pid"], sender);
+    assert_eq!(ev["sender"]["container"], Value::Null);
+    assert_eq!(ev["target"]["container"]["id"], id.as_str());
+    w.signal(libc::SIGINT);
+    assert!(w.wait().0.success());
+}
+
+#[test]
+fn every_process_of_the_container_and_restarts_are_followed() {
+    let Some(sock) = containerd() else { return };
+    let id = uid("restart");
+    let c = Container::start(&sock, &id, "web3", "app", "sleep 1000 & while :; do sleep 1; done");
+    let pid = c.pid();
+    let mut w = watch(&sock, &["--pod", "web3", "--namespace", "default", "--container-name", "app"]);
+    // A child of the container's init, signalled from the host.
+    let procs = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let child: u32 = procs.split_whitespace().map(|p| p.parse::<u32>().unwrap()).find(|&p| {
+        fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.contains("1000"))
+    }).expect("the container's sleep 1000");
+    send("sh", "kill -TERM $T", child);
+    let ev = w.next_signal("SIGTERM");
+    assert_eq!(ev["target"]["pid"], child, "a child in the container is watched: {ev}");
+    assert_eq!(ev["target"]["container"]["pod"], "web3");
+    // Restart: the task dies and a new one starts for the same container.
+    ctr(&sock, &["task", "kill", "-s", "SIGKILL", &id]);
+    assert_eq!(w.next_signal("SIGKILL")["target"]["pid"], pid);
+    thread::sleep(Duration::from_millis(300));
+    ctr(&sock, &["task", "delete", &id]);
+    ctr(&sock, &["task", "start", "-d", &id]);
+    let new_pid = c.pid();
+    assert_ne!(new_pid, pid);
+    let deadline = Instant::now() + TIMEOUT;
+    while !w.stderr_lines.iter().any(|l| l.contains(&format!("podsig: following {id} (new pid {new_pid})"))) {
+        assert!(Instant::now() < deadline, "restart not followed: {:?}", w.stderr_lines);
+        w.poll_stderr(Duration::from_millis(200));
+    }
+    ctr(&sock, &["task", "kill", "-s", "SIGKILL", &id]);
+    // The first task's other processes got the kernel's SIGKILL when their init died: skip
+    // to the new task's.
+    let ev = loop {
+        let ev = w.next_signal("SIGKILL");
+        if ev["target"]["pid"] == new_pid {
+            break ev;
+        }
+        assert_eq!(ev["code"]["name"], "SI_KERNEL", "only the old task's processes come first: {ev}");
+    };
+    assert_eq!(ev["cause"], "runtime_stop");
+    w.signal(libc::SIGINT);
+    assert!(w.wait().0.success());
+}
+
+#[test]
+fn unknown_container_and_missing_socket_are_clear_errors() {
+    let Some(sock) = containerd() else { return };
+    let (st, _, err) = podsig_output(&["watch", "--containerd-socket", &sock, "--container", "5fb8adf9ee62afc6d3f6f3d9590041818750b392dff015d7091eaaf99cf1c945"]);
+    assert!(!st.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("container 5fb8adf9ee62… not found in containerd namespaces k8s.io, moby, default, nor in any process cgroup"), "{err}");
+    let (st, _, err) = podsig_output(&["watch", "--containerd-socket", "/nonexistent/containerd.sock", "--pod", "web"]);
+    assert!(!st.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no containerd socket at /nonexistent/containerd.sock"), "{err}");
+}
+
+#[test]
+fn without_containerd_the_cgroup_scan_finds_the_container() {
+    let Some(sock) = containerd() else { return };
+    let id = uid("scan");
+    let c = Container::start(&sock, &id, "web4", "app", FOREVER);
+    let pid = c.pid();
+    let mut w = watch("/nonexistent/containerd.sock", &["--container", &id]);
+    ctr(&sock, &["task", "kill", "-s", "SIGKILL", &id]);
+    let ev = w.next_signal("SIGKILL");
+    assert_eq!(ev["target"]["pid"], pid);
+    assert_eq!(ev["target"]["container"]["id"], id.as_str());
+    assert_eq!(ev["target"]["container"]["runtime"], "containerd");
+    w.signal(libc::SIGINT);
+    assert!(w.wait().0.success());
+}
