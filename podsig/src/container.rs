@@ -318,7 +318,12 @@ impl Names {
         ContainerRef {
             id: id.to_string(),
             name: info.and_then(|i| i.label(LABEL_CONTAINER)),
-            runtime: if info.is_some_and(|i| i.ns == "moby") { "docker" } else { runtime },
+            // containerd knowing the ID settles the runtime a cgroupfs path leaves open.
+            runtime: match info {
+                Some(i) if i.ns == "moby" => "docker",
+                Some(_) => "containerd",
+                None => runtime,
+            },
             pod: info.and_then(|i| i.label(LABEL_POD)),
             namespace: info.and_then(|i| i.label(LABEL_POD_NAMESPACE)),
         }

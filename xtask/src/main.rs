@@ -296,7 +296,14 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("runc", "/usr/sbin/runc"),
 ];
 
-/// A containerd of the tests' own: private socket, root and state, stopped on drop.
+/// The sandbox image containerd's CRI plugin runs for every pod. No registry is reachable:
+/// the CRI test builds one from busybox and imports it under this name.
+const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.6";
+
+/// A containerd of the tests' own: private socket, root and state, its CRI plugin on (pods
+/// are made the way kubelet makes them), stopped on drop. Without CAP_SYS_RESOURCE (as
+/// here) the sandbox's default oom_score_adj of -998 cannot be set: restrict_oom_score_adj
+/// keeps it at containerd's own.
 struct TestContainerd {
     child: std::process::Child,
     socket: PathBuf,
@@ -313,7 +320,9 @@ impl TestContainerd {
             &config,
             format!(
                 "version = 2\nroot = \"/var/lib/podsig-test-containerd\"\nstate = \"{}\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{}\"\n",
+                 [grpc]\n  address = \"{}\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n\
+                 restrict_oom_score_adj = true\n",
                 base.join("state").display(),
                 socket.display()
             ),
@@ -374,7 +383,7 @@ fn test() -> Result<()> {
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "podsig-ebpf", "--no-fail-fast"]).env("PODSIG_BIN", binary(false));
     if let Some(ct) = &containerd {
-        c.env("PODSIG_TEST_CONTAINERD", &ct.socket);
+        c.env("PODSIG_TEST_CONTAINERD", &ct.socket).env("PODSIG_TEST_PAUSE_IMAGE", PAUSE_IMAGE);
     }
     let result = sh(&mut c);
     drop(containerd);
