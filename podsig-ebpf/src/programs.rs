@@ -431,24 +431,40 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         let _ = TARGETS.remove(&tgid);
         return 0;
     }
+    let tid = unsafe { read(task, off.task_pid) }.unwrap_or(0);
+    let exit_code = unsafe { read(task, off.task_exit_code) }.unwrap_or(0);
+    emit_exit(&ctx, &cfg, tgid, tid, exit_code, 0, |comm| unsafe { read_comm(comm, task, &off) });
+    0
+}
+
+/// Reports a watched process's exit. Rare and final: it wakes the reader now, so the report
+/// ends promptly.
+#[inline(always)]
+fn emit_exit<C: EbpfContext>(
+    ctx: &C,
+    cfg: &FilterConfig,
+    tgid: u32,
+    tid: u32,
+    exit_code: i32,
+    flags: u32,
+    comm: impl FnOnce(*mut [u8; COMM_LEN]),
+) {
     let Some(mut entry) = reserve::<ExitEvent>() else {
         count_lost();
-        return 0;
+        return;
     };
     let e: *mut ExitEvent = entry.ptr();
     unsafe {
         (*e).kind = EVENT_EXIT;
         (*e).pid = tgid;
         (*e).boot_ns = bpf_ktime_get_boot_ns();
-        (*e).tid = read(task, off.task_pid).unwrap_or(0);
-        (*e).exit_code = read(task, off.task_exit_code).unwrap_or(0);
-        read_comm(&raw mut (*e).comm, task, &off);
-        (*e).flags = 0;
+        (*e).tid = tid;
+        (*e).exit_code = exit_code;
+        comm(&raw mut (*e).comm);
+        (*e).flags = flags;
         (*e)._pad = 0;
     }
-    // Rare and final: wake the reader now so the report ends promptly.
-    entry.submit(&ctx, Wake::Now, &cfg);
-    0
+    entry.submit(ctx, Wake::Now, cfg);
 }
 
 // Fallback for kernels without BTF: the classic tracepoints, whose record layouts come from
@@ -570,22 +586,18 @@ pub fn sched_process_exit_tp(ctx: TracePointContext) -> i32 {
     if !last {
         return 0;
     }
-    let Some(mut entry) = reserve::<ExitEvent>() else {
-        count_lost();
-        return 0;
-    };
-    let e: *mut ExitEvent = entry.ptr();
-    unsafe {
-        (*e).kind = EVENT_EXIT;
-        (*e).pid = tgid;
-        (*e).boot_ns = bpf_ktime_get_boot_ns();
-        (*e).tid = tid;
-        (*e).exit_code = EXIT_CODE_UNKNOWN;
-        (*e).comm = ctx.read_at::<[u8; COMM_LEN]>(f.exit_comm as usize).unwrap_or([0; COMM_LEN]);
-        (*e).flags = FLAG_NO_BTF;
-        (*e)._pad = 0;
-    }
-    entry.submit(&ctx, Wake::Now, &cfg);
+    emit_exit(&ctx, &cfg, tgid, tid, EXIT_CODE_UNKNOWN, FLAG_NO_BTF, |comm| unsafe {
+        *comm = ctx.read_at::<[u8; COMM_LEN]>(f.exit_comm as usize).unwrap_or([0; COMM_LEN]);
+    });
     0
 }
 
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

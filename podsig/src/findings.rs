@@ -38,9 +38,10 @@ pub struct Inspector {
 impl Inspector {
     pub fn inspect(&mut self, ancestry: &[Ancestor], same_process: impl Fn(u32, u64) -> bool) -> Vec<Finding> {
         let mut out = Vec::new();
+        let now = Instant::now();
         for a in ancestry.iter().filter(|a| a.pid > 0) {
             let key = (a.pid, a.start_ns);
-            if self.cache.get(&key).is_none_or(|(t, _)| t.elapsed() > CACHE_TTL) {
+            if self.cache.get(&key).is_none_or(|(t, _)| now.duration_since(*t) > CACHE_TTL) {
                 if !same_process(a.pid, a.start_ns) {
                     continue; // gone, or the pid now names someone else
                 }
@@ -48,7 +49,7 @@ impl Inspector {
                 if self.cache.len() >= CACHE_MAX {
                     self.cache.clear();
                 }
-                self.cache.insert(key, (Instant::now(), found));
+                self.cache.insert(key, (now, found));
             }
             for (kind, detail) in &self.cache[&key].1 {
                 out.push(Finding { pid: a.pid, comm: a.comm.clone(), kind: *kind, detail: detail.clone() });

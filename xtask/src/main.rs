@@ -151,8 +151,7 @@ fn prereqs() -> Result<()> {
         && Path::new(LLVM_PREFIX).join("include/llvm-c/Core.h").exists();
     step(2, "Debian's llvm-22-dev", llvm);
     if !llvm {
-        sh(as_root("apt-get").args(["update", "-q"]))?;
-        sh(as_root("apt-get").args(["install", "-y", "-q", "llvm-22-dev"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        apt_install(&["llvm-22-dev"])?;
     }
 
     let linker = quiet_ok(Command::new("bpf-linker").arg("--version"));
@@ -167,10 +166,7 @@ fn prereqs() -> Result<()> {
     let protoc = quiet_ok(Command::new("protoc").arg("--version"));
     step(4, "protoc (Debian's protobuf-compiler, for containerd's API)", protoc);
     if !protoc {
-        sh(as_root("apt-get").args(["update", "-q"]))?;
-        sh(as_root("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", "protobuf-compiler"])
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        apt_install(&["protobuf-compiler"])?;
     }
     Ok(())
 }
@@ -227,13 +223,17 @@ fn apt_ensure(what: &str, packages: &[(&str, &str)]) -> Result<()> {
         if missing.is_empty() { "present, skipped" } else { "missing, installing" }
     );
     if !missing.is_empty() {
-        sh(as_root("apt-get").args(["update", "-q"]))?;
-        sh(as_root("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        apt_install(&missing)?;
     }
     Ok(())
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    sh(as_root("apt-get").args(["update", "-q"]))?;
+    sh(as_root("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 const VM_PACKAGES: &[(&str, &str)] = &[
@@ -262,16 +262,7 @@ fn vm_test(args: &[String]) -> Result<()> {
 
 fn bench_task() -> Result<()> {
     prereqs()?;
-    let peers = [("bpftrace", "/usr/bin/bpftrace"), ("libbpf-tools", "/usr/sbin/sigsnoop")];
-    let missing: Vec<&str> = peers.iter().filter(|(_, p)| !Path::new(p).exists()).map(|(n, _)| *n).collect();
-    println!(
-        "xtask: peers (bpftrace, libbpf-tools): {}",
-        if missing.is_empty() { "present, skipped" } else { "missing, installing" }
-    );
-    if !missing.is_empty() {
-        sh(as_root("apt-get").args(["update", "-q"]))?;
-        sh(as_root("apt-get").args(["install", "-y", "-q"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))?;
-    }
+    apt_ensure("peers", &[("bpftrace", "/usr/bin/bpftrace"), ("libbpf-tools", "/usr/sbin/sigsnoop")])?;
     build(true)?;
     if !is_root() {
         bail!("the bench loads eBPF programs: run it as root (sudo cargo xtask bench)");
@@ -355,29 +346,11 @@ impl Drop for TestContainerd {
     }
 }
 
-fn test_prereqs() -> Result<()> {
-    let missing: Vec<&str> =
-        TEST_PACKAGES.iter().filter(|(_, path)| !Path::new(path).exists()).map(|(p, _)| *p).collect();
-    println!(
-        "xtask: test packages ({}): {}",
-        TEST_PACKAGES.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "),
-        if missing.is_empty() { "present, skipped" } else { "missing, installing" }
-    );
-    if !missing.is_empty() {
-        sh(as_root("apt-get").args(["update", "-q"]))?;
-        sh(as_root("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    }
-    Ok(())
-}
-
 /// Every test: unit tests of each crate, and the end-to-end tests, which run the real binary
 /// against the real kernel (as root; under CI a missing privilege fails them).
 fn test() -> Result<()> {
     prereqs()?;
-    test_prereqs()?;
+    apt_ensure("test packages", TEST_PACKAGES)?;
     build(false)?;
     let containerd = if is_root() { Some(TestContainerd::start()?) } else { None };
     let mut c = cargo();

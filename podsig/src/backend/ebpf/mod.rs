@@ -434,7 +434,21 @@ fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
 
 fn decode(bytes: &[u8]) -> Option<Record> {
     match read_pod::<u32>(bytes)? {
-        EVENT_SIGNAL => Some(Record::Signal(signal_record(&read_pod::<SignalEvent>(bytes)?))),
+        EVENT_SIGNAL => {
+            if bytes.len() < size_of::<SignalEvent>() {
+                return None;
+            }
+            let p = bytes.as_ptr() as *const SignalEvent;
+            if p.is_aligned() {
+                // Ring-buffer records are 8-byte aligned: read in place rather than copy
+                // 1.6 KiB per event (the copy was a sixth of a storm's cost).
+                // SAFETY: length and alignment checked; a repr(C) wire type valid for any
+                // bit pattern, borrowed only while `bytes` lives.
+                Some(Record::Signal(signal_record(unsafe { &*p })))
+            } else {
+                Some(Record::Signal(signal_record(&read_pod::<SignalEvent>(bytes)?)))
+            }
+        }
         EVENT_EXIT => {
             let e = read_pod::<ExitEvent>(bytes)?;
             let (status, signal, core_dumped) = if e.exit_code == EXIT_CODE_UNKNOWN {

@@ -137,6 +137,13 @@ impl StapBackend {
             }
         }
         drop(dir);
+        // Warnings from the build still matter once the module runs (verbose already showed
+        // the whole log).
+        if !verbose {
+            for l in log.iter().filter(|l| l.starts_with("WARNING")) {
+                eprintln!("podsig: stap: {l}");
+            }
+        }
 
         let (tx, lines) = mpsc::unbounded_channel();
         tokio::spawn(async move {
