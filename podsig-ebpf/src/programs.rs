@@ -200,19 +200,30 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     if !watched(tgid, &cfg) {
         return 0;
     }
-    if !(1..=64).contains(&sig) || cfg.signal_mask & (1u64 << (sig - 1)) == 0 {
+    if !signal_wanted(sig, &cfg) {
         return 0;
     }
+    emit_signal(&ctx, &cfg, |e| unsafe {
+        fill_signal(e, sig, info, target, tgid, group as i32, result as i32, &off)
+    });
+    0
+}
+
+#[inline(always)]
+fn signal_wanted(sig: i32, cfg: &FilterConfig) -> bool {
+    (1..=64).contains(&sig) && cfg.signal_mask & (1u64 << (sig - 1)) != 0
+}
+
+/// Reserves a signal record, has `fill` write it in place, submits it at the storm's pace;
+/// a full buffer is counted, never silent.
+#[inline(always)]
+fn emit_signal<C: EbpfContext>(ctx: &C, cfg: &FilterConfig, fill: impl FnOnce(*mut SignalEvent)) {
     let Some(mut entry) = reserve::<SignalEvent>() else {
         count_lost();
-        return 0;
+        return;
     };
-    let e: *mut SignalEvent = entry.ptr();
-    unsafe {
-        fill_signal(e, sig, info, target, tgid, group as i32, result as i32, &off);
-    }
-    entry.submit(&ctx, Wake::Batched, &cfg);
-    0
+    fill(entry.ptr());
+    entry.submit(ctx, Wake::Batched, cfg);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -490,15 +501,10 @@ pub fn signal_generate_tp(ctx: TracePointContext) -> i32 {
         None => return 0,
     };
     let sig = unsafe { ctx.read_at::<i32>(f.sg_sig as usize) }.unwrap_or(0);
-    if !(1..=64).contains(&sig) || cfg.signal_mask & (1u64 << (sig - 1)) == 0 {
+    if !signal_wanted(sig, &cfg) {
         return 0;
     }
-    let Some(mut entry) = reserve::<SignalEvent>() else {
-        count_lost();
-        return 0;
-    };
-    let e: *mut SignalEvent = entry.ptr();
-    unsafe {
+    emit_signal(&ctx, &cfg, |e| unsafe {
         ptr::write_bytes(e, 0, 1);
         (*e).kind = EVENT_SIGNAL;
         (*e).sig = sig;
@@ -517,8 +523,7 @@ pub fn signal_generate_tp(ctx: TracePointContext) -> i32 {
         (*e).sender_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
         (*e).flags = FLAG_NO_BTF;
         (*e).syscall_nr = SYSCALL_UNKNOWN;
-    }
-    entry.submit(&ctx, Wake::Batched, &cfg);
+    });
     0
 }
 

@@ -75,6 +75,19 @@ impl Follower {
             .collect()
     }
 
+    /// Tells the enricher which container each known process and pid namespace belongs
+    /// to, and the containers' names.
+    fn share_membership(&self, enricher: &mut Enricher) {
+        if enricher.members.len() > 65536 {
+            enricher.members.clear();
+        }
+        enricher.members.extend(self.members().into_iter().map(|(p, id, rt)| (p, (id, rt))));
+        enricher.pidns.extend(self.pid_namespaces());
+        for info in self.containers.iter().filter_map(|w| w.info.clone()) {
+            enricher.names.by_id.insert(info.id.clone(), info);
+        }
+    }
+
     /// Each watched container's pid namespace (its init's).
     pub fn pid_namespaces(&self) -> Vec<(u32, (String, &'static str))> {
         self.members()
@@ -227,11 +240,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         None
     };
     if let Some(f) = &opts.follower {
-        for info in f.containers.iter().filter_map(|w| w.info.clone()) {
-            enricher.names.by_id.insert(info.id.clone(), info);
-        }
-        enricher.members.extend(f.members().into_iter().map(|(p, id, rt)| (p, (id, rt))));
-        enricher.pidns.extend(f.pid_namespaces());
+        f.share_membership(&mut enricher);
     }
     let mut follow_tick = tokio::time::interval(FOLLOW_INTERVAL);
     follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -271,14 +280,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                             backend.watch(pid)?;
                         }
                     }
-                    if enricher.members.len() > 65536 {
-                        enricher.members.clear();
-                    }
-                    enricher.members.extend(f.members().into_iter().map(|(p, id, rt)| (p, (id, rt))));
-                    enricher.pidns.extend(f.pid_namespaces());
-                    for info in f.containers.iter().filter_map(|w| w.info.clone()) {
-                        enricher.names.by_id.insert(info.id.clone(), info);
-                    }
+                    f.share_membership(&mut enricher);
                 }
                 let stale = names_refreshed.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
                 if !enricher.unnamed.is_empty() && stale {
