@@ -192,14 +192,18 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     let group: u64 = ctx.arg(3);
     let result: u64 = ctx.arg(4);
     let sig = sig as i32;
-    let off = offsets();
-    let cfg = config();
-    let Some(tgid) = (unsafe { read::<u32>(target, off.task_tgid) }) else {
+    // The miss path, taken by every signal nobody watches: load only the two globals it
+    // needs, not the whole offset and config structs.
+    let tgid_off = unsafe { ptr::read_volatile(&raw const OFFSETS.task_tgid) };
+    let Some(tgid) = (unsafe { read::<u32>(target, tgid_off) }) else {
         return 0;
     };
-    if !watched(tgid, &cfg) {
+    let watch_all = unsafe { ptr::read_volatile(&raw const CONFIG.watch_all) };
+    if watch_all == 0 && unsafe { TARGETS.get(&tgid).is_none() } {
         return 0;
     }
+    let off = offsets();
+    let cfg = config();
     if !signal_wanted(sig, &cfg) {
         return 0;
     }
