@@ -133,12 +133,9 @@ fn kubelet_style_stop_through_the_cri_is_named_and_fully_reported() {
     // kubelet's stop: StopContainer with a 2 s grace period.
     rt.block_on(cri.stop_container(StopContainerRequest { container_id: container_id.clone(), timeout: 2 })).expect("StopContainer");
     let term = w.next_signal("SIGTERM");
-    let kill = loop {
-        let k = w.next_signal("SIGKILL");
-        if k["target"]["pid"] == term["target"]["pid"] {
-            break k;
-        }
-    };
+    let kill = w.next_matching("SIGKILL to the same process", |k| {
+        k["kind"] == "signal" && k["signal"]["name"] == "SIGKILL" && k["target"]["pid"] == term["target"]["pid"]
+    });
     for ev in [&term, &kill] {
         assert_eq!(ev["sender"]["comm"], "runc", "{ev}");
         assert_eq!(ev["cause"], "runtime_stop", "{ev}");

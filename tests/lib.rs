@@ -200,23 +200,31 @@ impl Podsig {
     }
 
     /// The next record of the given kind, skipping others.
+    /// The next record of the given kind, skipping others, within TIMEOUT overall: a watch
+    /// that keeps reporting other records (a shell loop's SIGCHLDs) must not hang a test.
     pub fn next_kind(&mut self, kind: &str) -> Value {
+        self.next_matching(&format!("a {kind} record"), |v| v["kind"] == kind)
+    }
+
+    pub fn next_matching(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut skipped = Vec::new();
         loop {
             let v = self.next_json();
-            if v["kind"] == kind {
+            if want(&v) {
                 return v;
+            }
+            skipped.push(v);
+            if Instant::now() > deadline {
+                self.collect_stderr();
+                panic!("no {what} within {TIMEOUT:?}; skipped {skipped:?}; stderr {:?}", self.stderr_lines);
             }
         }
     }
 
     /// The next signal record for this signal name (SIGCHLD and others are skipped).
     pub fn next_signal(&mut self, name: &str) -> Value {
-        loop {
-            let v = self.next_kind("signal");
-            if v["signal"]["name"] == name {
-                return v;
-            }
-        }
+        self.next_matching(&format!("{name} record"), |v| v["kind"] == "signal" && v["signal"]["name"] == name)
     }
 
     /// Waits up to `d` for stderr lines (status lines such as `podsig: following …`).

@@ -197,6 +197,15 @@ pub struct Summary {
 pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summary> {
     let started = Instant::now();
     let mut backend = backend::attach(opts.backend, &opts.spec).await?;
+    if let Some(f) = opts.follower.as_mut() {
+        // Forks are followed in the kernel from now on; a process the container started
+        // between resolving it and attaching is in its cgroup already: pick those up, and
+        // put every member in the filter, before saying `attached`.
+        f.resync().await;
+        for pid in f.members_only() {
+            backend.watch(pid)?;
+        }
+    }
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut watched: BTreeSet<u32> = opts.spec.pids.iter().copied().collect();
@@ -218,11 +227,6 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         backend.name(),
         started.elapsed().as_millis()
     );
-    if let Some(f) = &opts.follower {
-        for pid in f.members_only() {
-            backend.watch(pid)?;
-        }
-    }
     on_attached();
 
     let mut enricher = Enricher::new();

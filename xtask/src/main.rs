@@ -334,7 +334,34 @@ impl TestContainerd {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         println!("xtask: test containerd on {}", socket.display());
-        Ok(Self { child, socket })
+        let me = Self { child, socket };
+        me.remove_leftovers();
+        Ok(me)
+    }
+
+    /// Containers an interrupted earlier run left behind (its state outlives it): killed
+    /// and removed, so each run starts clean.
+    fn remove_leftovers(&self) {
+        let ctr = |args: &[&str]| {
+            Command::new("ctr")
+                .arg("--address")
+                .arg(&self.socket)
+                .args(["-n", "k8s.io"])
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        for id in ctr(&["task", "ls", "-q"]).lines() {
+            ctr(&["task", "kill", "-s", "SIGKILL", id]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        for id in ctr(&["task", "ls", "-q"]).lines() {
+            ctr(&["task", "delete", "-f", id]);
+        }
+        for id in ctr(&["container", "ls", "-q"]).lines() {
+            ctr(&["container", "delete", id]);
+        }
     }
 }
 
