@@ -283,27 +283,32 @@ pub fn pids_in_cgroups_of(id: &str) -> Vec<u32> {
 /// beside every process on the host).
 pub fn cgroup_procs(pid: u32) -> BTreeSet<u32> {
     let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else { return BTreeSet::new() };
-    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
     for line in text.lines().filter(|l| container_of_cgroup(l).is_some()) {
         let mut parts = line.splitn(3, ':');
         let (_, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let mount = mounts.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let ok = f.len() > 3
-                && if ctrls.is_empty() {
-                    f[2] == "cgroup2"
-                } else {
-                    f[2] == "cgroup" && ctrls.split(',').all(|c| f[3].split(',').any(|o| o == c))
-                };
-            ok.then(|| f[1].to_string())
-        });
-        if let Some(m) = mount
+        if let Some(m) = cgroup_mount(ctrls)
             && let Ok(procs) = fs::read_to_string(format!("{m}{path}/cgroup.procs"))
         {
             return procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
         }
     }
     BTreeSet::new()
+}
+
+/// Where the hierarchy of a /proc/PID/cgroup line is mounted, given the controllers that
+/// line names (empty: the v2 tree).
+pub fn cgroup_mount(controllers: &str) -> Option<String> {
+    let mounts = fs::read_to_string("/proc/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let ok = f.len() > 3
+            && if controllers.is_empty() {
+                f[2] == "cgroup2"
+            } else {
+                f[2] == "cgroup" && controllers.split(',').all(|c| f[3].split(',').any(|o| o == c))
+            };
+        ok.then(|| f[1].to_string())
+    })
 }
 
 /// containerd labels by container ID, for naming where processes live.

@@ -239,11 +239,9 @@ pub fn run() -> Report {
     }
 }
 
-/// SystemTap needs its translator, this kernel's headers and debuginfo, and a kernel that
-/// loads modules.
-pub(crate) fn stap_checks(release: &str) -> (Vec<Check>, bool, String) {
-    let mut checks = Vec::new();
-    let version = Command::new("stap")
+/// The first line of `stap --version` (SystemTap prints it on stderr), if stap runs.
+pub(crate) fn stap_version() -> Option<String> {
+    Command::new("stap")
         .arg("--version")
         .output()
         .ok()
@@ -251,7 +249,14 @@ pub(crate) fn stap_checks(release: &str) -> (Vec<Check>, bool, String) {
         .map(|o| {
             let all = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
             all.lines().next().unwrap_or("").to_string()
-        });
+        })
+}
+
+/// SystemTap needs its translator, this kernel's headers and debuginfo, and a kernel that
+/// loads modules.
+pub(crate) fn stap_checks(release: &str) -> (Vec<Check>, bool, String) {
+    let mut checks = Vec::new();
+    let version = stap_version();
     checks.push(check(
         "stap",
         version.is_some(),

@@ -257,24 +257,17 @@ fn same_process(clk_tck: u64, pid: u32, start_ns: Option<u64>) -> bool {
 /// The OOM victim's memory cgroup and its limit, while /proc still shows the victim.
 fn memory_cgroup(oom: &mut OomInfo) {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{}/cgroup", oom.pid)) else { return };
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let mount_of = |fstype: &str, opt: Option<&str>| {
-        mounts.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 3 && f[2] == fstype && opt.is_none_or(|o| f[3].split(',').any(|x| x == o)))
-                .then(|| f[1].to_string())
-        })
-    };
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
         let (_, controllers, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let (dir, limit_file) = if controllers.split(',').any(|c| c == "memory") {
-            (mount_of("cgroup", Some("memory")), "memory.limit_in_bytes")
+        let limit_file = if controllers.split(',').any(|c| c == "memory") {
+            "memory.limit_in_bytes"
         } else if controllers.is_empty() && oom.memory_cgroup.is_none() {
-            (mount_of("cgroup2", None), "memory.max")
+            "memory.max"
         } else {
             continue;
         };
+        let dir = container::cgroup_mount(controllers);
         oom.memory_cgroup = Some(path.to_string());
         oom.memory_limit_bytes = dir.and_then(|d| {
             std::fs::read_to_string(format!("{d}{path}/{limit_file}")).ok()?.trim().parse().ok()

@@ -1,7 +1,7 @@
 //! Turns what the user named into process ids the kernel filter can match, with one clear
 //! error for anything that cannot be watched.
 
-use std::{collections::BTreeSet, fs};
+use std::collections::BTreeSet;
 
 use anyhow::{Result, bail};
 
@@ -22,8 +22,8 @@ pub fn parse_pid(s: &str) -> Result<u32, String> {
 
 /// Thread-group id of a task id, from /proc/PID/status.
 fn tgid_of(pid: u32) -> Option<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+    let p = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    Some(p.status().ok()?.tgid as u32)
 }
 
 /// Checks each pid names a live process; a thread id becomes its process (signals to any

@@ -45,18 +45,6 @@ pub fn script_spec(spec: &WatchSpec) -> ScriptSpec {
     ScriptSpec { pids: spec.pids.clone(), all: spec.all || spec.follow, signals: spec.signals.clone() }
 }
 
-fn stap_version() -> String {
-    std::process::Command::new("stap")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let all = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
-            all.lines().next().map(str::to_string)
-        })
-        .unwrap_or_else(|| "stap (version unknown)".into())
-}
-
 /// A directory only root can enter, removed on drop: the script lives only as long as stap
 /// needs it to compile.
 struct PrivateDir(PathBuf);
@@ -175,7 +163,7 @@ fn compile_failure(log: &[String], status: Option<std::process::ExitStatus>, ver
             eprintln!("podsig: stap: {l}");
         }
     }
-    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let release = crate::doctor::kernel_release();
     let first_error = log
         .iter()
         .find(|l| l.contains("error:") || l.starts_with("semantic error") || l.contains("ERROR"))
@@ -184,8 +172,8 @@ fn compile_failure(log: &[String], status: Option<std::process::ExitStatus>, ver
     anyhow!(
         "{} could not build or load its module for kernel {} ({}; {first_error}): upgrade \
          SystemTap to a release that supports this kernel, or use --backend ebpf{}",
-        stap_version(),
-        release.trim(),
+        crate::doctor::stap_version().unwrap_or_else(|| "stap (version unknown)".into()),
+        release,
         status.map_or("stap exited".to_string(), |s| format!("stap {s}")),
         if verbose { "" } else { " (--verbose shows stap's output)" }
     )
@@ -194,8 +182,7 @@ fn compile_failure(log: &[String], status: Option<std::process::ExitStatus>, ver
 /// What the recipe's preparation section had people check by hand: say exactly what is
 /// missing for this kernel instead of letting stap fail obscurely.
 fn preflight() -> Result<()> {
-    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let (checks, usable, _) = crate::doctor::stap_checks(release.trim());
+    let (checks, usable, _) = crate::doctor::stap_checks(&crate::doctor::kernel_release());
     if usable {
         return Ok(());
     }
