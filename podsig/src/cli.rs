@@ -1,12 +1,12 @@
 //! Command-line interface.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
     backend::{BackendKind, ebpf::DEFAULT_RING_BYTES},
-    container,
+    container, history,
     output::Format,
     signals,
     target::parse_pid,
@@ -20,6 +20,8 @@ const EXAMPLES: &str = "Examples:
   sudo podsig watch --pid 7942 --signal KILL   only SIGKILL
   sudo podsig watch --all --signal KILL -o json | jq 'select(.kind==\"signal\") | {cause, sender: .sender.comm, target: .target.comm}'
   sudo podsig watch --pid 7942 -o json | jq -r '.sender.argv | join(\" \")'
+  sudo podsig record --metrics-addr 127.0.0.1:9090   keep every kill on this node, for later
+  sudo podsig history --pod web --since 1h     who killed pod web (answered from the recorder)
   podsig explain 137                           what exit code 137 means and who sends it
   sudo podsig doctor                           can this host run podsig, and if not, why
   sudo podsig demo                             see it work on a throwaway process";
@@ -45,6 +47,11 @@ pub struct Cli {
 pub enum Command {
     /// Report every signal sent to the given processes, with who sent it.
     Watch(WatchArgs),
+    /// Flight recorder: watch every process on the node and keep each kill, with its pod and
+    /// sender, in a history file that `podsig history` answers from later.
+    Record(RecordArgs),
+    /// Who signalled a pod, container or process, from what `podsig record` kept.
+    History(HistoryArgs),
     /// See podsig work: watch a throwaway process while a chain of shells kills it.
     Demo(DemoArgs),
     /// What an exit code (0-255) or a signal means, who usually sends it, how to catch it.
@@ -91,31 +98,32 @@ pub struct WatchArgs {
     /// exits once every watched process has exited.
     #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
     pub pids: Vec<u32>,
-    /// Watch every process on the host.
-    #[arg(long, conflicts_with_all = ["pids", "containers", "pod"])]
+    /// Watch every process on the node (node mode: only terminating signals unless
+    /// --signal or --any-signal; --pod, --namespace and --container-name then filter on
+    /// the target's labels).
+    #[arg(long, conflicts_with_all = ["pids", "containers"])]
     pub all: bool,
     /// Watch a container, every process in it, across restarts: full ID, unique prefix, or
     /// as `kubectl describe pod` prints it (containerd://…, docker://…). Repeatable.
     #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
     pub containers: Vec<String>,
-    /// Watch a pod's containers, found by their CRI labels in containerd (no API server).
+    /// Watch a pod's containers, found by their CRI labels in containerd (no API server);
+    /// with --all, only report signals to this pod.
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
-    /// The pod's Kubernetes namespace.
-    #[arg(long = "namespace", value_name = "NS", requires = "pod")]
+    /// The pod's Kubernetes namespace (with --pod, or --all).
+    #[arg(long = "namespace", value_name = "NS")]
     pub pod_namespace: Option<String>,
-    /// Only the pod's container of this name.
-    #[arg(long, value_name = "NAME", requires = "pod")]
+    /// Only the pod's container of this name (with --pod, or --all).
+    #[arg(long, value_name = "NAME")]
     pub container_name: Option<String>,
-    /// containerd's socket.
-    #[arg(long, value_name = "PATH", default_value = container::DEFAULT_SOCKET)]
-    pub containerd_socket: PathBuf,
-    /// containerd namespace to search (repeatable; default: k8s.io, moby, default).
-    #[arg(long = "containerd-namespace", value_name = "NS")]
-    pub containerd_namespaces: Vec<String>,
+    #[command(flatten)]
+    pub containerd: ContainerdArgs,
     /// Only report these signals (repeatable; names such as KILL or SIGTERM, or numbers).
     #[arg(short = 's', long = "signal", value_name = "SIG", value_parser = signals::parse)]
     pub signals: Vec<i32>,
+    #[command(flatten)]
+    pub node: NodeArgs,
     #[command(flatten)]
     pub common: CommonArgs,
     /// Stop after reporting N signals.
@@ -134,6 +142,152 @@ pub struct WatchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ContainerdArgs {
+    /// containerd's socket.
+    #[arg(long = "containerd-socket", value_name = "PATH", default_value = container::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// containerd namespace to search (repeatable; default: k8s.io, moby, default).
+    #[arg(long = "containerd-namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+}
+
+impl ContainerdArgs {
+    pub fn namespaces(&self) -> Vec<String> {
+        if self.namespaces.is_empty() {
+            container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect()
+        } else {
+            self.namespaces.clone()
+        }
+    }
+}
+
+/// What a node-wide watch needs beyond a process watch.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Report every signal, not only the terminating ones node mode defaults to (KILL,
+    /// TERM, INT, QUIT, ABRT, SEGV, BUS).
+    #[arg(long, conflicts_with = "signals")]
+    pub any_signal: bool,
+    /// Drop signals sent by processes with this comm: known noise, such as a Go program's
+    /// own SIGURG preemption storms (repeatable).
+    #[arg(long = "exclude-comm", value_name = "COMM")]
+    pub exclude_comm: Vec<String>,
+    /// The node name put on every event. Default: $NODE_NAME, else the hostname.
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (and /healthz), e.g.
+    /// 127.0.0.1:9090.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  sudo podsig record                                      record kills on this node
+  sudo podsig record --metrics-addr 127.0.0.1:9090 -o json   also print them, and serve metrics
+  sudo podsig history --pod web                           then ask: who killed pod web?")]
+pub struct RecordArgs {
+    /// The history file (SQLite). `podsig history` reads it, also while this runs.
+    #[arg(long, value_name = "PATH", default_value = history::DEFAULT_PATH)]
+    pub history: PathBuf,
+    /// Keep the history under this size, dropping the oldest events first (e.g. 256MiB, 1G).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub history_max: u64,
+    /// Drop events older than this (e.g. 7d, 12h).
+    #[arg(long, value_name = "AGE", default_value = "14d", value_parser = humantime::parse_duration)]
+    pub history_age: Duration,
+    /// Only record signals to this pod (by the target's CRI labels).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// Only record signals to pods in this Kubernetes namespace.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub pod_namespace: Option<String>,
+    /// Only record signals to containers of this name.
+    #[arg(long, value_name = "NAME")]
+    pub container_name: Option<String>,
+    /// Only record these signals (repeatable; default: the terminating ones).
+    #[arg(short = 's', long = "signal", value_name = "SIG", value_parser = signals::parse)]
+    pub signals: Vec<i32>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub containerd: ContainerdArgs,
+    /// Also print each event to stdout in this format (default: print nothing).
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// Kernel ring buffer size in bytes (rounded up to a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RING_BYTES)]
+    pub ring_size: u32,
+    /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
+    #[arg(short = 'b', long, value_enum, default_value = "auto")]
+    pub backend: BackendKind,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  podsig history --pod web                     every kill of pod web the recorder kept
+  podsig history --pod web --namespace prod --since 1h -o json | jq .sender.comm
+  podsig history --container 5fb8adf9 --last 5
+  kubectl -n podsig exec ds/podsig -- podsig history --pod web   (from outside the node)")]
+pub struct HistoryArgs {
+    /// The history file `podsig record` writes.
+    #[arg(long, value_name = "PATH", default_value = history::DEFAULT_PATH)]
+    pub history: PathBuf,
+    /// Signals to this pod (its CRI name label).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// Signals to pods in this Kubernetes namespace.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub pod_namespace: Option<String>,
+    /// Signals to this container: full ID or a prefix (containerd://… and docker://… too).
+    #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
+    pub container: Option<String>,
+    /// Signals to containers of this name.
+    #[arg(long, value_name = "NAME")]
+    pub container_name: Option<String>,
+    /// Signals to this process.
+    #[arg(short = 'p', long, value_name = "PID", value_parser = parse_pid_number)]
+    pub pid: Option<u32>,
+    /// Only these signals (repeatable).
+    #[arg(short = 's', long = "signal", value_name = "SIG", value_parser = signals::parse)]
+    pub signals: Vec<i32>,
+    /// Only events from this long ago until now (e.g. 1h, 30m, 2d).
+    #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+    pub since: Option<Duration>,
+    /// Only the newest N matching events.
+    #[arg(long, value_name = "N")]
+    pub last: Option<u32>,
+    /// Output format. Default: text on a terminal, json otherwise.
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+}
+
+/// A pid that may no longer exist (the history is about the past).
+fn parse_pid_number(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("'{s}' is not a process ID (a positive number)")),
+    }
+}
+
+/// `256MiB`, `1G`, `512k`, `1048576`: binary units, as `du -h` means them.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a size (e.g. 256MiB, 1G)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("unknown size unit in '{s}' (use k, M, G: e.g. 256MiB)")),
+    };
+    n.checked_mul(1 << shift).ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+#[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Output format: `text` (as the SystemTap recipe printed) or `json` (one object per
     /// line). Default: text on a terminal, json otherwise.
@@ -148,4 +302,19 @@ pub struct CommonArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
 }

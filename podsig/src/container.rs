@@ -18,7 +18,7 @@ use containerd_client::{
     types::v1::Status,
     with_namespace,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Kubernetes (CRI), Docker, and `ctr`'s default.
@@ -30,13 +30,14 @@ pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
 
 /// Where a process lives, as events report it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ContainerRef {
     pub id: String,
     /// The Kubernetes container name, when containerd knows it.
     pub name: Option<String>,
     /// containerd, docker, cri-o or unknown.
-    pub runtime: &'static str,
+    #[serde(deserialize_with = "crate::interned::string")]
+    pub runtime: crate::interned::Str,
     pub pod: Option<String>,
     pub namespace: Option<String>,
 }

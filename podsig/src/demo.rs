@@ -25,7 +25,8 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
     let opts = WatchOptions {
         backend: BackendKind::Auto,
         spec: WatchSpec { pids: vec![pid], all: false, signals: vec![], ring_bytes, verbose: false, follow: false },
-        format,
+        print: Some(format),
+        node: Default::default(),
         count: None,
         follower: None,
         // The sender runs right after attach; this only bounds a demo gone wrong.

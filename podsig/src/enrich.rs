@@ -36,6 +36,8 @@ pub struct Enricher {
     pub pidns: HashMap<u32, (String, &'static str)>,
     /// This process's own pid namespace (the host's, for podsig on the host).
     own_pidns: Option<u32>,
+    /// Put on every record.
+    pub node: Option<String>,
 }
 
 const EXE_TTL: Duration = Duration::from_secs(1);
@@ -87,6 +89,7 @@ impl Enricher {
             members: HashMap::new(),
             pidns: HashMap::new(),
             own_pidns: pidns_of("self"),
+            node: None,
         }
     }
 
@@ -105,6 +108,12 @@ impl Enricher {
     }
 
     pub fn enrich(&mut self, record: &mut Record) {
+        match record {
+            Record::Signal(s) => s.node.clone_from(&self.node),
+            Record::Exit(e) => e.node.clone_from(&self.node),
+            Record::Lost(l) => l.node.clone_from(&self.node),
+            Record::Oom(_) => {}
+        }
         match record {
             Record::Signal(s) => {
                 if let Some(ns) = s.boot_ns {
@@ -145,8 +154,15 @@ impl Enricher {
         }
     }
 
-    /// The sender's executable, but only if `pid` still names the process that sent the
-    /// signal: a short-lived sender's pid can already belong to someone else.
+    /// Names containers again after `names` learned more (the IDs were kept).
+    pub fn rename(&self, record: &mut Record) {
+        if let Record::Signal(s) = record {
+            for c in [&mut s.target.container, &mut s.sender.container].into_iter().flatten() {
+                *c = self.names.reference(&c.id, c.runtime);
+            }
+        }
+    }
+
     /// Where `pid` lives, from its cgroup path (cached for a second: a storm reads /proc
     /// once), named from containerd's labels when known.
     pub fn container_of(&mut self, pid: u32, pidns: Option<u32>) -> Option<ContainerRef> {
@@ -192,6 +208,8 @@ impl Enricher {
         exe
     }
 
+    /// The sender's executable, but only if `pid` still names the process that sent the
+    /// signal: a short-lived sender's pid can already belong to someone else.
     fn exe_if_same_process(&self, pid: u32, start_ns: Option<u64>) -> Option<String> {
         if !same_process(self.clk_tck, pid, start_ns) {
             return None;

@@ -2,12 +2,12 @@
 //!
 //! Field names are the JSON schema documented in README.md; change both together.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::container::ContainerRef;
-use crate::signals;
+use crate::{interned, signals};
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Record {
     Signal(SignalRecord),
@@ -17,7 +17,7 @@ pub enum Record {
     Oom(OomInfo),
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignalId {
     pub number: i32,
     pub name: String,
@@ -29,13 +29,14 @@ impl SignalId {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Code {
     pub value: i32,
-    pub name: Option<&'static str>,
+    #[serde(deserialize_with = "interned::option")]
+    pub name: Option<interned::Str>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Target {
     pub pid: u32,
     pub tid: u32,
@@ -50,7 +51,7 @@ pub struct Target {
     pub pidns: Option<u32>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Sender {
     pub pid: u32,
     pub tid: u32,
@@ -68,7 +69,7 @@ pub struct Sender {
     pub pidns: Option<u32>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ancestor {
     pub pid: u32,
     pub comm: String,
@@ -76,19 +77,23 @@ pub struct Ancestor {
     pub start_ns: u64,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SignalRecord {
     pub time: String,
+    /// The node (host) that saw it: `--node-name`, else $NODE_NAME, else the hostname.
+    pub node: Option<String>,
     /// ns since boot (CLOCK_BOOTTIME); null from backends without that clock (stap).
     pub boot_ns: Option<u64>,
-    pub backend: &'static str,
+    #[serde(deserialize_with = "interned::string")]
+    pub backend: interned::Str,
     pub signal: SignalId,
     pub code: Code,
     /// si_errno; null when the backend cannot read the siginfo.
     pub errno: Option<i32>,
     pub group: bool,
     /// Delivery outcome; null when the backend hooks before delivery is decided (stap).
-    pub result: Option<&'static str>,
+    #[serde(deserialize_with = "interned::option")]
+    pub result: Option<interned::Str>,
     pub target: Target,
     pub sender: Sender,
     /// Root (pid 0) first, the sender last.
@@ -99,7 +104,8 @@ pub struct SignalRecord {
     pub ancestry_source: AncestrySource,
     /// The signal-sending syscall the sender was in (`kill`, `tgkill`, …), or null when the
     /// kernel generated the signal (or, without BTF, when it could not be told).
-    pub syscall: Option<&'static str>,
+    #[serde(deserialize_with = "interned::option")]
+    pub syscall: Option<interned::Str>,
     /// Syscall number in progress in the sender, whatever it was; None when unreadable.
     #[serde(skip)]
     pub syscall_nr: Option<i32>,
@@ -114,7 +120,7 @@ pub struct SignalRecord {
     pub findings: Vec<Finding>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     OomKill,
@@ -137,7 +143,7 @@ impl Cause {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OomInfo {
     pub pid: u32,
     #[serde(skip)]
@@ -153,7 +159,7 @@ pub struct OomInfo {
     pub memory_limit_bytes: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RuntimeInfo {
     /// runc, crun, youki, …
     pub runtime: String,
@@ -161,7 +167,7 @@ pub struct RuntimeInfo {
     pub manager: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Finding {
     pub pid: u32,
     pub comm: String,
@@ -169,7 +175,7 @@ pub struct Finding {
     pub detail: String,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// The executable was deleted after the process started.
@@ -182,18 +188,21 @@ pub enum FindingKind {
     ContainerBinaryOnHost,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AncestrySource {
     Kernel,
     Proc,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExitRecord {
     pub time: String,
+    /// The node (host) that saw it: `--node-name`, else $NODE_NAME, else the hostname.
+    pub node: Option<String>,
     pub boot_ns: Option<u64>,
-    pub backend: &'static str,
+    #[serde(deserialize_with = "interned::string")]
+    pub backend: interned::Str,
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
@@ -216,10 +225,13 @@ impl ExitRecord {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LostRecord {
     pub time: String,
-    pub backend: &'static str,
+    /// The node (host) that saw it: `--node-name`, else $NODE_NAME, else the hostname.
+    pub node: Option<String>,
+    #[serde(deserialize_with = "interned::string")]
+    pub backend: interned::Str,
     /// Events dropped in kernel since the previous lost record (ring buffer full).
     pub count: u64,
 }
@@ -246,6 +258,7 @@ pub fn sample_signal() -> SignalRecord {
     let a = |pid, comm: &str, start_ns| Ancestor { pid, comm: comm.into(), start_ns };
     SignalRecord {
         time: "2026-11-24T20:17:30.123456789Z".into(),
+        node: None,
         boot_ns: Some(1),
         backend: "ebpf",
         signal: SignalId::new(9),
@@ -308,10 +321,27 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let r = Record::Lost(LostRecord { time: "t".into(), backend: "ebpf", count: 3 });
+        let r = Record::Lost(LostRecord { time: "t".into(), node: Some("n1".into()), backend: "ebpf", count: 3 });
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
-            r#"{"kind":"lost","time":"t","backend":"ebpf","count":3}"#
+            r#"{"kind":"lost","time":"t","node":"n1","backend":"ebpf","count":3}"#
         );
+    }
+
+    #[test]
+    fn json_round_trip() {
+        // `podsig history` reads back what `podsig record` stored: every field survives.
+        let mut s = sample_signal();
+        s.syscall = Some("kill");
+        s.target.container = Some(ContainerRef {
+            id: "abc".into(),
+            name: Some("web".into()),
+            runtime: "containerd",
+            pod: Some("web-1".into()),
+            namespace: Some("default".into()),
+        });
+        let r = Record::Signal(s);
+        let back: Record = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
     }
 }

@@ -15,6 +15,10 @@ pub mod enrich;
 pub mod event;
 pub mod explain;
 pub mod findings;
+pub mod history;
+pub mod interned;
+pub mod metrics;
+pub mod node;
 pub mod output;
 pub mod signals;
 pub mod target;
@@ -43,26 +47,41 @@ pub async fn run(cli: Cli) -> Result<()> {
     let verbose = cli.verbose > 0;
     match cli.command {
         Command::Watch(args) => {
+            if !args.all && args.pod.is_none() && (args.pod_namespace.is_some() || args.container_name.is_some()) {
+                bail!("--namespace and --container-name narrow --pod (or --all): add one of them");
+            }
+            let signals =
+                if args.all { node::signals(&args.signals, args.node.any_signal) } else { args.signals.clone() };
             if args.print_script {
                 if args.backend != backend::BackendKind::Stap {
                     bail!("--print-script prints the SystemTap script: add --backend stap");
                 }
-                let spec = WatchSpec { pids: args.pids, all: args.all, signals: args.signals, ..Default::default() };
+                let spec = WatchSpec { pids: args.pids, all: args.all, signals, ..Default::default() };
                 return print_out(&backend::stap::script::generate(&backend::stap::script_spec(&spec)));
             }
             require_root()?;
             let mut pids = target::resolve_pids(&args.pids)?;
+            // With --all the pod flags filter what is reported; without, they pick what to watch.
+            let (selector_pod, filter) = if args.all {
+                let filter = node::Filter {
+                    namespace: args.pod_namespace,
+                    pod: args.pod,
+                    container_name: args.container_name,
+                    exclude_comm: args.node.exclude_comm.clone(),
+                };
+                (None, filter)
+            } else {
+                let filter = node::Filter { exclude_comm: args.node.exclude_comm.clone(), ..Default::default() };
+                (Some((args.pod, args.pod_namespace, args.container_name)), filter)
+            };
+            let (pod, pod_namespace, container_name) = selector_pod.unwrap_or_default();
             let selector = container::Selector {
                 ids: args.containers,
-                pod: args.pod,
-                pod_namespace: args.pod_namespace,
-                container_name: args.container_name,
-                socket: args.containerd_socket,
-                namespaces: if args.containerd_namespaces.is_empty() {
-                    container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect()
-                } else {
-                    args.containerd_namespaces
-                },
+                pod,
+                pod_namespace,
+                container_name,
+                socket: args.containerd.socket.clone(),
+                namespaces: args.containerd.namespaces(),
             };
             let follower = if selector.is_empty() {
                 None
@@ -71,23 +90,106 @@ pub async fn run(cli: Cli) -> Result<()> {
                 pids.extend(f.pids());
                 Some(f)
             };
+            let metrics = serve_metrics(args.node.metrics_addr).await?;
             let opts = WatchOptions {
                 backend: args.backend,
                 spec: WatchSpec {
                     pids,
                     all: args.all,
-                    signals: args.signals,
+                    signals,
                     ring_bytes: args.common.ring_size,
                     verbose,
                     follow: follower.is_some(),
                 },
                 follower,
-                format: args.common.output.unwrap_or_else(watch::default_format),
+                print: Some(args.common.output.unwrap_or_else(watch::default_format)),
+                node: watch::NodeOptions {
+                    name: node::name(args.node.node_name),
+                    filter,
+                    history: None,
+                    metrics,
+                    containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+                },
                 count: args.count,
                 duration: args.duration,
             };
             let summary = watch::run(opts, || {}).await?;
             tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
+            Ok(())
+        }
+        Command::Record(args) => {
+            require_root()?;
+            let metrics = serve_metrics(args.node.metrics_addr).await?;
+            let gauges = history::Gauges { bytes: metrics.as_ref().map(|m| m.history_bytes.clone()) };
+            let limits = history::Limits { max_bytes: args.history_max, max_age: Some(args.history_age) };
+            let writer = history::Writer::open(&args.history, limits, gauges)?;
+            eprintln!("podsig: recording to {} (at most {} MiB)", args.history.display(), args.history_max >> 20);
+            let opts = WatchOptions {
+                backend: args.backend,
+                spec: WatchSpec {
+                    pids: Vec::new(),
+                    all: true,
+                    signals: node::signals(&args.signals, args.node.any_signal),
+                    ring_bytes: args.ring_size,
+                    verbose,
+                    follow: false,
+                },
+                follower: None,
+                print: args.output,
+                node: watch::NodeOptions {
+                    name: node::name(args.node.node_name),
+                    filter: node::Filter {
+                        namespace: args.pod_namespace,
+                        pod: args.pod,
+                        container_name: args.container_name,
+                        exclude_comm: args.node.exclude_comm,
+                    },
+                    history: Some(writer),
+                    metrics,
+                    containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+                },
+                count: None,
+                duration: None,
+            };
+            watch::run(opts, || {}).await?;
+            Ok(())
+        }
+        Command::History(args) => {
+            let conn = history::open_ro(&args.history)?;
+            let q = history::Query {
+                pod: args.pod,
+                namespace: args.pod_namespace,
+                container: args.container,
+                container_name: args.container_name,
+                pid: args.pid,
+                signals: args.signals,
+                since: args.since,
+                last: args.last,
+            };
+            let rows = history::query(&conn, &q)?;
+            let format = args.output.unwrap_or_else(watch::default_format);
+            let mut out = output::Output::new(format, std::io::BufWriter::new(std::io::stdout().lock()))
+                .with_color(format == output::Format::Text && watch::color_wanted());
+            let mut write = || -> std::io::Result<()> {
+                for json in &rows {
+                    match format {
+                        // The stored line is what `watch -o json` printed: pass it through.
+                        output::Format::Json => out.write_json_line(json)?,
+                        output::Format::Text => {
+                            let record: event::Record = serde_json::from_str(json).map_err(std::io::Error::other)?;
+                            out.write(&record)?;
+                        }
+                    }
+                }
+                out.flush()
+            };
+            match write() {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing the history to stdout")?,
+                _ => {}
+            }
+            if rows.is_empty() {
+                eprintln!("podsig: no matching events in {}", args.history.display());
+            }
             Ok(())
         }
         Command::Demo(args) => {
@@ -131,6 +233,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             print_bytes(&out)
         }
     }
+}
+
+/// Starts the metrics endpoint before anything attaches, so a bad address fails at once.
+async fn serve_metrics(addr: Option<std::net::SocketAddr>) -> Result<Option<std::sync::Arc<metrics::Metrics>>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let m = std::sync::Arc::new(metrics::Metrics::new());
+    let bound = metrics::serve(addr, m.clone()).await?;
+    eprintln!("podsig: metrics at http://{bound}/metrics");
+    Ok(Some(m))
 }
 
 fn print_out(s: &str) -> Result<()> {

@@ -42,6 +42,12 @@ impl<W: Write> Output<W> {
         }
     }
 
+    /// A record already in NDJSON form (from the history), written as is.
+    pub fn write_json_line(&mut self, json: &str) -> io::Result<()> {
+        self.out.write_all(json.as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -250,6 +256,7 @@ mod tests {
         let (status, signal, core_dumped) = ExitRecord::decode(9);
         let e = ExitRecord {
             time: "T".into(),
+            node: None,
             boot_ns: Some(0),
             backend: "ebpf",
             pid: 7942,

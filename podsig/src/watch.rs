@@ -3,6 +3,8 @@
 use std::{
     collections::BTreeSet,
     io::{self, BufWriter, Write},
+    path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -16,6 +18,9 @@ use crate::{
     correlate::Correlator,
     enrich::{Enricher, proc_state},
     event::Record,
+    history,
+    metrics::Metrics,
+    node,
     output::{Format, Output},
 };
 
@@ -24,11 +29,25 @@ pub struct WatchOptions {
     pub backend: BackendKind,
     /// Containers being watched: their processes and restarts are followed.
     pub follower: Option<Follower>,
-    pub format: Format,
+    /// How events go to stdout; None prints nothing (a recorder without -o).
+    pub print: Option<Format>,
+    pub node: NodeOptions,
     /// Stop after this many signal reports.
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+}
+
+/// Node mode's additions: the node name, label filters, the history, metrics.
+#[derive(Default)]
+pub struct NodeOptions {
+    pub name: Option<String>,
+    pub filter: node::Filter,
+    pub history: Option<history::Writer>,
+    pub metrics: Option<Arc<Metrics>>,
+    /// containerd to name containers from, when not following containers (socket,
+    /// namespaces); the default socket when None.
+    pub containerd: Option<(PathBuf, Vec<String>)>,
 }
 
 /// Keeps a container watch in step with the containers: processes started in them by
@@ -230,19 +249,26 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     on_attached();
 
     let mut enricher = Enricher::new();
+    enricher.node = opts.node.name.clone();
     // containerd names the containers events mention; for a container watch the follower's
-    // client does it, else the default socket is tried once (quietly: hosts without one).
+    // client does it, else containerd's socket is tried once (quietly: hosts without one).
     let mut names_client = if opts.follower.is_none() {
-        Containerd::connect(
-            std::path::Path::new(container::DEFAULT_SOCKET),
-            &container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
-        .await
-        .map_err(|e| tracing::debug!("no container names: {e:#}"))
-        .ok()
+        let (socket, namespaces) = opts.node.containerd.clone().unwrap_or_else(|| {
+            (container::DEFAULT_SOCKET.into(), container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
+        });
+        Containerd::connect(&socket, &namespaces)
+            .await
+            .map_err(|e| tracing::debug!("no container names: {e:#}"))
+            .ok()
     } else {
         None
     };
+    // Filters on pod labels, the history and metrics need a container's names on its first
+    // event, not a second later: containerd is asked before such events go out. IDs it did
+    // not know are not asked about again for a while.
+    let names_now = opts.node.filter.needs_labels() || opts.node.history.is_some() || opts.node.metrics.is_some();
+    let mut unknown_to_containerd: BTreeSet<String> = BTreeSet::new();
+    let mut unknown_since = Instant::now();
     if let Some(f) = &opts.follower {
         f.share_membership(&mut enricher);
     }
@@ -250,8 +276,10 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut names_refreshed: Option<Instant> = None;
     let mut correlator = Correlator::default();
-    let mut out = Output::new(opts.format, BufWriter::new(io::stdout().lock()))
-        .with_color(opts.format == Format::Text && color_wanted());
+    let mut out = opts.print.map(|format| {
+        Output::new(format, BufWriter::new(io::stdout().lock())).with_color(format == Format::Text && color_wanted())
+    });
+    let mut history_dropped_warned = Instant::now() - Duration::from_secs(60);
     let mut signals = 0u64;
     let mut batch = Vec::new();
     let mut ready = Vec::new();
@@ -316,8 +344,23 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             correlator.ready(now, &mut ready);
         }
         let mut done = None;
+        for record in ready.iter_mut() {
+            enricher.enrich(record);
+        }
+        if names_now && let Some(client) = names_client.as_mut() {
+            if unknown_since.elapsed() > Duration::from_secs(10) {
+                unknown_to_containerd.clear();
+                unknown_since = Instant::now();
+            }
+            if enricher.unnamed.iter().any(|id| !unknown_to_containerd.contains(id)) {
+                for info in client.list().await.into_iter().flatten() {
+                    enricher.names.by_id.insert(info.id.clone(), info);
+                }
+                unknown_to_containerd.extend(std::mem::take(&mut enricher.unnamed));
+                ready.iter_mut().for_each(|r| enricher.rename(r));
+            }
+        }
         for mut record in ready.drain(..) {
-            enricher.enrich(&mut record);
             match &mut record {
                 Record::Signal(s) => cause::classify(s),
                 Record::Lost(l) => eprintln!(
@@ -326,8 +369,25 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 ),
                 _ => {}
             }
-            if let Err(e) = out.write(&record) {
-                return finish(e, signals);
+            if !opts.node.filter.keeps(&record) {
+                continue;
+            }
+            if let Some(m) = &opts.node.metrics {
+                m.record(&record);
+            }
+            if let Some(out) = out.as_mut()
+                && let Err(e) = out.write(&record)
+            {
+                return finish(e, signals, opts.node.history.take());
+            }
+            if let Some(h) = opts.node.history.as_mut()
+                && matches!(record, Record::Signal(_) | Record::Lost(_))
+                && !h.push(record.clone())
+            {
+                return match opts.node.history.take().map(history::Writer::finish) {
+                    Some(Err(e)) => Err(e),
+                    _ => Err(anyhow::anyhow!("the history writer stopped")),
+                };
             }
             match &record {
                 Record::Signal(_) => {
@@ -366,18 +426,39 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 bail!("every watched process exited before podsig attached; nothing to watch");
             }
         }
-        if let Err(e) = out.flush() {
-            return finish(e, signals);
+        if let Some(h) = opts.node.history.as_mut()
+            && h.dropped > 0
+        {
+            if let Some(m) = &opts.node.metrics {
+                m.lost(h.dropped);
+            }
+            if history_dropped_warned.elapsed() > Duration::from_secs(10) {
+                eprintln!("podsig: the history writer fell behind: {} events not stored", h.dropped);
+                history_dropped_warned = Instant::now();
+            }
+            h.dropped = 0;
+        }
+        if let Some(out) = out.as_mut()
+            && let Err(e) = out.flush()
+        {
+            return finish(e, signals, opts.node.history.take());
         }
         if let Some(stop) = done.or(interrupted) {
             break stop;
         }
     };
+    if let Some(h) = opts.node.history.take() {
+        h.finish()?;
+    }
     Ok(Summary { stop, signals })
 }
 
 /// A closed stdout (`podsig … | head -1`) ends the watch quietly; other write errors fail.
-fn finish(e: io::Error, signals: u64) -> Result<Summary> {
+/// Either way the history keeps what was queued.
+fn finish(e: io::Error, signals: u64, history: Option<history::Writer>) -> Result<Summary> {
+    if let Some(h) = history {
+        h.finish()?;
+    }
     if e.kind() == io::ErrorKind::BrokenPipe {
         return Ok(Summary { stop: Stop::OutputClosed, signals });
     }
@@ -385,7 +466,7 @@ fn finish(e: io::Error, signals: u64) -> Result<Summary> {
 }
 
 /// Colour only for a person at a terminal, and never against NO_COLOR (no-color.org).
-fn color_wanted() -> bool {
+pub fn color_wanted() -> bool {
     use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
 }

@@ -394,6 +394,7 @@ impl Backend for EbpfBackend {
         if total > self.lost_seen {
             out.push(Record::Lost(LostRecord {
                 time: String::new(),
+                node: None,
                 backend: "ebpf",
                 count: total - self.lost_seen,
             }));
@@ -465,6 +466,7 @@ fn decode(bytes: &[u8]) -> Option<Record> {
             };
             Some(Record::Exit(ExitRecord {
                 time: String::new(),
+                node: None,
                 boot_ns: Some(e.boot_ns),
                 backend: "ebpf",
                 pid: e.pid,
@@ -509,6 +511,7 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
     let argv_len = (e.argv_len as usize).min(e.argv.len());
     SignalRecord {
         time: String::new(),
+        node: None,
         boot_ns: Some(e.boot_ns),
         backend: "ebpf",
         signal: SignalId::new(e.sig),

@@ -112,6 +112,7 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
     };
     Some(SignalRecord {
         time: wall(n(0)? as u64),
+        node: None,
         boot_ns: None,
         backend: "stap",
         signal: SignalId::new(sig),
@@ -154,6 +155,7 @@ fn exit(f: &[&str]) -> Option<ExitRecord> {
     let (status, signal, core_dumped) = ExitRecord::decode(f[2].parse::<i64>().ok()? as i32);
     Some(ExitRecord {
         time: wall(f[0].parse().ok()?),
+        node: None,
         boot_ns: None,
         backend: "stap",
         pid,

@@ -1,0 +1,172 @@
+//! Prometheus metrics for node mode (`--metrics-addr`): counts of signals by what was hit
+//! and why, lost events, the history's size, and which build runs. Labels are bounded: no
+//! pids, no argv, no container IDs (those change with every restart) — the container's name.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::{Context as _, Result};
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode, body::Bytes, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
+    registry::Registry,
+};
+
+use crate::event::{Record, SignalRecord};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabels {
+    signal: String,
+    cause: String,
+    namespace: String,
+    pod: String,
+    container: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    signals: Family<SignalLabels, Counter>,
+    lost: Counter,
+    pub history_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let signals = Family::<SignalLabels, Counter>::default();
+        registry.register(
+            "podsig_signals",
+            "Signals reported, by signal, cause and the target's namespace, pod and container",
+            signals.clone(),
+        );
+        let lost = Counter::default();
+        registry.register(
+            "podsig_events_lost",
+            "Events lost: the kernel ring buffer was full, or the history writer fell behind",
+            lost.clone(),
+        );
+        let history_bytes = Gauge::default();
+        registry.register("podsig_history_bytes", "Size of the history store on disk", history_bytes.clone());
+        registry.register(
+            "podsig_build",
+            "The running podsig's version and commit",
+            Info::new(BuildLabels { version: crate::cli::VERSION.to_string() }),
+        );
+        Self { registry, signals, lost, history_bytes }
+    }
+
+    pub fn record(&self, record: &Record) {
+        match record {
+            Record::Signal(s) => {
+                self.signals.get_or_create(&labels(s)).inc();
+            }
+            Record::Lost(l) => {
+                self.lost.inc_by(l.count);
+            }
+            Record::Exit(_) | Record::Oom(_) => {}
+        }
+    }
+
+    pub fn lost(&self, n: u64) {
+        self.lost.inc_by(n);
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn labels(s: &SignalRecord) -> SignalLabels {
+    let c = s.target.container.as_ref();
+    let text = |v: Option<&String>| v.cloned().unwrap_or_default();
+    SignalLabels {
+        signal: s.signal.name.clone(),
+        cause: s.cause.as_str().to_string(),
+        namespace: text(c.and_then(|c| c.namespace.as_ref())),
+        pod: text(c.and_then(|c| c.pod.as_ref())),
+        container: text(c.and_then(|c| c.name.as_ref())),
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on `addr` from the watch's own event loop. Binding is
+/// done here, before the watch attaches, so a taken port fails the command at once.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for --metrics-addr (is the port taken?)"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
+                    async move { Ok::<_, std::convert::Infallible>(respond(req.uri().path(), &metrics)) }
+                });
+                if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                    tracing::debug!("metrics connection: {e}");
+                }
+            });
+        }
+    });
+    Ok(bound)
+}
+
+fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match path {
+        "/metrics" => (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics.text()),
+        "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
+        _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "podsig serves /metrics and /healthz\n".to_string()),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ContainerRef, sample_signal};
+
+    #[test]
+    fn exposition_has_bounded_labels() {
+        let m = Metrics::new();
+        let mut s = sample_signal();
+        s.target.container = Some(ContainerRef {
+            id: "0123abcd".into(),
+            name: Some("app".into()),
+            runtime: "containerd",
+            pod: Some("web".into()),
+            namespace: Some("prod".into()),
+        });
+        m.record(&Record::Signal(s.clone()));
+        m.record(&Record::Signal(s));
+        m.lost(3);
+        let t = m.text();
+        assert!(
+            t.contains(r#"podsig_signals_total{signal="SIGKILL",cause="unknown",namespace="prod",pod="web",container="app"} 2"#),
+            "{t}"
+        );
+        assert!(t.contains("podsig_events_lost_total 3"), "{t}");
+        assert!(t.contains("podsig_build_info{version="), "{t}");
+        assert!(!t.contains("0123abcd") && !t.contains("7942"), "no IDs or pids in labels: {t}");
+    }
+}
