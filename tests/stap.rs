@@ -6,7 +6,7 @@
 use std::{
     fs,
     os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
 };
 
@@ -19,13 +19,6 @@ fn have_stap() -> bool {
     assert!(std::env::var_os("CI").is_none(), "CI must have systemtap (cargo xtask test installs it)");
     eprintln!("skipped: systemtap is not installed (cargo xtask test installs it)");
     false
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("podsig-e2e-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[test]

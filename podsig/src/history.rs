@@ -26,9 +26,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 pub const MIN_MAX_BYTES: u64 = 4 << 20;
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_BATCH: usize = 2000;
-/// Records waiting for the writer; beyond this a storm's records are dropped and counted
-/// (reported as lost), so the recorder's memory stays bounded.
-const QUEUE: usize = 8192;
+/// Records waiting for the writer (each a few KiB with its ancestry); beyond this a storm's
+/// records are dropped and counted, so the recorder's memory stays bounded.
+const QUEUE: usize = 2048;
 const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "

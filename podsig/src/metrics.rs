@@ -34,6 +34,7 @@ pub struct Metrics {
     registry: Registry,
     signals: Family<SignalLabels, Counter>,
     lost: Counter,
+    history_dropped: Counter,
     pub history_bytes: Gauge,
 }
 
@@ -55,8 +56,14 @@ impl Metrics {
         let lost = Counter::default();
         registry.register(
             "podsig_events_lost",
-            "Events lost: the kernel ring buffer was full, or the history writer fell behind",
+            "Events the kernel could not pass on: its ring buffer was full",
             lost.clone(),
+        );
+        let history_dropped = Counter::default();
+        registry.register(
+            "podsig_history_dropped",
+            "Events reported but not stored: the history writer fell behind",
+            history_dropped.clone(),
         );
         let history_bytes = Gauge::default();
         registry.register("podsig_history_bytes", "Size of the history store on disk", history_bytes.clone());
@@ -65,7 +72,7 @@ impl Metrics {
             "The running podsig's version and commit",
             Info::new(BuildLabels { version: crate::cli::VERSION.to_string() }),
         );
-        Self { registry, signals, lost, history_bytes }
+        Self { registry, signals, lost, history_dropped, history_bytes }
     }
 
     pub fn record(&self, record: &Record) {
@@ -80,8 +87,8 @@ impl Metrics {
         }
     }
 
-    pub fn lost(&self, n: u64) {
-        self.lost.inc_by(n);
+    pub fn history_dropped(&self, n: u64) {
+        self.history_dropped.inc_by(n);
     }
 
     pub fn text(&self) -> String {
@@ -159,13 +166,15 @@ mod tests {
         });
         m.record(&Record::Signal(s.clone()));
         m.record(&Record::Signal(s));
-        m.lost(3);
+        m.record(&Record::Lost(crate::event::LostRecord { time: String::new(), node: None, backend: "ebpf", count: 3 }));
+        m.history_dropped(2);
         let t = m.text();
         assert!(
             t.contains(r#"podsig_signals_total{signal="SIGKILL",cause="unknown",namespace="prod",pod="web",container="app"} 2"#),
             "{t}"
         );
         assert!(t.contains("podsig_events_lost_total 3"), "{t}");
+        assert!(t.contains("podsig_history_dropped_total 2"), "{t}");
         assert!(t.contains("podsig_build_info{version="), "{t}");
         assert!(!t.contains("0123abcd") && !t.contains("7942"), "no IDs or pids in labels: {t}");
     }

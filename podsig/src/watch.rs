@@ -430,7 +430,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             && h.dropped > 0
         {
             if let Some(m) = &opts.node.metrics {
-                m.lost(h.dropped);
+                m.history_dropped(h.dropped);
             }
             if history_dropped_warned.elapsed() > Duration::from_secs(10) {
                 eprintln!("podsig: the history writer fell behind: {} events not stored", h.dropped);
