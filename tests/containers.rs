@@ -249,3 +249,38 @@ fn without_containerd_the_cgroup_scan_finds_the_container() {
     w.signal(libc::SIGINT);
     assert!(w.wait().0.success());
 }
+
+#[test]
+fn node_mode_filters_on_the_target_pod_and_the_recorder_names_it() {
+    let Some(sock) = containerd() else { return };
+    let (web, other) = (uid("node-web"), uid("node-other"));
+    let cw = Container::start(&sock, &web, "web5", "app", FOREVER);
+    let co = Container::start(&sock, &other, "other5", "app", FOREVER);
+    let (web_pid, other_pid) = (cw.pid(), co.pid());
+    let dir = scratch("node-pod");
+    let db = dir.join("history.db");
+    let mut w = watch(&sock, &["--all", "--pod", "web5", "--namespace", "default"]);
+    let rec = Podsig::start(&["record", "--history", db.to_str().unwrap(), "--containerd-socket", &sock]);
+    ctr(&sock, &["task", "kill", "-s", "SIGKILL", &other]);
+    ctr(&sock, &["task", "kill", "-s", "SIGKILL", &web]);
+    // The other pod's kill came first and is filtered out: the first report is web5's.
+    let ev = w.next_kind("signal");
+    assert_eq!(ev["target"]["pid"], web_pid, "{ev}");
+    assert_eq!(ev["target"]["container"]["pod"], "web5");
+    assert_eq!(ev["sender"]["comm"], "runc");
+    // The recorder named both on their first event (containerd asked before storing).
+    for (pod, pid) in [("web5", web_pid), ("other5", other_pid)] {
+        let ev = history_until(&db, &["--pod", pod, "--namespace", "default"], |v| v["signal"]["name"] == "SIGKILL");
+        assert_eq!(ev["target"]["pid"], pid);
+        assert_eq!(ev["target"]["container"]["name"], "app");
+        assert_eq!(ev["sender"]["comm"], "runc");
+        assert_eq!(ev["cause"], "runtime_stop");
+    }
+    let by_id = history(&db, &["--container", &web[..web.len() - 1]]);
+    assert!(by_id.iter().all(|v| v["target"]["container"]["id"] == web.as_str()) && !by_id.is_empty());
+    w.signal(libc::SIGINT);
+    rec.signal(libc::SIGINT);
+    assert!(w.wait().0.success());
+    assert!(rec.wait().0.success());
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use containerd_client::{
     services::v1::{
-        GetRequest, ListContainersRequest, containers_client::ContainersClient,
+        GetRequest, ListContainersRequest, ListTasksRequest, containers_client::ContainersClient,
         tasks_client::TasksClient,
     },
     tonic::{Request, transport::Channel},
@@ -100,6 +100,30 @@ impl Containerd {
             }));
         }
         Ok(out)
+    }
+
+    /// Every running task's container, its runtime and its init's pid: one call per
+    /// namespace, however many containers the node runs.
+    pub async fn task_pids(&self) -> Vec<(String, &'static str, u32)> {
+        let mut out = Vec::new();
+        for ns in &self.namespaces {
+            let mut t = TasksClient::new(self.channel.clone());
+            let req = ListTasksRequest { filter: String::new() };
+            let Ok(Ok(resp)) = tokio::time::timeout(CONNECT_TIMEOUT, t.list(with_namespace!(req, ns.as_str()))).await
+            else {
+                continue;
+            };
+            let runtime = if ns == "moby" { "docker" } else { "containerd" };
+            out.extend(
+                resp.into_inner()
+                    .tasks
+                    .into_iter()
+                    .filter(|p| p.status == Status::Running as i32 && p.pid > 0)
+                    // A task's `id` is its container's; `container_id` is left empty here.
+                    .map(|p| (if p.container_id.is_empty() { p.id } else { p.container_id }, runtime, p.pid)),
+            );
+        }
+        out
     }
 
     /// The pid of the container's running task, if it has one.

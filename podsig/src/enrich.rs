@@ -154,13 +154,31 @@ impl Enricher {
         }
     }
 
-    /// Names containers again after `names` learned more (the IDs were kept).
-    pub fn rename(&self, record: &mut Record) {
+    /// Places a record's processes in containers again, after `names` and the pid
+    /// namespace map learned more.
+    pub fn place(&mut self, record: &mut Record) {
         if let Record::Signal(s) = record {
-            for c in [&mut s.target.container, &mut s.sender.container].into_iter().flatten() {
-                *c = self.names.reference(&c.id, c.runtime);
-            }
+            s.target.container = self.container_of(s.target.pid, s.target.pidns);
+            s.sender.container = self.container_of(s.sender.pid, s.sender.pidns);
         }
+    }
+
+    /// The target's pid namespace, when it is not this host's and no known container has
+    /// it: a container process that exited before its event was read.
+    pub fn unplaced_pidns(&self, record: &Record) -> Option<u32> {
+        let Record::Signal(s) = record else { return None };
+        let ns = s.target.pidns.filter(|&n| Some(n) != self.own_pidns)?;
+        (s.target.container.is_none() && !self.pidns.contains_key(&ns)).then_some(ns)
+    }
+
+    pub fn learn_pidns(&mut self, ns: u32, id: String, runtime: &'static str) {
+        if Some(ns) == self.own_pidns {
+            return; // a container sharing the host's pid namespace
+        }
+        if self.pidns.len() >= EXE_CACHE_MAX {
+            self.pidns.clear();
+        }
+        self.pidns.insert(ns, (id, runtime));
     }
 
     /// Where `pid` lives, from its cgroup path (cached for a second: a storm reads /proc

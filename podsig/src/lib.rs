@@ -18,6 +18,7 @@ pub mod findings;
 pub mod history;
 pub mod interned;
 pub mod metrics;
+pub mod naming;
 pub mod node;
 pub mod output;
 pub mod signals;

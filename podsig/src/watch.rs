@@ -20,6 +20,7 @@ use crate::{
     event::Record,
     history,
     metrics::Metrics,
+    naming::Namer,
     node,
     output::{Format, Output},
 };
@@ -252,23 +253,23 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     enricher.node = opts.node.name.clone();
     // containerd names the containers events mention; for a container watch the follower's
     // client does it, else containerd's socket is tried once (quietly: hosts without one).
-    let mut names_client = if opts.follower.is_none() {
+    // Node mode, filters on pod labels, the history and metrics need a container's names
+    // on its first event (often its init's death): those name eagerly.
+    let mut namer = if opts.follower.is_none() {
         let (socket, namespaces) = opts.node.containerd.clone().unwrap_or_else(|| {
             (container::DEFAULT_SOCKET.into(), container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
         });
-        Containerd::connect(&socket, &namespaces)
-            .await
-            .map_err(|e| tracing::debug!("no container names: {e:#}"))
-            .ok()
+        let eager = opts.spec.all
+            || opts.node.filter.needs_labels()
+            || opts.node.history.is_some()
+            || opts.node.metrics.is_some();
+        Namer::connect(&socket, &namespaces, eager).await
     } else {
         None
     };
-    // Filters on pod labels, the history and metrics need a container's names on its first
-    // event, not a second later: containerd is asked before such events go out. IDs it did
-    // not know are not asked about again for a while.
-    let names_now = opts.node.filter.needs_labels() || opts.node.history.is_some() || opts.node.metrics.is_some();
-    let mut unknown_to_containerd: BTreeSet<String> = BTreeSet::new();
-    let mut unknown_since = Instant::now();
+    if let Some(n) = namer.as_mut() {
+        n.tick(&mut enricher).await;
+    }
     if let Some(f) = &opts.follower {
         f.share_membership(&mut enricher);
     }
@@ -300,7 +301,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             _ = sigint.recv() => interrupted = Some(Stop::Interrupted),
             _ = sigterm.recv() => interrupted = Some(Stop::Interrupted),
             _ = &mut sleep => interrupted = Some(Stop::Duration),
-            _ = follow_tick.tick(), if opts.follower.is_some() || names_client.is_some() => {
+            _ = follow_tick.tick(), if opts.follower.is_some() || namer.is_some() => {
                 if let Some(f) = opts.follower.as_mut() {
                     let inits = f.pids();
                     for pid in f.resync().await {
@@ -315,17 +316,15 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                     f.share_membership(&mut enricher);
                 }
                 let stale = names_refreshed.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
-                if !enricher.unnamed.is_empty() && stale {
-                    let list = match (&opts.follower, &mut names_client) {
-                        (Some(f), _) => f.names().await,
-                        (None, Some(c)) => c.list().await.ok(),
-                        _ => None,
-                    };
-                    for info in list.into_iter().flatten() {
+                if let Some(f) = opts.follower.as_ref().filter(|_| !enricher.unnamed.is_empty() && stale) {
+                    for info in f.names().await.into_iter().flatten() {
                         enricher.names.by_id.insert(info.id.clone(), info);
                     }
                     enricher.unnamed.clear();
                     names_refreshed = Some(Instant::now());
+                }
+                if let Some(n) = namer.as_mut() {
+                    n.tick(&mut enricher).await;
                 }
             }
         }
@@ -347,18 +346,8 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         for record in ready.iter_mut() {
             enricher.enrich(record);
         }
-        if names_now && let Some(client) = names_client.as_mut() {
-            if unknown_since.elapsed() > Duration::from_secs(10) {
-                unknown_to_containerd.clear();
-                unknown_since = Instant::now();
-            }
-            if enricher.unnamed.iter().any(|id| !unknown_to_containerd.contains(id)) {
-                for info in client.list().await.into_iter().flatten() {
-                    enricher.names.by_id.insert(info.id.clone(), info);
-                }
-                unknown_to_containerd.extend(std::mem::take(&mut enricher.unnamed));
-                ready.iter_mut().for_each(|r| enricher.rename(r));
-            }
+        if let Some(n) = namer.as_mut() {
+            n.name(&mut enricher, &mut ready).await;
         }
         for mut record in ready.drain(..) {
             match &mut record {
