@@ -11,7 +11,8 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use containerd_client::{
     services::v1::{
-        GetRequest, ListContainersRequest, ListTasksRequest, containers_client::ContainersClient,
+        GetRequest, ListContainersRequest, ListTasksRequest, SubscribeRequest, containers_client::ContainersClient,
+        events_client::EventsClient,
         tasks_client::TasksClient,
     },
     tonic::{Request, transport::Channel},
@@ -124,6 +125,41 @@ impl Containerd {
             );
         }
         out
+    }
+
+    /// Every task started from now on (container, runtime, init pid), as containerd
+    /// announces it: a container killed within a second of starting (a crash loop) is
+    /// still placed, though polling would never have seen it run.
+    pub fn task_starts(&self) -> tokio::sync::mpsc::UnboundedReceiver<(String, &'static str, u32)> {
+        use prost::Message as _;
+        let mut events = EventsClient::new(self.channel.clone());
+        let namespaces = self.namespaces.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // containerd answers a subscription only with its first event: wait for it aside.
+        tokio::spawn(async move {
+            let req = SubscribeRequest { filters: vec![r#"topic=="/tasks/start""#.to_string()] };
+            let mut stream = match events.subscribe(req).await {
+                Ok(s) => s.into_inner(),
+                Err(e) => {
+                    tracing::warn!("containerd task events: {e}; containers killed within a second of starting may go unnamed");
+                    return;
+                }
+            };
+            while let Ok(Some(env)) = stream.message().await {
+                if !namespaces.contains(&env.namespace) {
+                    continue;
+                }
+                let Some(start) = env.event.and_then(|any| containerd_client::events::TaskStart::decode(any.value.as_slice()).ok())
+                else {
+                    continue;
+                };
+                let runtime = if env.namespace == "moby" { "docker" } else { "containerd" };
+                if tx.send((start.container_id, runtime, start.pid)).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
     }
 
     /// The pid of the container's running task, if it has one.

@@ -2,7 +2,13 @@
 //! and why, lost events, the history's size, and which build runs. Labels are bounded: no
 //! pids, no argv, no container IDs (those change with every restart) — the container's name.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use anyhow::{Context as _, Result};
 use http_body_util::Full;
@@ -36,6 +42,8 @@ pub struct Metrics {
     lost: Counter,
     history_dropped: Counter,
     pub history_bytes: Gauge,
+    /// The probes are live: /healthz says ok only from then on.
+    attached: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -72,7 +80,7 @@ impl Metrics {
             "The running podsig's version and commit",
             Info::new(BuildLabels { version: crate::cli::VERSION.to_string() }),
         );
-        Self { registry, signals, lost, history_dropped, history_bytes }
+        Self { registry, signals, lost, history_dropped, history_bytes, attached: AtomicBool::new(false) }
     }
 
     pub fn record(&self, record: &Record) {
@@ -85,6 +93,10 @@ impl Metrics {
             }
             Record::Exit(_) | Record::Oom(_) => {}
         }
+    }
+
+    pub fn set_attached(&self) {
+        self.attached.store(true, Ordering::Relaxed);
     }
 
     pub fn history_dropped(&self, n: u64) {
@@ -139,7 +151,10 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr
 fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match path {
         "/metrics" => (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics.text()),
-        "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string()),
+        "/healthz" if metrics.attached.load(Ordering::Relaxed) => {
+            (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_string())
+        }
+        "/healthz" => (StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "attaching\n".to_string()),
         _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "podsig serves /metrics and /healthz\n".to_string()),
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));

@@ -26,6 +26,9 @@ const LAZY_INTERVAL: Duration = Duration::from_secs(2);
 
 pub struct Namer {
     client: Containerd,
+    /// Tasks containerd started since (node mode): their pid namespaces are learned while
+    /// the processes live.
+    starts: Option<tokio::sync::mpsc::UnboundedReceiver<(String, &'static str, u32)>>,
     /// Name every event before it goes out (label filters, the history, metrics need it),
     /// rather than from the next event on.
     eager: bool,
@@ -42,8 +45,10 @@ impl Namer {
             .await
             .map_err(|e| tracing::debug!("no container names: {e:#}"))
             .ok()?;
+        let starts = eager.then(|| client.task_starts());
         Some(Self {
             client,
+            starts,
             eager,
             refreshed: None,
             unknown_ids: BTreeSet::new(),
@@ -52,8 +57,22 @@ impl Namer {
         })
     }
 
+    /// Takes in the tasks containerd announced; true when there were any.
+    fn take_starts(&mut self, enricher: &mut Enricher) -> bool {
+        let Some(rx) = self.starts.as_mut() else { return false };
+        let mut any = false;
+        while let Ok((id, runtime, pid)) = rx.try_recv() {
+            if let Some(ns) = pidns_of(&pid.to_string()) {
+                enricher.learn_pidns(ns, id, runtime);
+            }
+            any = true;
+        }
+        any
+    }
+
     /// On the watch's periodic tick.
     pub async fn tick(&mut self, enricher: &mut Enricher) {
+        self.take_starts(enricher);
         let stale = self.refreshed.is_none_or(|t| t.elapsed() > LAZY_INTERVAL);
         if self.eager || (!enricher.unnamed.is_empty() && stale) {
             self.learn(enricher).await;
@@ -71,6 +90,13 @@ impl Namer {
             self.unknown_ids.clear();
             self.unknown_pidns.clear();
             self.unknown_since = Instant::now();
+        }
+        // A start announced just before its kill may still be in the event stream's task.
+        tokio::task::yield_now().await;
+        if self.take_starts(enricher) {
+            for r in ready.iter_mut() {
+                enricher.place(r);
+            }
         }
         let unplaced: Vec<u32> = ready.iter().filter_map(|r| enricher.unplaced_pidns(r)).collect();
         let new_ids = enricher.unnamed.iter().any(|id| !self.unknown_ids.contains(id));

@@ -248,6 +248,9 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         started.elapsed().as_millis()
     );
     on_attached();
+    if let Some(m) = &opts.node.metrics {
+        m.set_attached();
+    }
 
     let mut enricher = Enricher::new();
     enricher.node = opts.node.name.clone();

@@ -14,6 +14,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 mod bench;
+mod image;
 mod vm;
 
 const USAGE: &str = "usage: cargo xtask <task>
@@ -27,6 +28,8 @@ tasks:
                    vm-test on other kernels)
   bench            podsig beside bpftrace and sigsnoop: ready time, miss/hit path,
                    memory, ancestry (installs the peers; writes target/bench.{md,json})
+  image            build the container image (static musl podsig, OCI archive in
+                   target/image/) without a Docker daemon
   vm-test [--kernel K …]  boot Debian kernels (5.10, 6.1, 6.12) under QEMU and run the
                    end-to-end scenario in each (K: part of a release, e.g. 5.10)
   prereqs          install the eBPF build prerequisites only";
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Some("prereqs") => prereqs(),
         Some("bench") => bench_task(),
         Some("vm-test") => vm_test(&args[1..]),
+        Some("image") => image_task().map(|p| println!("xtask: image {} written to {}", image::reference(), p.display())),
         // Used by the bench: the signal storm, as a separate process.
         Some("storm") => bench::storm(&args[1..]),
         Some("-h" | "--help" | "help") => {
@@ -186,9 +190,33 @@ fn build(release: bool) -> Result<()> {
     sh(&mut c)
 }
 
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root_dir().join("target"))
+}
+
 fn binary(release: bool) -> PathBuf {
-    let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root_dir().join("target"));
-    target.join(if release { "release" } else { "debug" }).join("podsig")
+    target_dir().join(if release { "release" } else { "debug" }).join("podsig")
+}
+
+/// The static build the image holds: Rust's musl target, and musl-gcc for the C that
+/// SQLite is.
+fn image_task() -> Result<PathBuf> {
+    prereqs()?;
+    let musl_std = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == image::MUSL_TARGET));
+    println!(
+        "xtask: image: Rust target {}: {}",
+        image::MUSL_TARGET,
+        if musl_std { "present, skipped" } else { "missing, installing" }
+    );
+    if !musl_std {
+        sh(Command::new("rustup").args(["target", "add", image::MUSL_TARGET]))?;
+    }
+    apt_ensure("image: C toolchain for musl", &[("musl-tools", "/usr/bin/musl-gcc")])?;
+    sh(cargo().args(["build", "--release", "--package", "podsig", "--target", image::MUSL_TARGET]))?;
+    image::build(&target_dir())
 }
 
 fn run(args: &[String]) -> Result<()> {
@@ -373,15 +401,42 @@ impl Drop for TestContainerd {
     }
 }
 
+/// kubernetes-validate (PyPI; it carries the Kubernetes schemas, so it validates offline),
+/// in a virtualenv kept outside the clone.
+fn kubernetes_validate() -> Result<PathBuf> {
+    let venv = PathBuf::from("/var/cache/podsig-test/venv");
+    let bin = venv.join("bin/kubernetes-validate");
+    println!(
+        "xtask: kubernetes-validate (PyPI, in {}): {}",
+        venv.display(),
+        if bin.exists() { "present, skipped" } else { "missing, installing" }
+    );
+    if !bin.exists() {
+        if !quiet_ok(Command::new("python3").args(["-c", "import venv, ensurepip"])) {
+            apt_install(&["python3-venv"])?;
+        }
+        sh(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        sh(Command::new(venv.join("bin/pip")).args(["install", "-q", "kubernetes-validate==1.37.0"]))?;
+    }
+    Ok(bin)
+}
+
 /// Every test: unit tests of each crate, and the end-to-end tests, which run the real binary
 /// against the real kernel (as root; under CI a missing privilege fails them).
 fn test() -> Result<()> {
     prereqs()?;
     apt_ensure("test packages", TEST_PACKAGES)?;
     build(false)?;
+    // The DaemonSet's image, run in the test containerd the way the DaemonSet runs it.
+    let image = image_task()?;
+    let validator = kubernetes_validate()?;
     let containerd = if is_root() { Some(TestContainerd::start()?) } else { None };
     let mut c = cargo();
-    c.args(["test", "--workspace", "--exclude", "podsig-ebpf", "--no-fail-fast"]).env("PODSIG_BIN", binary(false));
+    c.args(["test", "--workspace", "--exclude", "podsig-ebpf", "--no-fail-fast"])
+        .env("PODSIG_BIN", binary(false))
+        .env("PODSIG_TEST_IMAGE", &image)
+        .env("PODSIG_TEST_IMAGE_REF", image::reference())
+        .env("PODSIG_KUBERNETES_VALIDATE", &validator);
     if let Some(ct) = &containerd {
         c.env("PODSIG_TEST_CONTAINERD", &ct.socket).env("PODSIG_TEST_PAUSE_IMAGE", PAUSE_IMAGE);
     }
