@@ -128,3 +128,21 @@ fn help_shows_examples() {
     assert!(st.success());
     assert!(out.contains("Examples:") && out.contains("| jq"), "{out}");
 }
+
+#[test]
+fn node_mode_and_recorder_input() {
+    one_clear_line(&["history", "--history", "/nonexistent/history.db"], "no history at /nonexistent/history.db");
+    one_clear_line(&["history", "--history", "/tmp/x.db", "--since", "lately"], "lately");
+    one_clear_line(&["history", "--pid", "-3"], "-3");
+    one_clear_line(&["record", "--history-max", "lots"], "'lots' is not a size");
+    one_clear_line(&["watch", "--pid", "1", "--namespace", "prod"], "--namespace and --container-name narrow --pod (or --all)");
+    one_clear_line(&["watch", "--all", "--metrics-addr", "localhost"], "localhost");
+    one_clear_line(&["watch", "--all", "--any-signal", "--signal", "KILL"], "--any-signal");
+    if privileged() {
+        one_clear_line(&["record", "--history", "/tmp/podsig-e2e-small.db", "--history-max", "1k"], "too small");
+        // A taken port fails before anything attaches.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        one_clear_line(&["watch", "--all", "--metrics-addr", &addr], &format!("cannot listen on {addr}"));
+    }
+}

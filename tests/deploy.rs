@@ -277,6 +277,9 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
     assert_eq!(by_runc[0]["target"]["pid"], pid);
     assert_eq!(by_runc[0]["node"], "node-under-test");
     assert!(after.iter().all(|v| v["target"]["container"]["name"] == "cart"), "{after:?}");
+    for v in after.iter().filter(|v| v["sender"]["comm"] != "runc") {
+        assert!(v["cause_detail"].as_str().unwrap().contains("pid 1 of this pid namespace"), "{v}");
+    }
     drop(workload);
     drop(recorder);
     let _ = fs::remove_dir_all(&history_dir);

@@ -217,6 +217,19 @@ pub fn mechanism(s: &SignalRecord) -> String {
         }
         libc::SIGXFSZ if self_sent => format!("file size limit (RLIMIT_FSIZE) exceeded{during}"),
         libc::SIGXCPU => "CPU time limit (RLIMIT_CPU) reached".into(),
+        // zap_pid_ns_processes(): the exiting init of a pid namespace takes the rest along.
+        libc::SIGKILL
+            if code == SI_KERNEL
+                && s.sender.ns_pid == Some(1)
+                && s.sender.pidns.is_some()
+                && s.sender.pidns == s.target.pidns =>
+        {
+            format!(
+                "{}({}), pid 1 of this pid namespace (a container's init), exited: the kernel kills \
+                 every other process in the namespace",
+                s.sender.comm, s.sender.pid
+            )
+        }
         libc::SIGKILL if code == SI_KERNEL => {
             "SIGKILL from the kernel without an OOM-killer mark (RLIMIT_CPU hard limit, \
              seccomp, or a fatal kernel error)"
@@ -275,6 +288,19 @@ mod tests {
 
     fn nr(name: &str) -> Option<i32> {
         SYSCALLS.iter().find(|(_, n)| *n == name).map(|(n, _)| *n)
+    }
+
+    #[test]
+    fn a_dying_container_init_takes_its_namespace_along() {
+        let mut r = record(9, SI_KERNEL, Some(231), ("sh", 5938), 5952);
+        (r.sender.ns_pid, r.sender.pidns, r.target.pidns) = (Some(1), Some(4026532001), Some(4026532001));
+        classify(&mut r);
+        assert_eq!(r.cause, Cause::Kernel);
+        assert!(r.cause_detail.contains("sh(5938), pid 1 of this pid namespace"), "{}", r.cause_detail);
+        // The same SIGKILL from outside the namespace is not that.
+        r.target.pidns = Some(4026531836);
+        classify(&mut r);
+        assert!(r.cause_detail.contains("without an OOM-killer mark"), "{}", r.cause_detail);
     }
 
     #[test]
