@@ -70,6 +70,16 @@ pub struct KernelOffsets {
     /// container's, when it is not the host's), even after the task is gone.
     pub upid_ns: u32,
     pub pidns_inum: u32,
+    /// The target's memory cgroup, for OOM kills (its /proc entry reads as the root cgroup
+    /// once it is gone): `task_struct::cgroups`, then the memory controller's slot in
+    /// `css_set::subsys` (0: no memory controller on this kernel), `cgroup_subsys_state::
+    /// cgroup`, `cgroup::kn`, and `kernfs_node::id` (the cgroup directory's inode number).
+    pub task_cgroups: u32,
+    pub css_set_memcg: u32,
+    pub css_cgroup: u32,
+    pub cgroup_kn: u32,
+    pub kn_id: u32,
+    pub _pad: u32,
 }
 
 /// Field offsets inside the classic tracepoint records, read from tracefs `format` files at
@@ -187,6 +197,8 @@ pub struct SignalEvent {
     /// Syscall the sender was in (its number on this architecture), or `SYSCALL_UNKNOWN`.
     /// Tells `kill(getpid(), SIGPIPE)` from a SIGPIPE raised by `write`.
     pub syscall_nr: i32,
+    /// Inode of the target's memory cgroup directory, captured for SIGKILL only; 0: none.
+    pub target_memcg: u64,
     pub argv: [u8; ARGV_LEN],
     pub ancestry: [Ancestor; MAX_ANCESTRY],
 }
@@ -235,7 +247,7 @@ mod tests {
         assert_eq!(size_of::<OomEvent>(), 64);
         assert_eq!(align_of::<SignalEvent>(), 8);
         // Fields summed by hand: header 16, 4×i32 16, 4×u32 16, comm 16, 6×u32 24, comm 16,
-        // 2×u32 8, 4×u32 16, then argv and ancestry: any hidden padding would show here.
-        assert_eq!(size_of::<SignalEvent>(), 128 + ARGV_LEN + 32 * MAX_ANCESTRY);
+        // 2×u32 8, 4×u32 16, memcg 8, then argv and ancestry: any hidden padding would show.
+        assert_eq!(size_of::<SignalEvent>(), 136 + ARGV_LEN + 32 * MAX_ANCESTRY);
     }
 }

@@ -60,6 +60,12 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     task_flags: 0,
     upid_ns: 0,
     pidns_inum: 0,
+    task_cgroups: 0,
+    css_set_memcg: 0,
+    css_cgroup: 0,
+    cgroup_kn: 0,
+    kn_id: 0,
+    _pad: 0,
 };
 /// include/linux/sched.h; unchanged since 2.6.27.
 const PF_KTHREAD: u32 = 0x0020_0000;
@@ -123,6 +129,27 @@ fn config() -> FilterConfig {
 #[inline(always)]
 unsafe fn read<T>(base: *const u8, off: u32) -> Option<T> {
     unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(base.add(off as usize) as *const T).ok() }
+}
+
+const SIGKILL: i32 = 9;
+
+/// task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->id: the inode of the task's
+/// memory cgroup directory; 0 when any link is missing.
+#[inline(always)]
+unsafe fn memcg_ino(task: *const u8, off: &KernelOffsets) -> u64 {
+    if off.css_set_memcg == 0 {
+        return 0;
+    }
+    unsafe {
+        let mut p = read::<*const u8>(task, off.task_cgroups).unwrap_or(ptr::null());
+        for link in [off.css_set_memcg, off.css_cgroup, off.cgroup_kn] {
+            if p.is_null() {
+                return 0;
+            }
+            p = read::<*const u8>(p, link).unwrap_or(ptr::null());
+        }
+        if p.is_null() { 0 } else { read::<u64>(p, off.kn_id).unwrap_or(0) }
+    }
 }
 
 #[inline(always)]
@@ -277,6 +304,8 @@ unsafe fn fill_signal(
             _ => 0,
         };
         read_comm(&raw mut (*e).target_comm, target, off);
+        // OOM kills are SIGKILLs; other signals do not need it.
+        (*e).target_memcg = if sig == SIGKILL { memcg_ino(target, off) } else { 0 };
 
         let pid_tgid = bpf_get_current_pid_tgid();
         (*e).sender_pid = (pid_tgid >> 32) as u32;

@@ -272,7 +272,7 @@ mod tests {
         SignalRecord {
             signal: SignalId::new(sig),
             code: Code { value: code, name: crate::signals::code_name(sig, code) },
-            target: Target { pid: target, tid: target, ns_pid: Some(target), comm: "app".into(), container: None, pidns: None },
+            target: Target { pid: target, tid: target, ns_pid: Some(target), comm: "app".into(), container: None, pidns: None, memcg: None },
             sender: Sender { pid: sender.1, tid: sender.1, comm: sender.0.into(), ..base.sender.clone() },
             ancestry: vec![
                 a(0, "swapper/0"),

@@ -5,6 +5,7 @@
 
 use std::{
     collections::HashMap,
+    path::{Path, PathBuf},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -132,7 +133,7 @@ impl Enricher {
                     .inspector
                     .inspect(&s.ancestry, |pid, start_ns| same_process(clk_tck, pid, Some(start_ns)));
                 if let Some(oom) = &mut s.oom {
-                    memory_cgroup(oom);
+                    memory_cgroup(oom, s.target.memcg);
                 }
                 s.target.container = self.container_of(s.target.pid, s.target.pidns);
                 s.sender.container = self.container_of(s.sender.pid, s.sender.pidns);
@@ -291,7 +292,25 @@ fn same_process(clk_tck: u64, pid: u32, start_ns: Option<u64>) -> bool {
 }
 
 /// The OOM victim's memory cgroup and its limit, while /proc still shows the victim.
-fn memory_cgroup(oom: &mut OomInfo) {
+/// The OOM victim's memory cgroup and its limit. The kernel captured the cgroup's inode
+/// with the SIGKILL: the victim is usually gone from /proc by now (and a dead process's
+/// /proc cgroup reads as the root, which would be wrong). /proc is the fallback for
+/// backends without that capture, and only while the victim still lives.
+fn memory_cgroup(oom: &mut OomInfo, memcg_ino: Option<u64>) {
+    if let Some(ino) = memcg_ino {
+        for (mount, limit_file) in [("memory", "memory.limit_in_bytes"), ("", "memory.max")] {
+            let Some(root) = container::cgroup_mount(mount) else { continue };
+            if let Some(dir) = find_inode(Path::new(&root), ino, 0) {
+                let rel = dir.strip_prefix(&root).map(|r| format!("/{}", r.display())).unwrap_or_default();
+                oom.memory_cgroup = Some(if rel == "/" { rel } else { rel.trim_end_matches('/').to_string() });
+                oom.memory_limit_bytes = std::fs::read_to_string(dir.join(limit_file)).ok().and_then(|t| t.trim().parse().ok());
+                return;
+            }
+        }
+    }
+    if !matches!(proc_state(oom.pid), Some(s) if s != 'Z' && s != 'X') {
+        return;
+    }
     let Ok(text) = std::fs::read_to_string(format!("/proc/{}/cgroup", oom.pid)) else { return };
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
@@ -312,6 +331,28 @@ fn memory_cgroup(oom: &mut OomInfo) {
             return; // v1's memory controller is the one that enforces the limit
         }
     }
+}
+
+/// The directory under `dir` whose inode is `ino` (a cgroup's kernfs id). cgroup trees are
+/// shallow and OOM kills rare: a walk is cheap enough.
+fn find_inode(dir: &Path, ino: u64, depth: u32) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    // kernfs ids carry a generation in their high half on 32-bit kernels: compare the inode.
+    let same = |m: &std::fs::Metadata| m.ino() as u32 == ino as u32;
+    if same(&std::fs::metadata(dir).ok()?) {
+        return Some(dir.to_path_buf());
+    }
+    if depth > 16 {
+        return None;
+    }
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir())
+            && let Some(found) = find_inode(&entry.path(), ino, depth + 1)
+        {
+            return Some(found);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

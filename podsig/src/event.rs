@@ -49,6 +49,9 @@ pub struct Target {
     /// Inode number of the process's pid namespace, when captured.
     #[serde(skip)]
     pub pidns: Option<u32>,
+    /// Inode of its memory cgroup's directory, captured with SIGKILLs (OOM kills).
+    #[serde(skip)]
+    pub memcg: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -266,7 +269,7 @@ pub fn sample_signal() -> SignalRecord {
         errno: Some(0),
         group: true,
         result: Some("delivered"),
-        target: Target { pid: 7942, tid: 7942, ns_pid: Some(1), comm: "server".into(), container: None, pidns: None },
+        target: Target { pid: 7942, tid: 7942, ns_pid: Some(1), comm: "server".into(), container: None, pidns: None, memcg: None },
         sender: Sender {
             pid: 23549,
             tid: 23549,

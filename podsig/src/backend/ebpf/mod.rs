@@ -526,6 +526,7 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
             comm: cstr(&e.target_comm),
             container: None,
             pidns: Some(e.target_pidns).filter(|&n| n != 0),
+            memcg: Some(e.target_memcg).filter(|&n| n != 0),
         },
         sender: Sender {
             pid: e.sender_pid,

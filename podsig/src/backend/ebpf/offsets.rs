@@ -135,6 +135,25 @@ impl KernelBtf {
         })
     }
 
+    /// The value of `member` in `enum name`, if the kernel has it.
+    fn enum_value(&self, name: &str, member: &str) -> Option<u32> {
+        self.btf.resolve_types_by_name(name).unwrap_or_default().iter().find_map(|t| match t {
+            Type::Enum(e) => e
+                .members
+                .iter()
+                .find(|m| self.btf.resolve_name(*m).is_ok_and(|n| n == member))
+                .map(|m| m.val()),
+            _ => None,
+        })
+    }
+
+    /// Offset of the memory controller's slot in `css_set::subsys`; 0 when the kernel has
+    /// no memory controller (then no memory cgroup is captured).
+    fn css_set_memcg(&self) -> Result<u32, OffsetError> {
+        let Some(id) = self.enum_value("cgroup_subsys_id", "memory_cgrp_id") else { return Ok(0) };
+        Ok(self.offset("css_set", "subsys")? + id * 8)
+    }
+
     /// Where `pt_regs` keeps the number of the syscall in progress, if podsig can read it
     /// (needs the bpf_task_pt_regs helper, 5.15+).
     fn syscall_register(&self) -> (u32, u32) {
@@ -189,6 +208,12 @@ impl KernelBtf {
             task_flags: task("flags")?,
             upid_ns: self.offset("upid", "ns")?,
             pidns_inum: self.offset("pid_namespace", "ns.inum")?,
+            task_cgroups: task("cgroups")?,
+            css_set_memcg: self.css_set_memcg()?,
+            css_cgroup: self.offset("cgroup_subsys_state", "cgroup")?,
+            cgroup_kn: self.offset("cgroup", "kn")?,
+            kn_id: self.offset("kernfs_node", "id")?,
+            _pad: 0,
         })
     }
 }
@@ -220,5 +245,7 @@ mod tests {
         assert!(btf.has_helper("task_pt_regs"));
         assert!(!btf.has_helper("no_such_helper"));
         assert_eq!(o.regs_syscall_size, 8);
+        // memory_cgrp_id is 4 on x86-64 configs with cpuset, cpu, cpuacct and io before it.
+        assert!(o.css_set_memcg >= btf.offset("css_set", "subsys").unwrap() + 8, "{}", o.css_set_memcg);
     }
 }
