@@ -71,9 +71,10 @@ fn stand_in(dir: &Path, body: &str) {
     let script = format!(
         r#"#!/bin/sh
 if [ "$1" = --version ]; then echo "Systemtap translator/driver (version 4.8/0.188, stand-in)" >&2; exit 0; fi
-S="$1"
+# The script comes last; the watch comes as -G name=value parameters.
+for a; do S="$a"; case "$a" in target_pids=*) T="${{a#target_pids=}}";; esac; done
+echo "$*" > {dir}/args
 echo "$(stat -c %a "$S") $(stat -c %a "$(dirname "$S")")" > {dir}/modes
-T=$(sed -n 's/^  targets\[\([0-9]*\)\] = 1$/\1/p' "$S" | head -1)
 {body}
 "#,
         dir = dir.display()
@@ -135,6 +136,9 @@ while :; do sleep 0.05; done"#,
     let (st, _, err) = w.wait();
     assert!(st.success(), "{err:?}");
     assert!(err.iter().any(|l| l == "podsig: stap: WARNING: a stap warning on stderr"), "{err:?}");
+    // The watch went in as parameters, the script last.
+    let args = fs::read_to_string(dir.join("args")).unwrap();
+    assert!(args.starts_with(&format!("-G watch_all=0 -G target_pids={t} ")), "{args}");
     // The script was private, and stap was stopped cleanly (SIGINT, so it unloads).
     assert_eq!(fs::read_to_string(dir.join("modes")).unwrap().trim(), "600 700");
     assert_eq!(fs::read_to_string(dir.join("sigint")).unwrap().trim(), "interrupted");
@@ -205,4 +209,102 @@ fn auto_picks_ebpf_here_and_says_why_not_stap() {
     assert!(err.contains("podsig: attached (backend ebpf"), "{err}");
     let why = err.lines().find(|l| l.contains("backend auto")).unwrap_or_else(|| panic!("{err}"));
     assert!(why.contains("SystemTap would not do") && why.contains("kernel module loading"), "{why}");
+}
+
+/// `stap-build` then `watch --stap-module`, against a stand-in `stap` that writes a module
+/// as kbuild would (an ELF with a .modinfo naming it and its kernel) and a stand-in
+/// `staprun` that loads nothing but prints what the module would.
+#[test]
+fn prebuilt_module_is_built_once_and_loaded_with_staprun() {
+    if !privileged() {
+        return;
+    }
+    let dir = scratch("stand-in-module");
+    let fake_stap = format!(
+        r#"#!/bin/sh
+if [ "$1" = --version ]; then echo "Systemtap translator/driver (version 5.6/0.192, stand-in)" >&2; exit 0; fi
+echo "$*" > {d}/build-args
+while [ $# -gt 1 ]; do case "$1" in -r) R="$2"; shift;; -m) M="$2"; shift;; esac; shift; done
+printf 'license=GPL\000name=%s\000vermagic=%s SMP preempt mod_unload \000' "$M" "$R" > {d}/modinfo
+objcopy -O elf64-x86-64 --only-section=.text --add-section .modinfo={d}/modinfo /bin/true "$M.ko"
+"#,
+        d = dir.display()
+    );
+    let fake_staprun = format!(
+        r#"#!/bin/sh
+echo "$*" > {d}/load-args
+for a; do case "$a" in target_pids=*) T="${{a#target_pids=}}";; esac; done
+trap 'echo unloaded > {d}/sigint; exit 0' INT
+printf 'PODSIG\tREADY\n'
+printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tsh\tsh\001-c\001kill\t4242\t2008505202486630\tsh\t1\t80000000\tinit\t0\t0\tswapper/0\t\n' "$T" "$T"
+while :; do sleep 0.05; done
+"#,
+        d = dir.display()
+    );
+    for (name, text) in [("stap", fake_stap), ("staprun", fake_staprun)] {
+        fs::write(dir.join(name), text).unwrap();
+        fs::set_permissions(dir.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim().to_string();
+    let env = [("PATH", path_with(&dir)), ("PODSIG_STAP_NO_PREFLIGHT", "1".into())];
+    let module = dir.join("podsig-here.ko");
+    let o = Command::new(podsig_bin())
+        .args(["stap-build", "--kernel-release", &release, "-o", module.to_str().unwrap()])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("for kernel {release}")), "{err}");
+    let build_args = fs::read_to_string(dir.join("build-args")).unwrap();
+    assert!(build_args.starts_with(&format!("-p4 -r {release} -m podsig_")), "{build_args}");
+
+    // Loaded on the node it was built for: the same events as every backend.
+    let target = Target::sleep();
+    let t = target.pid();
+    let mut w = Podsig::start_env(
+        &["watch", "--stap-module", module.to_str().unwrap(), "--pid", &t.to_string(), "-o", "json"],
+        &[("PATH", &path_with(&dir))],
+    );
+    assert!(w.stderr_lines.last().unwrap().starts_with("podsig: attached (backend stap"), "{:?}", w.stderr_lines);
+    let ev = w.next_kind("signal");
+    assert_eq!((ev["backend"].as_str(), ev["target"]["pid"].as_u64()), (Some("stap"), Some(t as u64)));
+    assert_eq!(ev["sender"]["argv"], serde_json::json!(["sh", "-c", "kill"]));
+    let load_args = fs::read_to_string(dir.join("load-args")).unwrap();
+    assert_eq!(load_args.trim(), format!("{} watch_all=0 target_pids={t}", module.display()));
+    w.signal(libc::SIGINT);
+    assert!(w.wait().0.success());
+    assert_eq!(fs::read_to_string(dir.join("sigint")).unwrap().trim(), "unloaded");
+
+    // Built for another kernel: refused in one line, before anything loads.
+    let other = dir.join("podsig-other.ko");
+    let o = Command::new(podsig_bin())
+        .args(["stap-build", "-r", "6.1.0-50-amd64", "-o", other.to_str().unwrap()])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (st, _, err) = podsig_output(&["watch", "--stap-module", other.to_str().unwrap(), "--pid", &t.to_string()]);
+    assert!(!st.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("was built for kernel 6.1.0-50-amd64, but this kernel is {release}")), "{err}");
+    assert!(err.contains(&format!("podsig stap-build --kernel-release {release}")), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stap_build_names_the_packages_a_release_needs() {
+    let (st, _, err) = podsig_output(&["stap-build", "--kernel-release", "6.12.117+deb13-amd64", "-o", "/tmp/x.ko"]);
+    assert!(!st.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for needle in [
+        "cannot build a SystemTap module for kernel 6.12.117+deb13-amd64",
+        "linux-headers-6.12.117+deb13-amd64",
+        "linux-image-6.12.117+deb13-amd64-dbg",
+        "kernel-devel-6.12.117+deb13-amd64",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    let (st, _, err) = podsig_output(&["stap-build", "--kernel-release", "../../etc"]);
+    assert!(!st.success() && err.contains("is not a kernel release"), "{err}");
 }

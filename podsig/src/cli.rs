@@ -47,6 +47,9 @@ pub struct Cli {
 pub enum Command {
     /// Report every signal sent to the given processes, with who sent it.
     Watch(WatchArgs),
+    /// Build the SystemTap module for a node's kernel release, here, once: the node then
+    /// needs only staprun (`watch --backend stap --stap-module FILE`).
+    StapBuild(StapBuildArgs),
     /// Flight recorder: watch every process on the node and keep each kill, with its pod and
     /// sender, in a history file that `podsig history` answers from later.
     Record(RecordArgs),
@@ -139,6 +142,24 @@ pub struct WatchArgs {
     /// who want to run it themselves.
     #[arg(long)]
     pub print_script: bool,
+    /// Load this prebuilt SystemTap module (from `podsig stap-build`) with staprun instead
+    /// of compiling one here; implies --backend stap.
+    #[arg(long, value_name = "FILE", conflicts_with = "print_script")]
+    pub stap_module: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  podsig stap-build --kernel-release 6.12.117+deb13-amd64 -o podsig-6.12.ko
+  (on the node, with only systemtap-runtime) sudo podsig watch --backend stap --stap-module podsig-6.12.ko --pid 7942")]
+pub struct StapBuildArgs {
+    /// The node's kernel release (`uname -r` there). Its headers and debuginfo must be
+    /// installed here, not there.
+    #[arg(short = 'r', long, value_name = "RELEASE")]
+    pub kernel_release: String,
+    /// Where to write the module (default: podsig-RELEASE.ko).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

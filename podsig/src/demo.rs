@@ -24,7 +24,7 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
     eprintln!("podsig: demo: started a throwaway target, `sleep 600` (pid {pid})");
     let opts = WatchOptions {
         backend: BackendKind::Auto,
-        spec: WatchSpec { pids: vec![pid], all: false, signals: vec![], ring_bytes, verbose: false, follow: false },
+        spec: WatchSpec { pids: vec![pid], all: false, signals: vec![], ring_bytes, verbose: false, follow: false, stap_module: None },
         print: Some(format),
         node: Default::default(),
         count: None,

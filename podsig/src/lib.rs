@@ -58,8 +58,18 @@ pub async fn run(cli: Cli) -> Result<()> {
                     bail!("--print-script prints the SystemTap script: add --backend stap");
                 }
                 let spec = WatchSpec { pids: args.pids, all: args.all, signals, ..Default::default() };
-                return print_out(&backend::stap::script::generate(&backend::stap::script_spec(&spec)));
+                let params: Vec<String> = backend::stap::script_spec(&spec)
+                    .params()
+                    .into_iter()
+                    .map(|(k, v)| format!("-G {k}={v}"))
+                    .collect();
+                let run = format!("// Run as root: stap {} podsig.stp\n", params.join(" "));
+                return print_out(&(run + &backend::stap::script::generate()));
             }
+            let backend_kind = match (&args.stap_module, args.backend) {
+                (Some(_), backend::BackendKind::Auto) => backend::BackendKind::Stap,
+                (_, kind) => kind,
+            };
             require_root()?;
             let mut pids = target::resolve_pids(&args.pids)?;
             // With --all the pod flags filter what is reported; without, they pick what to watch.
@@ -93,7 +103,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             let metrics = serve_metrics(args.node.metrics_addr).await?;
             let opts = WatchOptions {
-                backend: args.backend,
+                backend: backend_kind,
                 spec: WatchSpec {
                     pids,
                     all: args.all,
@@ -101,6 +111,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ring_bytes: args.common.ring_size,
                     verbose,
                     follow: follower.is_some(),
+                    stap_module: args.stap_module,
                 },
                 follower,
                 print: Some(args.common.output.unwrap_or_else(watch::default_format)),
@@ -118,6 +129,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
             Ok(())
         }
+        Command::StapBuild(args) => {
+            let release = args.kernel_release.trim();
+            if release.is_empty() || release.contains('/') || release.starts_with('-') {
+                bail!("'{release}' is not a kernel release (as `uname -r` prints it, e.g. 6.12.117+deb13-amd64)");
+            }
+            let out = args.output.unwrap_or_else(|| format!("podsig-{release}.ko").into());
+            backend::stap::module::build(release, &out, verbose).await
+        }
         Command::Record(args) => {
             require_root()?;
             let metrics = serve_metrics(args.node.metrics_addr).await?;
@@ -134,6 +153,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ring_bytes: args.ring_size,
                     verbose,
                     follow: false,
+                    stap_module: None,
                 },
                 follower: None,
                 print: args.output,

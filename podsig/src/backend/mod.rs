@@ -26,6 +26,8 @@ pub struct WatchSpec {
     pub verbose: bool,
     /// Watch what watched processes fork, and accept pids added while running (containers).
     pub follow: bool,
+    /// A SystemTap module built ahead of time (`podsig stap-build`), loaded with staprun.
+    pub stap_module: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -109,6 +111,7 @@ pub async fn attach(kind: BackendKind, spec: &WatchSpec) -> Result<AnyBackend> {
     match kind {
         BackendKind::Ebpf => ebpf(spec),
         BackendKind::Stap => Ok(AnyBackend::Stap(Box::new(stap::StapBackend::attach(spec, spec.verbose).await?))),
+        _ if spec.stap_module.is_some() => bail!("--stap-module loads a SystemTap module: use it with --backend stap"),
         BackendKind::Auto => {
             let missing = ebpf_missing();
             if missing.is_empty() {

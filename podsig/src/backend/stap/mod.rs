@@ -1,6 +1,7 @@
 //! The SystemTap backend, for kernels eBPF cannot serve: writes the script, runs `stap`,
 //! and parses its output into the same records as every other backend.
 
+pub mod module;
 pub mod parse;
 pub mod script;
 
@@ -70,30 +71,57 @@ impl Drop for PrivateDir {
     }
 }
 
+/// Writes `text` to a new file only root can read (the script, in a [`PrivateDir`]).
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 impl StapBackend {
     pub async fn attach(spec: &WatchSpec, verbose: bool) -> Result<Self> {
-        if std::env::var_os(NO_PREFLIGHT_ENV).is_none() {
-            preflight()?;
-        }
-        let dir = PrivateDir::new()?;
-        let path = dir.0.join("podsig.stp");
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| f.write_all(script::generate(&script_spec(spec)).as_bytes()))
-            .with_context(|| format!("writing {}", path.display()))?;
-
-        eprintln!("podsig: compiling SystemTap module…");
-        let mut child = Command::new("stap")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting stap (install systemtap, or use --backend ebpf)")?;
+        let params = script_spec(spec).params();
+        let mut dir = None;
+        let (action, mut child) = match &spec.stap_module {
+            Some(module) => {
+                module::check(module, &crate::doctor::kernel_release())?;
+                eprintln!("podsig: loading SystemTap module {}…", module.display());
+                let child = Command::new("staprun")
+                    .arg(module)
+                    .args(params.iter().map(|(k, v)| format!("{k}={v}")))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .context("starting staprun (install systemtap-runtime: apt-get install systemtap-runtime, dnf install systemtap-runtime)")?;
+                ("load", child)
+            }
+            None => {
+                if std::env::var_os(NO_PREFLIGHT_ENV).is_none() {
+                    preflight()?;
+                }
+                let d = PrivateDir::new()?;
+                let path = d.0.join("podsig.stp");
+                write_private(&path, &script::generate())?;
+                eprintln!("podsig: compiling SystemTap module…");
+                let child = Command::new("stap")
+                    .args(params.iter().flat_map(|(k, v)| ["-G".to_string(), format!("{k}={v}")]))
+                    .arg(&path)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .context("starting stap (install systemtap, or use --backend ebpf)")?;
+                dir = Some(d);
+                ("build or load", child)
+            }
+        };
         let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
         let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
 
@@ -110,7 +138,7 @@ impl StapBackend {
                         while let Ok(Some(l)) = stderr.next_line().await {
                             log.push(l);
                         }
-                        return Err(compile_failure(&log, status, verbose));
+                        return Err(stap_failure(action, &crate::doctor::kernel_release(), &log, status, verbose));
                     }
                 },
                 line = stderr.next_line(), if stderr_open => match line {
@@ -124,7 +152,7 @@ impl StapBackend {
                 },
             }
         }
-        drop(dir);
+        drop(dir.take());
         // Warnings from the build still matter once the module runs (verbose already showed
         // the whole log).
         if !verbose {
@@ -157,20 +185,25 @@ impl StapBackend {
 }
 
 /// One line: what failed, for which kernel, what to do. stap's log only with --verbose.
-fn compile_failure(log: &[String], status: Option<std::process::ExitStatus>, verbose: bool) -> anyhow::Error {
+fn stap_failure(
+    action: &str,
+    release: &str,
+    log: &[String],
+    status: Option<std::process::ExitStatus>,
+    verbose: bool,
+) -> anyhow::Error {
     if verbose {
         for l in log {
             eprintln!("podsig: stap: {l}");
         }
     }
-    let release = crate::doctor::kernel_release();
     let first_error = log
         .iter()
         .find(|l| l.contains("error:") || l.starts_with("semantic error") || l.contains("ERROR"))
         .or(log.last())
         .map_or("no output".to_string(), |l| l.trim().to_string());
     anyhow!(
-        "{} could not build or load its module for kernel {} ({}; {first_error}): upgrade \
+        "{} could not {action} its module for kernel {} ({}; {first_error}): upgrade \
          SystemTap to a release that supports this kernel, or use --backend ebpf{}",
         crate::doctor::stap_version().unwrap_or_else(|| "stap (version unknown)".into()),
         release,
