@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result, bail};
 
 mod bench;
 mod image;
+mod stapvm;
 mod vm;
 
 const USAGE: &str = "usage: cargo xtask <task>
@@ -31,7 +32,9 @@ tasks:
   image            build the container image (static musl podsig, OCI archive in
                    target/image/) without a Docker daemon
   vm-test [--kernel K …]  boot Debian kernels (5.10, 6.1, 6.12) under QEMU and run the
-                   end-to-end scenario in each (K: part of a release, e.g. 5.10)
+                   end-to-end scenario in each, then SystemTap live on trixie's 6.12
+                   (a module built by `podsig stap-build` in a cached sid root) beside
+                   eBPF (K: part of a release, e.g. 5.10, or `stap`)
   prereqs          install the eBPF build prerequisites only";
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -268,6 +271,8 @@ const VM_PACKAGES: &[(&str, &str)] = &[
     ("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),
     ("cpio", "/usr/bin/cpio"),
     ("busybox-static", "/bin/busybox"),
+    // The sid root where SystemTap builds the module for the live run.
+    ("debootstrap", "/usr/sbin/debootstrap"),
 ];
 
 fn vm_test(args: &[String]) -> Result<()> {

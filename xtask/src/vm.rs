@@ -26,9 +26,9 @@ const DEFAULT_KERNELS: &[(&str, &str)] = &[
     ("", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64$"),
 ];
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
-const MARK: &str = "PODSIG-VM ";
+pub const MARK: &str = "PODSIG-VM ";
 
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     std::env::var_os("PODSIG_VM_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/podsig-vm"))
 }
 
@@ -42,7 +42,7 @@ fn sh_out(cmd: &mut Command) -> Result<String> {
 
 /// The host's Debian mirror, as its apt sources name it for the host's own release (no
 /// address is written here): the entry whose suites include this system's codename.
-fn host_mirror() -> Result<String> {
+pub fn host_mirror() -> Result<String> {
     let os = fs::read_to_string("/etc/os-release").unwrap_or_default();
     let codename = os
         .lines()
@@ -143,9 +143,16 @@ fn fetch(pkg: &str, release: &str, opts: &[String]) -> Result<PathBuf> {
         .map(|e| e.path())
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pkg}_"))))
         .context("downloaded .deb not found")?;
+    extract_vmlinuz(&deb, release, &vmlinuz)?;
+    let _ = fs::remove_file(&deb);
+    Ok(vmlinuz)
+}
+
+/// `./boot/vmlinuz-RELEASE` out of a kernel package, to `vmlinuz`.
+pub fn extract_vmlinuz(deb: &Path, release: &str, vmlinuz: &Path) -> Result<()> {
     let x = cache_dir().join(format!("x-{release}"));
     fs::create_dir_all(&x)?;
-    let tar = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(&deb).stdout(Stdio::piped()).spawn()?;
+    let tar = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(deb).stdout(Stdio::piped()).spawn()?;
     let st = Command::new("tar")
         .arg("-x")
         .arg("-C")
@@ -157,10 +164,9 @@ fn fetch(pkg: &str, release: &str, opts: &[String]) -> Result<PathBuf> {
     if !st.success() {
         bail!("extracting vmlinuz from {}", deb.display());
     }
-    fs::rename(x.join(format!("boot/vmlinuz-{release}")), &vmlinuz)?;
+    fs::rename(x.join(format!("boot/vmlinuz-{release}")), vmlinuz)?;
     let _ = fs::remove_dir_all(&x);
-    let _ = fs::remove_file(&deb);
-    Ok(vmlinuz)
+    Ok(())
 }
 
 const INIT: &str = r#"#!/bin/sh
@@ -201,28 +207,37 @@ poweroff -f
 
 /// The initramfs: busybox, podsig and its libraries, the init script.
 fn initramfs(podsig: &Path, work: &Path) -> Result<PathBuf> {
+    let mut files = vec![(podsig.to_path_buf(), "podsig".to_string())];
+    for lib in sh_out(Command::new("ldd").arg(podsig))?.lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
+        if let Some(p) = lib.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push((PathBuf::from(p), p.trim_start_matches('/').to_string()));
+        }
+    }
+    pack_initramfs(work, INIT, &["sh", "mount", "sleep", "kill", "grep", "cat", "uname", "poweroff", "echo"], &files)
+}
+
+/// A gzipped cpio of busybox (with these applets), `files` (source, path in the image;
+/// later entries win) and `init`.
+pub fn pack_initramfs(work: &Path, init: &str, applets: &[&str], files: &[(PathBuf, String)]) -> Result<PathBuf> {
     let root = work.join("root");
     let _ = fs::remove_dir_all(&root);
-    for d in ["bin", "proc", "sys", "dev", "tmp", "lib64", "lib/x86_64-linux-gnu"] {
+    for d in ["bin", "proc", "sys", "dev", "tmp"] {
         fs::create_dir_all(root.join(d))?;
     }
     fs::copy("/bin/busybox", root.join("bin/busybox")).context("busybox-static is needed (/bin/busybox)")?;
-    for applet in ["sh", "mount", "sleep", "kill", "grep", "cat", "uname", "poweroff", "echo"] {
+    for applet in applets {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
     }
-    fs::copy(podsig, root.join("podsig"))?;
-    for lib in sh_out(Command::new("ldd").arg(podsig))?.lines() {
-        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
-        let path = lib.split_whitespace().find(|w| w.starts_with('/'));
-        if let Some(p) = path {
-            let dest = root.join(p.trim_start_matches('/'));
-            fs::create_dir_all(dest.parent().unwrap())?;
-            fs::copy(p, &dest).with_context(|| format!("copying {p}"))?;
-        }
+    for (src, dest) in files {
+        let dest = root.join(dest);
+        fs::create_dir_all(dest.parent().unwrap())?;
+        let _ = fs::remove_file(&dest);
+        fs::copy(src, &dest).with_context(|| format!("copying {}", src.display()))?;
     }
-    let init = root.join("init");
-    fs::write(&init, INIT)?;
-    fs::set_permissions(&init, fs::Permissions::from_mode(0o755))?;
+    let init_path = root.join("init");
+    fs::write(&init_path, init)?;
+    fs::set_permissions(&init_path, fs::Permissions::from_mode(0o755))?;
     let out = work.join("initramfs.cpio.gz");
     let st = Command::new("sh")
         .arg("-c")
@@ -252,6 +267,12 @@ impl Outcome {
 }
 
 fn boot(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<Outcome> {
+    let console = qemu(release, vmlinuz, initrd)?;
+    Ok(verdict(release, &console))
+}
+
+/// Boots a kernel with an initramfs under TCG and returns the serial console.
+pub fn qemu(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<String> {
     println!("xtask: vm-test: booting {release}");
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-nographic", "-no-reboot", "-kernel"])
@@ -279,8 +300,7 @@ fn boot(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<Outcome> {
         thread::sleep(Duration::from_millis(100));
     }
     let _ = child.wait();
-    let console = reader.join().unwrap_or_default().replace('\r', "");
-    Ok(verdict(release, &console))
+    Ok(reader.join().unwrap_or_default().replace('\r', ""))
 }
 
 /// Checks one scenario's records: the SIGKILL from the short-lived `sh -c kill`, then the
@@ -358,6 +378,22 @@ pub fn run(podsig: &Path, only: &[String]) -> Result<()> {
         let vmlinuz = fetch(&pkg, &release, &opts)?;
         outcomes.push(boot(&release, &vmlinuz, &initrd)?);
     }
+    // SystemTap for real, on a kernel that loads modules.
+    let stap = if only.is_empty() || only.iter().any(|k| k == "stap" || k.contains("deb13")) {
+        match crate::stapvm::live(podsig, &work) {
+            Ok(o) => Some(o),
+            Err(e) if std::env::var_os("CI").is_some() => {
+                let _ = fs::remove_dir_all(&work);
+                bail!("vm-test: the SystemTap environment could not be built: {e:#}");
+            }
+            Err(e) => {
+                println!("xtask: vm-test: SystemTap live run not done (not a pass): {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let _ = fs::remove_dir_all(&work);
     let verdict = |r: &Result<(), String>| if r.is_ok() { "pass" } else { "FAIL" };
     println!(
@@ -375,6 +411,19 @@ pub fn run(podsig: &Path, only: &[String]) -> Result<()> {
             o.attach_ms
         );
     }
+    if let Some(o) = &stap {
+        println!(
+            "\n| kernel | SystemTap | one `sh -c kill`, module (staprun) and eBPF at once | ready: module load (ms, TCG) | ready: eBPF attach (ms, TCG) |\n|---|---|---|---|---|"
+        );
+        let same = match &o.verdict {
+            Ok(chain) => format!("same signal, sender, parent, ancestry {chain}"),
+            Err(e) => format!("FAIL: {e}"),
+        };
+        println!("| {} | {} | {same} | {} | {} |", o.release, o.stap_version, o.stap_ready_ms, o.ebpf_ready_ms);
+        if o.verdict.is_err() {
+            eprintln!("\n--- guest console ({}) ---\n{}\n---", o.release, o.console);
+        }
+    }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.pass()).collect();
     for o in &failed {
         let why: Vec<String> = [("scenario", &o.main), ("fallback", &o.fallback)]
@@ -385,6 +434,9 @@ pub fn run(podsig: &Path, only: &[String]) -> Result<()> {
     }
     if !failed.is_empty() {
         bail!("vm-test failed on {}", failed.iter().map(|o| o.release.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    if let Some(Err(e)) = stap.as_ref().map(|o| &o.verdict) {
+        bail!("vm-test: SystemTap and eBPF disagree or did not both report: {e}");
     }
     Ok(())
 }

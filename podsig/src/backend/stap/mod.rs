@@ -38,6 +38,8 @@ pub struct StapBackend {
     pending: Vec<String>,
     watched: BTreeSet<u32>,
     all: bool,
+    /// A renamed module's copy under its own name, kept while it runs.
+    _staged: Option<PrivateDir>,
 }
 
 pub fn script_spec(spec: &WatchSpec) -> ScriptSpec {
@@ -85,13 +87,16 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
 impl StapBackend {
     pub async fn attach(spec: &WatchSpec, verbose: bool) -> Result<Self> {
         let params = script_spec(spec).params();
-        let mut dir = None;
+        // The script's directory while stap compiles, or a renamed module's staged copy.
+        let mut dir: Option<PrivateDir>;
         let (action, mut child) = match &spec.stap_module {
             Some(module) => {
-                module::check(module, &crate::doctor::kernel_release())?;
+                let info = module::check(module, &crate::doctor::kernel_release())?;
+                let (load, d) = module::staged(module, &info)?;
+                dir = d;
                 eprintln!("podsig: loading SystemTap module {}…", module.display());
                 let child = Command::new("staprun")
-                    .arg(module)
+                    .arg(&load)
                     .args(params.iter().map(|(k, v)| format!("{k}={v}")))
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
@@ -152,6 +157,8 @@ impl StapBackend {
                 },
             }
         }
+        // The script is not needed once stap runs; a staged module stays until unloaded.
+        let staged = if spec.stap_module.is_some() { dir.take() } else { None };
         drop(dir.take());
         // Warnings from the build still matter once the module runs (verbose already showed
         // the whole log).
@@ -180,6 +187,7 @@ impl StapBackend {
             pending: Vec::new(),
             watched: spec.pids.iter().copied().collect(),
             all: spec.all,
+            _staged: staged,
         })
     }
 }
@@ -202,6 +210,14 @@ fn stap_failure(
         .find(|l| l.contains("error:") || l.starts_with("semantic error") || l.contains("ERROR"))
         .or(log.last())
         .map_or("no output".to_string(), |l| l.trim().to_string());
+    let hint = if verbose { "" } else { " (--verbose shows stap's output)" };
+    if action == "load" {
+        return anyhow!(
+            "staprun could not load the module on kernel {release} ({}; {first_error}): check that \
+             it was built for this kernel and that debugfs is mounted, or use --backend ebpf{hint}",
+            status.map_or("staprun exited".to_string(), |s| format!("staprun {s}")),
+        );
+    }
     anyhow!(
         "{} could not {action} its module for kernel {} ({}; {first_error}): upgrade \
          SystemTap to a release that supports this kernel, or use --backend ebpf{}",

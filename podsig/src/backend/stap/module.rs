@@ -62,6 +62,20 @@ pub fn check(path: &Path, running: &str) -> Result<ModInfo> {
     }
 }
 
+/// staprun finds a module's control channel by the file's name, which must be the
+/// module's own: a renamed file (`podsig-6.12.ko`) is loaded from a private copy named
+/// right.
+pub(super) fn staged(path: &Path, info: &ModInfo) -> Result<(std::path::PathBuf, Option<super::PrivateDir>)> {
+    let Some(name) = &info.name else { return Ok((path.to_path_buf(), None)) };
+    if path.file_stem().is_some_and(|s| s.to_string_lossy() == *name) {
+        return Ok((path.to_path_buf(), None));
+    }
+    let dir = super::PrivateDir::new()?;
+    let copy = dir.0.join(format!("{name}.ko"));
+    fs::copy(path, &copy).with_context(|| format!("copying {} to {}", path.display(), copy.display()))?;
+    Ok((copy, Some(dir)))
+}
+
 /// `podsig stap-build`: the module for `release`, written to `out`.
 pub async fn build(release: &str, out: &Path, verbose: bool) -> Result<()> {
     let (checks, _, _) = crate::doctor::stap_checks(release);

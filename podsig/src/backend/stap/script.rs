@@ -86,40 +86,40 @@ function add_numbers(list:string, which:long) {
     s += "}\n\n";
     s += r#"// ns since boot. task_start_time() reads real_start_time, renamed start_boottime in 5.5
 // (which breaks the recipe's task_ancestry on newer kernels); 3.10 kept a timespec there.
+// Ternaries: stap drops the branch @defined rules out (an if would still elaborate it).
 function start_ns:long (t:long) {
-  if (@defined(@task(t)->start_boottime))
-    return @task(t)->start_boottime
-  if (@defined(@task(t)->real_start_time->tv_sec))
-    return @task(t)->real_start_time->tv_sec * 1000000000 + @task(t)->real_start_time->tv_nsec
-  return @task(t)->real_start_time
+  return @defined(@task(t)->start_boottime) ? @task(t)->start_boottime
+    : @defined(@task(t)->real_start_time->tv_sec)
+      ? @task(t)->real_start_time->tv_sec * 1000000000 + @task(t)->real_start_time->tv_nsec
+      : @task(t)->real_start_time
 }
 
 // The numeric si_code (the tapset's si_code is a description). info 0/1/2 are the markers
 // SEND_SIG_NOINFO (SI_USER), SEND_SIG_PRIV (SI_KERNEL), SEND_SIG_FORCED (< 4.20, SI_USER).
+// kernel_siginfo is 4.20's name for the in-kernel siginfo.
 function code_of:long (info:long) {
   if (info == 0 || info == 2) return 0
   if (info == 1) return 128
-  if (@defined(@cast(info, "kernel_siginfo")->si_code))
-    return @cast(info, "kernel_siginfo")->si_code
-  return @cast(info, "siginfo")->si_code
+  return @defined(@cast(info, "kernel_siginfo", "kernel")->si_code) ? @cast(info, "kernel_siginfo", "kernel")->si_code
+    : @cast(info, "siginfo", "kernel")->si_code
 }
 
 "#;
     s += "probe signal.send {\n";
-    s += "  tgid = task_tgid(task)\n";
+    s += "  tgid = task_pid(task)\n";
     s += "  if (!watch_all && !(tgid in targets)) next\n";
     s += "  if (!any_signal && !(sig in wanted)) next\n";
     let _ = writeln!(
         s,
         "  printf(\"{MARK}\\tSIG\\t%d\\t%d\\t%d\\t%d\\t%d\\t%d\\t%s\\t%d\\t%d\\t%d\\t%d\\t%s\\t%s\\t\",\n    \
-         gettimeofday_ns(), sig, code_of(sinfo), shared, tgid, task_pid(task), text_str(pid_name),\n    \
+         gettimeofday_ns(), sig, code_of(sinfo), shared, tgid, task_tid(task), text_str(pid_name),\n    \
          pid(), tid(), ppid(), uid(), text_str(execname()), text_str(cmdline_args(0, -1, \"\\001\")))"
     );
     s += "  // The sender's ancestry, walked as task_ancestry did: sender first, up to pid 0.\n";
     s += "  t = task_current()\n";
     let _ = writeln!(s, "  for (depth = 0; depth < {MAX_ANCESTRY} && t != 0; depth++) {{");
-    s += "    printf(\"%d\\t%d\\t%s\\t\", task_tgid(t), start_ns(t), text_str(task_execname(t)))\n";
-    s += "    if (task_tgid(t) == 0) break\n";
+    s += "    printf(\"%d\\t%d\\t%s\\t\", task_pid(t), start_ns(t), text_str(task_execname(t)))\n";
+    s += "    if (task_pid(t) == 0) break\n";
     s += "    t = task_parent(t)\n";
     s += "  }\n";
     s += "  printf(\"\\n\")\n";
