@@ -226,7 +226,7 @@ if [ "$1" = --version ]; then echo "Systemtap translator/driver (version 5.6/0.1
 echo "$*" > {d}/build-args
 while [ $# -gt 1 ]; do case "$1" in -r) R="$2"; shift;; -m) M="$2"; shift;; esac; shift; done
 printf 'license=GPL\000name=%s\000vermagic=%s SMP preempt mod_unload \000' "$M" "$R" > {d}/modinfo
-objcopy -O elf64-x86-64 --only-section=.text --add-section .modinfo={d}/modinfo /bin/true "$M.ko"
+objcopy -I binary -O elf64-x86-64 -B i386:x86-64 --rename-section .data=.modinfo {d}/modinfo "$M.ko"
 "#,
         d = dir.display()
     );

@@ -255,6 +255,18 @@ pub fn split_argv(bytes: &[u8]) -> Vec<String> {
     bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
+/// A container `app` of pod `prod/<pod>`, with ID `<pod>0123456789abcdef`, for tests.
+#[cfg(test)]
+pub fn sample_container(pod: &str) -> ContainerRef {
+    ContainerRef {
+        id: format!("{pod}0123456789abcdef"),
+        name: Some("app".into()),
+        runtime: "containerd",
+        pod: Some(pod.into()),
+        namespace: Some("prod".into()),
+    }
+}
+
 /// A complete signal record for tests: pkill(23549) sends SIGKILL to server(7942).
 #[cfg(test)]
 pub fn sample_signal() -> SignalRecord {
@@ -336,13 +348,7 @@ mod tests {
         // `podsig history` reads back what `podsig record` stored: every field survives.
         let mut s = sample_signal();
         s.syscall = Some("kill");
-        s.target.container = Some(ContainerRef {
-            id: "abc".into(),
-            name: Some("web".into()),
-            runtime: "containerd",
-            pod: Some("web-1".into()),
-            namespace: Some("default".into()),
-        });
+        s.target.container = Some(sample_container("web-1"));
         let r = Record::Signal(s);
         let back: Record = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);

@@ -399,20 +399,14 @@ pub fn query(conn: &Connection, q: &Query) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ContainerRef, sample_signal};
+    use crate::event::{sample_container, sample_signal};
 
     fn signal_in(pod: &str, pid: u32, sig: i32) -> Record {
         let mut s = sample_signal();
         s.time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
         s.target.pid = pid;
         s.signal = crate::event::SignalId::new(sig);
-        s.target.container = Some(ContainerRef {
-            id: format!("{pod}0123456789abcdef"),
-            name: Some("app".into()),
-            runtime: "containerd",
-            pod: Some(pod.into()),
-            namespace: Some("prod".into()),
-        });
+        s.target.container = Some(sample_container(pod));
         Record::Signal(s)
     }
 

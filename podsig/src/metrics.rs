@@ -166,19 +166,13 @@ fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ContainerRef, sample_signal};
+    use crate::event::{sample_container, sample_signal};
 
     #[test]
     fn exposition_has_bounded_labels() {
         let m = Metrics::new();
         let mut s = sample_signal();
-        s.target.container = Some(ContainerRef {
-            id: "0123abcd".into(),
-            name: Some("app".into()),
-            runtime: "containerd",
-            pod: Some("web".into()),
-            namespace: Some("prod".into()),
-        });
+        s.target.container = Some(sample_container("web"));
         m.record(&Record::Signal(s.clone()));
         m.record(&Record::Signal(s));
         m.record(&Record::Lost(crate::event::LostRecord { time: String::new(), node: None, backend: "ebpf", count: 3 }));
@@ -191,6 +185,6 @@ mod tests {
         assert!(t.contains("podsig_events_lost_total 3"), "{t}");
         assert!(t.contains("podsig_history_dropped_total 2"), "{t}");
         assert!(t.contains("podsig_build_info{version="), "{t}");
-        assert!(!t.contains("0123abcd") && !t.contains("7942"), "no IDs or pids in labels: {t}");
+        assert!(!t.contains("0123456789abcdef") && !t.contains("7942"), "no IDs or pids in labels: {t}");
     }
 }

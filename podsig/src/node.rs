@@ -89,7 +89,7 @@ fn comm_matches(wanted: &str, comm: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ContainerRef, sample_signal};
+    use crate::event::{sample_container, sample_signal};
 
     #[test]
     fn default_signals_for_a_node() {
@@ -103,13 +103,7 @@ mod tests {
         let mut s = sample_signal();
         let f = Filter { pod: Some("web".into()), ..Default::default() };
         assert!(!f.keeps(&Record::Signal(s.clone())), "a host process is in no pod");
-        s.target.container = Some(ContainerRef {
-            id: "abc".into(),
-            name: Some("app".into()),
-            runtime: "containerd",
-            pod: Some("web".into()),
-            namespace: Some("prod".into()),
-        });
+        s.target.container = Some(sample_container("web"));
         assert!(f.keeps(&Record::Signal(s.clone())));
         let f = Filter { namespace: Some("prod".into()), container_name: Some("sidecar".into()), ..Default::default() };
         assert!(!f.keeps(&Record::Signal(s.clone())));

@@ -154,7 +154,7 @@ impl Follower {
                     w.info.as_ref().is_some_and(|i| {
                         [container::LABEL_POD, container::LABEL_POD_NAMESPACE, container::LABEL_CONTAINER]
                             .iter()
-                            .all(|k| i.labels.get(*k).is_some() && i.labels.get(*k) == c.labels.get(*k))
+                            .all(|k| i.labels.contains_key(*k) && i.labels.get(*k) == c.labels.get(*k))
                     })
                 };
                 let pod_match = self.selector.pod.as_ref().is_some_and(|p| c.labels.get(container::LABEL_POD) == Some(p))

@@ -126,16 +126,14 @@ pub async fn build(release: &str, out: &Path, verbose: bool) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// A stand-in module: any ELF with a .modinfo section as kbuild writes it.
+    /// A stand-in module: an ELF object whose .modinfo reads as kbuild writes it.
     fn fake_module(dir: &Path, name: &str, release: &str) -> std::path::PathBuf {
         let obj = dir.join(format!("{name}.ko"));
         let info = dir.join(format!("{name}.modinfo"));
         fs::write(&info, format!("license=GPL\0name={name}\0vermagic={release} SMP preempt mod_unload \0")).unwrap();
-        let src = std::env::current_exe().unwrap();
         let st = std::process::Command::new("objcopy")
-            .args(["-O", "elf64-x86-64", "--only-section=.text", "--add-section"])
-            .arg(format!(".modinfo={}", info.display()))
-            .arg(&src)
+            .args(["-I", "binary", "-O", "elf64-x86-64", "-B", "i386:x86-64", "--rename-section", ".data=.modinfo"])
+            .arg(&info)
             .arg(&obj)
             .status()
             .unwrap();
