@@ -149,6 +149,10 @@ pub struct FilterConfig {
     pub _pad: u32,
 }
 
+/// Words of the pid bitmap ahead of the target hash: one bit per pid up to PID_MAX_LIMIT
+/// (4194304 on 64-bit kernels).
+pub const TARGET_BITMAP_WORDS: u32 = 65536;
+
 /// `TARGETS` value bit: watched because its parent was (followed fork), not named by the
 /// user: its exit only clears it from the filter.
 pub const TARGET_CHILD: u32 = 1 << 31;

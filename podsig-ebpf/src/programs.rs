@@ -17,15 +17,15 @@ use aya_ebpf::{
         bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, generated,
     },
     macros::{map, raw_tracepoint, tracepoint},
-    maps::{HashMap, PerCpuArray},
+    maps::{Array, HashMap, PerCpuArray},
     programs::{RawTracePointContext, TracePointContext},
     EbpfContext,
 };
 use podsig_common::{
     ARGV_LEN, COMM_LEN, EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent,
     FLAG_ANCESTRY_COMPLETE, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_NO_SIGINFO, FilterConfig,
-    KernelOffsets, MAX_ANCESTRY, OomEvent, OomFormat, SYSCALL_UNKNOWN, SignalEvent, TARGET_CHILD,
-    TracepointFormat,
+    KernelOffsets, MAX_ANCESTRY, OomEvent, OomFormat, SYSCALL_UNKNOWN, SignalEvent,
+    TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
 };
 
 const SI_USER: i32 = 0;
@@ -110,6 +110,12 @@ static OOM_FORMAT: OomFormat = OomFormat {
 /// where only the target's tid is known, every tid of a watched process → its tgid.
 #[map]
 static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+
+/// One bit per pid userspace put in TARGETS (BTF mode), written by userspace only: the
+/// miss path tests a bit (an array lookup the verifier inlines) instead of hashing. Forks
+/// followed in the kernel set no bit: with follow_forks the hash is always asked.
+#[map]
+static TARGET_BITS: Array<u64> = Array::with_max_entries(TARGET_BITMAP_WORDS, 0);
 
 /// Records dropped because the ring buffer was full; userspace sums the CPUs and reports.
 #[map]
@@ -226,8 +232,14 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let watch_all = unsafe { ptr::read_volatile(&raw const CONFIG.watch_all) };
-    if watch_all == 0 && unsafe { TARGETS.get(&tgid).is_none() } {
-        return 0;
+    if watch_all == 0 {
+        let listed = TARGET_BITS.get(tgid >> 6).is_none_or(|w| w & (1u64 << (tgid & 63)) != 0);
+        if !listed && unsafe { ptr::read_volatile(&raw const CONFIG.follow_forks) } == 0 {
+            return 0;
+        }
+        if unsafe { TARGETS.get(&tgid).is_none() } {
+            return 0;
+        }
     }
     let off = offsets();
     let cfg = config();

@@ -16,7 +16,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
-        HashMap, MapData, PerCpuArray, RingBuf,
+        Array, HashMap, MapData, PerCpuArray, RingBuf,
         perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer},
     },
     programs::{RawTracePoint, TracePoint},
@@ -24,7 +24,7 @@ use aya::{
 use podsig_common::{
     EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE,
     FLAG_KTHREAD, FLAG_NO_BTF, FilterConfig, KernelOffsets, MAX_ANCESTRY, OomEvent,
-    SYSCALL_UNKNOWN, SignalEvent, TARGET_CHILD, TracepointFormat,
+    SYSCALL_UNKNOWN, SignalEvent, TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -52,6 +52,8 @@ pub struct EbpfBackend {
     // Field order is drop order: the maps go before the programs and links they feed.
     reader: Reader,
     targets: HashMap<MapData, u32, u32>,
+    /// The miss path's pid bitmap (BTF mode); this process is its only writer.
+    target_bits: Array<MapData, u64>,
     /// Fallback mode keys the filter by tid: the tids added for each watched process.
     tids: std::collections::HashMap<u32, Vec<u32>>,
     lost: PerCpuArray<MapData, u64>,
@@ -186,6 +188,8 @@ impl EbpfBackend {
 
         let targets: HashMap<MapData, u32, u32> =
             HashMap::try_from(ebpf.take_map("TARGETS").context("map TARGETS missing")?)?;
+        let target_bits: Array<MapData, u64> =
+            Array::try_from(ebpf.take_map("TARGET_BITS").context("map TARGET_BITS missing")?)?;
         let events = ebpf.take_map("EVENTS").context("map EVENTS missing")?;
         let reader = if ringbuf {
             let buf = RingBuf::try_from(events)?;
@@ -210,6 +214,7 @@ impl EbpfBackend {
         let mut me = Self {
             reader,
             targets,
+            target_bits,
             tids: Default::default(),
             lost,
             lost_seen: 0,
@@ -296,7 +301,10 @@ impl EbpfBackend {
         let ctx = || format!("adding pid {pid} to the filter");
         let value = if member { pid | TARGET_CHILD } else { pid };
         match self.mode {
-            Mode::Btf => self.targets.insert(pid, value, 0).with_context(ctx)?,
+            Mode::Btf => {
+                self.targets.insert(pid, value, 0).with_context(ctx)?;
+                self.set_bit(pid, true).with_context(ctx)?;
+            }
             Mode::Tracepoint => {
                 let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
                     .map(|d| {
@@ -311,6 +319,21 @@ impl EbpfBackend {
                 }
                 self.tids.insert(pid, tids);
             }
+        }
+        Ok(())
+    }
+
+    /// The bitmap word holding `pid`, with its bit set or cleared. Only this process writes
+    /// the bitmap, so read-modify-write loses nothing.
+    fn set_bit(&mut self, pid: u32, on: bool) -> Result<()> {
+        let (word, bit) = (pid >> 6, 1u64 << (pid & 63));
+        if word >= TARGET_BITMAP_WORDS {
+            return Ok(()); // beyond PID_MAX_LIMIT; the program asks the hash for those
+        }
+        let old = self.target_bits.get(&word, 0)?;
+        let new = if on { old | bit } else { old & !bit };
+        if new != old {
+            self.target_bits.set(word, new, 0)?;
         }
         Ok(())
     }
@@ -412,6 +435,9 @@ impl Backend for EbpfBackend {
     }
 
     fn unwatch(&mut self, pid: u32) -> Result<()> {
+        if self.mode == Mode::Btf {
+            self.set_bit(pid, false).with_context(|| format!("removing pid {pid} from the filter"))?;
+        }
         let keys = self.tids.remove(&pid).unwrap_or_else(|| vec![pid]);
         for key in keys {
             match self.targets.remove(&key) {
