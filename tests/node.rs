@@ -36,6 +36,14 @@ fn node_mode_reports_terminating_signals_minus_noise_with_the_node_name() {
     let ev = w.next_matching("USR1 to the target", |v| v["kind"] == "signal" && v["target"]["pid"] == a.pid());
     assert_eq!(ev["signal"]["name"], "SIGUSR1");
     assert_eq!(ev["node"], "from-env");
+    drop(w);
+
+    // Any watch names its node; by default the hostname.
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let c = Target::sleep();
+    let mut w = Podsig::start_env(&["watch", "--pid", &c.pid().to_string(), "-o", "json"], &[("NODE_NAME", "")]);
+    send("sh", "kill -USR2 $T", c.pid());
+    assert_eq!(w.next_signal("SIGUSR2")["node"], hostname.as_str());
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
         backend: BackendKind::Auto,
         spec: WatchSpec { pids: vec![pid], all: false, signals: vec![], ring_bytes, verbose: false, follow: false, stap_module: None },
         print: Some(format),
-        node: Default::default(),
+        node: watch::NodeOptions { name: crate::node::name(None), ..Default::default() },
         count: None,
         follower: None,
         // The sender runs right after attach; this only bounds a demo gone wrong.
