@@ -216,6 +216,29 @@ pub struct Summary {
 /// its sender there).
 pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summary> {
     let started = Instant::now();
+    let mut enricher = Enricher::new();
+    enricher.node = opts.node.name.clone();
+    // containerd names the containers events mention; for a container watch the follower's
+    // client does it, else containerd's socket is tried once (quietly: hosts without one).
+    // Node mode, filters on pod labels, the history and metrics need a container's names
+    // on its first event (often its init's death): those name eagerly.
+    let mut namer = if opts.follower.is_none() {
+        let (socket, namespaces) = opts.node.containerd.clone().unwrap_or_else(|| {
+            (container::DEFAULT_SOCKET.into(), container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
+        });
+        let eager = opts.spec.all
+            || opts.node.filter.needs_labels()
+            || opts.node.history.is_some()
+            || opts.node.metrics.is_some();
+        Namer::connect(&socket, &namespaces, eager).await
+    } else {
+        None
+    };
+    // Before attaching: a container killed the moment `attached` is printed must already be
+    // known (its init leaves /proc at once; tasks started later are announced by events).
+    if let Some(n) = namer.as_mut() {
+        n.tick(&mut enricher).await;
+    }
     let mut backend = backend::attach(opts.backend, &opts.spec).await?;
     if let Some(f) = opts.follower.as_mut() {
         // Forks are followed in the kernel from now on; a process the container started
@@ -252,27 +275,6 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         m.set_attached();
     }
 
-    let mut enricher = Enricher::new();
-    enricher.node = opts.node.name.clone();
-    // containerd names the containers events mention; for a container watch the follower's
-    // client does it, else containerd's socket is tried once (quietly: hosts without one).
-    // Node mode, filters on pod labels, the history and metrics need a container's names
-    // on its first event (often its init's death): those name eagerly.
-    let mut namer = if opts.follower.is_none() {
-        let (socket, namespaces) = opts.node.containerd.clone().unwrap_or_else(|| {
-            (container::DEFAULT_SOCKET.into(), container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
-        });
-        let eager = opts.spec.all
-            || opts.node.filter.needs_labels()
-            || opts.node.history.is_some()
-            || opts.node.metrics.is_some();
-        Namer::connect(&socket, &namespaces, eager).await
-    } else {
-        None
-    };
-    if let Some(n) = namer.as_mut() {
-        n.tick(&mut enricher).await;
-    }
     if let Some(f) = &opts.follower {
         f.share_membership(&mut enricher);
     }
