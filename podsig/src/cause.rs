@@ -280,7 +280,8 @@ mod tests {
                 a(900, "containerd"),
                 a(950, "containerd-shim"),
                 a(sender.1, sender.0),
-            ],
+            ]
+            .into(),
             syscall_nr,
             ..base
         }

@@ -271,7 +271,7 @@ impl Enricher {
         }
         s.sender.ppid = chain.get(1).map_or(0, |a| a.pid);
         chain.reverse();
-        s.ancestry = chain;
+        s.ancestry = chain.into();
         s.ancestry_complete = complete;
     }
 }

@@ -2,7 +2,10 @@
 //!
 //! Field names are the JSON schema documented in README.md; change both together.
 
-use serde::{Deserialize, Serialize};
+use std::{cell::RefCell, sync::Arc};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 pub use crate::container::ContainerRef;
 use crate::{interned, signals};
@@ -80,6 +83,54 @@ pub struct Ancestor {
     pub start_ns: u64,
 }
 
+/// A sender's ancestry, root first. Shared, because a storm from one sender repeats it in
+/// every record: the backend decodes it once and the JSON output renders it once (the
+/// rendering was a third of a storm's cost in the reader).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ancestry(Arc<Vec<Ancestor>>);
+
+impl Ancestry {
+    pub fn shares(&self, other: &Ancestry) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl From<Vec<Ancestor>> for Ancestry {
+    fn from(v: Vec<Ancestor>) -> Self {
+        Self(Arc::new(v))
+    }
+}
+
+impl std::ops::Deref for Ancestry {
+    type Target = [Ancestor];
+    fn deref(&self) -> &[Ancestor] {
+        &self.0
+    }
+}
+
+impl Serialize for Ancestry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        thread_local! {
+            /// The last ancestry rendered, kept alive so its pointer cannot be reused.
+            static RENDERED: RefCell<Option<(Ancestry, Box<RawValue>)>> = const { RefCell::new(None) };
+        }
+        RENDERED.with_borrow_mut(|last| {
+            if !last.as_ref().is_some_and(|(a, _)| a.shares(self)) {
+                let json = serde_json::to_string(&*self.0).map_err(S::Error::custom)?;
+                *last = Some((self.clone(), RawValue::from_string(json).map_err(S::Error::custom)?));
+            }
+            last.as_ref().map(|(_, raw)| raw).expect("just rendered").serialize(s)
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Ancestry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Ancestor>::deserialize(d).map(Into::into)
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SignalRecord {
     pub time: String,
@@ -100,7 +151,7 @@ pub struct SignalRecord {
     pub target: Target,
     pub sender: Sender,
     /// Root (pid 0) first, the sender last.
-    pub ancestry: Vec<Ancestor>,
+    pub ancestry: Ancestry,
     pub ancestry_complete: bool,
     /// Where sender details came from: captured in the kernel at signal time, or read from
     /// /proc afterwards (kernels without BTF), which misses senders that already exited.
@@ -300,7 +351,8 @@ pub fn sample_signal() -> SignalRecord {
             a(1, "systemd", 80_000_000),
             a(23495, "bash", 2_008_504_817_798_337),
             a(23549, "pkill", 2_008_505_202_486_630),
-        ],
+        ]
+        .into(),
         ancestry_complete: true,
         ancestry_source: AncestrySource::Kernel,
         syscall: None,
@@ -341,6 +393,20 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
             r#"{"kind":"lost","time":"t","node":"n1","backend":"ebpf","count":3}"#
         );
+    }
+
+    #[test]
+    fn a_shared_ancestry_renders_the_same_json_each_time() {
+        let a = sample_signal();
+        let mut b = sample_signal();
+        let first = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::to_string(&a).unwrap(), first, "from the cache");
+        // Another ancestry is rendered afresh, not taken from the cache.
+        b.ancestry = b.ancestry[..2].to_vec().into();
+        let other: serde_json::Value = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+        assert_eq!(other["ancestry"].as_array().unwrap().len(), 2);
+        let again: serde_json::Value = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(again["ancestry"][3]["comm"], "pkill");
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tokio::io::unix::AsyncFd;
 use super::{Backend, WatchSpec};
 use crate::{
     event::{
-        Ancestor, AncestrySource, Cause, Code, ExitRecord, LostRecord, OomInfo, Record, Sender,
+        Ancestor, Ancestry, AncestrySource, Cause, Code, ExitRecord, LostRecord, OomInfo, Record, Sender,
         SignalId, SignalRecord, Target, cstr, split_argv,
     },
     signals,
@@ -54,6 +54,7 @@ pub struct EbpfBackend {
     targets: HashMap<MapData, u32, u32>,
     /// The miss path's pid bitmap (BTF mode); this process is its only writer.
     target_bits: Array<MapData, u64>,
+    ancestries: AncestryCache,
     /// Fallback mode keys the filter by tid: the tids added for each watched process.
     tids: std::collections::HashMap<u32, Vec<u32>>,
     lost: PerCpuArray<MapData, u64>,
@@ -215,6 +216,7 @@ impl EbpfBackend {
             reader,
             targets,
             target_bits,
+            ancestries: AncestryCache::default(),
             tids: Default::default(),
             lost,
             lost_seen: 0,
@@ -375,11 +377,12 @@ impl Backend for EbpfBackend {
         // Bounded, so a storm is handled in slices that keep memory flat; `ready` returns at
         // once while the buffer still holds records.
         self.more = false;
+        let ancestries = &mut self.ancestries;
         match &mut self.reader {
             Reader::Ring { buf, .. } => {
                 let mut n = 0;
                 while let Some(item) = buf.next() {
-                    if let Some(r) = decode(&item) {
+                    if let Some(r) = decode(&item, ancestries) {
                         out.push(r);
                     }
                     n += 1;
@@ -402,7 +405,7 @@ impl Backend for EbpfBackend {
                                 joined.extend_from_slice(tail);
                                 &joined[..]
                             };
-                            if let Some(r) = decode(bytes) {
+                            if let Some(r) = decode(bytes, ancestries) {
                                 out.push(r);
                             }
                         }
@@ -466,7 +469,34 @@ fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
         .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 
-fn decode(bytes: &[u8]) -> Option<Record> {
+/// The last ancestry decoded, by its wire bytes: a storm from one sender sends the same one
+/// in every record; decoding it once saves a Vec and a String per ancestor per record.
+#[derive(Default)]
+struct AncestryCache {
+    wire: Vec<u8>,
+    decoded: Ancestry,
+}
+
+impl AncestryCache {
+    fn get(&mut self, wire: &[podsig_common::Ancestor]) -> Ancestry {
+        // SAFETY: a repr(C) wire type with explicit padding, read from initialised memory.
+        let bytes = unsafe { std::slice::from_raw_parts(wire.as_ptr() as *const u8, std::mem::size_of_val(wire)) };
+        if bytes != self.wire.as_slice() {
+            // The kernel walks from the sender up; reports read root first, like task_ancestry.
+            self.decoded = wire
+                .iter()
+                .rev()
+                .map(|a| Ancestor { pid: a.pid, comm: cstr(&a.comm), start_ns: a.start_ns })
+                .collect::<Vec<_>>()
+                .into();
+            self.wire.clear();
+            self.wire.extend_from_slice(bytes);
+        }
+        self.decoded.clone()
+    }
+}
+
+fn decode(bytes: &[u8], ancestries: &mut AncestryCache) -> Option<Record> {
     match read_pod::<u32>(bytes)? {
         EVENT_SIGNAL => {
             if bytes.len() < size_of::<SignalEvent>() {
@@ -478,9 +508,9 @@ fn decode(bytes: &[u8]) -> Option<Record> {
                 // 1.6 KiB per event (the copy was a sixth of a storm's cost).
                 // SAFETY: length and alignment checked; a repr(C) wire type valid for any
                 // bit pattern, borrowed only while `bytes` lives.
-                Some(Record::Signal(signal_record(unsafe { &*p })))
+                Some(Record::Signal(signal_record(unsafe { &*p }, ancestries)))
             } else {
-                Some(Record::Signal(signal_record(&read_pod::<SignalEvent>(bytes)?)))
+                Some(Record::Signal(signal_record(&read_pod::<SignalEvent>(bytes)?, ancestries)))
             }
         }
         EVENT_EXIT => {
@@ -526,14 +556,9 @@ fn decode(bytes: &[u8]) -> Option<Record> {
     }
 }
 
-fn signal_record(e: &SignalEvent) -> SignalRecord {
+fn signal_record(e: &SignalEvent, ancestries: &mut AncestryCache) -> SignalRecord {
     let depth = (e.depth as usize).min(MAX_ANCESTRY);
-    // The kernel walks from the sender up; reports read root first, like task_ancestry.
-    let ancestry = e.ancestry[..depth]
-        .iter()
-        .rev()
-        .map(|a| Ancestor { pid: a.pid, comm: cstr(&a.comm), start_ns: a.start_ns })
-        .collect();
+    let ancestry = ancestries.get(&e.ancestry[..depth]);
     let argv_len = (e.argv_len as usize).min(e.argv.len());
     SignalRecord {
         time: String::new(),

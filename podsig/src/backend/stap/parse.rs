@@ -134,7 +134,7 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
             container: None,
             pidns: None,
         },
-        ancestry,
+        ancestry: ancestry.into(),
         ancestry_complete: complete,
         ancestry_source: AncestrySource::Kernel,
         syscall: None,
