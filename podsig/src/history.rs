@@ -290,9 +290,10 @@ fn wal_bytes(path: &Path) -> u64 {
     std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len())
 }
 
-/// Keeps the store within its bounds: rows past the age limit go, then the oldest rows
-/// until the data is back to three quarters of the size limit. The log and one batch
-/// need the remaining quarter.
+/// Keeps the store within its bounds: rows past the age limit go; once the data passes 5/8
+/// of the size limit, the oldest rows go until it is back under half. The rest is for the
+/// write-ahead log and a batch (each at most 1/16 of the limit), and room to grow between
+/// trims.
 fn prune(conn: &Connection, limits: &Limits, age_due: bool) -> Result<()> {
     let mut deleted = 0;
     if let (true, Some(age)) = (age_due, limits.max_age) {
