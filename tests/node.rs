@@ -90,6 +90,27 @@ fn the_recorder_answers_while_running_and_after_kill_9() {
     assert_eq!(ev[0]["sender"]["pid"], sender_b);
     assert_eq!(history(&db, &["--pid", &pid]).len(), 1);
     assert!(history(&db, &["--pid", "1", "--signal", "INT"]).is_empty());
+
+    // Reading needs read access, not root: after the kill -9 (its log still there), and
+    // after a clean stop (no log, and no right to create one beside the file).
+    let bin = dir.join("podsig");
+    std::fs::copy(podsig_bin(), &bin).unwrap();
+    let as_nobody = || {
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["history", "--history", dbs, "--pid", &pid, "-o", "json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    assert_eq!(as_nobody(), 1);
+    let again = Podsig::start(&["record", "--history", dbs]);
+    again.signal(libc::SIGINT);
+    assert!(again.wait().0.success());
+    assert!(!dir.join("history.db-wal").exists(), "a clean stop leaves no log");
+    assert_eq!(as_nobody(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

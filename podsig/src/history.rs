@@ -341,10 +341,32 @@ pub fn open_ro(path: &Path) -> Result<Connection> {
             path.display()
         );
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("opening the history {}", path.display()))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    // With no write-ahead log the recorder is not running (a clean stop removes it): the
+    // file is read as immutable, so a reader who may not create the -shm file beside it
+    // (not root) can still read. With a log, the recorder's -shm is there to share.
+    let uri = if Path::new(&wal).exists() {
+        sqlite_uri(path, "mode=ro")
+    } else {
+        sqlite_uri(path, "immutable=1")
+    };
+    let conn = Connection::open_with_flags(&uri, flags).with_context(|| format!("opening the history {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
+}
+
+/// `file:` URI for SQLite, with the characters URIs reserve escaped.
+fn sqlite_uri(path: &Path, query: &str) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => uri += &format!("%{:02X}", c as u32),
+            c => uri.push(c),
+        }
+    }
+    format!("{uri}?{query}")
 }
 
 /// The stored records matching `q`, oldest first, as JSON lines exactly as recorded.
@@ -465,6 +487,12 @@ mod tests {
         let all = query(&conn, &Query::default()).unwrap();
         assert!(all.len() < 20_000 && all.len() > 100, "oldest dropped first: {} left", all.len());
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn uris_escape_what_sqlite_reserves() {
+        assert_eq!(sqlite_uri(Path::new("/var/lib/podsig/h.db"), "mode=ro"), "file:/var/lib/podsig/h.db?mode=ro");
+        assert_eq!(sqlite_uri(Path::new("/tmp/a?b#c%d.db"), "immutable=1"), "file:/tmp/a%3Fb%23c%25d.db?immutable=1");
     }
 
     #[test]
