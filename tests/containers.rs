@@ -3,8 +3,6 @@
 
 use std::{
     fs,
-    path::PathBuf,
-    process::{Command, Output},
     thread,
     time::{Duration, Instant},
 };
@@ -26,99 +24,6 @@ fn containerd() -> Option<String> {
     }
 }
 
-fn ctr(sock: &str, args: &[&str]) -> Output {
-    let o = Command::new("ctr").args(["--address", sock, "-n", "k8s.io"]).args(args).output().expect("ctr");
-    assert!(o.status.success(), "ctr {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-/// A busybox rootfs shared by the tests' containers, made once per test run.
-fn rootfs() -> PathBuf {
-    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    ONCE.get_or_init(make_rootfs).clone()
-}
-
-fn make_rootfs() -> PathBuf {
-    let root = std::env::temp_dir().join(format!("podsig-e2e-rootfs-{}", std::process::id()));
-    let bin = root.join("bin");
-    if !bin.join("busybox").exists() {
-        fs::create_dir_all(&bin).unwrap();
-        let tmp = bin.join(format!("busybox.{}", std::process::id()));
-        fs::copy("/bin/busybox", &tmp).unwrap();
-        fs::rename(&tmp, bin.join("busybox")).unwrap();
-    }
-    for applet in ["sh", "sleep", "kill"] {
-        let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
-    }
-    for d in ["proc", "sys", "dev", "tmp"] {
-        let _ = fs::create_dir_all(root.join(d));
-    }
-    root
-}
-
-/// A running container, deleted on drop.
-struct Container {
-    sock: String,
-    id: String,
-}
-
-impl Container {
-    fn start(sock: &str, id: &str, pod: &str, name: &str, script: &str) -> Self {
-        let rootfs = rootfs();
-        ctr(
-            sock,
-            &[
-                "run",
-                "-d",
-                "--label",
-                &format!("io.kubernetes.pod.name={pod}"),
-                "--label",
-                "io.kubernetes.pod.namespace=default",
-                "--label",
-                &format!("io.kubernetes.container.name={name}"),
-                "--rootfs",
-                rootfs.to_str().unwrap(),
-                id,
-                "/bin/sh",
-                "-c",
-                script,
-            ],
-        );
-        let c = Self { sock: sock.into(), id: id.into() };
-        assert!(c.pid() > 0);
-        c
-    }
-
-    /// The host pid of the container's init, from `ctr task ls`.
-    fn pid(&self) -> u32 {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let o = ctr(&self.sock, &["task", "ls"]);
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            let pid = text
-                .lines()
-                .find(|l| l.split_whitespace().next() == Some(self.id.as_str()) && l.contains("RUNNING"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|p| p.parse().ok());
-            if let Some(p) = pid {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "container {} never ran: {text}", self.id);
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let a = ["--address", self.sock.as_str(), "-n", "k8s.io"];
-        let _ = Command::new("ctr").args(a).args(["task", "kill", "-s", "SIGKILL", &self.id]).output();
-        thread::sleep(Duration::from_millis(200));
-        let _ = Command::new("ctr").args(a).args(["task", "delete", "-f", &self.id]).output();
-        let _ = Command::new("ctr").args(a).args(["container", "delete", &self.id]).output();
-    }
-}
-
 fn uid(tag: &str) -> String {
     format!("podsig-e2e-{}-{tag}", std::process::id())
 }
@@ -135,7 +40,7 @@ fn watch(sock: &str, what: &[&str]) -> Podsig {
 fn runc_kill_by_full_id_is_a_runtime_stop_with_names() {
     let Some(sock) = containerd() else { return };
     let id = uid("full");
-    let c = Container::start(&sock, &id, "web", "app", FOREVER);
+    let c = Container::start(&sock, &id, ("default", "web", "app"), FOREVER);
     let pid = c.pid();
     let mut w = watch(&sock, &["--container", &id]);
     assert!(w.stderr_lines.last().unwrap().contains(&format!("watching container {id}")), "{:?}", w.stderr_lines);
@@ -162,7 +67,7 @@ fn runc_kill_by_full_id_is_a_runtime_stop_with_names() {
 fn prefix_and_scheme_forms_and_signals_from_inside_and_host() {
     let Some(sock) = containerd() else { return };
     let id = uid("prefix");
-    let c = Container::start(&sock, &id, "web2", "app", "trap 'echo usr1' USR1; trap 'echo usr2' USR2; while :; do sleep 1; done");
+    let c = Container::start(&sock, &id, ("default", "web2", "app"), "trap 'echo usr1' USR1; trap 'echo usr2' USR2; while :; do sleep 1; done");
     let pid = c.pid();
     let mut w = watch(&sock, &["--container", &format!("containerd://{}", &id[..id.len() - 2])]);
     // From inside: a process exec'd into the container signals its init (pid 1 there).
@@ -185,7 +90,7 @@ fn prefix_and_scheme_forms_and_signals_from_inside_and_host() {
 fn every_process_of_the_container_and_restarts_are_followed() {
     let Some(sock) = containerd() else { return };
     let id = uid("restart");
-    let c = Container::start(&sock, &id, "web3", "app", "sleep 1000 & while :; do sleep 1; done");
+    let c = Container::start(&sock, &id, ("default", "web3", "app"), "sleep 1000 & while :; do sleep 1; done");
     let pid = c.pid();
     let mut w = watch(&sock, &["--pod", "web3", "--namespace", "default", "--container-name", "app"]);
     // A child of the container's init, signalled from the host.
@@ -238,7 +143,7 @@ fn unknown_container_and_missing_socket_are_clear_errors() {
 fn without_containerd_the_cgroup_scan_finds_the_container() {
     let Some(sock) = containerd() else { return };
     let id = uid("scan");
-    let c = Container::start(&sock, &id, "web4", "app", FOREVER);
+    let c = Container::start(&sock, &id, ("default", "web4", "app"), FOREVER);
     let pid = c.pid();
     let mut w = watch("/nonexistent/containerd.sock", &["--container", &id]);
     ctr(&sock, &["task", "kill", "-s", "SIGKILL", &id]);
@@ -254,8 +159,8 @@ fn without_containerd_the_cgroup_scan_finds_the_container() {
 fn node_mode_filters_on_the_target_pod_and_the_recorder_names_it() {
     let Some(sock) = containerd() else { return };
     let (web, other) = (uid("node-web"), uid("node-other"));
-    let cw = Container::start(&sock, &web, "web5", "app", FOREVER);
-    let co = Container::start(&sock, &other, "other5", "app", FOREVER);
+    let cw = Container::start(&sock, &web, ("default", "web5", "app"), FOREVER);
+    let co = Container::start(&sock, &other, ("default", "other5", "app"), FOREVER);
     let (web_pid, other_pid) = (cw.pid(), co.pid());
     let dir = scratch("node-pod");
     let db = dir.join("history.db");

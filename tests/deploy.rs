@@ -7,7 +7,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
@@ -67,47 +67,6 @@ fn daemonset(validator: &str) -> Value {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn ctr(sock: &str, args: &[&str]) -> Output {
-    let o = Command::new("ctr").args(["--address", sock, "-n", "k8s.io"]).args(args).output().expect("ctr");
-    assert!(o.status.success(), "ctr {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-fn ctr_quiet(sock: &str, args: &[&str]) {
-    let _ = Command::new("ctr").args(["--address", sock, "-n", "k8s.io"]).args(args).output();
-}
-
-/// Killed and removed on drop.
-struct Task<'a> {
-    sock: &'a str,
-    id: String,
-}
-
-impl Drop for Task<'_> {
-    fn drop(&mut self) {
-        ctr_quiet(self.sock, &["task", "kill", "-s", "SIGKILL", &self.id]);
-        thread::sleep(Duration::from_millis(200));
-        ctr_quiet(self.sock, &["task", "delete", "-f", &self.id]);
-        ctr_quiet(self.sock, &["container", "delete", &self.id]);
-    }
-}
-
-fn task_pid(sock: &str, id: &str) -> u32 {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let text = String::from_utf8_lossy(&ctr(sock, &["task", "ls"]).stdout).into_owned();
-        if let Some(pid) = text
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(id) && l.contains("RUNNING"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "{id} never ran: {text}");
-        thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn free_port() -> u16 {
@@ -187,7 +146,7 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
         let a = a.as_str().unwrap();
         args.push(if a.starts_with("--metrics-addr=") { format!("--metrics-addr=127.0.0.1:{port}") } else { a.to_string() });
     }
-    let recorder = Task { sock: &sock, id: format!("podsig-e2e-{tag}-recorder") };
+    let recorder = Container::adopt(&sock, &format!("podsig-e2e-{tag}-recorder"));
     ctr(&sock, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + TIMEOUT;
@@ -198,37 +157,9 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
     }
 
     // A labelled workload, killed by runc.
-    let rootfs = scratch("daemonset-rootfs");
-    fs::create_dir_all(rootfs.join("bin")).unwrap();
-    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "sleep"] {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-    }
-    for d in ["proc", "sys", "dev", "tmp"] {
-        fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
     let pod = format!("shop-{tag}");
-    let workload = Task { sock: &sock, id: format!("podsig-e2e-{tag}-workload") };
-    ctr(
-        &sock,
-        &[
-            "run",
-            "-d",
-            "--label",
-            &format!("io.kubernetes.pod.name={pod}"),
-            "--label",
-            "io.kubernetes.pod.namespace=prod",
-            "--label",
-            "io.kubernetes.container.name=cart",
-            "--rootfs",
-            rootfs.to_str().unwrap(),
-            &workload.id,
-            "/bin/sh",
-            "-c",
-            "while :; do sleep 1; done",
-        ],
-    );
-    let pid = task_pid(&sock, &workload.id);
+    let workload = Container::start(&sock, &format!("podsig-e2e-{tag}-workload"), ("prod", &pod, "cart"), "while :; do sleep 1; done");
+    let pid = workload.pid();
     ctr(&sock, &["task", "kill", "-s", "SIGKILL", &workload.id]);
 
     // While it runs: asked inside its container, as `kubectl exec ds/podsig -- /podsig history` does.
@@ -284,5 +215,4 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
     drop(recorder);
     let _ = fs::remove_dir_all(&history_dir);
     let _ = fs::remove_file(&log);
-    let _ = fs::remove_dir_all(&rootfs);
 }

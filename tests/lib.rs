@@ -378,3 +378,106 @@ pub fn scratch(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+// containerd, for the container tests: the `ctr` client on the test containerd's socket
+// (namespace k8s.io), a busybox rootfs, and containers removed on drop.
+
+/// `ctr` on the k8s.io namespace; panics with its stderr when it fails.
+pub fn ctr(sock: &str, args: &[&str]) -> std::process::Output {
+    let o = Command::new("ctr").args(["--address", sock, "-n", "k8s.io"]).args(args).output().expect("ctr");
+    assert!(o.status.success(), "ctr {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// A busybox rootfs shared by the tests' containers, made once per test binary.
+pub fn busybox_rootfs() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("podsig-e2e-rootfs-{}", std::process::id()));
+        let bin = root.join("bin");
+        if !bin.join("busybox").exists() {
+            std::fs::create_dir_all(&bin).unwrap();
+            let tmp = bin.join(format!("busybox.{}", std::process::id()));
+            std::fs::copy("/bin/busybox", &tmp).unwrap();
+            std::fs::rename(&tmp, bin.join("busybox")).unwrap();
+        }
+        for applet in ["sh", "sleep", "kill"] {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+        for d in ["proc", "sys", "dev", "tmp"] {
+            let _ = std::fs::create_dir_all(root.join(d));
+        }
+        root
+    })
+    .clone()
+}
+
+/// A container, killed and deleted on drop.
+pub struct Container {
+    pub sock: String,
+    pub id: String,
+}
+
+impl Container {
+    /// Runs `script` under busybox sh in a container with CRI labels (namespace, pod,
+    /// container name), and waits until its task runs.
+    pub fn start(sock: &str, id: &str, (namespace, pod, name): (&str, &str, &str), script: &str) -> Self {
+        let rootfs = busybox_rootfs();
+        let c = Self::adopt(sock, id);
+        ctr(
+            sock,
+            &[
+                "run",
+                "-d",
+                "--label",
+                &format!("io.kubernetes.pod.name={pod}"),
+                "--label",
+                &format!("io.kubernetes.pod.namespace={namespace}"),
+                "--label",
+                &format!("io.kubernetes.container.name={name}"),
+                "--rootfs",
+                rootfs.to_str().unwrap(),
+                id,
+                "/bin/sh",
+                "-c",
+                script,
+            ],
+        );
+        assert!(c.pid() > 0);
+        c
+    }
+
+    /// A container the test starts itself, cleaned up the same way.
+    pub fn adopt(sock: &str, id: &str) -> Self {
+        Self { sock: sock.into(), id: id.into() }
+    }
+
+    /// The host pid of the container's init, from `ctr task ls`, once it runs.
+    pub fn pid(&self) -> u32 {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let o = ctr(&self.sock, &["task", "ls"]);
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let pid = text
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(self.id.as_str()) && l.contains("RUNNING"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|p| p.parse().ok());
+            if let Some(p) = pid {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "container {} never ran: {text}", self.id);
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let a = ["--address", self.sock.as_str(), "-n", "k8s.io"];
+        let _ = Command::new("ctr").args(a).args(["task", "kill", "-s", "SIGKILL", &self.id]).output();
+        thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("ctr").args(a).args(["task", "delete", "-f", &self.id]).output();
+        let _ = Command::new("ctr").args(a).args(["container", "delete", &self.id]).output();
+    }
+}
