@@ -374,21 +374,11 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             {
                 return finish(e, signals, opts.node.history.take());
             }
-            if let Some(h) = opts.node.history.as_mut()
-                && matches!(record, Record::Signal(_) | Record::Lost(_))
-                && !h.push(record.clone())
-            {
-                return match opts.node.history.take().map(history::Writer::finish) {
-                    Some(Err(e)) => Err(e),
-                    _ => Err(anyhow::anyhow!("the history writer stopped")),
-                };
-            }
             match &record {
                 Record::Signal(_) => {
                     signals += 1;
                     if opts.count.is_some_and(|c| signals >= c) {
                         done = Some(Stop::Count);
-                        break;
                     }
                 }
                 Record::Exit(e) => {
@@ -403,6 +393,19 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                     }
                 }
                 Record::Lost(_) | Record::Oom(_) => {}
+            }
+            // Last, so the record moves into the history rather than being copied per event.
+            if let Some(h) = opts.node.history.as_mut()
+                && matches!(record, Record::Signal(_) | Record::Lost(_))
+                && !h.push(record)
+            {
+                return match opts.node.history.take().map(history::Writer::finish) {
+                    Some(Err(e)) => Err(e),
+                    _ => Err(anyhow::anyhow!("the history writer stopped")),
+                };
+            }
+            if done == Some(Stop::Count) {
+                break;
             }
         }
         if first {
