@@ -91,20 +91,21 @@ impl Namer {
             self.unknown_pidns.clear();
             self.unknown_since = Instant::now();
         }
-        // A start announced just before its kill may still be in the event stream's task.
+        if !self.news(enricher, ready) {
+            return;
+        }
+        // A start announced just before its kill may still be in the event stream's task:
+        // let it run, and see whether that settles it before asking containerd.
         tokio::task::yield_now().await;
         if self.take_starts(enricher) {
             for r in ready.iter_mut() {
                 enricher.place(r);
             }
+            if !self.news(enricher, ready) {
+                return;
+            }
         }
-        let unplaced: Vec<u32> = ready.iter().filter_map(|r| enricher.unplaced_pidns(r)).collect();
-        let new_ids = enricher.unnamed.iter().any(|id| !self.unknown_ids.contains(id));
-        let new_ns = unplaced.iter().any(|ns| !self.unknown_pidns.contains(ns));
-        if !new_ids && !new_ns {
-            return;
-        }
-        tracing::debug!("asking containerd: new container IDs {new_ids}, unplaced pid namespaces {unplaced:?}");
+        tracing::debug!("asking containerd about containers {:?} it was not asked about lately", enricher.unnamed);
         self.learn(enricher).await;
         self.unknown_ids.extend(std::mem::take(&mut enricher.unnamed));
         for r in ready.iter_mut() {
@@ -112,6 +113,13 @@ impl Namer {
         }
         self.unknown_pidns.extend(ready.iter().filter_map(|r| enricher.unplaced_pidns(r)));
         enricher.unnamed.clear();
+    }
+
+    /// Whether `ready` names a container or pid namespace containerd has not been asked
+    /// about lately.
+    fn news(&self, enricher: &Enricher, ready: &[Record]) -> bool {
+        enricher.unnamed.iter().any(|id| !self.unknown_ids.contains(id))
+            || ready.iter().filter_map(|r| enricher.unplaced_pidns(r)).any(|ns| !self.unknown_pidns.contains(&ns))
     }
 
     async fn learn(&mut self, enricher: &mut Enricher) {
