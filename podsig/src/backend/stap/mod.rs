@@ -89,22 +89,16 @@ impl StapBackend {
         let params = script_spec(spec).params();
         // The script's directory while stap compiles, or a renamed module's staged copy.
         let mut dir: Option<PrivateDir>;
-        let (action, mut child) = match &spec.stap_module {
+        let (action, mut command, missing) = match &spec.stap_module {
             Some(module) => {
                 let info = module::check(module, &crate::doctor::kernel_release())?;
                 let (load, d) = module::staged(module, &info)?;
                 dir = d;
                 eprintln!("podsig: loading SystemTap module {}…", module.display());
-                let child = Command::new("staprun")
-                    .arg(&load)
-                    .args(params.iter().map(|(k, v)| format!("{k}={v}")))
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .context("starting staprun (install systemtap-runtime: apt-get install systemtap-runtime, dnf install systemtap-runtime)")?;
-                ("load", child)
+                let mut c = Command::new("staprun");
+                c.arg(&load).args(params.iter().map(|(k, v)| format!("{k}={v}")));
+                let missing = "starting staprun (install systemtap-runtime: apt-get install systemtap-runtime, dnf install systemtap-runtime)";
+                ("load", c, missing)
             }
             None => {
                 if std::env::var_os(NO_PREFLIGHT_ENV).is_none() {
@@ -114,19 +108,19 @@ impl StapBackend {
                 let path = d.0.join("podsig.stp");
                 write_private(&path, &script::generate())?;
                 eprintln!("podsig: compiling SystemTap module…");
-                let child = Command::new("stap")
-                    .args(params.iter().flat_map(|(k, v)| ["-G".to_string(), format!("{k}={v}")]))
-                    .arg(&path)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .context("starting stap (install systemtap, or use --backend ebpf)")?;
+                let mut c = Command::new("stap");
+                c.args(params.iter().flat_map(|(k, v)| ["-G".to_string(), format!("{k}={v}")])).arg(&path);
                 dir = Some(d);
-                ("build or load", child)
+                ("build or load", c, "starting stap (install systemtap, or use --backend ebpf)")
             }
         };
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context(missing)?;
         let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
         let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
 
