@@ -67,6 +67,15 @@ pub fn normalize_id(s: &str) -> Result<String, String> {
     Ok(id.to_string())
 }
 
+/// A task containerd announced starting.
+#[derive(Debug)]
+pub struct TaskStart {
+    pub id: String,
+    pub runtime: &'static str,
+    /// Its init's pid namespace, read when the announcement arrived.
+    pub pidns: Option<u32>,
+}
+
 pub struct Containerd {
     channel: Channel,
     pub namespaces: Vec<String>,
@@ -127,10 +136,10 @@ impl Containerd {
         out
     }
 
-    /// Every task started from now on (container, runtime, init pid), as containerd
+    /// Every task started from now on (container, runtime, its pid namespace), as containerd
     /// announces it: a container killed within a second of starting (a crash loop) is
     /// still placed, though polling would never have seen it run.
-    pub fn task_starts(&self) -> tokio::sync::mpsc::UnboundedReceiver<(String, &'static str, u32)> {
+    pub fn task_starts(&self) -> tokio::sync::mpsc::UnboundedReceiver<TaskStart> {
         use prost::Message as _;
         let mut events = EventsClient::new(self.channel.clone());
         let namespaces = self.namespaces.clone();
@@ -154,7 +163,11 @@ impl Containerd {
                     continue;
                 };
                 let runtime = if env.namespace == "moby" { "docker" } else { "containerd" };
-                if tx.send((start.container_id, runtime, start.pid)).is_err() {
+                // Read now, while the task surely lives: it may be killed before the watch
+                // loop takes this in, and then /proc has nothing to say.
+                let pidns = crate::enrich::pidns_of(&start.pid.to_string());
+                let started = TaskStart { id: start.container_id, runtime, pidns };
+                if tx.send(started).is_err() {
                     break;
                 }
             }

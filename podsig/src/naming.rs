@@ -14,7 +14,7 @@ use std::{
 };
 
 use crate::{
-    container::Containerd,
+    container::{Containerd, TaskStart},
     enrich::{Enricher, pidns_of},
     event::Record,
 };
@@ -23,12 +23,21 @@ use crate::{
 const FORGET_UNKNOWN: Duration = Duration::from_secs(10);
 /// Lazy naming (a `--pid` watch printing text) asks containerd at most this often.
 const LAZY_INTERVAL: Duration = Duration::from_secs(2);
+/// How long an event in an unknown pid namespace waits for containerd's announcement of
+/// the task that made it.
+const START_GRACE: Duration = Duration::from_millis(250);
+
+fn learn_start(enricher: &mut Enricher, start: TaskStart) {
+    if let Some(ns) = start.pidns {
+        enricher.learn_pidns(ns, start.id, start.runtime);
+    }
+}
 
 pub struct Namer {
     client: Containerd,
     /// Tasks containerd started since (node mode): their pid namespaces are learned while
     /// the processes live.
-    starts: Option<tokio::sync::mpsc::UnboundedReceiver<(String, &'static str, u32)>>,
+    starts: Option<tokio::sync::mpsc::UnboundedReceiver<TaskStart>>,
     /// Name every event before it goes out (label filters, the history, metrics need it),
     /// rather than from the next event on.
     eager: bool,
@@ -61,10 +70,8 @@ impl Namer {
     fn take_starts(&mut self, enricher: &mut Enricher) -> bool {
         let Some(rx) = self.starts.as_mut() else { return false };
         let mut any = false;
-        while let Ok((id, runtime, pid)) = rx.try_recv() {
-            if let Some(ns) = pidns_of(&pid.to_string()) {
-                enricher.learn_pidns(ns, id, runtime);
-            }
+        while let Ok(start) = rx.try_recv() {
+            learn_start(enricher, start);
             any = true;
         }
         any
@@ -94,16 +101,22 @@ impl Namer {
         if !self.news(enricher, ready) {
             return;
         }
-        // A start announced just before its kill may still be in the event stream's task:
-        // let it run, and see whether that settles it before asking containerd.
-        tokio::task::yield_now().await;
+        // A container killed right after it started can be reported before containerd's
+        // announcement of its start arrives: wait for that a moment (once per unknown pid
+        // namespace, which is then remembered as unknown for a while).
         if self.take_starts(enricher) {
-            for r in ready.iter_mut() {
-                enricher.place(r);
-            }
-            if !self.news(enricher, ready) {
-                return;
-            }
+            ready.iter_mut().for_each(|r| enricher.place(r));
+        }
+        let deadline = tokio::time::Instant::now() + START_GRACE;
+        while self.unplaced_news(enricher, ready)
+            && let Some(rx) = self.starts.as_mut()
+            && let Ok(Some(start)) = tokio::time::timeout_at(deadline, rx.recv()).await
+        {
+            learn_start(enricher, start);
+            ready.iter_mut().for_each(|r| enricher.place(r));
+        }
+        if !self.news(enricher, ready) {
+            return;
         }
         tracing::debug!("asking containerd about containers {:?} it was not asked about lately", enricher.unnamed);
         self.learn(enricher).await;
@@ -118,8 +131,11 @@ impl Namer {
     /// Whether `ready` names a container or pid namespace containerd has not been asked
     /// about lately.
     fn news(&self, enricher: &Enricher, ready: &[Record]) -> bool {
-        enricher.unnamed.iter().any(|id| !self.unknown_ids.contains(id))
-            || ready.iter().filter_map(|r| enricher.unplaced_pidns(r)).any(|ns| !self.unknown_pidns.contains(&ns))
+        enricher.unnamed.iter().any(|id| !self.unknown_ids.contains(id)) || self.unplaced_news(enricher, ready)
+    }
+
+    fn unplaced_news(&self, enricher: &Enricher, ready: &[Record]) -> bool {
+        ready.iter().filter_map(|r| enricher.unplaced_pidns(r)).any(|ns| !self.unknown_pidns.contains(&ns))
     }
 
     async fn learn(&mut self, enricher: &mut Enricher) {
