@@ -346,7 +346,7 @@ fn drops_are_counted_exactly_never_silent() {
     }
     let target = Target::script(r#"trap "" USR1; exec sleep 300"#);
     let t = target.pid();
-    // One page of ring buffer holds two events; stop the reader so the rest must drop.
+    // One page of ring buffer holds a few dozen events; stop the reader so the rest must drop.
     let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json", "--ring-size", "4096"]);
     w.signal(libc::SIGSTOP);
     let sent = 300;
@@ -356,7 +356,7 @@ fn drops_are_counted_exactly_never_silent() {
     while received + lost < sent {
         let r = w.next_json();
         match r["kind"].as_str().unwrap() {
-            "signal" => received += 1,
+            "signal" => received += r["count"].as_u64().unwrap(),
             "lost" => lost += r["count"].as_u64().unwrap(),
             other => panic!("unexpected record {other}"),
         }
@@ -368,6 +368,39 @@ fn drops_are_counted_exactly_never_silent() {
     assert!(st.success());
     assert!(rest.is_empty(), "no more records than signals sent: {rest:?}");
     assert!(err.iter().any(|l| l.contains(&format!("lost {lost} events"))), "{err:?}");
+}
+
+#[test]
+fn a_storm_from_one_sender_is_counted_not_repeated() {
+    if !privileged() {
+        return;
+    }
+    let target = Target::script(r#"trap "" USR1; exec sleep 300"#);
+    let t = target.pid();
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
+    let sent = 20_000u64;
+    send("sh", &format!("i=0; while [ $i -lt {sent} ]; do kill -USR1 $T; i=$((i+1)); done"), t);
+    let (mut received, mut lines) = (0, 0);
+    while received < sent {
+        let r = w.next_json();
+        assert_eq!(r["kind"], "signal", "{r}");
+        lines += 1;
+        received += r["count"].as_u64().unwrap();
+        // Every line names its sender in full, however few records carried the detail.
+        assert_eq!(r["sender"]["comm"], "sh");
+        assert_eq!(r["sender"]["argv"][0], "sh", "{r}");
+        assert_eq!(r["ancestry_complete"], true, "{r}");
+        assert_eq!(r["ancestry"].as_array().unwrap().last().unwrap()["pid"], r["sender"]["pid"]);
+        if r["count"].as_u64().unwrap() > 1 {
+            assert!(r["last_time"].as_str().unwrap() >= r["time"].as_str().unwrap(), "{r}");
+        }
+    }
+    assert_eq!(received, sent);
+    assert!(lines < sent / 10, "{lines} lines for {sent} identical signals");
+    w.signal(libc::SIGINT);
+    let (st, rest, _) = w.wait();
+    assert!(st.success());
+    assert!(rest.is_empty(), "no more signals than sent: {rest:?}");
 }
 
 #[test]

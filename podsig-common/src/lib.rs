@@ -28,6 +28,10 @@ pub const FLAG_NO_SIGINFO: u32 = 1 << 1;
 pub const FLAG_NO_BTF: u32 = 1 << 2;
 /// The sender is a kernel thread (no user memory, no user-space syscall).
 pub const FLAG_KTHREAD: u32 = 1 << 3;
+/// The record carries no `SenderDetail`: its sender's argv and ancestry are those of the last
+/// full record for the same sender thread (`sender_tid`, `sender_start_ns`), sent within
+/// `FilterConfig::repeat_window_ms` on the same CPU, so earlier in the ring buffer.
+pub const FLAG_SENDER_REPEAT: u32 = 1 << 4;
 /// `SignalEvent::syscall_nr` when it could not be read (no `bpf_task_pt_regs`, fallback mode).
 pub const SYSCALL_UNKNOWN: i32 = i32::MIN;
 /// `ExitEvent::exit_code` is unknown (fallback mode).
@@ -146,7 +150,11 @@ pub struct FilterConfig {
     /// Non-zero: a process forked by a watched one is watched too (containers: every
     /// process of the container, from its first instruction).
     pub follow_forks: u32,
-    pub _pad: u32,
+    /// A sender seen on this CPU within this many ms gets a record without argv and
+    /// ancestry (`FLAG_SENDER_REPEAT`): a storm from one process repeats them, and walking
+    /// and copying them is most of a hit's cost. 0: always send them (perf buffers, which
+    /// cannot tell the program whether the earlier record got through).
+    pub repeat_window_ms: u32,
 }
 
 /// Words of the pid bitmap ahead of the target hash: one bit per pid up to PID_MAX_LIMIT
@@ -203,8 +211,26 @@ pub struct SignalEvent {
     pub syscall_nr: i32,
     /// Inode of the target's memory cgroup directory, captured for SIGKILL only; 0: none.
     pub target_memcg: u64,
+    /// Start time of the sender's process (ns since boot): with `sender_pid`, the key of
+    /// its `SenderDetail` across repeat records.
+    pub sender_start_ns: u64,
+}
+
+/// What a sender's record carries once per process and window: its command line and its
+/// ancestry (valid lengths in the `SignalEvent`: `argv_len`, `depth`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SenderDetail {
     pub argv: [u8; ARGV_LEN],
     pub ancestry: [Ancestor; MAX_ANCESTRY],
+}
+
+/// A signal record with its sender's detail (no `FLAG_SENDER_REPEAT`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SignalFull {
+    pub head: SignalEvent,
+    pub detail: SenderDetail,
 }
 
 #[repr(C)]
@@ -232,6 +258,7 @@ mod user {
     unsafe impl aya::Pod for OomFormat {}
     unsafe impl aya::Pod for OomEvent {}
     unsafe impl aya::Pod for SignalEvent {}
+    unsafe impl aya::Pod for SignalFull {}
     unsafe impl aya::Pod for ExitEvent {}
 }
 
@@ -251,7 +278,8 @@ mod tests {
         assert_eq!(size_of::<OomEvent>(), 64);
         assert_eq!(align_of::<SignalEvent>(), 8);
         // Fields summed by hand: header 16, 4×i32 16, 4×u32 16, comm 16, 6×u32 24, comm 16,
-        // 2×u32 8, 4×u32 16, memcg 8, then argv and ancestry: any hidden padding would show.
-        assert_eq!(size_of::<SignalEvent>(), 136 + ARGV_LEN + 32 * MAX_ANCESTRY);
+        // 2×u32 8, 4×u32 16, memcg 8, start 8: any hidden padding would show.
+        assert_eq!(size_of::<SignalEvent>(), 144);
+        assert_eq!(size_of::<SignalFull>(), 144 + ARGV_LEN + 32 * MAX_ANCESTRY);
     }
 }

@@ -45,7 +45,9 @@ impl<T: 'static> Slot<T> {
 fn wakeup_flags(cfg: &FilterConfig) -> u64 {
     let avail = EVENTS.query(BPF_RB_AVAIL_DATA);
     let level = cfg.wakeup_bytes as u64;
-    if avail > level && avail <= level + 4 * core::mem::size_of::<SignalEvent>() as u64 {
+    // Whatever its size, the record that crossed the level lands within one largest record
+    // (plus its 8-byte header) of it.
+    if avail > level && avail <= level + 8 + core::mem::size_of::<SignalFull>() as u64 {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP

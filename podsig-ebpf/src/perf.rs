@@ -11,15 +11,15 @@ include!("programs.rs");
 #[map]
 static EVENTS: PerfEventByteArray = PerfEventByteArray::new(0);
 
-/// One record's worth of space per CPU (the largest record type, SignalEvent).
+/// One record's worth of space per CPU (the largest record type, SignalFull).
 #[map]
-static SCRATCH: PerCpuArray<SignalEvent> = PerCpuArray::with_max_entries(1, 0);
+static SCRATCH: PerCpuArray<SignalFull> = PerCpuArray::with_max_entries(1, 0);
 
 struct Slot<T: 'static>(*mut T);
 
 #[inline(always)]
 fn reserve<T: 'static>() -> Option<Slot<T>> {
-    const { assert!(core::mem::size_of::<T>() <= core::mem::size_of::<SignalEvent>()) };
+    const { assert!(core::mem::size_of::<T>() <= core::mem::size_of::<SignalFull>()) };
     SCRATCH.get_ptr_mut(0).map(|p| Slot(p as *mut T))
 }
 

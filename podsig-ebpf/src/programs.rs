@@ -23,9 +23,9 @@ use aya_ebpf::{
 };
 use podsig_common::{
     ARGV_LEN, COMM_LEN, EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent,
-    FLAG_ANCESTRY_COMPLETE, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_NO_SIGINFO, FilterConfig,
-    KernelOffsets, MAX_ANCESTRY, OomEvent, OomFormat, SYSCALL_UNKNOWN, SignalEvent,
-    TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
+    FLAG_ANCESTRY_COMPLETE, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_NO_SIGINFO, FLAG_SENDER_REPEAT,
+    FilterConfig, KernelOffsets, MAX_ANCESTRY, OomEvent, OomFormat, SYSCALL_UNKNOWN, SenderDetail,
+    SignalEvent, SignalFull, TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
 };
 
 const SI_USER: i32 = 0;
@@ -76,7 +76,7 @@ static CONFIG: FilterConfig = FilterConfig {
     wakeup_bytes: 0,
     signal_mask: 0,
     follow_forks: 0,
-    _pad: 0,
+    repeat_window_ms: 0,
 };
 
 #[unsafe(no_mangle)]
@@ -116,6 +116,41 @@ static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
 /// followed in the kernel set no bit: with follow_forks the hash is always asked.
 #[map]
 static TARGET_BITS: Array<u64> = Array::with_max_entries(TARGET_BITMAP_WORDS, 0);
+
+/// Per CPU: what the last hit read about its sender and target that does not change while
+/// they live, so a storm's records are filled from here instead of ~30 pointer reads, and
+/// when the sender's detail last went out.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HitCache {
+    pid_tgid: u64,
+    /// `task_struct::mm`: an exec replaces it, and with it argv.
+    mm: u64,
+    sender_ns: u64,
+    /// When this CPU last sent the sender's argv and ancestry; 0: not since learning it.
+    detail_ns: u64,
+    start_ns: u64,
+    sender_ns_pid: u32,
+    sender_ns_tid: u32,
+    sender_pidns: u32,
+    sender_ppid: u32,
+    /// The target's `task_struct`, with its tgid (read on every hit by the filter).
+    target: u64,
+    target_ns: u64,
+    target_tgid: u32,
+    target_tid: u32,
+    target_ns_pid: u32,
+    target_ns_tid: u32,
+    target_pidns: u32,
+    _pad: u32,
+}
+
+#[map]
+static HIT_CACHE: PerCpuArray<HitCache> = PerCpuArray::with_max_entries(1, 0);
+
+/// How long cached fields are trusted: a parent that dies reparents the sender, and a
+/// multi-threaded exec can swap pids; a second bounds how long a report could lag that.
+const CACHE_NS: u64 = 1_000_000_000;
 
 /// Records dropped because the ring buffer was full; userspace sums the CPUs and reports.
 #[map]
@@ -233,12 +268,16 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     };
     let watch_all = unsafe { ptr::read_volatile(&raw const CONFIG.watch_all) };
     if watch_all == 0 {
-        let listed = TARGET_BITS.get(tgid >> 6).is_none_or(|w| w & (1u64 << (tgid & 63)) != 0);
-        if !listed && unsafe { ptr::read_volatile(&raw const CONFIG.follow_forks) } == 0 {
-            return 0;
-        }
-        if unsafe { TARGETS.get(&tgid).is_none() } {
-            return 0;
+        match TARGET_BITS.get(tgid >> 6) {
+            // Userspace sets a bit only for a pid it put in TARGETS, and clears it first.
+            Some(w) if w & (1u64 << (tgid & 63)) != 0 => {}
+            Some(_) if unsafe { ptr::read_volatile(&raw const CONFIG.follow_forks) } == 0 => return 0,
+            // Forks followed in the kernel, or a pid beyond the bitmap: only the hash knows.
+            _ => {
+                if unsafe { TARGETS.get(&tgid).is_none() } {
+                    return 0;
+                }
+            }
         }
     }
     let off = offsets();
@@ -246,10 +285,87 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     if !signal_wanted(sig, &cfg) {
         return 0;
     }
-    emit_signal(&ctx, &cfg, |e| unsafe {
-        fill_signal(e, sig, info, target, tgid, group as i32, result as i32, &off)
-    });
+    let Some(c) = HIT_CACHE.get_ptr_mut(0) else {
+        return 0;
+    };
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let current = unsafe { bpf_get_current_task() } as *const u8;
+    let mm: u64 = unsafe { read(current, off.task_mm) }.unwrap_or(0);
+    unsafe {
+        if (*c).pid_tgid != pid_tgid || (*c).mm != mm || now.wrapping_sub((*c).sender_ns) >= CACHE_NS {
+            learn_sender(c, pid_tgid, mm, now, current, &off);
+        }
+        if (*c).target != target as u64 || (*c).target_tgid != tgid || now.wrapping_sub((*c).target_ns) >= CACHE_NS {
+            learn_target(c, target, tgid, now, &off);
+        }
+    }
+    // The sender's argv and ancestry go out once per window; the records between leave
+    // them out (a storm's, mostly), which is most of what a hit costs.
+    let window = cfg.repeat_window_ms as u64 * 1_000_000;
+    let repeat = unsafe { (*c).detail_ns != 0 && now.wrapping_sub((*c).detail_ns) < window };
+    let head = |e: *mut SignalEvent| unsafe {
+        fill_signal(e, sig, info, target, group as i32, result as i32, now, pid_tgid, &*c, &off);
+    };
+    if repeat {
+        emit_signal::<SignalEvent, _>(&ctx, &cfg, |e| {
+            head(e);
+            unsafe { (*e).flags |= FLAG_SENDER_REPEAT };
+        });
+    } else {
+        let sent = emit_signal::<SignalFull, _>(&ctx, &cfg, |e| unsafe {
+            let h = &raw mut (*e).head;
+            head(h);
+            let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
+            fill_detail(h, &raw mut (*e).detail, current, if leader.is_null() { current } else { leader }, &off);
+        });
+        // Only a record that is in the buffer can stand for the next ones.
+        if sent && window != 0 {
+            unsafe { (*c).detail_ns = now };
+        }
+    }
     0
+}
+
+/// Reads the sender's fields that stay put while it keeps signalling (its pid numbers,
+/// namespace, parent, start time) into the cache; its detail must go out again.
+#[inline(always)]
+unsafe fn learn_sender(c: *mut HitCache, pid_tgid: u64, mm: u64, now: u64, current: *const u8, off: &KernelOffsets) {
+    unsafe {
+        let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
+        let leader = if leader.is_null() { current } else { leader };
+        (*c).pid_tgid = pid_tgid;
+        (*c).mm = mm;
+        (*c).sender_ns = now;
+        (*c).detail_ns = 0;
+        (*c).start_ns = read(leader, off.task_start_time).unwrap_or(0);
+        let (ns_tid, pidns) = ns_info(current, off);
+        (*c).sender_ns_tid = ns_tid;
+        (*c).sender_pidns = pidns;
+        (*c).sender_ns_pid = ns_nr(leader, off);
+        (*c).sender_ppid = match read::<*const u8>(current, off.task_real_parent) {
+            Some(parent) if !parent.is_null() => read(parent, off.task_tgid).unwrap_or(0),
+            _ => 0,
+        };
+    }
+}
+
+/// The same for the target's fields (its comm is read with every signal: exec changes it).
+#[inline(always)]
+unsafe fn learn_target(c: *mut HitCache, target: *const u8, tgid: u32, now: u64, off: &KernelOffsets) {
+    unsafe {
+        (*c).target = target as u64;
+        (*c).target_tgid = tgid;
+        (*c).target_ns = now;
+        (*c).target_tid = read(target, off.task_pid).unwrap_or(0);
+        let (ns_tid, pidns) = ns_info(target, off);
+        (*c).target_ns_tid = ns_tid;
+        (*c).target_pidns = pidns;
+        (*c).target_ns_pid = match read::<*const u8>(target, off.task_group_leader) {
+            Some(leader) if !leader.is_null() => ns_nr(leader, off),
+            _ => 0,
+        };
+    }
 }
 
 #[inline(always)]
@@ -258,15 +374,16 @@ fn signal_wanted(sig: i32, cfg: &FilterConfig) -> bool {
 }
 
 /// Reserves a signal record, has `fill` write it in place, submits it at the storm's pace;
-/// a full buffer is counted, never silent.
+/// a full buffer is counted, never silent. False when it was.
 #[inline(always)]
-fn emit_signal<C: EbpfContext>(ctx: &C, cfg: &FilterConfig, fill: impl FnOnce(*mut SignalEvent)) {
-    let Some(mut entry) = reserve::<SignalEvent>() else {
+fn emit_signal<T: 'static, C: EbpfContext>(ctx: &C, cfg: &FilterConfig, fill: impl FnOnce(*mut T)) -> bool {
+    let Some(mut entry) = reserve::<T>() else {
         count_lost();
-        return;
+        return false;
     };
     fill(entry.ptr());
     entry.submit(ctx, Wake::Batched, cfg);
+    true
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -276,15 +393,17 @@ unsafe fn fill_signal(
     sig: i32,
     info: u64,
     target: *const u8,
-    tgid: u32,
     group: i32,
     result: i32,
+    now: u64,
+    pid_tgid: u64,
+    c: &HitCache,
     off: &KernelOffsets,
 ) {
     unsafe {
         (*e).kind = EVENT_SIGNAL;
         (*e).sig = sig;
-        (*e).boot_ns = bpf_ktime_get_boot_ns();
+        (*e).boot_ns = now;
         (*e).group = group;
         (*e).result = result;
         (*e).flags = 0;
@@ -306,38 +425,36 @@ unsafe fn fill_signal(
             }
         }
 
-        (*e).target_pid = tgid;
-        (*e).target_tid = read(target, off.task_pid).unwrap_or(0);
-        let (ns_tid, target_pidns) = ns_info(target, off);
-        (*e).target_ns_tid = ns_tid;
-        (*e).target_pidns = target_pidns;
-        (*e).target_ns_pid = match read::<*const u8>(target, off.task_group_leader) {
-            Some(leader) if !leader.is_null() => ns_nr(leader, off),
-            _ => 0,
-        };
+        (*e).target_pid = c.target_tgid;
+        (*e).target_tid = c.target_tid;
+        (*e).target_ns_tid = c.target_ns_tid;
+        (*e).target_pidns = c.target_pidns;
+        (*e).target_ns_pid = c.target_ns_pid;
         read_comm(&raw mut (*e).target_comm, target, off);
         // OOM kills are SIGKILLs; other signals do not need it.
         (*e).target_memcg = if sig == SIGKILL { memcg_ino(target, off) } else { 0 };
 
-        let pid_tgid = bpf_get_current_pid_tgid();
         (*e).sender_pid = (pid_tgid >> 32) as u32;
         (*e).sender_tid = pid_tgid as u32;
         (*e).sender_uid = bpf_get_current_uid_gid() as u32;
         (*e).sender_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
-        let current = bpf_get_current_task() as *const u8;
-        let (ns_tid, sender_pidns) = ns_info(current, off);
-        (*e).sender_ns_tid = ns_tid;
-        (*e).sender_pidns = sender_pidns;
-        let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
-        (*e).sender_ns_pid = if leader.is_null() { 0 } else { ns_nr(leader, off) };
-        (*e).sender_ppid = match read::<*const u8>(current, off.task_real_parent) {
-            Some(parent) if !parent.is_null() => read(parent, off.task_tgid).unwrap_or(0),
-            _ => 0,
-        };
-
+        (*e).sender_ns_tid = c.sender_ns_tid;
+        (*e).sender_pidns = c.sender_pidns;
+        (*e).sender_ns_pid = c.sender_ns_pid;
+        (*e).sender_ppid = c.sender_ppid;
+        (*e).sender_start_ns = c.start_ns;
         (*e).syscall_nr = current_syscall(off);
-        read_argv(e, current, off);
-        walk_ancestry(e, if leader.is_null() { current } else { leader }, off);
+        (*e).argv_len = 0;
+        (*e).depth = 0;
+    }
+}
+
+/// The sender's argv and ancestry, with their lengths and flags in `e`.
+#[inline(always)]
+unsafe fn fill_detail(e: *mut SignalEvent, d: *mut SenderDetail, current: *const u8, leader: *const u8, off: &KernelOffsets) {
+    unsafe {
+        read_argv(e, d, current, off);
+        walk_ancestry(e, d, leader, off);
     }
 }
 
@@ -368,7 +485,7 @@ unsafe fn current_syscall(off: &KernelOffsets) -> i32 {
 /// The sender's command line, from its own memory: `current` is the sender, so its user
 /// pages are the ones `bpf_probe_read_user` sees.
 #[inline(always)]
-unsafe fn read_argv(e: *mut SignalEvent, current: *const u8, off: &KernelOffsets) {
+unsafe fn read_argv(e: *mut SignalEvent, d: *mut SenderDetail, current: *const u8, off: &KernelOffsets) {
     unsafe {
         (*e).argv_len = 0;
         let mm = read::<*const u8>(current, off.task_mm).unwrap_or(ptr::null());
@@ -394,7 +511,7 @@ unsafe fn read_argv(e: *mut SignalEvent, current: *const u8, off: &KernelOffsets
         if len == 0 || len > ARGV_LEN as u32 {
             return;
         }
-        let dst = (*e).argv.as_mut_ptr() as *mut c_void;
+        let dst = (*d).argv.as_mut_ptr() as *mut c_void;
         if generated::bpf_probe_read_user(dst, len, start as *const c_void) == 0 {
             (*e).argv_len = len;
         }
@@ -404,12 +521,12 @@ unsafe fn read_argv(e: *mut SignalEvent, current: *const u8, off: &KernelOffsets
 /// Walks `real_parent` from the sender's process up to the idle task (pid 0), recording each
 /// process's tgid, comm and start time, as SystemTap's `task_ancestry` did.
 #[inline(always)]
-unsafe fn walk_ancestry(e: *mut SignalEvent, start: *const u8, off: &KernelOffsets) {
+unsafe fn walk_ancestry(e: *mut SignalEvent, d: *mut SenderDetail, start: *const u8, off: &KernelOffsets) {
     unsafe {
         let mut task = start;
         let mut depth = 0u32;
         for i in 0..MAX_ANCESTRY {
-            let a = &raw mut (*e).ancestry[i];
+            let a = &raw mut (*d).ancestry[i];
             let tgid: u32 = read(task, off.task_tgid).unwrap_or(0);
             (*a).pid = tgid;
             (*a)._pad = 0;
@@ -549,7 +666,7 @@ pub fn signal_generate_tp(ctx: TracePointContext) -> i32 {
     if !signal_wanted(sig, &cfg) {
         return 0;
     }
-    emit_signal(&ctx, &cfg, |e| unsafe {
+    emit_signal::<SignalEvent, _>(&ctx, &cfg, |e| unsafe {
         ptr::write_bytes(e, 0, 1);
         (*e).kind = EVENT_SIGNAL;
         (*e).sig = sig;

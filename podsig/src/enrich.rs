@@ -120,6 +120,9 @@ impl Enricher {
                 if let Some(ns) = s.boot_ns {
                     s.time = self.wall_time(ns);
                 }
+                if let Some(ns) = s.last_boot_ns.filter(|_| s.count > 1) {
+                    s.last_time = Some(self.wall_time(ns));
+                }
                 if s.ancestry_source == AncestrySource::Proc {
                     self.complete_from_proc(s);
                 }

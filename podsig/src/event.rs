@@ -148,6 +148,16 @@ pub struct SignalRecord {
     /// Delivery outcome; null when the backend hooks before delivery is decided (stap).
     #[serde(deserialize_with = "interned::option")]
     pub result: Option<interned::Str>,
+    /// How many identical signals this record stands for: the same sender thread sent the
+    /// same signal with the same code and outcome to the same target, and the reader took
+    /// them from the kernel together (a storm prints a line per batch, not per signal).
+    /// `time` is the first one's, `last_time` the last one's.
+    #[serde(default = "one")]
+    pub count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_time: Option<String>,
+    #[serde(skip)]
+    pub last_boot_ns: Option<u64>,
     pub target: Target,
     pub sender: Sender,
     /// Root (pid 0) first, the sender last.
@@ -172,6 +182,10 @@ pub struct SignalRecord {
     pub runtime: Option<RuntimeInfo>,
     /// Suspicious processes in the sender's ancestry.
     pub findings: Vec<Finding>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -332,6 +346,9 @@ pub fn sample_signal() -> SignalRecord {
         errno: Some(0),
         group: true,
         result: Some("delivered"),
+        count: 1,
+        last_time: None,
+        last_boot_ns: None,
         target: Target { pid: 7942, tid: 7942, ns_pid: Some(1), comm: "server".into(), container: None, pidns: None, memcg: None },
         sender: Sender {
             pid: 23549,

@@ -86,7 +86,7 @@ impl Metrics {
     pub fn record(&self, record: &Record) {
         match record {
             Record::Signal(s) => {
-                self.signals.get_or_create(&labels(s)).inc();
+                self.signals.get_or_create(&labels(s)).inc_by(s.count);
             }
             Record::Lost(l) => {
                 self.lost.inc_by(l.count);

@@ -128,6 +128,12 @@ fn signal_text(s: &SignalRecord) -> String {
         .collect();
     t += &format!("task_ancestry:{}\n", chain.join("=>"));
     t += &format!("  {}", s.time);
+    if s.count > 1 {
+        t += &format!(" repeated={}", s.count);
+        if let Some(last) = &s.last_time {
+            t += &format!(" last={last}");
+        }
+    }
     if let Some(result) = s.result {
         t += &format!(" result={result}");
     }

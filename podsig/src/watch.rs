@@ -375,8 +375,8 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 return finish(e, signals, opts.node.history.take());
             }
             match &record {
-                Record::Signal(_) => {
-                    signals += 1;
+                Record::Signal(s) => {
+                    signals += s.count;
                     if opts.count.is_some_and(|c| signals >= c) {
                         done = Some(Stop::Count);
                     }

@@ -227,7 +227,8 @@ fn count_events(peer: Peer, out: &Path, target: u32) -> (u64, u64) {
         match peer {
             Peer::Podsig => {
                 if l.starts_with(r#"{"kind":"signal""#) {
-                    got += 1;
+                    // A run of identical signals is one line with their count.
+                    got += serde_json::from_str::<Value>(l).ok().and_then(|v| v["count"].as_u64()).unwrap_or(0);
                 } else if l.starts_with(r#"{"kind":"lost""#) {
                     lost += serde_json::from_str::<Value>(l).ok().and_then(|v| v["count"].as_u64()).unwrap_or(0);
                 }

@@ -23,8 +23,9 @@ use aya::{
 };
 use podsig_common::{
     EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE,
-    FLAG_KTHREAD, FLAG_NO_BTF, FilterConfig, KernelOffsets, MAX_ANCESTRY, OomEvent,
-    SYSCALL_UNKNOWN, SignalEvent, TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
+    FLAG_KTHREAD, FLAG_NO_BTF, FLAG_SENDER_REPEAT, FilterConfig, KernelOffsets, MAX_ANCESTRY,
+    OomEvent, SYSCALL_UNKNOWN, SenderDetail, SignalEvent, TARGET_BITMAP_WORDS, TARGET_CHILD,
+    TracepointFormat,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -54,7 +55,7 @@ pub struct EbpfBackend {
     targets: HashMap<MapData, u32, u32>,
     /// The miss path's pid bitmap (BTF mode); this process is its only writer.
     target_bits: Array<MapData, u64>,
-    ancestries: AncestryCache,
+    decoder: Decoder,
     /// Fallback mode keys the filter by tid: the tids added for each watched process.
     tids: std::collections::HashMap<u32, Vec<u32>>,
     lost: PerCpuArray<MapData, u64>,
@@ -157,7 +158,9 @@ impl EbpfBackend {
             wakeup_bytes: ring_bytes / 4,
             signal_mask: signals::mask(&spec.signals),
             follow_forks: spec.follow as u32,
-            _pad: 0,
+            // A ring buffer keeps whatever it accepted, in order; a perf buffer may drop a
+            // record after the program sent it, so there every record carries its detail.
+            repeat_window_ms: if ringbuf { REPEAT_WINDOW_MS } else { 0 },
         };
         let mut loader = loader.join().map_err(|_| anyhow!("the eBPF loader thread panicked"))?;
         // No CO-RE relocations in the program: aya needs no kernel BTF to load it.
@@ -216,7 +219,7 @@ impl EbpfBackend {
             reader,
             targets,
             target_bits,
-            ancestries: AncestryCache::default(),
+            decoder: Decoder::default(),
             tids: Default::default(),
             lost,
             lost_seen: 0,
@@ -377,14 +380,12 @@ impl Backend for EbpfBackend {
         // Bounded, so a storm is handled in slices that keep memory flat; `ready` returns at
         // once while the buffer still holds records.
         self.more = false;
-        let ancestries = &mut self.ancestries;
+        let decoder = &mut self.decoder;
         match &mut self.reader {
             Reader::Ring { buf, .. } => {
                 let mut n = 0;
                 while let Some(item) = buf.next() {
-                    if let Some(r) = decode(&item, ancestries) {
-                        out.push(r);
-                    }
+                    decoder.decode(&item, out);
                     n += 1;
                     if n == DRAIN_BATCH {
                         self.more = true;
@@ -405,17 +406,17 @@ impl Backend for EbpfBackend {
                                 joined.extend_from_slice(tail);
                                 &joined[..]
                             };
-                            if let Some(r) = decode(bytes, ancestries) {
-                                out.push(r);
-                            }
+                            decoder.decode(bytes, out);
                         }
                         PerfEvent::Lost { count } => *lost += count,
                     });
                 }
+                decoder.flush(out);
                 // Per-CPU buffers interleave: restore kernel order by timestamp.
                 out.sort_by_key(record_time);
             }
         }
+        self.decoder.flush(out);
         let total = self.lost_total();
         if total > self.lost_seen {
             out.push(Record::Lost(LostRecord {
@@ -469,50 +470,183 @@ fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
         .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 
-/// The last ancestry decoded, by its wire bytes: a storm from one sender sends the same one
-/// in every record; decoding it once saves a Vec and a String per ancestor per record.
+/// Turns ring-buffer bytes into records: keeps each sender's argv and ancestry for the
+/// repeat records that leave them out, and folds a run of identical signals into one record
+/// with a count (a storm from one process is one line per drain, not a line per signal).
 #[derive(Default)]
-struct AncestryCache {
-    wire: Vec<u8>,
-    decoded: Ancestry,
+struct Decoder {
+    senders: std::collections::HashMap<(u32, u64), SenderInfo>,
+    /// Bumped for every new sender detail, so a run never spans two.
+    generation: u64,
+    pending: Option<Pending>,
+    /// Newest record time seen: sender details older than a few windows are forgotten.
+    newest_ns: u64,
+    missing_warned: bool,
 }
 
-impl AncestryCache {
-    fn get(&mut self, wire: &[podsig_common::Ancestor]) -> Ancestry {
-        // SAFETY: a repr(C) wire type with explicit padding, read from initialised memory.
-        let bytes = unsafe { std::slice::from_raw_parts(wire.as_ptr() as *const u8, std::mem::size_of_val(wire)) };
-        if bytes != self.wire.as_slice() {
-            // The kernel walks from the sender up; reports read root first, like task_ancestry.
-            self.decoded = wire
-                .iter()
-                .rev()
-                .map(|a| Ancestor { pid: a.pid, comm: cstr(&a.comm), start_ns: a.start_ns })
-                .collect::<Vec<_>>()
-                .into();
-            self.wire.clear();
-            self.wire.extend_from_slice(bytes);
+struct SenderInfo {
+    /// `SenderDetail` bytes actually used (argv, ancestry) and the flags that came with them.
+    wire: Vec<u8>,
+    flags: u32,
+    argv: Vec<String>,
+    ancestry: Ancestry,
+    generation: u64,
+    sent_ns: u64,
+}
+
+struct Pending {
+    identity: [u8; size_of::<SignalEvent>()],
+    generation: u64,
+    record: SignalRecord,
+}
+
+/// Flags that belong to the sender's detail, not to the signal.
+const DETAIL_FLAGS: u32 = FLAG_ANCESTRY_COMPLETE | FLAG_KTHREAD;
+/// How long the kernel may refer back to a sender detail (FilterConfig::repeat_window_ms).
+const REPEAT_WINDOW_MS: u32 = 1000;
+
+impl Decoder {
+    fn decode(&mut self, bytes: &[u8], out: &mut Vec<Record>) {
+        if read_pod::<u32>(bytes) == Some(EVENT_SIGNAL) && bytes.len() >= size_of::<SignalEvent>() {
+            // Ring-buffer records are 8-byte aligned: read in place rather than copy.
+            let p = bytes.as_ptr() as *const SignalEvent;
+            if p.is_aligned() {
+                // SAFETY: length and alignment checked; a repr(C) wire type valid for any
+                // bit pattern, borrowed only while `bytes` lives.
+                self.signal(unsafe { &*p }, &bytes[size_of::<SignalEvent>()..], out);
+            } else if let Some(head) = read_pod::<SignalEvent>(bytes) {
+                self.signal(&head, &bytes[size_of::<SignalEvent>()..], out);
+            }
+            return;
         }
-        self.decoded.clone()
+        self.flush(out);
+        if let Some(r) = decode_other(bytes) {
+            out.push(r);
+        }
+    }
+
+    /// Ends the current run: its record goes out.
+    fn flush(&mut self, out: &mut Vec<Record>) {
+        if let Some(p) = self.pending.take() {
+            out.push(Record::Signal(p.record));
+        }
+    }
+
+    fn signal(&mut self, e: &SignalEvent, rest: &[u8], out: &mut Vec<Record>) {
+        self.newest_ns = self.newest_ns.max(e.boot_ns);
+        let key = (e.sender_pid, e.sender_start_ns);
+        let mut generation = 0;
+        if e.flags & (FLAG_SENDER_REPEAT | FLAG_NO_BTF) == 0 {
+            generation = self.learn(e, rest);
+        } else if e.flags & FLAG_SENDER_REPEAT != 0 {
+            generation = self.senders.get(&key).map_or(0, |s| s.generation);
+        }
+        let mut identity = [0u8; size_of::<SignalEvent>()];
+        // SAFETY: a repr(C) wire type with explicit padding, read from initialised memory.
+        identity.copy_from_slice(unsafe {
+            std::slice::from_raw_parts(e as *const SignalEvent as *const u8, size_of::<SignalEvent>())
+        });
+        {
+            let id = &mut identity;
+            let zero = |id: &mut [u8], at: usize, len: usize| id[at..at + len].fill(0);
+            zero(id, std::mem::offset_of!(SignalEvent, boot_ns), 8);
+            zero(id, std::mem::offset_of!(SignalEvent, argv_len), 4);
+            zero(id, std::mem::offset_of!(SignalEvent, depth), 4);
+            let at = std::mem::offset_of!(SignalEvent, flags);
+            let flags = e.flags & !(DETAIL_FLAGS | FLAG_SENDER_REPEAT);
+            id[at..at + 4].copy_from_slice(&flags.to_ne_bytes());
+        }
+        if let Some(p) = &mut self.pending
+            && p.generation == generation
+            && p.identity == identity
+        {
+            p.record.count += 1;
+            p.record.last_boot_ns = Some(e.boot_ns);
+            return;
+        }
+        self.flush(out);
+        let mut record = signal_record(e);
+        if e.flags & FLAG_NO_BTF == 0 {
+            match self.senders.get(&key) {
+                Some(s) => {
+                    record.sender.argv = s.argv.clone();
+                    record.ancestry = s.ancestry.clone();
+                    record.ancestry_complete = s.flags & FLAG_ANCESTRY_COMPLETE != 0;
+                    record.sender.kthread = s.flags & FLAG_KTHREAD != 0;
+                }
+                None if !self.missing_warned => {
+                    // Cannot happen while the reader keeps details for longer than the
+                    // kernel refers back to them; say so rather than guess.
+                    self.missing_warned = true;
+                    tracing::warn!("a repeat record from {}({}) came without its sender detail", record.sender.comm, e.sender_pid);
+                }
+                None => {}
+            }
+        }
+        self.pending = Some(Pending { identity, generation, record });
+    }
+
+    /// Keeps a full record's sender detail; returns its generation (unchanged if the detail
+    /// is the one already known).
+    fn learn(&mut self, e: &SignalEvent, rest: &[u8]) -> u64 {
+        let Some(d) = read_detail(rest) else { return 0 };
+        let argv_len = (e.argv_len as usize).min(d.argv.len());
+        let depth = (e.depth as usize).min(MAX_ANCESTRY);
+        let ancestry = &d.ancestry[..depth];
+        // SAFETY: a repr(C) wire type with explicit padding, read from initialised memory.
+        let ancestry_bytes = unsafe {
+            std::slice::from_raw_parts(ancestry.as_ptr() as *const u8, std::mem::size_of_val(ancestry))
+        };
+        let flags = e.flags & DETAIL_FLAGS;
+        let key = (e.sender_pid, e.sender_start_ns);
+        if let Some(s) = self.senders.get_mut(&key)
+            && s.flags == flags
+            && s.wire.len() == argv_len + ancestry_bytes.len()
+            && s.wire[..argv_len] == d.argv[..argv_len]
+            && s.wire[argv_len..] == *ancestry_bytes
+        {
+            s.sent_ns = e.boot_ns;
+            return s.generation;
+        }
+        if self.senders.len() >= 4096 {
+            // The kernel refers back at most one window; keep a few for clock skew between CPUs.
+            let keep_after = self.newest_ns.saturating_sub(5 * REPEAT_WINDOW_MS as u64 * 1_000_000);
+            self.senders.retain(|_, s| s.sent_ns >= keep_after);
+        }
+        self.generation += 1;
+        let mut wire = Vec::with_capacity(argv_len + ancestry_bytes.len());
+        wire.extend_from_slice(&d.argv[..argv_len]);
+        wire.extend_from_slice(ancestry_bytes);
+        // The kernel walks from the sender up; reports read root first, like task_ancestry.
+        let decoded: Vec<Ancestor> =
+            ancestry.iter().rev().map(|a| Ancestor { pid: a.pid, comm: cstr(&a.comm), start_ns: a.start_ns }).collect();
+        self.senders.insert(key, SenderInfo {
+            wire,
+            flags,
+            argv: split_argv(&d.argv[..argv_len]),
+            ancestry: decoded.into(),
+            generation: self.generation,
+            sent_ns: e.boot_ns,
+        });
+        self.generation
     }
 }
 
-fn decode(bytes: &[u8], ancestries: &mut AncestryCache) -> Option<Record> {
+fn read_detail(bytes: &[u8]) -> Option<std::borrow::Cow<'_, SenderDetail>> {
+    if bytes.len() < size_of::<SenderDetail>() {
+        return None;
+    }
+    let p = bytes.as_ptr() as *const SenderDetail;
+    if p.is_aligned() {
+        // SAFETY: as for the head: length and alignment checked, valid for any bit pattern.
+        Some(std::borrow::Cow::Borrowed(unsafe { &*p }))
+    } else {
+        read_pod(bytes).map(std::borrow::Cow::Owned)
+    }
+}
+
+fn decode_other(bytes: &[u8]) -> Option<Record> {
     match read_pod::<u32>(bytes)? {
-        EVENT_SIGNAL => {
-            if bytes.len() < size_of::<SignalEvent>() {
-                return None;
-            }
-            let p = bytes.as_ptr() as *const SignalEvent;
-            if p.is_aligned() {
-                // Ring-buffer records are 8-byte aligned: read in place rather than copy
-                // 1.6 KiB per event (the copy was a sixth of a storm's cost).
-                // SAFETY: length and alignment checked; a repr(C) wire type valid for any
-                // bit pattern, borrowed only while `bytes` lives.
-                Some(Record::Signal(signal_record(unsafe { &*p }, ancestries)))
-            } else {
-                Some(Record::Signal(signal_record(&read_pod::<SignalEvent>(bytes)?, ancestries)))
-            }
-        }
         EVENT_EXIT => {
             let e = read_pod::<ExitEvent>(bytes)?;
             let (status, signal, core_dumped) = if e.exit_code == EXIT_CODE_UNKNOWN {
@@ -556,10 +690,8 @@ fn decode(bytes: &[u8], ancestries: &mut AncestryCache) -> Option<Record> {
     }
 }
 
-fn signal_record(e: &SignalEvent, ancestries: &mut AncestryCache) -> SignalRecord {
-    let depth = (e.depth as usize).min(MAX_ANCESTRY);
-    let ancestry = ancestries.get(&e.ancestry[..depth]);
-    let argv_len = (e.argv_len as usize).min(e.argv.len());
+/// The record for `e` without its sender's detail (argv, ancestry), which the decoder adds.
+fn signal_record(e: &SignalEvent) -> SignalRecord {
     SignalRecord {
         time: String::new(),
         node: None,
@@ -570,6 +702,9 @@ fn signal_record(e: &SignalEvent, ancestries: &mut AncestryCache) -> SignalRecor
         errno: Some(e.errno),
         group: e.group != 0,
         result: Some(signals::result_name(e.result)),
+        count: 1,
+        last_time: None,
+        last_boot_ns: None,
         target: Target {
             pid: e.target_pid,
             tid: e.target_tid,
@@ -587,12 +722,12 @@ fn signal_record(e: &SignalEvent, ancestries: &mut AncestryCache) -> SignalRecor
             uid: e.sender_uid,
             comm: cstr(&e.sender_comm),
             exe: None,
-            argv: split_argv(&e.argv[..argv_len]),
+            argv: Vec::new(),
             kthread: e.flags & FLAG_KTHREAD != 0,
             container: None,
             pidns: Some(e.sender_pidns).filter(|&n| n != 0),
         },
-        ancestry,
+        ancestry: Ancestry::default(),
         ancestry_complete: e.flags & FLAG_ANCESTRY_COMPLETE != 0,
         ancestry_source: if e.flags & FLAG_NO_BTF != 0 {
             AncestrySource::Proc
@@ -659,5 +794,104 @@ fn privilege_hint(err: anyhow::Error) -> anyhow::Error {
         )
     } else {
         err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podsig_common::{ARGV_LEN, SignalFull};
+
+    fn bytes<T>(v: &T) -> Vec<u8> {
+        // SAFETY: repr(C) wire types with explicit padding, zero-initialised.
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }.to_vec()
+    }
+
+    /// pkill(23549) sends `sig` to 7942 at `ns`, with its detail (`full`) or as a repeat.
+    fn record(sig: i32, ns: u64, full: bool) -> Vec<u8> {
+        // SAFETY: all-zero is a valid value of these plain-data types.
+        let mut f: SignalFull = unsafe { std::mem::zeroed() };
+        let h = &mut f.head;
+        (h.kind, h.sig, h.boot_ns, h.target_pid, h.sender_pid, h.sender_tid) = (EVENT_SIGNAL, sig, ns, 7942, 23549, 23549);
+        h.sender_start_ns = 77;
+        h.sender_comm[..5].copy_from_slice(b"pkill");
+        if !full {
+            h.flags = FLAG_SENDER_REPEAT;
+            return bytes(&f.head);
+        }
+        let argv = b"pkill\0-9\0server\0";
+        f.detail.argv[..argv.len()].copy_from_slice(argv);
+        h.argv_len = argv.len() as u32;
+        for (i, (pid, comm)) in [(23549u32, &b"pkill"[..]), (1, b"init"), (0, b"swapper/0")].into_iter().enumerate() {
+            f.detail.ancestry[i].pid = pid;
+            f.detail.ancestry[i].comm[..comm.len()].copy_from_slice(comm);
+        }
+        h.depth = 3;
+        h.flags = FLAG_ANCESTRY_COMPLETE;
+        assert!(argv.len() <= ARGV_LEN);
+        bytes(&f)
+    }
+
+    fn signals(out: &[Record]) -> Vec<&SignalRecord> {
+        out.iter().filter_map(|r| if let Record::Signal(s) = r { Some(s) } else { None }).collect()
+    }
+
+    #[test]
+    fn a_storm_is_one_record_with_a_count_and_the_senders_detail() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        d.decode(&record(10, 100, true), &mut out);
+        for ns in 101..110 {
+            d.decode(&record(10, ns, false), &mut out);
+        }
+        // Another signal from the same sender ends the run.
+        d.decode(&record(15, 200, false), &mut out);
+        d.flush(&mut out);
+        let s = signals(&out);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].count, s[0].boot_ns, s[0].last_boot_ns), (10, Some(100), Some(109)));
+        assert_eq!(s[0].sender.argv, ["pkill", "-9", "server"]);
+        let chain: Vec<u32> = s[0].ancestry.iter().map(|a| a.pid).collect();
+        assert_eq!(chain, [0, 1, 23549], "root first");
+        assert!(s[0].ancestry_complete);
+        // The repeat record of the other run takes the same detail.
+        assert_eq!((s[1].signal.number, s[1].count), (15, 1));
+        assert!(s[1].ancestry.shares(&s[0].ancestry));
+        assert_eq!(s[1].sender.argv, s[0].sender.argv);
+    }
+
+    #[test]
+    fn a_repeat_without_its_detail_is_reported_bare_not_guessed() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        d.decode(&record(10, 100, false), &mut out);
+        d.flush(&mut out);
+        let s = signals(&out);
+        assert_eq!(s.len(), 1);
+        assert!(s[0].ancestry.is_empty() && !s[0].ancestry_complete && s[0].sender.argv.is_empty());
+    }
+
+    #[test]
+    fn other_records_keep_their_place_between_runs() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        d.decode(&record(10, 100, true), &mut out);
+        d.decode(&record(10, 101, false), &mut out);
+        // SAFETY: all-zero is a valid ExitEvent.
+        let mut exit: ExitEvent = unsafe { std::mem::zeroed() };
+        (exit.kind, exit.pid, exit.exit_code) = (EVENT_EXIT, 7942, 10);
+        d.decode(&bytes(&exit), &mut out);
+        d.decode(&record(10, 102, false), &mut out);
+        d.flush(&mut out);
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|r| match r {
+                Record::Signal(_) => "signal",
+                Record::Exit(_) => "exit",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["signal", "exit", "signal"]);
+        assert_eq!(signals(&out)[0].count, 2);
     }
 }

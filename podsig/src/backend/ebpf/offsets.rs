@@ -28,6 +28,9 @@ pub enum OffsetError {
 
 pub struct KernelBtf {
     btf: Btf,
+    /// Structs by name: each lookup by name scans every type in the mmap'ed BTF (~1 ms),
+    /// and `task_struct` alone is asked for a dozen times.
+    structs: std::cell::RefCell<std::collections::HashMap<String, Option<btf_rs::Struct>>>,
 }
 
 impl KernelBtf {
@@ -36,18 +39,22 @@ impl KernelBtf {
         let btf = Btf::from_file_with_backend(path, btf_rs::Backend::Mmap)
             .or_else(|_| Btf::from_file(path))
             .map_err(|source| OffsetError::Read { path: path.display().to_string(), source })?;
-        Ok(Self { btf })
+        Ok(Self { btf, structs: Default::default() })
     }
 
     fn strukt(&self, name: &str) -> Result<btf_rs::Struct, OffsetError> {
-        for t in self.btf.resolve_types_by_name(name).unwrap_or_default() {
-            if let Type::Struct(s) | Type::Union(s) = t
-                && !s.members.is_empty()
-            {
-                return Ok(s);
-            }
-        }
-        Err(OffsetError::NoStruct(name.to_string()))
+        let found = self
+            .structs
+            .borrow_mut()
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                self.btf.resolve_types_by_name(name).unwrap_or_default().into_iter().find_map(|t| match t {
+                    Type::Struct(s) | Type::Union(s) if !s.members.is_empty() => Some(s),
+                    _ => None,
+                })
+            })
+            .clone();
+        found.ok_or_else(|| OffsetError::NoStruct(name.to_string()))
     }
 
     /// Follows typedefs and qualifiers down to the struct or union a member holds, if any.

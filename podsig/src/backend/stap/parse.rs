@@ -120,6 +120,9 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
         errno: None,
         group: n(3)? != 0,
         result: None,
+        count: 1,
+        last_time: None,
+        last_boot_ns: None,
         target: Target { pid: n(4)? as u32, tid: n(5)? as u32, ns_pid: None, comm: text(f[6]), container: None, pidns: None, memcg: None },
         sender: Sender {
             pid: n(7)? as u32,
