@@ -119,3 +119,41 @@ fn perf_event_array_fallback_reports_the_same_events() {
         assert!(w.wait().0.success(), "{forced}");
     }
 }
+
+/// Kernels before 5.17 have no bpf_loop: the bounded-loop program walks the same ancestry.
+#[test]
+fn bounded_loop_walk_reports_the_same_ancestry_as_bpf_loop() {
+    if !privileged() {
+        return;
+    }
+    let mut chains = Vec::new();
+    for (forced, walk) in [("", "bpf_loop"), ("loop", "a bounded loop")] {
+        let target = Target::sleep();
+        let t = target.pid();
+        let mut w = Podsig::start_env(
+            &["-v", "watch", "--pid", &t.to_string(), "-o", "json"],
+            &[("PODSIG_FORCE_FALLBACK", forced)],
+        );
+        assert!(
+            w.stderr_lines.iter().any(|l| l.contains(&format!("ancestry walked with {walk}"))),
+            "{walk}: {:?}",
+            w.stderr_lines
+        );
+        // sh → sh → kill: a chain whose shape both runs share.
+        let sender = send("sh", "sh -c 'kill -TERM $T'", t);
+        let ev = w.next_kind("signal");
+        assert_eq!(ev["ancestry_complete"], true, "{walk}: {ev}");
+        let chain: Vec<(u64, String)> = ev["ancestry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["pid"].as_u64().unwrap(), a["comm"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(chain[0], (0, "swapper/0".to_string()), "{walk}: {chain:?}");
+        assert_eq!(chain[chain.len() - 2].0, sender as u64, "{walk}: the outer sh is the parent: {chain:?}");
+        assert!(w.wait().0.success(), "{walk}");
+        // Compare everything above this test's own processes, which differ between runs.
+        chains.push(chain[..chain.len() - 2].to_vec());
+    }
+    assert_eq!(chains[0], chains[1]);
+}

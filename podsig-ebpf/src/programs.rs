@@ -252,8 +252,20 @@ enum Wake {
     Now,
 }
 
+/// The hook, walking the ancestry with bpf_loop (5.17+).
 #[raw_tracepoint(tracepoint = "signal_generate")]
 pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
+    on_signal::<true>(ctx)
+}
+
+/// The same for kernels without bpf_loop: a bounded loop, slower to verify.
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate_bounded(ctx: RawTracePointContext) -> i32 {
+    on_signal::<false>(ctx)
+}
+
+#[inline(always)]
+fn on_signal<const LOOP: bool>(ctx: RawTracePointContext) -> i32 {
     let sig: u64 = ctx.arg(0);
     let info: u64 = ctx.arg(1);
     let target: *const u8 = ctx.arg::<u64>(2) as *const u8;
@@ -317,7 +329,7 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
             let h = &raw mut (*e).head;
             head(h);
             let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
-            fill_detail(h, &raw mut (*e).detail, current, if leader.is_null() { current } else { leader }, &off);
+            fill_detail::<LOOP>(h, &raw mut (*e).detail, current, if leader.is_null() { current } else { leader }, &off);
         });
         // Only a record that is in the buffer can stand for the next ones.
         if sent && window != 0 {
@@ -451,10 +463,16 @@ unsafe fn fill_signal(
 
 /// The sender's argv and ancestry, with their lengths and flags in `e`.
 #[inline(always)]
-unsafe fn fill_detail(e: *mut SignalEvent, d: *mut SenderDetail, current: *const u8, leader: *const u8, off: &KernelOffsets) {
+unsafe fn fill_detail<const LOOP: bool>(
+    e: *mut SignalEvent,
+    d: *mut SenderDetail,
+    current: *const u8,
+    leader: *const u8,
+    off: &KernelOffsets,
+) {
     unsafe {
         read_argv(e, d, current, off);
-        walk_ancestry(e, d, leader, off);
+        walk_ancestry::<LOOP>(e, d, leader);
     }
 }
 
@@ -520,34 +538,70 @@ unsafe fn read_argv(e: *mut SignalEvent, d: *mut SenderDetail, current: *const u
 
 /// Walks `real_parent` from the sender's process up to the idle task (pid 0), recording each
 /// process's tgid, comm and start time, as SystemTap's `task_ancestry` did.
+///
+/// With `bpf_loop` (5.17+) the verifier checks one step once; a bounded loop makes it check
+/// every one of the MAX_ANCESTRY steps, ~0.5 ms each: most of the time to attach.
 #[inline(always)]
-unsafe fn walk_ancestry(e: *mut SignalEvent, d: *mut SenderDetail, start: *const u8, off: &KernelOffsets) {
+unsafe fn walk_ancestry<const LOOP: bool>(e: *mut SignalEvent, d: *mut SenderDetail, start: *const u8) {
+    let mut w = Walk { e, d, task: start, depth: 0 };
     unsafe {
-        let mut task = start;
-        let mut depth = 0u32;
-        for i in 0..MAX_ANCESTRY {
-            let a = &raw mut (*d).ancestry[i];
-            let tgid: u32 = read(task, off.task_tgid).unwrap_or(0);
-            (*a).pid = tgid;
-            (*a)._pad = 0;
-            (*a).start_ns = read(task, off.task_start_time).unwrap_or(0);
-            read_comm(&raw mut (*a).comm, task, off);
-            depth = i as u32 + 1;
-            if tgid == 0 {
-                (*e).flags |= FLAG_ANCESTRY_COMPLETE;
-                break;
+        if LOOP {
+            generated::bpf_loop(MAX_ANCESTRY as u32, walk_step as *mut c_void, &raw mut w as *mut c_void, 0);
+        } else {
+            for i in 0..MAX_ANCESTRY {
+                if !walk_one(&mut w, i) {
+                    break;
+                }
             }
-            let parent = read::<*const u8>(task, off.task_real_parent).unwrap_or(ptr::null());
-            if parent.is_null() {
-                break;
-            }
-            // Parents are processes: name them by their thread-group leader.
-            task = match read::<*const u8>(parent, off.task_group_leader) {
-                Some(leader) if !leader.is_null() => leader,
-                _ => parent,
-            };
         }
-        (*e).depth = depth;
+        (*e).depth = w.depth;
+    }
+}
+
+struct Walk {
+    e: *mut SignalEvent,
+    d: *mut SenderDetail,
+    task: *const u8,
+    depth: u32,
+}
+
+#[inline(never)]
+extern "C" fn walk_step(i: u64, w: *mut c_void) -> i64 {
+    let i = i as usize;
+    if i >= MAX_ANCESTRY {
+        return 1;
+    }
+    // SAFETY: bpf_loop hands back the Walk it was given, on the caller's stack.
+    if unsafe { walk_one(&mut *(w as *mut Walk), i) } { 0 } else { 1 }
+}
+
+/// Records ancestor `i` and moves to its parent; false when the walk is over.
+#[inline(always)]
+unsafe fn walk_one(w: &mut Walk, i: usize) -> bool {
+    let off = offsets();
+    unsafe {
+        let task = w.task;
+        let a = &raw mut (*w.d).ancestry[i];
+        let tgid: u32 = read(task, off.task_tgid).unwrap_or(0);
+        (*a).pid = tgid;
+        (*a)._pad = 0;
+        (*a).start_ns = read(task, off.task_start_time).unwrap_or(0);
+        read_comm(&raw mut (*a).comm, task, &off);
+        w.depth = i as u32 + 1;
+        if tgid == 0 {
+            (*w.e).flags |= FLAG_ANCESTRY_COMPLETE;
+            return false;
+        }
+        let parent = read::<*const u8>(task, off.task_real_parent).unwrap_or(ptr::null());
+        if parent.is_null() {
+            return false;
+        }
+        // Parents are processes: name them by their thread-group leader.
+        w.task = match read::<*const u8>(parent, off.task_group_leader) {
+            Some(leader) if !leader.is_null() => leader,
+            _ => parent,
+        };
+        true
     }
 }
 

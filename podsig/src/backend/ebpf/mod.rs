@@ -46,7 +46,11 @@ static PROGRAM_PERF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR")
 /// forces a wakeup once the buffer passes a fill level, so this bounds report latency.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
+/// 2 MiB holds ~14,000 storm records (144 bytes; a sender's detail goes once a second) or
+/// ~1,200 records from distinct senders, ~10 ms of the fastest storm one core can send,
+/// which the reader drains in a fraction of that. The buffer is mapped twice and all of it
+/// is resident, so it is most of podsig's memory: bigger buys nothing but RSS.
+pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
 const DRAIN_BATCH: usize = 1024;
 
 pub struct EbpfBackend {
@@ -102,7 +106,8 @@ impl AsRawFd for RawFdWrapper {
 }
 
 enum Layout {
-    Btf(KernelOffsets),
+    /// Offsets, and whether the kernel has bpf_loop (5.17+).
+    Btf(KernelOffsets, bool),
     Tracepoint(TracepointFormat),
 }
 
@@ -118,7 +123,7 @@ fn layout() -> Result<Layout> {
                 bail!("tracepoint {tp} has {got} arguments on this kernel, podsig needs {want}");
             }
         }
-        return Ok(Layout::Btf(btf.kernel_offsets()?));
+        return Ok(Layout::Btf(btf.kernel_offsets()?, btf.has_helper("loop")));
     } else {
         tracing::warn!(
             "this kernel has no BTF ({}): sender ancestry and argv will be read from /proc, \
@@ -137,9 +142,6 @@ impl EbpfBackend {
         if let Err(e) = tracefs::ensure_mounted() {
             tracing::warn!("{e:#}");
         }
-        // aya's loader parses vmlinux BTF on construction (~20 ms) though this program needs no
-        // CO-RE; do it on the other core while we read our own offsets.
-        let loader = std::thread::spawn(EbpfLoader::new);
         let layout = layout()?;
         tracing::debug!("kernel layout read in {:?}", t0.elapsed());
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
@@ -162,16 +164,18 @@ impl EbpfBackend {
             // record after the program sent it, so there every record carries its detail.
             repeat_window_ms: if ringbuf { REPEAT_WINDOW_MS } else { 0 },
         };
-        let mut loader = loader.join().map_err(|_| anyhow!("the eBPF loader thread panicked"))?;
-        // No CO-RE relocations in the program: aya needs no kernel BTF to load it.
+        // No CO-RE relocations in the program: aya needs no kernel BTF to load it (and the
+        // vendored aya no longer parses it unasked).
+        let mut loader = EbpfLoader::new();
         loader.btf(None).override_global("CONFIG", &config, true);
         if ringbuf {
             loader.map_max_entries("EVENTS", ring_bytes);
         }
         let (mode, programs): (Mode, [&str; 2]) = match &layout {
-            Layout::Btf(offs) => {
+            Layout::Btf(offs, has_loop) => {
                 loader.override_global("OFFSETS", offs, true);
-                (Mode::Btf, ["signal_generate", "sched_process_exit"])
+                let hook = if *has_loop && !forced("loop") { "signal_generate" } else { "signal_generate_bounded" };
+                (Mode::Btf, [hook, "sched_process_exit"])
             }
             Layout::Tracepoint(fmt) => {
                 loader.override_global("TP_FORMAT", fmt, true);
@@ -242,7 +246,8 @@ impl EbpfBackend {
                     let p: &mut RawTracePoint = p.try_into()?;
                     p.load().map_err(verify)?;
                     tracing::debug!("{prog} verified at {:?}", t0.elapsed());
-                    p.attach(prog).with_context(|| format!("attaching to raw tracepoint {prog}"))?;
+                    let tp = prog.strip_suffix("_bounded").unwrap_or(prog);
+                    p.attach(tp).with_context(|| format!("attaching to raw tracepoint {tp}"))?;
                 }
                 Mode::Tracepoint => {
                     let p: &mut TracePoint = p.try_into()?;
@@ -270,9 +275,14 @@ impl EbpfBackend {
         {
             tracing::warn!("OOM kills cannot be recognised: {e:#}");
         }
-        tracing::info!("attached in {:?}: {mode:?} mode, events through a {}", t0.elapsed(), me.transport());
-        // Loading parsed the kernel's BTF twice (ours and aya's, ~20 MiB of heap, all freed
-        // now); hand those pages back so a long watch stays small.
+        let walk = match programs[0] {
+            "signal_generate" => ", ancestry walked with bpf_loop",
+            "signal_generate_bounded" => ", ancestry walked with a bounded loop",
+            _ => "",
+        };
+        tracing::info!("attached in {:?}: {mode:?} mode{walk}, events through a {}", t0.elapsed(), me.transport());
+        // Reading the kernel's BTF and the object left freed heap behind; hand those pages
+        // back so a long watch stays small.
         #[cfg(target_env = "gnu")]
         // SAFETY: malloc_trim only releases free heap memory.
         unsafe {
