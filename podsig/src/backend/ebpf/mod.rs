@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
@@ -112,18 +112,11 @@ enum Layout {
 }
 
 fn layout() -> Result<Layout> {
-    let btf_path = Path::new(offsets::VMLINUX_BTF);
     if forced("btf") {
         tracing::info!("{FORCE_FALLBACK_ENV}: not using kernel BTF");
-    } else if btf_path.exists() {
-        let btf = offsets::KernelBtf::open(btf_path)?;
-        for (tp, want) in [("signal_generate", 5), ("sched_process_exit", 1)] {
-            let got = btf.raw_tracepoint_args(tp)?;
-            if got < want {
-                bail!("tracepoint {tp} has {got} arguments on this kernel, podsig needs {want}");
-            }
-        }
-        return Ok(Layout::Btf(btf.kernel_offsets()?, btf.has_helper("loop")));
+    } else if Path::new(offsets::VMLINUX_BTF).exists() {
+        let l = offsets::layout()?;
+        return Ok(Layout::Btf(l.offsets, l.has_loop));
     } else {
         tracing::warn!(
             "this kernel has no BTF ({}): sender ancestry and argv will be read from /proc, \
@@ -134,6 +127,13 @@ fn layout() -> Result<Layout> {
     Ok(Layout::Tracepoint(tracefs::tracepoint_format()?))
 }
 
+/// Starts what attaching will need first, while the caller gets on with the rest.
+pub fn prefetch() {
+    if !forced("btf") {
+        offsets::prefetch();
+    }
+}
+
 impl EbpfBackend {
     pub fn attach(spec: &WatchSpec) -> Result<Self> {
         let t0 = std::time::Instant::now();
@@ -142,8 +142,14 @@ impl EbpfBackend {
         if let Err(e) = tracefs::ensure_mounted() {
             tracing::warn!("{e:#}");
         }
+        // aya probes the kernel's BPF features (a dozen small loads, ~2 ms) on first use: let
+        // the other core do that while this one reads the kernel's layout.
+        let features = std::thread::spawn(|| {
+            aya::features();
+        });
         let layout = layout()?;
         tracing::debug!("kernel layout read in {:?}", t0.elapsed());
+        let _ = features.join();
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
         let ringbuf = if forced("ringbuf") {
             tracing::info!("{FORCE_FALLBACK_ENV}: not using the BPF ring buffer");
