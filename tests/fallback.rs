@@ -120,14 +120,19 @@ fn perf_event_array_fallback_reports_the_same_events() {
     }
 }
 
-/// Kernels before 5.17 have no bpf_loop: the bounded-loop program walks the same ancestry.
+/// Kernels before 5.17 have no bpf_loop, before 5.5 no BTF-typed tracepoints: the programs
+/// built for them report the same ancestry.
 #[test]
-fn bounded_loop_walk_reports_the_same_ancestry_as_bpf_loop() {
+fn every_build_of_the_hook_reports_the_same_ancestry() {
     if !privileged() {
         return;
     }
     let mut chains = Vec::new();
-    for (forced, walk) in [("", "bpf_loop"), ("loop", "a bounded loop")] {
+    for (forced, walk) in [
+        ("", "BTF-typed tracepoint, ancestry walked with bpf_loop"),
+        ("loop", "BTF-typed tracepoint, ancestry walked with a bounded loop"),
+        ("tp_btf", "raw tracepoint, ancestry walked with a bounded loop"),
+    ] {
         let target = Target::sleep();
         let t = target.pid();
         let mut w = Podsig::start_env(
@@ -135,7 +140,7 @@ fn bounded_loop_walk_reports_the_same_ancestry_as_bpf_loop() {
             &[("PODSIG_FORCE_FALLBACK", forced)],
         );
         assert!(
-            w.stderr_lines.iter().any(|l| l.contains(&format!("ancestry walked with {walk}"))),
+            w.stderr_lines.iter().any(|l| l.contains(walk)),
             "{walk}: {:?}",
             w.stderr_lines
         );
@@ -156,4 +161,5 @@ fn bounded_loop_walk_reports_the_same_ancestry_as_bpf_loop() {
         chains.push(chain[..chain.len() - 2].to_vec());
     }
     assert_eq!(chains[0], chains[1]);
+    assert_eq!(chains[0], chains[2]);
 }

@@ -17,8 +17,8 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
 const STORM: u64 = 2_000_000;
-const ROUNDS: usize = 3;
-const READY_RUNS: usize = 5;
+const ROUNDS: usize = 5;
+const READY_RUNS: usize = 9;
 const ANCESTRY_KILLS: usize = 1000;
 
 fn median(mut v: Vec<f64>) -> f64 {

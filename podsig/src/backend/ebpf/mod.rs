@@ -19,11 +19,11 @@ use aya::{
         Array, HashMap, MapData, PerCpuArray, RingBuf,
         perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer},
     },
-    programs::{RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use podsig_common::{
     EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE,
-    FLAG_KTHREAD, FLAG_NO_BTF, FLAG_SENDER_REPEAT, FilterConfig, KernelOffsets, MAX_ANCESTRY,
+    FLAG_KTHREAD, FLAG_NO_BTF, FLAG_SENDER_REPEAT, FilterConfig, MAX_ANCESTRY,
     OomEvent, SYSCALL_UNKNOWN, SenderDetail, SignalEvent, TARGET_BITMAP_WORDS, TARGET_CHILD,
     TracepointFormat,
 };
@@ -106,8 +106,7 @@ impl AsRawFd for RawFdWrapper {
 }
 
 enum Layout {
-    /// Offsets, and whether the kernel has bpf_loop (5.17+).
-    Btf(KernelOffsets, bool),
+    Btf(offsets::BtfLayout),
     Tracepoint(TracepointFormat),
 }
 
@@ -115,8 +114,7 @@ fn layout() -> Result<Layout> {
     if forced("btf") {
         tracing::info!("{FORCE_FALLBACK_ENV}: not using kernel BTF");
     } else if Path::new(offsets::VMLINUX_BTF).exists() {
-        let l = offsets::layout()?;
-        return Ok(Layout::Btf(l.offsets, l.has_loop));
+        return Ok(Layout::Btf(offsets::layout()?));
     } else {
         tracing::warn!(
             "this kernel has no BTF ({}): sender ancestry and argv will be read from /proc, \
@@ -178,9 +176,14 @@ impl EbpfBackend {
             loader.map_max_entries("EVENTS", ring_bytes);
         }
         let (mode, programs): (Mode, [&str; 2]) = match &layout {
-            Layout::Btf(offs, has_loop) => {
-                loader.override_global("OFFSETS", offs, true);
-                let hook = if *has_loop && !forced("loop") { "signal_generate" } else { "signal_generate_bounded" };
+            Layout::Btf(l) => {
+                loader.override_global("OFFSETS", &l.offsets, true);
+                let hook = match l.signal_generate_btf_id {
+                    _ if forced("tp_btf") => "signal_generate_raw",
+                    None => "signal_generate_raw",
+                    Some(_) if l.has_loop && !forced("loop") => "signal_generate",
+                    Some(_) => "signal_generate_bounded",
+                };
                 (Mode::Btf, [hook, "sched_process_exit"])
             }
             Layout::Tracepoint(fmt) => {
@@ -242,20 +245,33 @@ impl EbpfBackend {
         for &pid in &spec.pids {
             me.add_target(pid, false)?;
         }
+        let mut hook = programs[0];
         for prog in programs {
-            let p = me._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?;
             let verify = |e: aya::programs::ProgramError| {
                 privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}")))
             };
             match mode {
                 Mode::Btf => {
-                    let p: &mut RawTracePoint = p.try_into()?;
-                    p.load().map_err(verify)?;
-                    tracing::debug!("{prog} verified at {:?}", t0.elapsed());
-                    let tp = prog.strip_suffix("_bounded").unwrap_or(prog);
-                    p.attach(tp).with_context(|| format!("attaching to raw tracepoint {tp}"))?;
+                    let typed = match &layout {
+                        Layout::Btf(l) if prog != "signal_generate_raw" => l.signal_generate_btf_id.filter(|_| prog.starts_with("signal_generate")),
+                        _ => None,
+                    };
+                    if let Some(id) = typed {
+                        if let Err(e) = me.attach_typed(prog, id) {
+                            // 5.5+ has BTF-typed tracepoints, but a kernel may still refuse
+                            // one (a locked-down tracing config): the raw one does the same.
+                            tracing::info!("{e:#}; using the raw tracepoint");
+                            hook = "signal_generate_raw";
+                            me.attach_raw(hook, "signal_generate")?;
+                        }
+                    } else {
+                        let tp = if prog.starts_with("signal_generate") { "signal_generate" } else { prog };
+                        me.attach_raw(prog, tp)?;
+                    }
+                    tracing::debug!("{prog} verified and attached at {:?}", t0.elapsed());
                 }
                 Mode::Tracepoint => {
+                    let p = me._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?;
                     let p: &mut TracePoint = p.try_into()?;
                     p.load().map_err(verify)?;
                     let (category, name) = match prog {
@@ -281,9 +297,10 @@ impl EbpfBackend {
         {
             tracing::warn!("OOM kills cannot be recognised: {e:#}");
         }
-        let walk = match programs[0] {
-            "signal_generate" => ", ancestry walked with bpf_loop",
-            "signal_generate_bounded" => ", ancestry walked with a bounded loop",
+        let walk = match hook {
+            "signal_generate" => ", BTF-typed tracepoint, ancestry walked with bpf_loop",
+            "signal_generate_bounded" => ", BTF-typed tracepoint, ancestry walked with a bounded loop",
+            "signal_generate_raw" => ", raw tracepoint, ancestry walked with a bounded loop",
             _ => "",
         };
         tracing::info!("attached in {:?}: {mode:?} mode{walk}, events through a {}", t0.elapsed(), me.transport());
@@ -295,6 +312,26 @@ impl EbpfBackend {
             libc::malloc_trim(0);
         }
         Ok(me)
+    }
+
+    /// Loads and attaches a BTF-typed tracepoint program against the id of its tracepoint's
+    /// `btf_trace_*` typedef.
+    fn attach_typed(&mut self, prog: &str, btf_id: u32) -> Result<()> {
+        let p: &mut BtfTracePoint =
+            self._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+        p.load_with_btf_id(btf_id)
+            .map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
+        p.attach().with_context(|| format!("attaching {prog} to its BTF-typed tracepoint"))?;
+        Ok(())
+    }
+
+    fn attach_raw(&mut self, prog: &str, tracepoint: &str) -> Result<()> {
+        let p: &mut RawTracePoint =
+            self._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+        p.load()
+            .map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
+        p.attach(tracepoint).with_context(|| format!("attaching to raw tracepoint {tracepoint}"))?;
+        Ok(())
     }
 
     fn attach_oom(&mut self) -> Result<()> {

@@ -32,6 +32,8 @@ pub struct BtfLayout {
     pub offsets: KernelOffsets,
     /// The kernel has bpf_loop (5.17+).
     pub has_loop: bool,
+    /// Id of `btf_trace_signal_generate`, for the BTF-typed tracepoint program.
+    pub signal_generate_btf_id: Option<u32>,
 }
 
 /// Reads the layout from `path`, checking the tracepoint prototypes the program relies on.
@@ -43,7 +45,11 @@ pub fn read_layout(path: &Path) -> Result<BtfLayout, OffsetError> {
             return Err(OffsetError::Prototype { name, why: format!("{got} arguments, podsig needs {want}") });
         }
     }
-    Ok(BtfLayout { offsets: btf.kernel_offsets()?, has_loop: btf.has_helper("loop") })
+    Ok(BtfLayout {
+        offsets: btf.kernel_offsets()?,
+        has_loop: btf.has_helper("loop"),
+        signal_generate_btf_id: btf.tracepoint_btf_id("signal_generate"),
+    })
 }
 
 static PREFETCH: Mutex<Option<JoinHandle<Result<BtfLayout, OffsetError>>>> = Mutex::new(None);
@@ -77,7 +83,7 @@ pub struct KernelBtf {
     btf: Btf,
     /// Types by name. A lookup by name scans every type of the mmap'ed BTF (~0.8 ms), so
     /// the first lookup finds every name in `WANTED` in one scan and later ones hit here.
-    named: std::cell::RefCell<std::collections::HashMap<String, Vec<Type>>>,
+    named: std::cell::RefCell<std::collections::HashMap<String, Vec<(u32, Type)>>>,
 }
 
 /// Every type name podsig looks up, found in one pass over the kernel's BTF.
@@ -111,6 +117,11 @@ impl KernelBtf {
 
     /// The types called `name`.
     fn named(&self, name: &str) -> Vec<Type> {
+        self.named_ids(name).into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// The types called `name`, with their ids.
+    fn named_ids(&self, name: &str) -> Vec<(u32, Type)> {
         let mut named = self.named.borrow_mut();
         if named.is_empty() {
             let alternatives: Vec<String> = WANTED.iter().map(|n| regex::escape(n)).collect();
@@ -123,14 +134,23 @@ impl KernelBtf {
                     && let Some(n) = t.as_btf_type().and_then(|b| self.btf.resolve_name(b).ok())
                     && let Some(v) = named.get_mut(&n)
                 {
-                    v.push(t);
+                    v.push((id, t));
                 }
             }
         }
         named
             .entry(name.to_string())
-            .or_insert_with(|| self.btf.resolve_types_by_name(name).unwrap_or_default())
+            .or_insert_with(|| {
+                let ids = self.btf.resolve_ids_by_name(name).unwrap_or_default();
+                ids.into_iter().filter_map(|id| Some((id, self.btf.resolve_type_by_id(id).ok()?))).collect()
+            })
             .clone()
+    }
+
+    /// The BTF id of `btf_trace_<name>`, which a BTF-typed tracepoint program is loaded
+    /// against.
+    pub fn tracepoint_btf_id(&self, name: &str) -> Option<u32> {
+        self.named_ids(&format!("btf_trace_{name}")).into_iter().find_map(|(id, t)| matches!(t, Type::Typedef(_)).then_some(id))
     }
 
     fn strukt(&self, name: &str) -> Result<btf_rs::Struct, OffsetError> {
@@ -332,6 +352,7 @@ mod tests {
         assert_eq!(o.task_tgid, o.task_pid + 4);
         assert!(o.mm_arg_end == o.mm_arg_start + 8);
         assert_eq!(btf.raw_tracepoint_args("signal_generate").unwrap(), 5);
+        assert!(btf.tracepoint_btf_id("signal_generate").is_some_and(|id| id > 0));
         assert!(btf.offset("task_struct", "no_such_field").is_err());
         // 6.x on x86-64: the helper exists and orig_ax is an unsigned long.
         assert!(btf.has_helper("task_pt_regs"));

@@ -68,6 +68,15 @@ impl BtfTracePoint {
         load_program_with_attach_type(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, data)
     }
 
+    /// podsig: loads the program for the tracepoint whose `btf_trace_<name>` typedef has id
+    /// `btf_id` in the kernel's BTF, for callers that found it themselves and should not pay
+    /// for a full parse of the kernel's BTF (see PODSIG.md).
+    pub fn load_with_btf_id(&mut self, btf_id: u32) -> Result<(), ProgramError> {
+        let Self { data } = self;
+        data.attach_btf_id = Some(btf_id);
+        load_program_with_attach_type(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, data)
+    }
+
     /// Attaches the program.
     ///
     /// The returned value can be used to detach, see [`BtfTracePoint::detach`].
