@@ -81,6 +81,18 @@ fn no_btf_fallback_marks_a_vanished_sender_incomplete() {
     assert!(w.wait().0.success());
 }
 
+/// A sleeping target watched by `podsig -v watch` with PODSIG_FORCE_FALLBACK=`forced`, once
+/// its log says `says` (the transport or the build of the hook in use).
+fn watch_forced(forced: &str, says: &str) -> (Target, Podsig) {
+    let target = Target::sleep();
+    let w = Podsig::start_env(
+        &["-v", "watch", "--pid", &target.pid().to_string(), "-o", "json"],
+        &[("PODSIG_FORCE_FALLBACK", forced)],
+    );
+    assert!(w.stderr_lines.iter().any(|l| l.contains(says)), "{forced}: {:?}", w.stderr_lines);
+    (target, w)
+}
+
 /// Kernels before 5.8 have no BPF ring buffer: the perf event array takes over. Forced here,
 /// alone and together with the no-BTF path.
 #[test]
@@ -89,17 +101,8 @@ fn perf_event_array_fallback_reports_the_same_events() {
         return;
     }
     for forced in ["ringbuf", "btf,ringbuf"] {
-        let target = Target::sleep();
+        let (target, mut w) = watch_forced(forced, "events through a perf event array");
         let t = target.pid();
-        let mut w = Podsig::start_env(
-            &["-v", "watch", "--pid", &t.to_string(), "-o", "json"],
-            &[("PODSIG_FORCE_FALLBACK", forced)],
-        );
-        assert!(
-            w.stderr_lines.iter().any(|l| l.contains("events through a perf event array")),
-            "{forced}: {:?}",
-            w.stderr_lines
-        );
         let sender = send("sh", "kill -TERM $T", t);
         let ev = w.next_kind("signal");
         assert_eq!(ev["signal"]["name"], "SIGTERM", "{forced}");
@@ -133,17 +136,8 @@ fn every_build_of_the_hook_reports_the_same_ancestry() {
         ("loop", "BTF-typed tracepoint, ancestry walked with a bounded loop"),
         ("tp_btf", "raw tracepoint, ancestry walked with a bounded loop"),
     ] {
-        let target = Target::sleep();
+        let (target, mut w) = watch_forced(forced, walk);
         let t = target.pid();
-        let mut w = Podsig::start_env(
-            &["-v", "watch", "--pid", &t.to_string(), "-o", "json"],
-            &[("PODSIG_FORCE_FALLBACK", forced)],
-        );
-        assert!(
-            w.stderr_lines.iter().any(|l| l.contains(walk)),
-            "{walk}: {:?}",
-            w.stderr_lines
-        );
         // sh → sh → kill: a chain whose shape both runs share.
         let sender = send("sh", "sh -c 'kill -TERM $T'", t);
         let ev = w.next_kind("signal");
