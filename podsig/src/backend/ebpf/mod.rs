@@ -252,8 +252,12 @@ impl EbpfBackend {
             };
             match mode {
                 Mode::Btf => {
+                    // The BTF-typed builds of the hook (signal_generate, _bounded) load against
+                    // the tracepoint's BTF id; the raw build and the exit hook by name.
                     let typed = match &layout {
-                        Layout::Btf(l) if prog != "signal_generate_raw" => l.signal_generate_btf_id.filter(|_| prog.starts_with("signal_generate")),
+                        Layout::Btf(l) if prog.starts_with("signal_generate") && prog != "signal_generate_raw" => {
+                            l.signal_generate_btf_id
+                        }
                         _ => None,
                     };
                     if let Some(id) = typed {
@@ -661,7 +665,7 @@ impl Decoder {
             s.sent_ns = e.boot_ns;
             return s.generation;
         }
-        if self.senders.len() >= 4096 {
+        if self.senders.len() >= 1024 {
             // The kernel refers back at most one window; keep a few for clock skew between CPUs.
             let keep_after = self.newest_ns.saturating_sub(5 * REPEAT_WINDOW_MS as u64 * 1_000_000);
             self.senders.retain(|_, s| s.sent_ns >= keep_after);
