@@ -780,12 +780,12 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
             comm: cstr(&e.sender_comm),
             exe: None,
             argv: Vec::new(),
-            kthread: e.flags & FLAG_KTHREAD != 0,
+            kthread: false,
             container: None,
             pidns: Some(e.sender_pidns).filter(|&n| n != 0),
         },
         ancestry: Ancestry::default(),
-        ancestry_complete: e.flags & FLAG_ANCESTRY_COMPLETE != 0,
+        ancestry_complete: false,
         ancestry_source: if e.flags & FLAG_NO_BTF != 0 {
             AncestrySource::Proc
         } else {
