@@ -71,9 +71,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 (_, kind) => kind,
             };
             require_root()?;
-            if backend_kind != backend::BackendKind::Stap {
-                backend::ebpf::prefetch();
-            }
+            backend::prefetch(backend_kind);
             let mut pids = target::resolve_pids(&args.pids)?;
             // With --all the pod flags filter what is reported; without, they pick what to watch.
             let (selector_pod, filter) = if args.all {
@@ -142,9 +140,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Record(args) => {
             require_root()?;
-            if args.backend != backend::BackendKind::Stap {
-                backend::ebpf::prefetch();
-            }
+            backend::prefetch(args.backend);
             let metrics = serve_metrics(args.node.metrics_addr).await?;
             let gauges = history::Gauges { bytes: metrics.as_ref().map(|m| m.history_bytes.clone()) };
             let limits = history::Limits { max_bytes: args.history_max, max_age: Some(args.history_age) };

@@ -107,6 +107,14 @@ pub fn stap_missing() -> Option<String> {
     (!usable).then_some(why)
 }
 
+/// Starts, on another thread, what attaching `kind` will need first (the kernel's layout
+/// from BTF), so the caller's remaining start-up overlaps it.
+pub fn prefetch(kind: BackendKind) {
+    if kind != BackendKind::Stap {
+        ebpf::prefetch();
+    }
+}
+
 pub async fn attach(kind: BackendKind, spec: &WatchSpec) -> Result<AnyBackend> {
     let ebpf = |spec| -> Result<AnyBackend> { Ok(AnyBackend::Ebpf(Box::new(ebpf::EbpfBackend::attach(spec)?))) };
     match kind {

@@ -126,7 +126,7 @@ fn layout() -> Result<Layout> {
 }
 
 /// Starts what attaching will need first, while the caller gets on with the rest.
-pub fn prefetch() {
+pub(super) fn prefetch() {
     if !forced("btf") {
         offsets::prefetch();
     }
