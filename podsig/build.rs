@@ -1,8 +1,9 @@
 use anyhow::{Context as _, anyhow};
 use aya_build::Toolchain;
 
-/// Builds `podsig-ebpf` for `bpfel-unknown-none` (nightly + bpf-linker; `cargo xtask prereqs`
-/// installs both) and leaves the object in OUT_DIR, where `backend::ebpf` embeds it.
+/// Builds `podsig-ebpf` for `bpfel-unknown-none` with the dated nightly pinned in
+/// `podsig-ebpf/rust-toolchain.toml` and bpf-linker (`cargo xtask prereqs` installs both) and
+/// leaves the object in OUT_DIR, where `backend::ebpf` embeds it.
 fn main() -> anyhow::Result<()> {
     git_commit();
     let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
@@ -22,7 +23,15 @@ fn main() -> anyhow::Result<()> {
         root_dir: root_dir.as_str(),
         ..Default::default()
     };
-    aya_build::build_ebpf([package], Toolchain::default())
+    let workspace_root = root_dir.parent().ok_or_else(|| anyhow!("no workspace above {root_dir}"))?;
+    println!("cargo:rerun-if-changed={}", workspace_root.join(podsig_toolchain::PIN_FILE));
+    let pin = podsig_toolchain::pin(workspace_root.as_std_path())?;
+    // AYA_BUILD_SKIP builds no object, so it needs neither the toolchain nor bpf-linker.
+    if std::env::var_os("AYA_BUILD_SKIP").is_none() {
+        // A mismatch would otherwise surface from inside LLVM as "Invalid record".
+        podsig_toolchain::check_pair(&pin)?;
+    }
+    aya_build::build_ebpf([package], Toolchain::Custom(&pin))
 }
 
 /// PODSIG_GIT_COMMIT for `--version`: the short commit, `-dirty` when the tree has changes,

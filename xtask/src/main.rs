@@ -14,6 +14,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 mod bench;
+mod floating;
 mod image;
 mod stapvm;
 mod vm;
@@ -36,8 +37,6 @@ tasks:
                    (a module built by `podsig stap-build` in a cached sid root) beside
                    eBPF (K: part of a release, e.g. 5.10, or `stap`)
   prereqs          install the eBPF build prerequisites only";
-
-const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -132,41 +131,55 @@ fn step(n: usize, what: &str, present: bool) {
     println!("xtask: [{n}/4] {what}: {state}");
 }
 
-/// nightly + rust-src (the eBPF crate is built with `-Z build-std=core`), Debian's LLVM 22,
-/// and bpf-linker built against it.
+/// The pinned nightly + rust-src (the eBPF crate is built with `-Z build-std=core`), Debian's
+/// LLVM of the same major, and bpf-linker built against it; then the pair is checked, so a
+/// mismatch stops here in one line instead of as `Invalid record` from inside the link.
 fn prereqs() -> Result<()> {
-    let nightly = quiet_ok(Command::new("rustup").args(["run", "nightly", "rustc", "--version"]));
-    let rust_src = nightly
+    let pin = podsig_toolchain::pin(&root_dir())?;
+    let installed = quiet_ok(Command::new("rustup").args(["run", &pin, "rustc", "--version"]));
+    let rust_src = installed
         && Command::new("rustup")
-            .args(["component", "list", "--installed", "--toolchain", "nightly"])
+            .args(["component", "list", "--installed", "--toolchain", &pin])
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("rust-src")));
-    step(1, "nightly Rust toolchain with rust-src", rust_src);
+    step(1, &format!("Rust {pin} with rust-src (pinned in {})", podsig_toolchain::PIN_FILE), rust_src);
     if !rust_src {
-        sh(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-            "--component",
-            "rust-src",
-        ]))?;
+        sh(Command::new("rustup").args(["toolchain", "install", &pin, "--profile", "minimal", "--component", "rust-src"]))?;
+    }
+    let llvm = podsig_toolchain::rustc_llvm_major(&pin)?;
+
+    let prefix = PathBuf::from(format!("/usr/lib/llvm-{llvm}"));
+    let dev = format!("llvm-{llvm}-dev");
+    let llvm_present = prefix.join("bin/llvm-config").exists() && prefix.join("include/llvm-c/Core.h").exists();
+    step(2, &format!("Debian's {dev} ({pin} is built on LLVM {llvm})"), llvm_present);
+    if !llvm_present {
+        if !apt_has(&dev) {
+            bail!(
+                "{pin} (pinned in {}) is built on LLVM {llvm}, but apt has no {dev} for bpf-linker: pin a dated \
+                 nightly whose `rustc -vV` names an LLVM major this system ships",
+                podsig_toolchain::PIN_FILE
+            );
+        }
+        apt_install(&[&dev])?;
     }
 
-    let llvm = Path::new(LLVM_PREFIX).join("bin/llvm-config").exists()
-        && Path::new(LLVM_PREFIX).join("include/llvm-c/Core.h").exists();
-    step(2, "Debian's llvm-22-dev", llvm);
-    if !llvm {
-        apt_install(&["llvm-22-dev"])?;
+    let version = podsig_toolchain::BPF_LINKER_VERSION;
+    let current = podsig_toolchain::find_bpf_linker().map(|p| podsig_toolchain::inspect_bpf_linker(&p));
+    let matches = current.as_ref().is_some_and(|l| l.llvm_major == Some(llvm) && l.version.as_deref() == Some(version));
+    step(3, &format!("bpf-linker {version} built against LLVM {llvm}"), matches);
+    if let Some(l) = current.as_ref().filter(|_| !matches) {
+        println!(
+            "xtask:       found {} ({}, LLVM {}): rebuilding",
+            l.path.display(),
+            l.version.as_deref().map_or("release unknown".into(), |v| format!("bpf-linker {v}")),
+            l.llvm_major.map_or("unknown".into(), |m| m.to_string())
+        );
     }
-
-    let linker = quiet_ok(Command::new("bpf-linker").arg("--version"));
-    step(3, "bpf-linker (built against LLVM 22)", linker);
-    if !linker {
+    if !matches {
         sh(Command::new("cargo")
-            .args(["install", "bpf-linker", "--locked", "--no-default-features", "--features", "llvm-22"])
-            .env("LLVM_PREFIX", LLVM_PREFIX))?;
+            .args(["install", "bpf-linker", "--version", &format!("={version}"), "--locked", "--force"])
+            .args(["--no-default-features", "--features", &format!("llvm-{llvm}")])
+            .env("LLVM_PREFIX", &prefix))?;
     }
 
     // containerd's API is generated from its .proto files when podsig builds.
@@ -175,7 +188,21 @@ fn prereqs() -> Result<()> {
     if !protoc {
         apt_install(&["protobuf-compiler"])?;
     }
+
+    podsig_toolchain::check_pair(&pin)?;
+    println!("xtask: eBPF toolchain: {pin} and bpf-linker {version} both on LLVM {llvm}");
     Ok(())
+}
+
+/// Whether apt knows a package (it has a candidate version to install).
+fn apt_has(package: &str) -> bool {
+    let candidate = || {
+        Command::new("apt-cache").args(["policy", package]).output().is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim().starts_with("Candidate:") && !l.contains("(none)"))
+        })
+    };
+    // A fresh machine's package lists may be empty or stale.
+    candidate() || (quiet_ok(as_root("apt-get").args(["update", "-q"])) && candidate())
 }
 
 fn cargo() -> Command {
@@ -432,6 +459,10 @@ fn test() -> Result<()> {
     prereqs()?;
     apt_ensure("test packages", TEST_PACKAGES)?;
     build(false)?;
+    // The eBPF object the tests run was built by the pin, not by whatever nightly is around.
+    let pin = podsig_toolchain::pin(&root_dir())?;
+    podsig_toolchain::check_producers(&binary(false), &pin)?;
+    println!("xtask: the embedded eBPF object was built by the pinned {pin}");
     // The DaemonSet's image, run in the test containerd the way the DaemonSet runs it.
     let image = image_task()?;
     let validator = kubernetes_validate()?;

@@ -271,8 +271,9 @@ fn compare(lines: &[&str]) -> Result<String, String> {
 }
 
 /// Builds (or reuses) the environment, the module and the guest, boots it, compares.
-pub fn live(podsig: &Path, work: &Path) -> Result<Outcome> {
+pub fn live(podsig: &Path, work: &Path, inputs: &mut crate::floating::Inputs) -> Result<Outcome> {
     let (root, release, vmlinuz) = environment()?;
+    inputs.note("trixie kernel for SystemTap (newest with a -dbg package)", &release);
     // "Systemtap translator/driver (version 5.6/0.192, Debian version 5.6-1)", on stderr.
     let stap_version = run("stap -V", chroot(&root).args(["sh", "-c", "stap -V 2>&1"]))
         .unwrap_or_default()
@@ -280,6 +281,7 @@ pub fn live(podsig: &Path, work: &Path) -> Result<Outcome> {
         .next()
         .and_then(|l| l.split("version ").nth(1))
         .map_or("?".into(), |v| v.split('/').next().unwrap_or("?").to_string());
+    inputs.note("sid's SystemTap", &stap_version);
     let module = build_module(&root, podsig, &release)?;
     let dir = work.join("stap");
     fs::create_dir_all(&dir)?;

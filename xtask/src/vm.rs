@@ -364,14 +364,28 @@ fn verdict(release: &str, console: &str) -> Outcome {
     o
 }
 
+/// Runs every guest; a failure names the floating inputs (newest kernels, sid's SystemTap)
+/// that moved since the last passing run.
 pub fn run(podsig: &Path, only: &[String]) -> Result<()> {
     fs::create_dir_all(cache_dir())?;
+    let mut inputs = crate::floating::Inputs::load();
+    match run_guests(podsig, only, &mut inputs) {
+        Ok(()) => {
+            inputs.record_pass();
+            Ok(())
+        }
+        Err(e) => Err(e.context(inputs.changes())),
+    }
+}
+
+fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inputs) -> Result<()> {
     let work = cache_dir().join(format!("work-{}", std::process::id()));
     fs::create_dir_all(&work)?;
     let initrd = initramfs(podsig, &work)?;
     let mut outcomes = Vec::new();
     for (suite, pattern) in DEFAULT_KERNELS {
         let (pkg, release, opts) = resolve(suite, pattern)?;
+        inputs.note(&format!("newest kernel matching {pattern} ({})", if suite.is_empty() { "host suites" } else { suite }), &release);
         if !only.is_empty() && !only.iter().any(|k| release.contains(k.as_str())) {
             continue;
         }
@@ -380,7 +394,7 @@ pub fn run(podsig: &Path, only: &[String]) -> Result<()> {
     }
     // SystemTap for real, on a kernel that loads modules.
     let stap = if only.is_empty() || only.iter().any(|k| k == "stap" || k.contains("deb13")) {
-        match crate::stapvm::live(podsig, &work) {
+        match crate::stapvm::live(podsig, &work, inputs) {
             Ok(o) => Some(o),
             Err(e) if std::env::var_os("CI").is_some() => {
                 let _ = fs::remove_dir_all(&work);
