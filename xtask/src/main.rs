@@ -151,15 +151,15 @@ fn prereqs() -> Result<()> {
     let prefix = PathBuf::from(format!("/usr/lib/llvm-{llvm}"));
     let dev = format!("llvm-{llvm}-dev");
     let llvm_present = prefix.join("bin/llvm-config").exists() && prefix.join("include/llvm-c/Core.h").exists();
+    if !llvm_present && !apt_has(&dev) {
+        bail!(
+            "{pin} (pinned in {}) is built on LLVM {llvm}, but apt has no {dev} to build bpf-linker against: pin a \
+             dated nightly whose `rustc -vV` names an LLVM major this system ships",
+            podsig_toolchain::PIN_FILE
+        );
+    }
     step(2, &format!("Debian's {dev} ({pin} is built on LLVM {llvm})"), llvm_present);
     if !llvm_present {
-        if !apt_has(&dev) {
-            bail!(
-                "{pin} (pinned in {}) is built on LLVM {llvm}, but apt has no {dev} for bpf-linker: pin a dated \
-                 nightly whose `rustc -vV` names an LLVM major this system ships",
-                podsig_toolchain::PIN_FILE
-            );
-        }
         apt_install(&[&dev])?;
     }
 
