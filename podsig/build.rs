@@ -6,23 +6,16 @@ use aya_build::Toolchain;
 /// leaves the object in OUT_DIR, where `backend::ebpf` embeds it.
 fn main() -> anyhow::Result<()> {
     git_commit();
-    let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
-        .no_deps()
-        .exec()
-        .context("MetadataCommand::exec")?;
+    let cargo_metadata::Metadata { packages, .. } =
+        cargo_metadata::MetadataCommand::new().no_deps().exec().context("MetadataCommand::exec")?;
     let ebpf_package = packages
         .into_iter()
         .find(|p| p.name.as_str() == "podsig-ebpf")
         .ok_or_else(|| anyhow!("podsig-ebpf package not found"))?;
-    let root_dir = ebpf_package
-        .manifest_path
-        .parent()
-        .ok_or_else(|| anyhow!("no parent for {}", ebpf_package.manifest_path))?;
-    let package = aya_build::Package {
-        name: ebpf_package.name.as_str(),
-        root_dir: root_dir.as_str(),
-        ..Default::default()
-    };
+    let root_dir =
+        ebpf_package.manifest_path.parent().ok_or_else(|| anyhow!("no parent for {}", ebpf_package.manifest_path))?;
+    let package =
+        aya_build::Package { name: ebpf_package.name.as_str(), root_dir: root_dir.as_str(), ..Default::default() };
     let workspace_root = root_dir.parent().ok_or_else(|| anyhow!("no workspace above {root_dir}"))?;
     println!("cargo:rerun-if-changed={}", workspace_root.join(podsig_toolchain::PIN_FILE));
     let pin = podsig_toolchain::pin(workspace_root.as_std_path())?;

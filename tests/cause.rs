@@ -87,8 +87,7 @@ fn segfault_is_the_kernel_with_its_code() {
     if !privileged() {
         return;
     }
-    let (mut target, gate) =
-        Target::gated("exec python3 -c 'import ctypes; ctypes.string_at(0)'");
+    let (mut target, gate) = Target::gated("exec python3 -c 'import ctypes; ctypes.string_at(0)'");
     let t = target.pid();
     let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
     gate.go();
@@ -203,11 +202,8 @@ fn renamed_ancestor_is_flagged() {
     let link = dir.join("vGhyM0");
     let _ = fs::remove_file(&link);
     std::os::unix::fs::symlink(realpath("/usr/bin/timeout"), &link).unwrap();
-    let mut parent = Command::new(&link)
-        .args(["10", "sh", "-c", "kill -TERM $T; sleep 2"])
-        .env("T", t.to_string())
-        .spawn()
-        .unwrap();
+    let mut parent =
+        Command::new(&link).args(["10", "sh", "-c", "kill -TERM $T; sleep 2"]).env("T", t.to_string()).spawn().unwrap();
     let mut lines = Vec::new();
     while !lines.iter().any(|l: &String| l.starts_with("  warning: vGhyM0(")) {
         let l = w.next_line();
@@ -242,11 +238,8 @@ fn host_process_running_a_container_binary_is_flagged() {
     let t = target.pid();
     let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
     // From the host, run the binary that lives in that container's filesystem.
-    let mut sender = Command::new(&inner)
-        .args(["sh", "-c", "kill -TERM $T; sleep 2"])
-        .env("T", t.to_string())
-        .spawn()
-        .unwrap();
+    let mut sender =
+        Command::new(&inner).args(["sh", "-c", "kill -TERM $T; sleep 2"]).env("T", t.to_string()).spawn().unwrap();
     let ev = w.next_kind("signal");
     let f = findings_of(&ev, sender.id());
     assert!(f.contains(&"container_binary_on_host".to_string()), "{ev}");

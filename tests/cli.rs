@@ -90,7 +90,13 @@ fn doctor_says_ebpf_works_here_and_why_stap_does_not() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ebpf"]["usable"], true, "{v}");
     let check = |name: &str| {
-        v["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_else(|| panic!("no check {name}"))
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {name}"))
     };
     assert_eq!(check("kernel BTF")["status"], "ok");
     assert_eq!(check("tracepoint signal:signal_generate")["status"], "ok");
@@ -135,7 +141,10 @@ fn node_mode_and_recorder_input() {
     one_clear_line(&["history", "--history", "/tmp/x.db", "--since", "lately"], "lately");
     one_clear_line(&["history", "--pid", "-3"], "-3");
     one_clear_line(&["record", "--history-max", "lots"], "'lots' is not a size");
-    one_clear_line(&["watch", "--pid", "1", "--namespace", "prod"], "--namespace and --container-name narrow --pod (or --all)");
+    one_clear_line(
+        &["watch", "--pid", "1", "--namespace", "prod"],
+        "--namespace and --container-name narrow --pod (or --all)",
+    );
     one_clear_line(&["watch", "--all", "--metrics-addr", "localhost"], "localhost");
     one_clear_line(&["watch", "--all", "--any-signal", "--signal", "KILL"], "--any-signal");
     if privileged() {

@@ -2,8 +2,7 @@
 //! busybox containers with Kubernetes-style labels; runc, a shell inside, or the host send.
 
 use std::{
-    fs,
-    thread,
+    fs, thread,
     time::{Duration, Instant},
 };
 
@@ -17,7 +16,10 @@ fn containerd() -> Option<String> {
     match std::env::var("PODSIG_TEST_CONTAINERD") {
         Ok(s) => Some(s),
         Err(_) => {
-            assert!(std::env::var_os("CI").is_none(), "CI runs these through cargo xtask test, which starts containerd");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs these through cargo xtask test, which starts containerd"
+            );
             eprintln!("skipped: no test containerd (run `sudo cargo xtask test`)");
             None
         }
@@ -55,7 +57,10 @@ fn runc_kill_by_full_id_is_a_runtime_stop_with_names() {
     let t = &ev["target"]["container"];
     assert_eq!(t["id"], id.as_str());
     assert_eq!(t["runtime"], "containerd");
-    assert_eq!((t["pod"].as_str(), t["name"].as_str(), t["namespace"].as_str()), (Some("web"), Some("app"), Some("default")));
+    assert_eq!(
+        (t["pod"].as_str(), t["name"].as_str(), t["namespace"].as_str()),
+        (Some("web"), Some("app"), Some("default"))
+    );
     assert_eq!(ev["sender"]["container"], Value::Null, "runc runs on the host");
     assert_eq!(w.next_kind("exit")["pid"], pid);
     // A container may restart: podsig keeps watching until interrupted.
@@ -67,7 +72,12 @@ fn runc_kill_by_full_id_is_a_runtime_stop_with_names() {
 fn prefix_and_scheme_forms_and_signals_from_inside_and_host() {
     let Some(sock) = containerd() else { return };
     let id = uid("prefix");
-    let c = Container::start(&sock, &id, ("default", "web2", "app"), "trap 'echo usr1' USR1; trap 'echo usr2' USR2; while :; do sleep 1; done");
+    let c = Container::start(
+        &sock,
+        &id,
+        ("default", "web2", "app"),
+        "trap 'echo usr1' USR1; trap 'echo usr2' USR2; while :; do sleep 1; done",
+    );
     let pid = c.pid();
     let mut w = watch(&sock, &["--container", &format!("containerd://{}", &id[..id.len() - 2])]);
     // From inside: a process exec'd into the container signals its init (pid 1 there).
@@ -95,9 +105,11 @@ fn every_process_of_the_container_and_restarts_are_followed() {
     let mut w = watch(&sock, &["--pod", "web3", "--namespace", "default", "--container-name", "app"]);
     // A child of the container's init, signalled from the host.
     let procs = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    let child: u32 = procs.split_whitespace().map(|p| p.parse::<u32>().unwrap()).find(|&p| {
-        fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.contains("1000"))
-    }).expect("the container's sleep 1000");
+    let child: u32 = procs
+        .split_whitespace()
+        .map(|p| p.parse::<u32>().unwrap())
+        .find(|&p| fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.contains("1000")))
+        .expect("the container's sleep 1000");
     send("sh", "kill -TERM $T", child);
     let ev = w.next_signal("SIGTERM");
     assert_eq!(ev["target"]["pid"], child, "a child in the container is watched: {ev}");
@@ -129,7 +141,13 @@ fn every_process_of_the_container_and_restarts_are_followed() {
 #[test]
 fn unknown_container_and_missing_socket_are_clear_errors() {
     let Some(sock) = containerd() else { return };
-    let (st, _, err) = podsig_output(&["watch", "--containerd-socket", &sock, "--container", "5fb8adf9ee62afc6d3f6f3d9590041818750b392dff015d7091eaaf99cf1c945"]);
+    let (st, _, err) = podsig_output(&[
+        "watch",
+        "--containerd-socket",
+        &sock,
+        "--container",
+        "5fb8adf9ee62afc6d3f6f3d9590041818750b392dff015d7091eaaf99cf1c945",
+    ]);
     assert!(!st.success());
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("container 5fb8adf9ee62… not found in containerd namespaces k8s.io, moby, default, nor in any process cgroup"), "{err}");

@@ -11,10 +11,9 @@ use std::{
 
 use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, CreateContainerRequest, ImageSpec, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
-    PodSandboxMetadata, RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
-    runtime_service_client::RuntimeServiceClient,
+    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
+    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
+    StopPodSandboxRequest, runtime_service_client::RuntimeServiceClient,
 };
 use podsig_e2e::*;
 
@@ -56,7 +55,11 @@ fn import_image(sock: &str, name: &str) {
     let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": [name], "Layers": ["layer.tar"]}]);
     fs::write(out.join("manifest.json"), manifest.to_string()).unwrap();
     let archive = dir.join("image.tar");
-    sh(Command::new("tar").arg("-C").arg(&out).arg("-cf").arg(&archive).args(["manifest.json", "config.json", "layer.tar"]));
+    sh(Command::new("tar").arg("-C").arg(&out).arg("-cf").arg(&archive).args([
+        "manifest.json",
+        "config.json",
+        "layer.tar",
+    ]));
     sh(Command::new("ctr").args(["--address", sock, "-n", "k8s.io", "image", "import"]).arg(&archive));
     let _ = fs::remove_dir_all(&dir);
 }
@@ -78,7 +81,8 @@ fn kubelet_style_stop_through_the_cri_is_named_and_fully_reported() {
     if !privileged() {
         return;
     }
-    let (Ok(sock), Ok(pause)) = (std::env::var("PODSIG_TEST_CONTAINERD"), std::env::var("PODSIG_TEST_PAUSE_IMAGE")) else {
+    let (Ok(sock), Ok(pause)) = (std::env::var("PODSIG_TEST_CONTAINERD"), std::env::var("PODSIG_TEST_PAUSE_IMAGE"))
+    else {
         assert!(std::env::var_os("CI").is_none(), "CI runs this through cargo xtask test, which starts containerd");
         eprintln!("skipped: no test containerd (run `sudo cargo xtask test`)");
         return;
@@ -88,7 +92,12 @@ fn kubelet_style_stop_through_the_cri_is_named_and_fully_reported() {
     let pod = format!("cri-{}", std::process::id());
     let uid = format!("0000-{}", std::process::id());
     let sandbox = PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata { name: pod.clone(), uid: uid.clone(), namespace: "default".into(), attempt: 0 }),
+        metadata: Some(PodSandboxMetadata {
+            name: pod.clone(),
+            uid: uid.clone(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
         // Host network, as kubelet does it: no hostname of the pod's own (no UTS namespace).
         labels: labels(&pod, &uid, None),
         linux: Some(LinuxPodSandboxConfig {
@@ -107,7 +116,9 @@ fn kubelet_style_stop_through_the_cri_is_named_and_fully_reported() {
         RuntimeServiceClient::new(containerd_client::connect(PathBuf::from(sock2)).await.expect("connect to the CRI"))
     });
     let sandbox_id = rt
-        .block_on(cri.run_pod_sandbox(RunPodSandboxRequest { config: Some(sandbox.clone()), runtime_handler: String::new() }))
+        .block_on(
+            cri.run_pod_sandbox(RunPodSandboxRequest { config: Some(sandbox.clone()), runtime_handler: String::new() }),
+        )
         .expect("RunPodSandbox")
         .into_inner()
         .pod_sandbox_id;
@@ -127,11 +138,14 @@ fn kubelet_style_stop_through_the_cri_is_named_and_fully_reported() {
         .expect("CreateContainer")
         .into_inner()
         .container_id;
-    rt.block_on(cri.start_container(StartContainerRequest { container_id: container_id.clone() })).expect("StartContainer");
+    rt.block_on(cri.start_container(StartContainerRequest { container_id: container_id.clone() }))
+        .expect("StartContainer");
 
-    let mut w = Podsig::start(&["watch", "--containerd-socket", &sock, "--pod", &pod, "--namespace", "default", "-o", "json"]);
+    let mut w =
+        Podsig::start(&["watch", "--containerd-socket", &sock, "--pod", &pod, "--namespace", "default", "-o", "json"]);
     // kubelet's stop: StopContainer with a 2 s grace period.
-    rt.block_on(cri.stop_container(StopContainerRequest { container_id: container_id.clone(), timeout: 2 })).expect("StopContainer");
+    rt.block_on(cri.stop_container(StopContainerRequest { container_id: container_id.clone(), timeout: 2 }))
+        .expect("StopContainer");
     let term = w.next_signal("SIGTERM");
     let kill = w.next_matching("SIGKILL to the same process", |k| {
         k["kind"] == "signal" && k["signal"]["name"] == "SIGKILL" && k["target"]["pid"] == term["target"]["pid"]
@@ -142,7 +156,10 @@ fn kubelet_style_stop_through_the_cri_is_named_and_fully_reported() {
         assert!(ev["cause_detail"].as_str().unwrap().contains("kubelet never appears"));
         let c = &ev["target"]["container"];
         assert_eq!(c["id"], container_id.as_str(), "{ev}");
-        assert_eq!((c["pod"].as_str(), c["namespace"].as_str(), c["name"].as_str()), (Some(pod.as_str()), Some("default"), Some("app")));
+        assert_eq!(
+            (c["pod"].as_str(), c["namespace"].as_str(), c["name"].as_str()),
+            (Some(pod.as_str()), Some("default"), Some("app"))
+        );
         assert_eq!(c["runtime"], "containerd");
     }
     assert_eq!(term["result"], "ignored", "{term}");

@@ -107,8 +107,11 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
         }
     };
     // tracefs is on the node in production (systemd mounts it); here only if podsig did.
-    if !fs::read_to_string("/proc/mounts").unwrap().lines().any(|l| l.split(' ').nth(1) == Some("/sys/kernel/tracing")) {
-        assert!(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status().unwrap().success());
+    if !fs::read_to_string("/proc/mounts").unwrap().lines().any(|l| l.split(' ').nth(1) == Some("/sys/kernel/tracing"))
+    {
+        assert!(
+            Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status().unwrap().success()
+        );
     }
     // hostPID: the host's pid namespace, named through runc's own /proc/self (on this
     // machine pid 1 lives in a mount namespace runc may not open).
@@ -136,7 +139,11 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
         let ro = if m["readOnly"] == true { "rbind:ro" } else { "rbind:rw" };
         args.extend([
             "--mount".into(),
-            format!("type=bind,src={},dst={},options={ro}", host_path(m["name"].as_str().unwrap()), m["mountPath"].as_str().unwrap()),
+            format!(
+                "type=bind,src={},dst={},options={ro}",
+                host_path(m["name"].as_str().unwrap()),
+                m["mountPath"].as_str().unwrap()
+            ),
         ]);
     }
     args.extend(["--env".into(), "NODE_NAME=node-under-test".into()]);
@@ -144,7 +151,11 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
     args.push("/podsig".into());
     for a in c["args"].as_array().unwrap() {
         let a = a.as_str().unwrap();
-        args.push(if a.starts_with("--metrics-addr=") { format!("--metrics-addr=127.0.0.1:{port}") } else { a.to_string() });
+        args.push(if a.starts_with("--metrics-addr=") {
+            format!("--metrics-addr=127.0.0.1:{port}")
+        } else {
+            a.to_string()
+        });
     }
     let recorder = Container::adopt(&sock, &format!("podsig-e2e-{tag}-recorder"));
     ctr(&sock, &args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -158,7 +169,12 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
 
     // A labelled workload, killed by runc.
     let pod = format!("shop-{tag}");
-    let workload = Container::start(&sock, &format!("podsig-e2e-{tag}-workload"), ("prod", &pod, "cart"), "while :; do sleep 1; done");
+    let workload = Container::start(
+        &sock,
+        &format!("podsig-e2e-{tag}-workload"),
+        ("prod", &pod, "cart"),
+        "while :; do sleep 1; done",
+    );
     let pid = workload.pid();
     ctr(&sock, &["task", "kill", "-s", "SIGKILL", &workload.id]);
 
@@ -166,7 +182,16 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
     let deadline = Instant::now() + TIMEOUT;
     let ev = loop {
         let o = Command::new("ctr")
-            .args(["--address", &sock, "-n", "k8s.io", "task", "exec", "--exec-id", &format!("h{}", deadline.elapsed().as_millis())])
+            .args([
+                "--address",
+                &sock,
+                "-n",
+                "k8s.io",
+                "task",
+                "exec",
+                "--exec-id",
+                &format!("h{}", deadline.elapsed().as_millis()),
+            ])
             .args([&recorder.id, "/podsig", "history", "--pod", &pod, "-o", "json"])
             .output()
             .unwrap();
@@ -187,13 +212,22 @@ fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
     };
     assert_eq!(ev["target"]["pid"], pid);
     let t = &ev["target"]["container"];
-    assert_eq!((t["pod"].as_str(), t["namespace"].as_str(), t["name"].as_str()), (Some(pod.as_str()), Some("prod"), Some("cart")), "{ev}");
+    assert_eq!(
+        (t["pod"].as_str(), t["namespace"].as_str(), t["name"].as_str()),
+        (Some(pod.as_str()), Some("prod"), Some("cart")),
+        "{ev}"
+    );
     assert_eq!(ev["node"], "node-under-test");
     assert_eq!(ev["sender"]["comm"], "runc");
     assert_eq!(ev["cause"], "runtime_stop");
 
     let body = http_get(&addr, "/metrics").1;
-    let kills = sample(&body, &format!(r#"podsig_signals_total{{signal="SIGKILL",cause="runtime_stop",namespace="prod",pod="{pod}",container="cart"}}"#));
+    let kills = sample(
+        &body,
+        &format!(
+            r#"podsig_signals_total{{signal="SIGKILL",cause="runtime_stop",namespace="prod",pod="{pod}",container="cart"}}"#
+        ),
+    );
     assert_eq!(kills, Some(1.0), "{body}");
 
     // After the recorder itself is SIGKILLed: the node's copy of the history still answers.

@@ -23,10 +23,8 @@ fn no_btf_fallback_reports_live_sender_from_proc_and_mounts_tracefs() {
     }
     let target = Target::sleep();
     let t = target.pid();
-    let mut w = Podsig::start_env(
-        &["watch", "--pid", &t.to_string(), "-o", "json"],
-        &[("PODSIG_FORCE_FALLBACK", "btf")],
-    );
+    let mut w =
+        Podsig::start_env(&["watch", "--pid", &t.to_string(), "-o", "json"], &[("PODSIG_FORCE_FALLBACK", "btf")]);
     assert!(tracefs_mounted(), "podsig must mount tracefs when it is missing");
     // The sender stays alive a moment (sh waits for its sleep), so /proc still has it.
     let mut sender = Command::new("sh")
@@ -64,10 +62,8 @@ fn no_btf_fallback_marks_a_vanished_sender_incomplete() {
     }
     let target = Target::sleep();
     let t = target.pid();
-    let mut w = Podsig::start_env(
-        &["watch", "--pid", &t.to_string(), "-o", "json"],
-        &[("PODSIG_FORCE_FALLBACK", "btf")],
-    );
+    let mut w =
+        Podsig::start_env(&["watch", "--pid", &t.to_string(), "-o", "json"], &[("PODSIG_FORCE_FALLBACK", "btf")]);
     // Hold podsig until the sender has exited and been reaped, so /proc has nothing left.
     w.signal(libc::SIGSTOP);
     let sender = send("sh", "kill -KILL $T", t);

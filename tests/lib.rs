@@ -50,11 +50,7 @@ impl Target {
     }
 
     pub fn script(script: &str) -> Self {
-        let child = Command::new("sh")
-            .args(["-c", script])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn target");
+        let child = Command::new("sh").args(["-c", script]).stdin(Stdio::null()).spawn().expect("spawn target");
         let t = Self { child };
         // Let the shell reach its exec, so the comm and dispositions are final.
         let deadline = Instant::now() + TIMEOUT;
@@ -68,10 +64,7 @@ impl Target {
     /// podsig before the target does what is being watched.
     pub fn gated(script: &str) -> (Self, Gate) {
         let gate = Gate::new();
-        let t = Self::script(&format!(
-            "while [ ! -e {} ]; do sleep 0.02; done; {script}",
-            gate.0.display()
-        ));
+        let t = Self::script(&format!("while [ ! -e {} ]; do sleep 0.02; done; {script}", gate.0.display()));
         (t, gate)
     }
 
@@ -80,10 +73,7 @@ impl Target {
     }
 
     pub fn comm(&self) -> String {
-        std::fs::read_to_string(format!("/proc/{}/comm", self.pid()))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+        std::fs::read_to_string(format!("/proc/{}/comm", self.pid())).unwrap_or_default().trim().to_string()
     }
 
     pub fn wait(&mut self) -> ExitStatus {

@@ -160,8 +160,8 @@ fn a_storm_keeps_the_recorder_within_its_memory_and_size_bounds() {
     let rss = peak_rss_kib(rec.child.id());
     eprintln!("storm: recorder peak RSS {rss} KiB");
     assert!(rss < 96 * 1024, "recorder peak RSS {rss} KiB");
-    let size = std::fs::metadata(&db).unwrap().len()
-        + std::fs::metadata(dir.join("history.db-wal")).map_or(0, |m| m.len());
+    let size =
+        std::fs::metadata(&db).unwrap().len() + std::fs::metadata(dir.join("history.db-wal")).map_or(0, |m| m.len());
     assert!(size <= max, "history {size} bytes > --history-max {max}");
     let kept = history(&db, &["--signal", "USR1", "--last", "1"]);
     assert_eq!(kept.len(), 1);

@@ -3,12 +3,7 @@
 //! run the whole pipeline against a stand-in `stap` that replays recorded output, and check
 //! that auto picks eBPF here and says why SystemTap would not do.
 
-use std::{
-    fs,
-    os::unix::fs::PermissionsExt,
-    path::Path,
-    process::Command,
-};
+use std::{fs, os::unix::fs::PermissionsExt, path::Path, process::Command};
 
 use podsig_e2e::*;
 

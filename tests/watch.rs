@@ -40,8 +40,7 @@ fn short_lived_sender_is_reported_with_argv_ancestry_and_exit() {
     assert_eq!(c[1].0, 1, "{c:?}");
     assert_eq!(c[c.len() - 1], (sender as u64, "sh".to_string()));
     assert_eq!(c[c.len() - 2], (std::process::id() as u64, own_comm()));
-    let starts: Vec<u64> =
-        ev["ancestry"].as_array().unwrap().iter().map(|a| a["start_ns"].as_u64().unwrap()).collect();
+    let starts: Vec<u64> = ev["ancestry"].as_array().unwrap().iter().map(|a| a["start_ns"].as_u64().unwrap()).collect();
     assert!(starts.windows(2).all(|w| w[0] <= w[1]), "ancestors start before children: {starts:?}");
     assert!(ev["time"].as_str().unwrap().ends_with('Z'));
 
@@ -126,10 +125,7 @@ fn text_output_reads_like_the_systemtap_recipe() {
     assert!(anc.ends_with(&format!("=>{}(", "sh")) || anc.contains("=>sh("), "{anc}");
     let detail = w.next_line();
     assert!(detail.starts_with("  20"), "{detail}");
-    assert!(
-        detail.contains(" result=delivered code=SI_USER syscall=kill cause: process argv: "),
-        "{detail}"
-    );
+    assert!(detail.contains(" result=delivered code=SI_USER syscall=kill cause: process argv: "), "{detail}");
     assert!(detail.ends_with("argv: sh -c kill -KILL $T"), "{detail}");
     assert!(w.next_line().starts_with("  why: kill(2) from sh("));
     // Any warnings about this machine's own ancestry, then the exit.
@@ -149,8 +145,7 @@ fn normal_exit_is_reported_with_status() {
     // Exits with status 3 once the watch is attached and the go file appears.
     let go = std::env::temp_dir().join(format!("podsig-e2e-go-{}", std::process::id()));
     let _ = std::fs::remove_file(&go);
-    let target =
-        Target::script(&format!("while [ ! -e {} ]; do sleep 0.02; done; exit 3", go.display()));
+    let target = Target::script(&format!("while [ ! -e {} ]; do sleep 0.02; done; exit 3", go.display()));
     let t = target.pid();
     let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
     std::fs::write(&go, "").unwrap();
@@ -239,15 +234,7 @@ fn several_pids_and_threads_of_a_watched_process() {
     }
     let a = Target::sleep();
     let b = Target::sleep();
-    let mut w = Podsig::start(&[
-        "watch",
-        "--pid",
-        &a.pid().to_string(),
-        "--pid",
-        &b.pid().to_string(),
-        "-o",
-        "json",
-    ]);
+    let mut w = Podsig::start(&["watch", "--pid", &a.pid().to_string(), "--pid", &b.pid().to_string(), "-o", "json"]);
     send("sh", "kill -TERM $T", a.pid());
     assert_eq!(w.next_kind("signal")["target"]["pid"], a.pid());
     assert_eq!(w.next_kind("exit")["pid"], a.pid());
@@ -317,11 +304,7 @@ fn signal_to_a_thread_of_a_watched_process_matches() {
         .expect("python3");
     let tgid = target.id();
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(target.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(target.stdout.take().unwrap()), &mut line).unwrap();
     let tid: i32 = line.trim().parse().unwrap();
     let mut w = Podsig::start(&["watch", "--pid", &tgid.to_string(), "-o", "json"]);
     // tgkill(2) from this test process: a thread-directed signal, not a process one.
@@ -416,10 +399,7 @@ fn hostile_names_stay_valid_json_and_one_text_block() {
     let script = "import ctypes,os,sys\n\
                   ctypes.CDLL(None).prctl(15, b'ev\"il\\n\\xff', 0, 0, 0)\n\
                   os.kill(int(sys.argv[1]), 15)";
-    let st = std::process::Command::new("python3")
-        .args(["-c", script, &t.to_string()])
-        .status()
-        .unwrap();
+    let st = std::process::Command::new("python3").args(["-c", script, &t.to_string()]).status().unwrap();
     assert!(st.success());
     let ev = json.next_kind("signal");
     assert_eq!(ev["sender"]["comm"], "ev\"il\n\u{fffd}");

@@ -68,10 +68,7 @@ pub fn llvm_major_of_rustc_vv(vv: &str) -> Option<u32> {
 
 /// The LLVM major the given rustup toolchain's rustc is built on.
 pub fn rustc_llvm_major(toolchain: &str) -> Result<u32> {
-    let out = Command::new("rustup")
-        .args(["run", toolchain, "rustc", "-vV"])
-        .output()
-        .context("running rustup")?;
+    let out = Command::new("rustup").args(["run", toolchain, "rustc", "-vV"]).output().context("running rustup")?;
     if !out.status.success() {
         bail!(
             "toolchain {toolchain} is not installed ({}); run `{FIX}`",
@@ -265,7 +262,9 @@ mod tests {
             {"version_req":"=0.13.0","bins":["bpf-linker"],"features":["llvm-22"],"all_features":false,
              "no_default_features":true,"profile":"release","target":"x86_64-unknown-linux-gnu","rustc":"x"}}}"#;
         assert_eq!(cargo_install_record(j), Some(("0.13.0".into(), Some(22))));
-        let j = j.replace(r#"["llvm-22"]"#, "[]").replace(r#""no_default_features":true"#, r#""no_default_features":false"#);
+        let j = j
+            .replace(r#"["llvm-22"]"#, "[]")
+            .replace(r#""no_default_features":true"#, r#""no_default_features":false"#);
         assert_eq!(cargo_install_record(&j), Some(("0.13.0".into(), Some(23))));
         assert_eq!(cargo_install_record(r#"{"installs":{}}"#), None);
     }

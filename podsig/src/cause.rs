@@ -79,10 +79,8 @@ const MANAGERS: &[&str] = &["containerd-shim", "conmon", "dockerd", "containerd"
 pub fn runtime_of(s: &SignalRecord) -> Option<RuntimeInfo> {
     let runtime = RUNTIMES.iter().find(|r| s.sender.comm == **r)?;
     let above = s.ancestry.iter().rev().skip(1);
-    let manager = above
-        .map(|a| a.comm.as_str())
-        .find(|c| MANAGERS.iter().any(|m| c.starts_with(m)))
-        .map(str::to_string);
+    let manager =
+        above.map(|a| a.comm.as_str()).find(|c| MANAGERS.iter().any(|m| c.starts_with(m))).map(str::to_string);
     Some(RuntimeInfo { runtime: runtime.to_string(), manager })
 }
 
@@ -178,10 +176,7 @@ pub fn mechanism(s: &SignalRecord) -> String {
     let sig = s.signal.number;
     let code = s.code.value;
     let code_name = s.code.name.unwrap_or("?");
-    let during = s
-        .syscall_nr
-        .and_then(syscall_name)
-        .map_or(String::new(), |n| format!(" raised by {n}(2)"));
+    let during = s.syscall_nr.and_then(syscall_name).map_or(String::new(), |n| format!(" raised by {n}(2)"));
     let self_sent = s.sender.pid == s.target.pid;
     match sig {
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP if code > 0 => {
@@ -245,17 +240,10 @@ pub fn mechanism(s: &SignalRecord) -> String {
         libc::SIGINT if code == SI_KERNEL => "terminal interrupt key (Ctrl-C)".into(),
         libc::SIGQUIT if code == SI_KERNEL => "terminal quit key (Ctrl-\\)".into(),
         libc::SIGTSTP if code == SI_KERNEL => "terminal suspend key (Ctrl-Z)".into(),
-        libc::SIGTTIN | libc::SIGTTOU if code == SI_KERNEL => {
-            "a background process touched its terminal".into()
-        }
+        libc::SIGTTIN | libc::SIGTTOU if code == SI_KERNEL => "a background process touched its terminal".into(),
         libc::SIGWINCH if code == SI_KERNEL => "the terminal window was resized".into(),
-        _ if !self_sent
-            && matches!(s.syscall_nr.and_then(syscall_name), Some("exit" | "exit_group")) =>
-        {
-            format!(
-                "its parent {}({}) exited: a parent-death signal (PR_SET_PDEATHSIG)",
-                s.sender.comm, s.sender.pid
-            )
+        _ if !self_sent && matches!(s.syscall_nr.and_then(syscall_name), Some("exit" | "exit_group")) => {
+            format!("its parent {}({}) exited: a parent-death signal (PR_SET_PDEATHSIG)", s.sender.comm, s.sender.pid)
         }
         _ => format!("raised by the kernel ({code_name}){during}"),
     }
@@ -272,7 +260,15 @@ mod tests {
         SignalRecord {
             signal: SignalId::new(sig),
             code: Code { value: code, name: crate::signals::code_name(sig, code) },
-            target: Target { pid: target, tid: target, ns_pid: Some(target), comm: "app".into(), container: None, pidns: None, memcg: None },
+            target: Target {
+                pid: target,
+                tid: target,
+                ns_pid: Some(target),
+                comm: "app".into(),
+                container: None,
+                pidns: None,
+                memcg: None,
+            },
             sender: Sender { pid: sender.1, tid: sender.1, comm: sender.0.into(), ..base.sender.clone() },
             ancestry: vec![
                 a(0, "swapper/0"),

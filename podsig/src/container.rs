@@ -12,8 +12,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use containerd_client::{
     services::v1::{
         GetRequest, ListContainersRequest, ListTasksRequest, SubscribeRequest, containers_client::ContainersClient,
-        events_client::EventsClient,
-        tasks_client::TasksClient,
+        events_client::EventsClient, tasks_client::TasksClient,
     },
     tonic::{Request, transport::Channel},
     types::v1::Status,
@@ -84,7 +83,10 @@ pub struct Containerd {
 impl Containerd {
     pub async fn connect(socket: &Path, namespaces: &[String]) -> Result<Self> {
         if !socket.exists() {
-            bail!("no containerd socket at {} (is containerd running? --containerd-socket names another)", socket.display());
+            bail!(
+                "no containerd socket at {} (is containerd running? --containerd-socket names another)",
+                socket.display()
+            );
         }
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, containerd_client::connect(socket))
             .await
@@ -150,7 +152,9 @@ impl Containerd {
             let mut stream = match events.subscribe(req).await {
                 Ok(s) => s.into_inner(),
                 Err(e) => {
-                    tracing::warn!("containerd task events: {e}; containers killed within a second of starting may go unnamed");
+                    tracing::warn!(
+                        "containerd task events: {e}; containers killed within a second of starting may go unnamed"
+                    );
                     return;
                 }
             };
@@ -158,7 +162,8 @@ impl Containerd {
                 if !namespaces.contains(&env.namespace) {
                     continue;
                 }
-                let Some(start) = env.event.and_then(|any| containerd_client::events::TaskStart::decode(any.value.as_slice()).ok())
+                let Some(start) =
+                    env.event.and_then(|any| containerd_client::events::TaskStart::decode(any.value.as_slice()).ok())
                 else {
                     continue;
                 };
@@ -179,7 +184,8 @@ impl Containerd {
     pub async fn task_pid(&self, c: &ContainerInfo) -> Option<u32> {
         let mut t = TasksClient::new(self.channel.clone());
         let req = GetRequest { container_id: c.id.clone(), exec_id: String::new() };
-        let resp = tokio::time::timeout(CONNECT_TIMEOUT, t.get(with_namespace!(req, c.ns.as_str()))).await.ok()?.ok()?;
+        let resp =
+            tokio::time::timeout(CONNECT_TIMEOUT, t.get(with_namespace!(req, c.ns.as_str()))).await.ok()?.ok()?;
         let p = resp.into_inner().process?;
         (p.status == Status::Running as i32 && p.pid > 0).then_some(p.pid)
     }
@@ -283,7 +289,11 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>
     if found.iter().all(|w| w.pid.is_none()) {
         bail!(
             "{} no running task: nothing to watch until {} started",
-            if found.len() == 1 { format!("container {} has", short(&found[0].id)) } else { "these containers have".into() },
+            if found.len() == 1 {
+                format!("container {} has", short(&found[0].id))
+            } else {
+                "these containers have".into()
+            },
             if found.len() == 1 { "it is" } else { "they are" }
         );
     }
@@ -291,7 +301,11 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>
 }
 
 pub fn short(id: &str) -> String {
-    if id.len() > 12 && id.chars().all(|c| c.is_ascii_hexdigit()) { format!("{}…", &id[..12]) } else { id.to_string() }
+    if id.len() > 12 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+        format!("{}…", &id[..12])
+    } else {
+        id.to_string()
+    }
 }
 
 /// Container named by a process's cgroup path: (id, runtime). Knows the path forms of
@@ -302,7 +316,9 @@ pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
         let path = line.splitn(3, ':').nth(2).unwrap_or("");
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         for (i, seg) in segs.iter().enumerate().rev() {
-            let scoped = |prefix: &str| seg.strip_prefix(prefix).and_then(|r| r.strip_suffix(".scope")).filter(|id| is_hex64(id));
+            let scoped = |prefix: &str| {
+                seg.strip_prefix(prefix).and_then(|r| r.strip_suffix(".scope")).filter(|id| is_hex64(id))
+            };
             if let Some(id) = scoped("docker-") {
                 return Some((id.into(), "docker"));
             }
@@ -429,7 +445,12 @@ mod tests {
         let cases = [
             (format!("0::/system.slice/docker-{ID}.scope"), "docker"),
             (format!("12:pids:/docker/{ID}"), "docker"),
-            (format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope"), "containerd"),
+            (
+                format!(
+                    "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope"
+                ),
+                "containerd",
+            ),
             (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), "cri-o"),
             (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), "unknown"),
             (format!("3:cpu:/k8s.io/{ID}"), "containerd"),

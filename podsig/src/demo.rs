@@ -24,7 +24,15 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
     eprintln!("podsig: demo: started a throwaway target, `sleep 600` (pid {pid})");
     let opts = WatchOptions {
         backend: BackendKind::Auto,
-        spec: WatchSpec { pids: vec![pid], all: false, signals: vec![], ring_bytes, verbose: false, follow: false, stap_module: None },
+        spec: WatchSpec {
+            pids: vec![pid],
+            all: false,
+            signals: vec![],
+            ring_bytes,
+            verbose: false,
+            follow: false,
+            stap_module: None,
+        },
         print: Some(format),
         node: watch::NodeOptions { name: crate::node::name(None), ..Default::default() },
         count: None,

@@ -61,9 +61,7 @@ fn cap_eff() -> u64 {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .unwrap_or(0)
 }
@@ -135,8 +133,18 @@ pub fn run() -> Report {
     let sg = tracepoint("signal", "signal_generate");
     let ex = tracepoint("sched", "sched_process_exit");
     let oom = tracepoint("oom", "mark_victim");
-    checks.push(check("tracepoint signal:signal_generate", sg, if sg { "present" } else { "absent" }, "needs CONFIG_TRACEPOINTS (every distribution kernel has it)"));
-    checks.push(check("tracepoint sched:sched_process_exit", ex, if ex { "present" } else { "absent" }, "needs CONFIG_TRACEPOINTS"));
+    checks.push(check(
+        "tracepoint signal:signal_generate",
+        sg,
+        if sg { "present" } else { "absent" },
+        "needs CONFIG_TRACEPOINTS (every distribution kernel has it)",
+    ));
+    checks.push(check(
+        "tracepoint sched:sched_process_exit",
+        ex,
+        if ex { "present" } else { "absent" },
+        "needs CONFIG_TRACEPOINTS",
+    ));
     checks.push(check(
         "tracepoint oom:mark_victim",
         oom,
@@ -148,7 +156,9 @@ pub fn run() -> Report {
     let btf = offsets::KernelBtf::open(btf_path);
     let (btf_ok, btf_detail, helper) = match &btf {
         Ok(b) => match b.kernel_offsets() {
-            Ok(_) => (true, format!("{}: task_struct offsets resolved", offsets::VMLINUX_BTF), b.has_helper("task_pt_regs")),
+            Ok(_) => {
+                (true, format!("{}: task_struct offsets resolved", offsets::VMLINUX_BTF), b.has_helper("task_pt_regs"))
+            }
             Err(e) => (false, format!("{e}"), false),
         },
         Err(e) => (false, format!("{e}; podsig falls back to classic tracepoints and /proc"), false),
@@ -162,7 +172,11 @@ pub fn run() -> Report {
     checks.push(check(
         "syscall evidence (bpf_task_pt_regs)",
         helper,
-        if helper { "present: kill(2) is told from kernel-raised signals" } else { "absent: cause relies on si_code alone" },
+        if helper {
+            "present: kill(2) is told from kernel-raised signals"
+        } else {
+            "absent: cause relies on si_code alone"
+        },
         "a 5.15+ kernel with BTF",
     ));
 
@@ -210,7 +224,8 @@ pub fn run() -> Report {
 
     let ebpf_usable = privileged && bpf.is_ok() && sg && ex && (btf_ok || mount.is_ok()) && !confidential;
     let ebpf_why = if ebpf_usable {
-        if btf_ok { "everything podsig's eBPF backend uses is here" } else { "usable through the no-BTF fallback" }.to_string()
+        if btf_ok { "everything podsig's eBPF backend uses is here" } else { "usable through the no-BTF fallback" }
+            .to_string()
     } else {
         let missing: Vec<&str> = checks
             .iter()
@@ -241,15 +256,12 @@ pub fn run() -> Report {
 
 /// The first line of `stap --version` (SystemTap prints it on stderr), if stap runs.
 pub(crate) fn stap_version() -> Option<String> {
-    Command::new("stap")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success() || !o.stderr.is_empty())
-        .map(|o| {
+    Command::new("stap").arg("--version").output().ok().filter(|o| o.status.success() || !o.stderr.is_empty()).map(
+        |o| {
             let all = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
             all.lines().next().unwrap_or("").to_string()
-        })
+        },
+    )
 }
 
 /// SystemTap needs its translator, this kernel's headers and debuginfo, and a kernel that
@@ -270,12 +282,10 @@ pub(crate) fn stap_checks(release: &str) -> (Vec<Check>, bool, String) {
         format!("{}{}", headers.display(), if headers.exists() { "" } else { " absent" }),
         format!("apt-get install linux-headers-{release} (Debian/Ubuntu) or dnf install kernel-devel-{release}"),
     ));
-    let debuginfo = [
-        format!("/usr/lib/debug/boot/vmlinux-{release}"),
-        format!("/usr/lib/debug/lib/modules/{release}/vmlinux"),
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists());
+    let debuginfo =
+        [format!("/usr/lib/debug/boot/vmlinux-{release}"), format!("/usr/lib/debug/lib/modules/{release}/vmlinux")]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
     checks.push(check(
         "kernel debuginfo",
         debuginfo.is_some(),

@@ -132,9 +132,8 @@ impl Enricher {
                     None => self.exe_if_same_process(s.sender.pid, None),
                 };
                 let clk_tck = self.clk_tck;
-                s.findings = self
-                    .inspector
-                    .inspect(&s.ancestry, |pid, start_ns| same_process(clk_tck, pid, Some(start_ns)));
+                s.findings =
+                    self.inspector.inspect(&s.ancestry, |pid, start_ns| same_process(clk_tck, pid, Some(start_ns)));
                 if let Some(oom) = &mut s.oom {
                     memory_cgroup(oom, s.target.memcg);
                 }
@@ -259,11 +258,7 @@ impl Enricher {
         let mut complete = false;
         for _ in 0..podsig_common::MAX_ANCESTRY {
             let Some(stat) = process(pid).and_then(|p| p.stat().ok()) else { break };
-            chain.push(Ancestor {
-                pid,
-                comm: stat.comm.clone(),
-                start_ns: self.ticks_to_ns(stat.starttime),
-            });
+            chain.push(Ancestor { pid, comm: stat.comm.clone(), start_ns: self.ticks_to_ns(stat.starttime) });
             if stat.ppid <= 0 {
                 // pid 1 and kthreadd are children of the idle task, which /proc does not list.
                 chain.push(Ancestor { pid: 0, comm: "swapper/0".into(), start_ns: 0 });
@@ -306,7 +301,8 @@ fn memory_cgroup(oom: &mut OomInfo, memcg_ino: Option<u64>) {
             if let Some(dir) = find_inode(Path::new(&root), ino, 0) {
                 let rel = dir.strip_prefix(&root).map(|r| format!("/{}", r.display())).unwrap_or_default();
                 oom.memory_cgroup = Some(if rel == "/" { rel } else { rel.trim_end_matches('/').to_string() });
-                oom.memory_limit_bytes = std::fs::read_to_string(dir.join(limit_file)).ok().and_then(|t| t.trim().parse().ok());
+                oom.memory_limit_bytes =
+                    std::fs::read_to_string(dir.join(limit_file)).ok().and_then(|t| t.trim().parse().ok());
                 return;
             }
         }
@@ -327,9 +323,8 @@ fn memory_cgroup(oom: &mut OomInfo, memcg_ino: Option<u64>) {
         };
         let dir = container::cgroup_mount(controllers);
         oom.memory_cgroup = Some(path.to_string());
-        oom.memory_limit_bytes = dir.and_then(|d| {
-            std::fs::read_to_string(format!("{d}{path}/{limit_file}")).ok()?.trim().parse().ok()
-        });
+        oom.memory_limit_bytes =
+            dir.and_then(|d| std::fs::read_to_string(format!("{d}{path}/{limit_file}")).ok()?.trim().parse().ok());
         if limit_file == "memory.limit_in_bytes" {
             return; // v1's memory controller is the one that enforces the limit
         }

@@ -349,7 +349,15 @@ pub fn sample_signal() -> SignalRecord {
         count: 1,
         last_time: None,
         last_boot_ns: None,
-        target: Target { pid: 7942, tid: 7942, ns_pid: Some(1), comm: "server".into(), container: None, pidns: None, memcg: None },
+        target: Target {
+            pid: 7942,
+            tid: 7942,
+            ns_pid: Some(1),
+            comm: "server".into(),
+            container: None,
+            pidns: None,
+            memcg: None,
+        },
         sender: Sender {
             pid: 23549,
             tid: 23549,

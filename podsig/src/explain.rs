@@ -33,76 +33,126 @@ pub struct SignalInfo {
 /// (signal, default action, description, usual causes).
 fn signal_facts(sig: i32) -> (&'static str, &'static str, Vec<&'static str>) {
     match sig {
-        libc::SIGHUP => ("terminate", "hangup: the terminal closed or a daemon is asked to reload", vec![
-            "a terminal or SSH session closing",
-            "a reload request (kill -HUP) to a daemon that does not handle it",
-        ]),
-        libc::SIGINT => ("terminate", "interrupt from the keyboard (Ctrl-C)", vec![
-            "Ctrl-C in a terminal",
-            "a supervisor forwarding an interrupt (docker stop --signal INT, a shell script)",
-        ]),
-        libc::SIGQUIT => ("core", "quit from the keyboard (Ctrl-\\), dumps core", vec![
-            "Ctrl-\\ in a terminal",
-            "a stop signal configured as STOPSIGNAL SIGQUIT (nginx images do this)",
-        ]),
-        libc::SIGILL => ("core", "illegal instruction", vec![
-            "a binary built for a newer CPU (AVX-512 and the like)",
-            "memory corruption jumping into data",
-        ]),
-        libc::SIGTRAP => ("core", "trace or breakpoint trap", vec!["a debugger", "a compiled-in trap (__builtin_trap)"]),
-        libc::SIGABRT => ("core", "abort: the program gave up on itself", vec![
-            "a failed assertion or abort() in the program",
-            "a C++ exception nobody caught (std::terminate)",
-            "glibc detecting heap corruption (double free)",
-        ]),
-        libc::SIGBUS => ("core", "bus error: a bad memory access", vec![
-            "reading a memory-mapped file that was truncated",
-            "a full /dev/shm (tmpfs) behind a shared-memory mapping",
-        ]),
+        libc::SIGHUP => (
+            "terminate",
+            "hangup: the terminal closed or a daemon is asked to reload",
+            vec![
+                "a terminal or SSH session closing",
+                "a reload request (kill -HUP) to a daemon that does not handle it",
+            ],
+        ),
+        libc::SIGINT => (
+            "terminate",
+            "interrupt from the keyboard (Ctrl-C)",
+            vec![
+                "Ctrl-C in a terminal",
+                "a supervisor forwarding an interrupt (docker stop --signal INT, a shell script)",
+            ],
+        ),
+        libc::SIGQUIT => (
+            "core",
+            "quit from the keyboard (Ctrl-\\), dumps core",
+            vec!["Ctrl-\\ in a terminal", "a stop signal configured as STOPSIGNAL SIGQUIT (nginx images do this)"],
+        ),
+        libc::SIGILL => (
+            "core",
+            "illegal instruction",
+            vec!["a binary built for a newer CPU (AVX-512 and the like)", "memory corruption jumping into data"],
+        ),
+        libc::SIGTRAP => {
+            ("core", "trace or breakpoint trap", vec!["a debugger", "a compiled-in trap (__builtin_trap)"])
+        }
+        libc::SIGABRT => (
+            "core",
+            "abort: the program gave up on itself",
+            vec![
+                "a failed assertion or abort() in the program",
+                "a C++ exception nobody caught (std::terminate)",
+                "glibc detecting heap corruption (double free)",
+            ],
+        ),
+        libc::SIGBUS => (
+            "core",
+            "bus error: a bad memory access",
+            vec![
+                "reading a memory-mapped file that was truncated",
+                "a full /dev/shm (tmpfs) behind a shared-memory mapping",
+            ],
+        ),
         libc::SIGFPE => ("core", "arithmetic error", vec!["integer division by zero", "integer overflow trap"]),
-        libc::SIGKILL => ("terminate", "kill: cannot be caught, blocked or ignored", vec![
-            "the OOM killer: the container or host ran out of memory (kubectl describe shows OOMKilled)",
-            "kubelet, through the container runtime, when the grace period after SIGTERM ran out",
-            "the runtime (runc, crun) on docker kill, ctr task kill, crictl stop past its timeout",
-            "a person or script: kill -9, pkill -9",
-        ]),
-        libc::SIGUSR1 | libc::SIGUSR2 => ("terminate", "user-defined signal", vec![
-            "the application's own protocol (log rotation, status dumps)",
-            "a tool sending it to a process that does not expect it",
-        ]),
-        libc::SIGSEGV => ("core", "segmentation fault: invalid memory access", vec![
-            "a bug in the program or a native library (null or dangling pointer)",
-            "a stack overflow",
-        ]),
-        libc::SIGPIPE => ("terminate", "write to a pipe or socket with no reader", vec![
-            "the reading end went away (a closed connection, `| head`)",
-            "kill -PIPE (rare)",
-        ]),
+        libc::SIGKILL => (
+            "terminate",
+            "kill: cannot be caught, blocked or ignored",
+            vec![
+                "the OOM killer: the container or host ran out of memory (kubectl describe shows OOMKilled)",
+                "kubelet, through the container runtime, when the grace period after SIGTERM ran out",
+                "the runtime (runc, crun) on docker kill, ctr task kill, crictl stop past its timeout",
+                "a person or script: kill -9, pkill -9",
+            ],
+        ),
+        libc::SIGUSR1 | libc::SIGUSR2 => (
+            "terminate",
+            "user-defined signal",
+            vec![
+                "the application's own protocol (log rotation, status dumps)",
+                "a tool sending it to a process that does not expect it",
+            ],
+        ),
+        libc::SIGSEGV => (
+            "core",
+            "segmentation fault: invalid memory access",
+            vec!["a bug in the program or a native library (null or dangling pointer)", "a stack overflow"],
+        ),
+        libc::SIGPIPE => (
+            "terminate",
+            "write to a pipe or socket with no reader",
+            vec!["the reading end went away (a closed connection, `| head`)", "kill -PIPE (rare)"],
+        ),
         libc::SIGALRM => ("terminate", "timer expired (alarm, setitimer)", vec!["the program's own alarm()"]),
-        libc::SIGTERM => ("terminate", "polite termination request", vec![
-            "kubelet stopping the container (pod deletion, rollout, eviction, failed liveness probe)",
-            "docker stop, ctr task kill, systemctl stop",
-            "a person or script: kill, pkill, timeout",
-        ]),
+        libc::SIGTERM => (
+            "terminate",
+            "polite termination request",
+            vec![
+                "kubelet stopping the container (pod deletion, rollout, eviction, failed liveness probe)",
+                "docker stop, ctr task kill, systemctl stop",
+                "a person or script: kill, pkill, timeout",
+            ],
+        ),
         libc::SIGCHLD => ("ignore", "a child process stopped or exited", vec!["the kernel, when a child exits"]),
         libc::SIGCONT => ("continue", "continue a stopped process", vec!["kill -CONT, a shell's fg/bg"]),
-        libc::SIGSTOP => ("stop", "stop: cannot be caught, blocked or ignored", vec!["kill -STOP, a debugger, a freezer"]),
+        libc::SIGSTOP => {
+            ("stop", "stop: cannot be caught, blocked or ignored", vec!["kill -STOP, a debugger, a freezer"])
+        }
         libc::SIGTSTP => ("stop", "stop from the keyboard (Ctrl-Z)", vec!["Ctrl-Z in a terminal"]),
-        libc::SIGTTIN | libc::SIGTTOU => ("stop", "background process touched its terminal", vec!["a background job reading or writing the terminal"]),
-        libc::SIGURG => ("ignore", "urgent data on a socket; also the Go runtime's preemption signal", vec![
-            "the Go runtime preempting goroutines (constant and harmless)",
-        ]),
+        libc::SIGTTIN | libc::SIGTTOU => (
+            "stop",
+            "background process touched its terminal",
+            vec!["a background job reading or writing the terminal"],
+        ),
+        libc::SIGURG => (
+            "ignore",
+            "urgent data on a socket; also the Go runtime's preemption signal",
+            vec!["the Go runtime preempting goroutines (constant and harmless)"],
+        ),
         libc::SIGXCPU => ("core", "CPU time limit exceeded (RLIMIT_CPU)", vec!["ulimit -t, a systemd LimitCPU="]),
         libc::SIGXFSZ => ("core", "file size limit exceeded (RLIMIT_FSIZE)", vec!["ulimit -f, a systemd LimitFSIZE="]),
-        libc::SIGVTALRM | libc::SIGPROF => ("terminate", "profiling or virtual timer expired", vec!["a profiler or the program's own setitimer"]),
+        libc::SIGVTALRM | libc::SIGPROF => {
+            ("terminate", "profiling or virtual timer expired", vec!["a profiler or the program's own setitimer"])
+        }
         libc::SIGWINCH => ("ignore", "terminal window size changed", vec!["resizing the terminal"]),
         libc::SIGIO => ("terminate", "I/O possible on a descriptor (O_ASYNC)", vec!["the program's own F_SETOWN"]),
         libc::SIGPWR => ("terminate", "power failure", vec!["a UPS daemon"]),
-        libc::SIGSYS => ("core", "bad system call, usually seccomp", vec![
-            "a seccomp profile (the container's) trapping a syscall the program made",
-        ]),
+        libc::SIGSYS => (
+            "core",
+            "bad system call, usually seccomp",
+            vec!["a seccomp profile (the container's) trapping a syscall the program made"],
+        ),
         libc::SIGSTKFLT => ("terminate", "coprocessor stack fault (unused on modern Linux)", vec!["kill -STKFLT"]),
-        _ => ("terminate", "real-time signal: meaning defined by the application", vec!["the application's own protocol"]),
+        _ => (
+            "terminate",
+            "real-time signal: meaning defined by the application",
+            vec!["the application's own protocol"],
+        ),
     }
 }
 
@@ -129,7 +179,9 @@ fn watch_for(sig: i32) -> String {
 fn for_signal(input: &str, sig: i32, exit_code: Option<u8>) -> Explanation {
     let info = signal_info(sig);
     let meaning = match exit_code {
-        Some(c) => format!("exit code {c} = 128 + {sig}: the process was ended by {} ({})", info.name, info.description),
+        Some(c) => {
+            format!("exit code {c} = 128 + {sig}: the process was ended by {} ({})", info.name, info.description)
+        }
         None => format!("{} (signal {sig}): {}", info.name, info.description),
     };
     Explanation {
@@ -156,23 +208,26 @@ pub fn explain(input: &str) -> Result<Explanation, String> {
         }
         let (meaning, causes): (String, Vec<&'static str>) = match code {
             0 => ("success: the process exited normally".into(), vec!["the program finished its work"]),
-            1 => ("general error: the program reported a failure".into(), vec![
-                "the application's own error handling (read its logs)",
-            ]),
-            2 => ("usage error: shells and many tools use 2 for bad arguments".into(), vec![
-                "a wrong command line or configuration",
-            ]),
-            126 => ("the command was found but could not be executed".into(), vec![
-                "a missing execute permission",
-                "a binary for another architecture (exec format error)",
-            ]),
-            127 => ("command not found".into(), vec![
-                "a typo in the command or entrypoint",
-                "a binary missing from the image or from PATH",
-            ]),
-            128 => ("exit 128: usually an invalid argument to exit, or a program's own code".into(), vec![
-                "the program's own exit(128)",
-            ]),
+            1 => (
+                "general error: the program reported a failure".into(),
+                vec!["the application's own error handling (read its logs)"],
+            ),
+            2 => (
+                "usage error: shells and many tools use 2 for bad arguments".into(),
+                vec!["a wrong command line or configuration"],
+            ),
+            126 => (
+                "the command was found but could not be executed".into(),
+                vec!["a missing execute permission", "a binary for another architecture (exec format error)"],
+            ),
+            127 => (
+                "command not found".into(),
+                vec!["a typo in the command or entrypoint", "a binary missing from the image or from PATH"],
+            ),
+            128 => (
+                "exit 128: usually an invalid argument to exit, or a program's own code".into(),
+                vec!["the program's own exit(128)"],
+            ),
             c if c > 128 => (
                 format!("exit code {c} is above 128 + 64, so not a signal: the program chose it"),
                 vec!["the program's own exit status (exit(-1) gives 255)"],

@@ -19,8 +19,8 @@ const WRITABLE_PLACES: &[&str] = &["/tmp/", "/var/tmp/", "/dev/shm/"];
 /// Executables whose processes are named after the script or applet they run, so comm and
 /// executable differ by design.
 const INTERPRETERS: &[&str] = &[
-    "python", "perl", "ruby", "node", "bash", "sh", "dash", "zsh", "busybox", "java", "php", "env",
-    "lua", "tclsh", "wish", "pwsh",
+    "python", "perl", "ruby", "node", "bash", "sh", "dash", "zsh", "busybox", "java", "php", "env", "lua", "tclsh",
+    "wish", "pwsh",
 ];
 const CACHE_MAX: usize = 4096;
 const ROOTS_TTL: Duration = Duration::from_secs(2);
@@ -72,10 +72,7 @@ impl Inspector {
         };
         // memfds always read as deleted; the memfd finding below says what matters.
         if deleted && !path.starts_with("/memfd:") {
-            found.push((
-                FindingKind::DeletedExecutable,
-                format!("its executable {path} was deleted after it started"),
-            ));
+            found.push((FindingKind::DeletedExecutable, format!("its executable {path} was deleted after it started")));
         }
         if path.starts_with("/memfd:") {
             found.push((FindingKind::WritableLocation, format!("runs from an anonymous memory file ({path})")));

@@ -130,7 +130,10 @@ fn open_rw(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("opening the history {}", path.display()))?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
-        bail!("the history {} was written by a newer podsig (schema {version}); use that podsig or another --history", path.display());
+        bail!(
+            "the history {} was written by a newer podsig (schema {version}); use that podsig or another --history",
+            path.display()
+        );
     }
     // auto_vacuum only takes effect before the first table is made.
     conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
@@ -336,10 +339,7 @@ pub struct Query {
 /// (even by `kill -9`: the write-ahead log is replayed).
 pub fn open_ro(path: &Path) -> Result<Connection> {
     if !path.exists() {
-        bail!(
-            "no history at {}: is `podsig record` running on this node? (or give --history PATH)",
-            path.display()
-        );
+        bail!("no history at {}: is `podsig record` running on this node? (or give --history PATH)", path.display());
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let mut wal = path.as_os_str().to_owned();
@@ -347,12 +347,9 @@ pub fn open_ro(path: &Path) -> Result<Connection> {
     // With no write-ahead log the recorder is not running (a clean stop removes it): the
     // file is read as immutable, so a reader who may not create the -shm file beside it
     // (not root) can still read. With a log, the recorder's -shm is there to share.
-    let uri = if Path::new(&wal).exists() {
-        sqlite_uri(path, "mode=ro")
-    } else {
-        sqlite_uri(path, "immutable=1")
-    };
-    let conn = Connection::open_with_flags(&uri, flags).with_context(|| format!("opening the history {}", path.display()))?;
+    let uri = if Path::new(&wal).exists() { sqlite_uri(path, "mode=ro") } else { sqlite_uri(path, "immutable=1") };
+    let conn =
+        Connection::open_with_flags(&uri, flags).with_context(|| format!("opening the history {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
 }
@@ -442,7 +439,8 @@ mod tests {
     #[test]
     fn writes_then_answers_by_pod_pid_signal_and_prefix() {
         let path = temp_db("query");
-        let mut w = Writer::open(&path, Limits { max_bytes: DEFAULT_MAX_BYTES, max_age: None }, Gauges::default()).unwrap();
+        let mut w =
+            Writer::open(&path, Limits { max_bytes: DEFAULT_MAX_BYTES, max_age: None }, Gauges::default()).unwrap();
         assert!(w.push(signal_in("web", 10, 9)));
         assert!(w.push(signal_in("db", 11, 15)));
         assert!(w.push(signal_in("web", 12, 15)));

@@ -207,7 +207,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 out.flush()
             };
             match write() {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing the history to stdout")?,
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(e).context("writing the history to stdout")?
+                }
                 _ => {}
             }
             if rows.is_empty() {

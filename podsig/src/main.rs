@@ -18,8 +18,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            EnvFilter::try_from_env("PODSIG_LOG")
-                .unwrap_or_else(|_| EnvFilter::new(format!("podsig={level}"))),
+            EnvFilter::try_from_env("PODSIG_LOG").unwrap_or_else(|_| EnvFilter::new(format!("podsig={level}"))),
         )
         .without_time()
         .with_target(false)

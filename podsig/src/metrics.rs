@@ -175,11 +175,18 @@ mod tests {
         s.target.container = Some(sample_container("web"));
         m.record(&Record::Signal(s.clone()));
         m.record(&Record::Signal(s));
-        m.record(&Record::Lost(crate::event::LostRecord { time: String::new(), node: None, backend: "ebpf", count: 3 }));
+        m.record(&Record::Lost(crate::event::LostRecord {
+            time: String::new(),
+            node: None,
+            backend: "ebpf",
+            count: 3,
+        }));
         m.history_dropped(2);
         let t = m.text();
         assert!(
-            t.contains(r#"podsig_signals_total{signal="SIGKILL",cause="unknown",namespace="prod",pod="web",container="app"} 2"#),
+            t.contains(
+                r#"podsig_signals_total{signal="SIGKILL",cause="unknown",namespace="prod",pod="web",container="app"} 2"#
+            ),
             "{t}"
         );
         assert!(t.contains("podsig_events_lost_total 3"), "{t}");

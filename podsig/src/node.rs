@@ -7,15 +7,8 @@ use crate::event::Record;
 /// (a pod restart's 137 or 143 among them). Everything else a node sees in bulk is
 /// bookkeeping — SIGCHLD from every exit, SIGURG from every Go program's preemption,
 /// SIGWINCH, SIGPIPE — and would drown the kills in a log pipeline or the history.
-pub const TERMINATING: [i32; 7] = [
-    libc::SIGKILL,
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGABRT,
-    libc::SIGSEGV,
-    libc::SIGBUS,
-];
+pub const TERMINATING: [i32; 7] =
+    [libc::SIGKILL, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGABRT, libc::SIGSEGV, libc::SIGBUS];
 
 /// The signals a node-wide watch reports: those asked for, the terminating ones by default,
 /// or every signal (empty) with `any`.
@@ -30,13 +23,12 @@ pub fn signals(asked: &[i32], any: bool) -> Vec<i32> {
 /// `--node-name`, else `$NODE_NAME` (the DaemonSet sets it from the pod's spec.nodeName),
 /// else the hostname.
 pub fn name(given: Option<String>) -> Option<String> {
-    given
-        .filter(|n| !n.is_empty())
-        .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
-        .or_else(|| {
+    given.filter(|n| !n.is_empty()).or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty())).or_else(
+        || {
             let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
             Some(h.trim().to_string()).filter(|h| !h.is_empty())
-        })
+        },
+    )
 }
 
 /// Filters applied after enrichment, on what the kernel cannot see: container labels and

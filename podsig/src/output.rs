@@ -113,19 +113,11 @@ fn signal_text(s: &SignalRecord) -> String {
         clean(&s.target.comm),
         s.target.pid
     );
-    let parent = s
-        .ancestry
-        .iter()
-        .rev()
-        .nth(1)
-        .filter(|a| a.pid == s.sender.ppid)
-        .map_or("?".to_string(), |a| clean(&a.comm));
+    let parent =
+        s.ancestry.iter().rev().nth(1).filter(|a| a.pid == s.sender.ppid).map_or("?".to_string(), |a| clean(&a.comm));
     t += &format!("parent of sender: {parent}({})\n", s.sender.ppid);
-    let chain: Vec<String> = s
-        .ancestry
-        .iter()
-        .map(|a| format!("{}({})", clean(&a.comm), stap_time(a.start_ns)))
-        .collect();
+    let chain: Vec<String> =
+        s.ancestry.iter().map(|a| format!("{}({})", clean(&a.comm), stap_time(a.start_ns))).collect();
     t += &format!("task_ancestry:{}\n", chain.join("=>"));
     t += &format!("  {}", s.time);
     if s.count > 1 {

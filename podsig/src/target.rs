@@ -14,9 +14,7 @@ pub fn parse_pid(s: &str) -> Result<u32, String> {
                       (find one with `pgrep NAME`)"
             .into()),
         Ok(n) if n <= i32::MAX as u32 => Ok(n),
-        _ => Err(format!(
-            "'{s}' is not a process id; expected a positive number such as `pgrep NAME` prints"
-        )),
+        _ => Err(format!("'{s}' is not a process id; expected a positive number such as `pgrep NAME` prints")),
     }
 }
 

@@ -143,7 +143,10 @@ impl Follower {
         // A pod's restarted container is a new container with the same labels.
         if let Some(cl) = &self.client
             && (self.selector.pod.is_some()
-                || self.containers.iter().any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(container::LABEL_POD))))
+                || self
+                    .containers
+                    .iter()
+                    .any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(container::LABEL_POD))))
             && let Ok(all) = cl.list().await
         {
             for c in all {
@@ -157,10 +160,19 @@ impl Follower {
                             .all(|k| i.labels.contains_key(*k) && i.labels.get(*k) == c.labels.get(*k))
                     })
                 };
-                let pod_match = self.selector.pod.as_ref().is_some_and(|p| c.labels.get(container::LABEL_POD) == Some(p))
-                    && self.selector.pod_namespace.as_ref().is_none_or(|n| c.labels.get(container::LABEL_POD_NAMESPACE) == Some(n))
-                    && self.selector.container_name.as_ref().is_none_or(|n| c.labels.get(container::LABEL_CONTAINER) == Some(n))
-                    && c.labels.get("io.cri-containerd.kind").is_none_or(|k| k == "container");
+                let pod_match =
+                    self.selector.pod.as_ref().is_some_and(|p| c.labels.get(container::LABEL_POD) == Some(p))
+                        && self
+                            .selector
+                            .pod_namespace
+                            .as_ref()
+                            .is_none_or(|n| c.labels.get(container::LABEL_POD_NAMESPACE) == Some(n))
+                        && self
+                            .selector
+                            .container_name
+                            .as_ref()
+                            .is_none_or(|n| c.labels.get(container::LABEL_CONTAINER) == Some(n))
+                        && c.labels.get("io.cri-containerd.kind").is_none_or(|k| k == "container");
                 if pod_match || self.containers.iter().any(same_as) {
                     self.containers.push(Watched { id: c.id.clone(), info: Some(c), pid: None });
                 }
@@ -265,11 +277,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         let pids: Vec<String> = watched.iter().map(u32::to_string).collect();
         format!("pid {}", pids.join(", "))
     };
-    eprintln!(
-        "podsig: attached (backend {}, watching {what}, {} ms)",
-        backend.name(),
-        started.elapsed().as_millis()
-    );
+    eprintln!("podsig: attached (backend {}, watching {what}, {} ms)", backend.name(), started.elapsed().as_millis());
     on_attached();
     if let Some(m) = &opts.node.metrics {
         m.set_attached();
@@ -357,10 +365,9 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         for mut record in ready.drain(..) {
             match &mut record {
                 Record::Signal(s) => cause::classify(s),
-                Record::Lost(l) => eprintln!(
-                    "podsig: lost {} events: the ring buffer was full (raise --ring-size)",
-                    l.count
-                ),
+                Record::Lost(l) => {
+                    eprintln!("podsig: lost {} events: the ring buffer was full (raise --ring-size)", l.count)
+                }
                 _ => {}
             }
             if !opts.node.filter.keeps(&record) {
@@ -419,7 +426,12 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 watched.remove(&pid);
                 backend.unwatch(pid)?;
             }
-            if watched.is_empty() && !opts.spec.all && opts.follower.is_none() && done.is_none() && correlator.is_empty() {
+            if watched.is_empty()
+                && !opts.spec.all
+                && opts.follower.is_none()
+                && done.is_none()
+                && correlator.is_empty()
+            {
                 bail!("every watched process exited before podsig attached; nothing to watch");
             }
         }

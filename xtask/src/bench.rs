@@ -151,9 +151,7 @@ impl Tool {
             let mut ready = false;
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
-                if !ready
-                    && (line.starts_with("podsig: attached") || line == "READY" || line.starts_with("TIME "))
-                {
+                if !ready && (line.starts_with("podsig: attached") || line == "READY" || line.starts_with("TIME ")) {
                     ready = true;
                     let _ = tx.send(Instant::now());
                     continue;
@@ -170,7 +168,10 @@ impl Tool {
 
     fn peak_rss_kib(&self) -> Option<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
     }
 
     /// SIGINT (every tool flushes and exits on it) and wait.
@@ -339,7 +340,10 @@ pub fn run(podsig: &Path) -> Result<()> {
     let mut miss_json = serde_json::Map::new();
     for (cfg, ns) in configs.iter().zip(&miss) {
         let name = cfg.map_or("no tool", |p| p.name());
-        miss_json.insert(name.into(), json!({"ns_per_signal": ns, "added_ns": ns - base, "x_floor": (ns - base) / floor_added}));
+        miss_json.insert(
+            name.into(),
+            json!({"ns_per_signal": ns, "added_ns": ns - base, "x_floor": (ns - base) / floor_added}),
+        );
     }
     report["miss"] = Value::Object(miss_json);
 
@@ -367,10 +371,13 @@ pub fn run(podsig: &Path) -> Result<()> {
         }
         let (got, lost) = worst.unwrap_or_default();
         let ns = median(ns);
-        hit.insert(peer.name().into(), json!({
-            "sent": STORM, "received": got, "lost_reported": lost, "silent_loss": silent,
-            "storm_ns_per_signal": ns, "slowdown": ns / base, "peak_rss_kib": rss,
-        }));
+        hit.insert(
+            peer.name().into(),
+            json!({
+                "sent": STORM, "received": got, "lost_reported": lost, "silent_loss": silent,
+                "storm_ns_per_signal": ns, "slowdown": ns / base, "peak_rss_kib": rss,
+            }),
+        );
     }
     report["hit"] = Value::Object(hit);
 
@@ -384,7 +391,8 @@ pub fn run(podsig: &Path) -> Result<()> {
     thread::sleep(Duration::from_millis(300));
     tool.stop()?;
     let text = fs::read_to_string(&out).unwrap_or_default();
-    let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).filter(|v: &Value| v["kind"] == "signal").collect();
+    let events: Vec<Value> =
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).filter(|v: &Value| v["kind"] == "signal").collect();
     let complete = events
         .iter()
         .filter(|v| {
@@ -456,7 +464,10 @@ fn markdown(r: &Value) -> String {
         );
     }
     let a = &r["ancestry"];
-    t += &format!("Ancestry completeness (podsig, {} short-lived senders): {}/{} complete.\n\n", a["kills"], a["complete"], a["kills"]);
+    t += &format!(
+        "Ancestry completeness (podsig, {} short-lived senders): {}/{} complete.\n\n",
+        a["kills"], a["complete"], a["kills"]
+    );
     let p = &r["hit"]["podsig"];
     let br = f(&r["ready"]["bpftrace"]["ready_ms"]);
     let targets = [

@@ -67,7 +67,10 @@ mod tests {
         i.note("bookworm 6.1 kernel", "6.1.0-57-amd64");
         assert!(i.changes().contains("no earlier passing run"));
         i.last_pass.insert("bookworm 6.1 kernel".into(), "6.1.0-56-amd64".into());
-        assert_eq!(i.changes(), "changed since the last passing run: bookworm 6.1 kernel: 6.1.0-56-amd64 → 6.1.0-57-amd64");
+        assert_eq!(
+            i.changes(),
+            "changed since the last passing run: bookworm 6.1 kernel: 6.1.0-56-amd64 → 6.1.0-57-amd64"
+        );
         i.note("bookworm 6.1 kernel", "6.1.0-56-amd64");
         assert_eq!(i.changes(), "no floating input changed since the last passing run");
     }

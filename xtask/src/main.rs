@@ -48,7 +48,9 @@ fn main() -> ExitCode {
         Some("prereqs") => prereqs(),
         Some("bench") => bench_task(),
         Some("vm-test") => vm_test(&args[1..]),
-        Some("image") => image_task().map(|p| println!("xtask: image {} written to {}", image::reference(), p.display())),
+        Some("image") => {
+            image_task().map(|p| println!("xtask: image {} written to {}", image::reference(), p.display()))
+        }
         // Used by the bench: the signal storm, as a separate process.
         Some("storm") => bench::storm(&args[1..]),
         Some("-h" | "--help" | "help") => {
@@ -111,9 +113,7 @@ fn sh(cmd: &mut Command) -> Result<()> {
 }
 
 fn quiet_ok(cmd: &mut Command) -> bool {
-    cmd.env("PATH", path_with_cargo_bin())
-        .output()
-        .is_ok_and(|o| o.status.success())
+    cmd.env("PATH", path_with_cargo_bin()).output().is_ok_and(|o| o.status.success())
 }
 
 fn as_root(program: &str) -> Command {
@@ -144,7 +144,15 @@ fn prereqs() -> Result<()> {
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("rust-src")));
     step(1, &format!("Rust {pin} with rust-src (pinned in {})", podsig_toolchain::PIN_FILE), rust_src);
     if !rust_src {
-        sh(Command::new("rustup").args(["toolchain", "install", &pin, "--profile", "minimal", "--component", "rust-src"]))?;
+        sh(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            &pin,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))?;
     }
     let llvm = podsig_toolchain::rustc_llvm_major(&pin)?;
 
@@ -198,7 +206,9 @@ fn prereqs() -> Result<()> {
 fn apt_has(package: &str) -> bool {
     let candidate = || {
         Command::new("apt-cache").args(["policy", package]).output().is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim().starts_with("Candidate:") && !l.contains("(none)"))
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim().starts_with("Candidate:") && !l.contains("(none)"))
         })
     };
     // A fresh machine's package lists may be empty or stale.
@@ -255,16 +265,18 @@ fn run(args: &[String]) -> Result<()> {
     let args: Vec<String> = match args {
         [] => vec!["demo".into()],
         [sep, rest @ ..] if sep == "--" => {
-            if rest.is_empty() { vec!["demo".into()] } else { rest.to_vec() }
+            if rest.is_empty() {
+                vec!["demo".into()]
+            } else {
+                rest.to_vec()
+            }
         }
         rest => rest.to_vec(),
     };
     let bin = binary(true);
     println!("xtask: running {} {}", bin.display(), args.join(" "));
-    let status = as_root(&bin.to_string_lossy())
-        .args(&args)
-        .status()
-        .with_context(|| format!("starting {}", bin.display()))?;
+    let status =
+        as_root(&bin.to_string_lossy()).args(&args).status().with_context(|| format!("starting {}", bin.display()))?;
     if !status.success() {
         bail!("podsig exited with {status}");
     }
@@ -273,8 +285,7 @@ fn run(args: &[String]) -> Result<()> {
 
 /// Installs missing Debian packages, one printed line for the group.
 fn apt_ensure(what: &str, packages: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> =
-        packages.iter().filter(|(_, path)| !Path::new(path).exists()).map(|(p, _)| *p).collect();
+    let missing: Vec<&str> = packages.iter().filter(|(_, path)| !Path::new(path).exists()).map(|(p, _)| *p).collect();
     println!(
         "xtask: {what} ({}): {}",
         packages.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "),

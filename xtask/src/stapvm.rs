@@ -94,19 +94,25 @@ fn environment() -> Result<(PathBuf, String, PathBuf)> {
         fs::write(&stamp, "")?;
     }
     let found = run("apt-cache search", chroot(&root).args(["apt-cache", "search", "--names-only", DBG_PATTERN]))?;
-    let mut names: Vec<String> = found.lines().filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect();
-    names.sort_by_key(|n| n.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse::<u64>().ok()).collect::<Vec<_>>());
+    let mut names: Vec<String> =
+        found.lines().filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect();
+    names.sort_by_key(|n| {
+        n.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse::<u64>().ok()).collect::<Vec<_>>()
+    });
     let dbg = names.pop().context("no trixie 6.12 kernel debug package on the mirror")?;
     let release = dbg.trim_start_matches("linux-image-").trim_end_matches("-dbg").to_string();
     let installed = root.join(format!(".podsig-installed-{release}"));
     if !installed.exists() {
-        println!("xtask: vm-test: stap: installing systemtap, headers and debuginfo for {release} in the sid root (once; ~1 GB)");
+        println!(
+            "xtask: vm-test: stap: installing systemtap, headers and debuginfo for {release} in the sid root (once; ~1 GB)"
+        );
         run(
             "installing SystemTap, headers and debuginfo",
-            chroot(&root).arg("apt-get").args(APT).args(["install", "-y", "-q", "--no-install-recommends", "systemtap"]).args([
-                format!("linux-headers-{release}"),
-                dbg.clone(),
-            ]),
+            chroot(&root)
+                .arg("apt-get")
+                .args(APT)
+                .args(["install", "-y", "-q", "--no-install-recommends", "systemtap"])
+                .args([format!("linux-headers-{release}"), dbg.clone()]),
         )?;
         run("apt-get clean", chroot(&root).args(["apt-get", "clean"]))?;
         fs::write(&installed, "")?;
@@ -120,7 +126,10 @@ fn environment() -> Result<(PathBuf, String, PathBuf)> {
     if !vmlinuz.exists() {
         let pkg = format!("linux-image-{release}-unsigned");
         println!("xtask: vm-test: stap: downloading {pkg}");
-        run("downloading the kernel", chroot(&root).args(["sh", "-c", &format!("cd /tmp && apt-get {} download -q {pkg}", APT.join(" "))]))?;
+        run(
+            "downloading the kernel",
+            chroot(&root).args(["sh", "-c", &format!("cd /tmp && apt-get {} download -q {pkg}", APT.join(" "))]),
+        )?;
         let deb = fs::read_dir(root.join("tmp"))?
             .flatten()
             .map(|e| e.path())
@@ -198,7 +207,12 @@ fn initramfs(root: &Path, podsig: &Path, module: &Path, work: &Path) -> Result<P
             }
         }
     }
-    vm::pack_initramfs(work, INIT, &["sh", "mount", "sleep", "kill", "grep", "cat", "uname", "poweroff", "echo"], &files)
+    vm::pack_initramfs(
+        work,
+        INIT,
+        &["sh", "mount", "sleep", "kill", "grep", "cat", "uname", "poweroff", "echo"],
+        &files,
+    )
 }
 
 /// The outcome row for the vm-test table.
@@ -297,4 +311,3 @@ pub fn live(podsig: &Path, work: &Path, inputs: &mut crate::floating::Inputs) ->
         console: console.clone(),
     })
 }
-

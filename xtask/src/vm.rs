@@ -86,10 +86,7 @@ fn private_apt(suite: &str) -> Result<Vec<String>> {
     let list = dir.join("etc/sources.list");
     fs::write(
         &list,
-        format!(
-            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {} {suite} main\n",
-            host_mirror()?
-        ),
+        format!("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {} {suite} main\n", host_mirror()?),
     )?;
     let o = |k: &str, v: &Path| format!("-o{k}={}", v.display());
     Ok(vec![
@@ -107,7 +104,9 @@ fn private_apt(suite: &str) -> Result<Vec<String>> {
 fn resolve(suite: &str, pattern: &str) -> Result<(String, String, Vec<String>)> {
     let opts = if suite.is_empty() { Vec::new() } else { private_apt(suite)? };
     let stamp = cache_dir().join(format!("apt-{}.updated", if suite.is_empty() { "host" } else { suite }));
-    let stale = fs::metadata(&stamp).and_then(|m| m.modified()).map_or(true, |t| t.elapsed().unwrap_or_default() > Duration::from_secs(86400));
+    let stale = fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .map_or(true, |t| t.elapsed().unwrap_or_default() > Duration::from_secs(86400));
     if stale {
         println!("xtask: vm-test: apt-get update ({})", if suite.is_empty() { "host suites" } else { suite });
         let mut c = Command::new("apt-get");
@@ -120,8 +119,12 @@ fn resolve(suite: &str, pattern: &str) -> Result<(String, String, Vec<String>)> 
     let mut names: Vec<String> =
         sh_out(&mut c)?.lines().filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect();
     // Highest ABI number last (6.1.0-9 < 6.1.0-50).
-    names.sort_by_key(|n| n.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse::<u64>().ok()).collect::<Vec<_>>());
-    let pkg = names.pop().with_context(|| format!("no package matches {pattern} in {}", if suite.is_empty() { "the host's suites" } else { suite }))?;
+    names.sort_by_key(|n| {
+        n.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse::<u64>().ok()).collect::<Vec<_>>()
+    });
+    let pkg = names.pop().with_context(|| {
+        format!("no package matches {pattern} in {}", if suite.is_empty() { "the host's suites" } else { suite })
+    })?;
     let release = pkg.trim_start_matches("linux-image-").to_string();
     Ok((pkg, release, opts))
 }
@@ -385,7 +388,10 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
     let mut outcomes = Vec::new();
     for (suite, pattern) in DEFAULT_KERNELS {
         let (pkg, release, opts) = resolve(suite, pattern)?;
-        inputs.note(&format!("newest kernel matching {pattern} ({})", if suite.is_empty() { "host suites" } else { suite }), &release);
+        inputs.note(
+            &format!("newest kernel matching {pattern} ({})", if suite.is_empty() { "host suites" } else { suite }),
+            &release,
+        );
         if !only.is_empty() && !only.iter().any(|k| release.contains(k.as_str())) {
             continue;
         }
@@ -444,7 +450,12 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
             .iter()
             .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
             .collect();
-        eprintln!("\nxtask: vm-test: {} failed: {}\n--- guest console ---\n{}\n---", o.release, why.join("; "), o.console);
+        eprintln!(
+            "\nxtask: vm-test: {} failed: {}\n--- guest console ---\n{}\n---",
+            o.release,
+            why.join("; "),
+            o.console
+        );
     }
     if !failed.is_empty() {
         bail!("vm-test failed on {}", failed.iter().map(|o| o.release.as_str()).collect::<Vec<_>>().join(", "));

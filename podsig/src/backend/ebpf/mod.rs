@@ -22,18 +22,17 @@ use aya::{
     programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use podsig_common::{
-    EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE,
-    FLAG_KTHREAD, FLAG_NO_BTF, FLAG_SENDER_REPEAT, FilterConfig, MAX_ANCESTRY,
-    OomEvent, SYSCALL_UNKNOWN, SenderDetail, SignalEvent, TARGET_BITMAP_WORDS, TARGET_CHILD,
-    TracepointFormat,
+    EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE, FLAG_KTHREAD,
+    FLAG_NO_BTF, FLAG_SENDER_REPEAT, FilterConfig, MAX_ANCESTRY, OomEvent, SYSCALL_UNKNOWN, SenderDetail, SignalEvent,
+    TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
 };
 use tokio::io::unix::AsyncFd;
 
 use super::{Backend, WatchSpec};
 use crate::{
     event::{
-        Ancestor, Ancestry, AncestrySource, Cause, Code, ExitRecord, LostRecord, OomInfo, Record, Sender,
-        SignalId, SignalRecord, Target, cstr, split_argv,
+        Ancestor, Ancestry, AncestrySource, Cause, Code, ExitRecord, LostRecord, OomInfo, Record, Sender, SignalId,
+        SignalRecord, Target, cstr, split_argv,
     },
     signals,
 };
@@ -192,9 +191,8 @@ impl EbpfBackend {
             }
         };
         // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL.
-        let oom_format = tracefs::oom_format()
-            .map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}"))
-            .ok();
+        let oom_format =
+            tracefs::oom_format().map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}")).ok();
         if let Some(f) = &oom_format {
             loader.override_global("OOM_FORMAT", f, true);
         }
@@ -221,7 +219,9 @@ impl EbpfBackend {
             let pages = ((ring_bytes / page_size()) as usize / cpus.len().max(1)).max(1).next_power_of_two();
             let bufs = cpus
                 .iter()
-                .map(|&cpu| array.open(cpu, Some(pages)).with_context(|| format!("opening the perf buffer of CPU {cpu}")))
+                .map(|&cpu| {
+                    array.open(cpu, Some(pages)).with_context(|| format!("opening the perf buffer of CPU {cpu}"))
+                })
                 .collect::<Result<Vec<_>>>()?;
             Reader::Perf { bufs, lost: 0 }
         };
@@ -282,17 +282,13 @@ impl EbpfBackend {
                         "signal_generate_tp" => ("signal", "signal_generate"),
                         _ => ("sched", "sched_process_exit"),
                     };
-                    p.attach(category, name)
-                        .with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
+                    p.attach(category, name).with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
                 }
             }
         }
         if spec.follow && mode == Mode::Btf {
-            let p: &mut RawTracePoint = me
-                ._ebpf
-                .program_mut("sched_process_fork")
-                .context("program sched_process_fork missing")?
-                .try_into()?;
+            let p: &mut RawTracePoint =
+                me._ebpf.program_mut("sched_process_fork").context("program sched_process_fork missing")?.try_into()?;
             p.load().context("verifying program sched_process_fork")?;
             p.attach("sched_process_fork").context("attaching to raw tracepoint sched_process_fork")?;
         }
@@ -332,8 +328,7 @@ impl EbpfBackend {
     fn attach_raw(&mut self, prog: &str, tracepoint: &str) -> Result<()> {
         let p: &mut RawTracePoint =
             self._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-        p.load()
-            .map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
+        p.load().map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
         p.attach(tracepoint).with_context(|| format!("attaching to raw tracepoint {tracepoint}"))?;
         Ok(())
     }
@@ -369,9 +364,7 @@ impl EbpfBackend {
             }
             Mode::Tracepoint => {
                 let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-                    .map(|d| {
-                        d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
-                    })
+                    .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
                     .unwrap_or_default();
                 if !tids.contains(&pid) {
                     tids.push(pid);
@@ -635,7 +628,11 @@ impl Decoder {
                     // Cannot happen while the reader keeps details for longer than the
                     // kernel refers back to them; say so rather than guess.
                     self.missing_warned = true;
-                    tracing::warn!("a repeat record from {}({}) came without its sender detail", record.sender.comm, e.sender_pid);
+                    tracing::warn!(
+                        "a repeat record from {}({}) came without its sender detail",
+                        record.sender.comm,
+                        e.sender_pid
+                    );
                 }
                 None => {}
             }
@@ -651,9 +648,8 @@ impl Decoder {
         let depth = (e.depth as usize).min(MAX_ANCESTRY);
         let ancestry = &d.ancestry[..depth];
         // SAFETY: a repr(C) wire type with explicit padding, read from initialised memory.
-        let ancestry_bytes = unsafe {
-            std::slice::from_raw_parts(ancestry.as_ptr() as *const u8, std::mem::size_of_val(ancestry))
-        };
+        let ancestry_bytes =
+            unsafe { std::slice::from_raw_parts(ancestry.as_ptr() as *const u8, std::mem::size_of_val(ancestry)) };
         let flags = e.flags & DETAIL_FLAGS;
         let key = (e.sender_pid, e.sender_start_ns);
         if let Some(s) = self.senders.get_mut(&key)
@@ -677,14 +673,17 @@ impl Decoder {
         // The kernel walks from the sender up; reports read root first, like task_ancestry.
         let decoded: Vec<Ancestor> =
             ancestry.iter().rev().map(|a| Ancestor { pid: a.pid, comm: cstr(&a.comm), start_ns: a.start_ns }).collect();
-        self.senders.insert(key, SenderInfo {
-            wire,
-            flags,
-            argv: split_argv(&d.argv[..argv_len]),
-            ancestry: decoded.into(),
-            generation: self.generation,
-            sent_ns: e.boot_ns,
-        });
+        self.senders.insert(
+            key,
+            SenderInfo {
+                wire,
+                flags,
+                argv: split_argv(&d.argv[..argv_len]),
+                ancestry: decoded.into(),
+                generation: self.generation,
+                sent_ns: e.boot_ns,
+            },
+        );
         self.generation
     }
 }
@@ -706,11 +705,8 @@ fn decode_other(bytes: &[u8]) -> Option<Record> {
     match read_pod::<u32>(bytes)? {
         EVENT_EXIT => {
             let e = read_pod::<ExitEvent>(bytes)?;
-            let (status, signal, core_dumped) = if e.exit_code == EXIT_CODE_UNKNOWN {
-                (None, None, false)
-            } else {
-                ExitRecord::decode(e.exit_code)
-            };
+            let (status, signal, core_dumped) =
+                if e.exit_code == EXIT_CODE_UNKNOWN { (None, None, false) } else { ExitRecord::decode(e.exit_code) };
             Some(Record::Exit(ExitRecord {
                 time: String::new(),
                 node: None,
@@ -786,11 +782,7 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
         },
         ancestry: Ancestry::default(),
         ancestry_complete: false,
-        ancestry_source: if e.flags & FLAG_NO_BTF != 0 {
-            AncestrySource::Proc
-        } else {
-            AncestrySource::Kernel
-        },
+        ancestry_source: if e.flags & FLAG_NO_BTF != 0 { AncestrySource::Proc } else { AncestrySource::Kernel },
         syscall: None,
         syscall_nr: (e.syscall_nr != SYSCALL_UNKNOWN).then_some(e.syscall_nr),
         cause: Cause::Unknown,
@@ -813,10 +805,7 @@ fn raise_memlock() {
     let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: plain syscall with a valid pointer.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
-        tracing::debug!(
-            "could not raise RLIMIT_MEMLOCK ({}); fine on kernels >= 5.11",
-            io::Error::last_os_error()
-        );
+        tracing::debug!("could not raise RLIMIT_MEMLOCK ({}); fine on kernels >= 5.11", io::Error::last_os_error());
     }
 }
 
@@ -828,10 +817,8 @@ pub fn attach_empty() -> Result<Ebpf> {
         .map_max_entries("EVENTS", page_size())
         .load(PROGRAM)
         .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
-    let p: &mut RawTracePoint = ebpf
-        .program_mut("signal_generate_empty")
-        .context("program signal_generate_empty missing")?
-        .try_into()?;
+    let p: &mut RawTracePoint =
+        ebpf.program_mut("signal_generate_empty").context("program signal_generate_empty missing")?.try_into()?;
     p.load().context("verifying the empty program")?;
     p.attach("signal_generate").context("attaching the empty program")?;
     Ok(ebpf)
@@ -869,7 +856,8 @@ mod tests {
         // SAFETY: all-zero is a valid value of these plain-data types.
         let mut f: SignalFull = unsafe { std::mem::zeroed() };
         let h = &mut f.head;
-        (h.kind, h.sig, h.boot_ns, h.target_pid, h.sender_pid, h.sender_tid) = (EVENT_SIGNAL, sig, ns, 7942, 23549, 23549);
+        (h.kind, h.sig, h.boot_ns, h.target_pid, h.sender_pid, h.sender_tid) =
+            (EVENT_SIGNAL, sig, ns, 7942, 23549, 23549);
         h.sender_start_ns = 77;
         h.sender_comm[..5].copy_from_slice(b"pkill");
         if !full {

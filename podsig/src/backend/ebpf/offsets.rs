@@ -63,10 +63,7 @@ pub fn prefetch() {
     if let Ok(mut slot) = PREFETCH.lock()
         && slot.is_none()
     {
-        *slot = std::thread::Builder::new()
-            .name("btf".into())
-            .spawn(|| read_layout(Path::new(VMLINUX_BTF)))
-            .ok();
+        *slot = std::thread::Builder::new().name("btf".into()).spawn(|| read_layout(Path::new(VMLINUX_BTF))).ok();
     }
 }
 
@@ -150,7 +147,9 @@ impl KernelBtf {
     /// The BTF id of `btf_trace_<name>`, which a BTF-typed tracepoint program is loaded
     /// against.
     pub fn tracepoint_btf_id(&self, name: &str) -> Option<u32> {
-        self.named_ids(&format!("btf_trace_{name}")).into_iter().find_map(|(id, t)| matches!(t, Type::Typedef(_)).then_some(id))
+        self.named_ids(&format!("btf_trace_{name}"))
+            .into_iter()
+            .find_map(|(id, t)| matches!(t, Type::Typedef(_)).then_some(id))
     }
 
     fn strukt(&self, name: &str) -> Result<btf_rs::Struct, OffsetError> {
@@ -222,11 +221,7 @@ impl KernelBtf {
     pub fn raw_tracepoint_args(&self, name: &'static str) -> Result<usize, OffsetError> {
         let why = |w: &str| OffsetError::Prototype { name, why: w.to_string() };
         let typedef = format!("btf_trace_{name}");
-        let t = self
-            .named(&typedef)
-            .into_iter()
-            .next()
-            .ok_or_else(|| why("no btf_trace typedef"))?;
+        let t = self.named(&typedef).into_iter().next().ok_or_else(|| why("no btf_trace typedef"))?;
         let Type::Typedef(td) = t else { return Err(why("not a typedef")) };
         let Type::Ptr(p) = self.btf.resolve_chained_type(&td)? else {
             return Err(why("not a function pointer"));
@@ -250,11 +245,9 @@ impl KernelBtf {
     /// The value of `member` in `enum name`, if the kernel has it.
     fn enum_value(&self, name: &str, member: &str) -> Option<u32> {
         self.named(name).iter().find_map(|t| match t {
-            Type::Enum(e) => e
-                .members
-                .iter()
-                .find(|m| self.btf.resolve_name(*m).is_ok_and(|n| n == member))
-                .map(|m| m.val()),
+            Type::Enum(e) => {
+                e.members.iter().find(|m| self.btf.resolve_name(*m).is_ok_and(|n| n == member)).map(|m| m.val())
+            }
             _ => None,
         })
     }

@@ -62,12 +62,10 @@ pub fn parse_format(text: &str) -> HashMap<String, (u32, u32)> {
 pub fn tracepoint_format() -> Result<TracepointFormat> {
     let sg = fields("signal", "signal_generate")?;
     let ex = fields("sched", "sched_process_exit")?;
-    let need = |m: &HashMap<String, (u32, u32)>, tp: &str, f: &str, size: u32| {
-        match m.get(f) {
-            Some(&(off, sz)) if sz == size => Ok(off),
-            Some(&(_, sz)) => Err(anyhow!("tracepoint {tp}: field {f} has size {sz}, expected {size}")),
-            None => Err(anyhow!("tracepoint {tp} has no field {f} on this kernel")),
-        }
+    let need = |m: &HashMap<String, (u32, u32)>, tp: &str, f: &str, size: u32| match m.get(f) {
+        Some(&(off, sz)) if sz == size => Ok(off),
+        Some(&(_, sz)) => Err(anyhow!("tracepoint {tp}: field {f} has size {sz}, expected {size}")),
+        None => Err(anyhow!("tracepoint {tp} has no field {f} on this kernel")),
     };
     let sgn = "signal:signal_generate";
     let exn = "sched:sched_process_exit";

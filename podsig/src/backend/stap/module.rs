@@ -19,8 +19,8 @@ pub struct ModInfo {
 
 pub fn modinfo(path: &Path) -> Result<ModInfo> {
     let data = fs::read(path).with_context(|| format!("reading the module {}", path.display()))?;
-    let file = object::File::parse(&*data)
-        .map_err(|e| anyhow::anyhow!("{} is not a kernel module ({e})", path.display()))?;
+    let file =
+        object::File::parse(&*data).map_err(|e| anyhow::anyhow!("{} is not a kernel module ({e})", path.display()))?;
     let section = file
         .section_by_name(".modinfo")
         .with_context(|| format!("{} is not a kernel module (no .modinfo section)", path.display()))?;

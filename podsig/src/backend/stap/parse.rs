@@ -4,10 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::script::MARK;
 use crate::{
-    event::{
-        Ancestor, AncestrySource, Cause, Code, ExitRecord, Record, Sender, SignalId, SignalRecord,
-        Target,
-    },
+    event::{Ancestor, AncestrySource, Cause, Code, ExitRecord, Record, Sender, SignalId, SignalRecord, Target},
     signals,
 };
 
@@ -56,7 +53,8 @@ pub fn unescape(s: &str) -> Vec<u8> {
                 out.push(v as u8);
             }
             b'x' => {
-                let hex: String = b[i..].iter().take(2).take_while(|d| d.is_ascii_hexdigit()).map(|&d| d as char).collect();
+                let hex: String =
+                    b[i..].iter().take(2).take_while(|d| d.is_ascii_hexdigit()).map(|&d| d as char).collect();
                 i += hex.len();
                 out.push(u8::from_str_radix(&hex, 16).unwrap_or(b'x'));
             }
@@ -98,9 +96,7 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
     let mut ancestry: Vec<Ancestor> = f[13..]
         .chunks(3)
         .filter(|c| c.len() == 3)
-        .filter_map(|c| {
-            Some(Ancestor { pid: c[0].parse().ok()?, start_ns: c[1].parse().ok()?, comm: text(c[2]) })
-        })
+        .filter_map(|c| Some(Ancestor { pid: c[0].parse().ok()?, start_ns: c[1].parse().ok()?, comm: text(c[2]) }))
         .collect();
     let complete = ancestry.last().is_some_and(|a| a.pid == 0);
     ancestry.reverse();
@@ -123,7 +119,15 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
         count: 1,
         last_time: None,
         last_boot_ns: None,
-        target: Target { pid: n(4)? as u32, tid: n(5)? as u32, ns_pid: None, comm: text(f[6]), container: None, pidns: None, memcg: None },
+        target: Target {
+            pid: n(4)? as u32,
+            tid: n(5)? as u32,
+            ns_pid: None,
+            comm: text(f[6]),
+            container: None,
+            pidns: None,
+            memcg: None,
+        },
         sender: Sender {
             pid: n(7)? as u32,
             tid: n(8)? as u32,

@@ -37,7 +37,8 @@ impl ScriptSpec {
 /// A stable name for the script's content (FNV-1a): a module built from another script
 /// prints lines this podsig may not parse.
 pub fn fingerprint() -> String {
-    let h = generate().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
+    let h =
+        generate().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
     format!("{h:016x}")[..12].to_string()
 }
 
