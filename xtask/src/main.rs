@@ -373,7 +373,9 @@ struct TestContainerd {
 
 impl TestContainerd {
     fn start() -> Result<Self> {
-        let base = PathBuf::from("/run/podsig-test-containerd");
+        // PODSIG_TEST_CONTAINERD_NAME lets two checkouts test side by side on one machine.
+        let name = env::var("PODSIG_TEST_CONTAINERD_NAME").unwrap_or_else(|_| "podsig-test-containerd".into());
+        let base = PathBuf::from("/run").join(&name);
         let _ = std::fs::create_dir_all(&base);
         let socket = base.join("containerd.sock");
         let _ = std::fs::remove_file(&socket);
@@ -381,7 +383,7 @@ impl TestContainerd {
         std::fs::write(
             &config,
             format!(
-                "version = 2\nroot = \"/var/lib/podsig-test-containerd\"\nstate = \"{}\"\n\
+                "version = 2\nroot = \"/var/lib/{name}\"\nstate = \"{}\"\n\
                  [grpc]\n  address = \"{}\"\n\
                  [plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n\
                  restrict_oom_score_adj = true\n",
