@@ -163,7 +163,10 @@ fn a_storm_keeps_the_recorder_within_its_memory_and_size_bounds() {
     let size =
         std::fs::metadata(&db).unwrap().len() + std::fs::metadata(dir.join("history.db-wal")).map_or(0, |m| m.len());
     assert!(size <= max, "history {size} bytes > --history-max {max}");
-    let kept = history(&db, &["--signal", "USR1", "--last", "1"]);
+    // Other tests on this node send SIGUSR1 too (the recorder sees the whole node): ask for
+    // this target's.
+    let pid = target.pid().to_string();
+    let kept = history(&db, &["--signal", "USR1", "--pid", &pid, "--last", "1"]);
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0]["target"]["pid"], target.pid());
     rec.signal(libc::SIGINT);
