@@ -92,7 +92,7 @@ impl Drop for Target {
 pub struct Gate(pub PathBuf);
 
 impl Gate {
-    fn new() -> Self {
+    pub fn new() -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!("podsig-e2e-gate-{}-{n}", std::process::id()));
@@ -102,6 +102,10 @@ impl Gate {
 
     pub fn go(&self) {
         std::fs::write(&self.0, "").expect("open the gate");
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
     }
 }
 

@@ -99,7 +99,7 @@ pub struct DoctorArgs {
 pub struct WatchArgs {
     /// Process to watch (repeatable). Signals to any of its threads are reported; podsig
     /// exits once every watched process has exited.
-    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
+    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
     pub pids: Vec<u32>,
     /// Watch every process on the node (node mode: only terminating signals unless
     /// --signal or --any-signal; --pod, --namespace and --container-name then filter on
@@ -129,11 +129,11 @@ pub struct WatchArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Stop after reporting N signals.
-    #[arg(short = 'c', long, value_name = "N")]
+    /// Stop after reporting N signals (1 or more).
+    #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
     /// Stop after this long (e.g. 30s, 5m, 1h).
-    #[arg(short = 'd', long, value_name = "D", value_parser = humantime::parse_duration)]
+    #[arg(short = 'd', long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
     #[arg(short = 'b', long, value_enum, default_value = "auto")]
@@ -215,7 +215,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub history_max: u64,
     /// Drop events older than this (e.g. 7d, 12h).
-    #[arg(long, value_name = "AGE", default_value = "14d", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "AGE", default_value = "14d", value_parser = parse_duration)]
     pub history_age: Duration,
     /// Only record signals to this pod (by the target's CRI labels).
     #[arg(long, value_name = "NAME")]
@@ -267,13 +267,13 @@ pub struct HistoryArgs {
     #[arg(long, value_name = "NAME")]
     pub container_name: Option<String>,
     /// Signals to this process.
-    #[arg(short = 'p', long, value_name = "PID", value_parser = parse_pid_number)]
+    #[arg(short = 'p', long, value_name = "PID", value_parser = parse_pid_number, allow_negative_numbers = true)]
     pub pid: Option<u32>,
     /// Only these signals (repeatable).
     #[arg(short = 's', long = "signal", value_name = "SIG", value_parser = signals::parse)]
     pub signals: Vec<i32>,
     /// Only events from this long ago until now (e.g. 1h, 30m, 2d).
-    #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub since: Option<Duration>,
     /// Only the newest N matching events.
     #[arg(long, value_name = "N")]
@@ -288,6 +288,21 @@ fn parse_pid_number(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(format!("'{s}' is not a process ID (a positive number)")),
+    }
+}
+
+/// `30s`, `5m`, `1h`, `2d`, `500ms`, or combinations (`1h30m`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|_| format!("'{s}' is not a duration: give a number with a unit, such as 500ms, 30s, 5m, 1h or 2d"))
+}
+
+/// `--count N`: at least one report, or there is nothing to wait for.
+fn parse_count(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("0 would stop before the first report: give 1 or more (or leave --count out)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a count: give a whole number, 1 or more")),
     }
 }
 

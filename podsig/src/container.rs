@@ -233,9 +233,9 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>
         Ok(c) => Some(c.list().await?),
         Err(e) => {
             if sel.pod.is_some() {
-                return Err(anyhow!("{e:#}; pods are found through containerd's labels"));
+                return Err(anyhow!("{}; pods are found through containerd's labels", crate::error_line(&e)));
             }
-            tracing::info!("{e:#}; looking for containers in process cgroups instead");
+            tracing::info!("{}; looking for containers in process cgroups instead", crate::error_line(&e));
             None
         }
     };

@@ -178,7 +178,7 @@ mod tests {
     fn this_test_process_is_clean() {
         let me = std::process::id();
         let comm = fs::read_to_string("/proc/self/comm").unwrap();
-        let a = Ancestor { pid: me, comm: comm.trim().into(), start_ns: 0 };
+        let a = Ancestor { pid: me, comm: comm.trim().into(), start_ns: 0, ..Default::default() };
         let mut i = Inspector::default();
         let f = i.inspect(&[a], |_, _| true);
         assert!(f.iter().all(|f| f.kind != FindingKind::DeletedExecutable), "{f:?}");

@@ -235,7 +235,7 @@ fn row(record: &Record) -> Row {
                 container_name: c.and_then(|c| c.name.clone()),
                 pod: c.and_then(|c| c.pod.clone()),
                 namespace: c.and_then(|c| c.namespace.clone()),
-                sender_comm: Some(s.sender.comm.clone()),
+                sender_comm: s.sender.as_ref().map(|x| x.comm.clone()),
                 ..empty(&s.time, "signal", &s.node)
             }
         }

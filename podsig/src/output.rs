@@ -105,20 +105,16 @@ pub fn stap_time(ns: u64) -> String {
 }
 
 fn signal_text(s: &SignalRecord) -> String {
-    let mut t = format!(
-        "{}({}) send {} to {}({})\n",
-        clean(&s.sender.comm),
-        s.sender.pid,
-        s.signal.name,
-        clean(&s.target.comm),
-        s.target.pid
-    );
-    let parent =
-        s.ancestry.iter().rev().nth(1).filter(|a| a.pid == s.sender.ppid).map_or("?".to_string(), |a| clean(&a.comm));
-    t += &format!("parent of sender: {parent}({})\n", s.sender.ppid);
-    let chain: Vec<String> =
-        s.ancestry.iter().map(|a| format!("{}({})", clean(&a.comm), stap_time(a.start_ns))).collect();
-    t += &format!("task_ancestry:{}\n", chain.join("=>"));
+    let from = s.sender.as_ref().map_or_else(|| "kernel".to_string(), |x| format!("{}({})", clean(&x.comm), x.pid));
+    let mut t = format!("{from} send {} to {}({})\n", s.signal.name, clean(&s.target.comm), s.target.pid);
+    if let Some(sender) = &s.sender {
+        let parent =
+            s.ancestry.iter().rev().nth(1).filter(|a| a.pid == sender.ppid).map_or("?".to_string(), |a| clean(&a.comm));
+        t += &format!("parent of sender: {parent}({})\n", sender.ppid);
+        let chain: Vec<String> =
+            s.ancestry.iter().map(|a| format!("{}({})", clean(&a.comm), stap_time(a.start_ns))).collect();
+        t += &format!("task_ancestry:{}\n", chain.join("=>"));
+    }
     t += &format!("  {}", s.time);
     if s.count > 1 {
         t += &format!(" repeated={}", s.count);
@@ -133,7 +129,24 @@ fn signal_text(s: &SignalRecord) -> String {
     if let Some(errno) = s.errno.filter(|&e| e != 0) {
         t += &format!(" errno={errno}");
     }
-    if !s.ancestry_complete {
+    if s.scope != "process" {
+        t += &format!(" to={}", s.scope);
+        if let Some(pgid) = s.pgid {
+            t += &format!("({pgid})");
+        }
+    }
+    // The default disposition on a delivered signal says nothing; anything else explains
+    // what the target did with it.
+    if let Some(d) = s.target.disposition.filter(|&d| d != "default" || s.result != Some("delivered")) {
+        t += &format!(" disposition={d}");
+    }
+    if s.target.blocked == Some(true) {
+        t += " blocked";
+    }
+    if s.target.ns_init == Some(true) {
+        t += " target=ns-init";
+    }
+    if s.sender.is_some() && !s.ancestry_complete {
         t += " ancestry=incomplete";
     }
     if s.ancestry_source == AncestrySource::Proc {
@@ -148,17 +161,25 @@ fn signal_text(s: &SignalRecord) -> String {
             t += &format!(" pod: {}/{}", clean(c.namespace.as_deref().unwrap_or("?")), clean(pod));
         }
     }
-    if let Some(c) = &s.sender.container
+    if let Some(c) = s.sender.as_ref().and_then(|x| x.container.as_ref())
         && s.target.container.as_ref().is_none_or(|t| t.id != c.id)
     {
         t += &format!(" sender-container: {}", clean(c.name.as_deref().unwrap_or(&crate::container::short(&c.id))));
     }
     t += &format!(" cause: {}", s.cause.as_str());
-    if !s.sender.argv.is_empty() {
-        let argv: Vec<String> = s.sender.argv.iter().map(|a| clean(a)).collect();
+    if let Some(sender) = s.sender.as_ref().filter(|x| !x.argv.is_empty()) {
+        let argv: Vec<String> = sender.argv.iter().map(|a| clean(a)).collect();
         t += &format!(" argv: {}", argv.join(" "));
     }
     t.push('\n');
+    if let Some(i) = &s.interrupted {
+        t += &format!(
+            "  interrupted: {}({}), the task the CPU was running when {} context raised it; not the sender\n",
+            clean(&i.comm),
+            i.pid,
+            s.context.unwrap_or("interrupt")
+        );
+    }
     if !s.cause_detail.is_empty() {
         t += &format!("  why: {}\n", clean(&s.cause_detail));
     }
@@ -231,7 +252,7 @@ mod tests {
     #[test]
     fn control_bytes_are_escaped_in_text() {
         let mut s = sample();
-        s.sender.comm = "evil\nname".into();
+        s.sender.as_mut().unwrap().comm = "evil\nname".into();
         assert!(text(&Record::Signal(s)).starts_with("evil\\nname(23549) send"));
     }
 

@@ -356,6 +356,9 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("systemtap", "/usr/bin/stap"),
     ("containerd", "/usr/bin/containerd"),
     ("runc", "/usr/sbin/runc"),
+    // The verdict tests: a tmux session kill, and small C scenarios (raise, timers).
+    ("tmux", "/usr/bin/tmux"),
+    ("gcc", "/usr/bin/cc"),
 ];
 
 /// The sandbox image containerd's CRI plugin runs for every pod. No registry is reachable:

@@ -22,8 +22,11 @@ use aya::{
     programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use podsig_common::{
-    EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE, FLAG_KTHREAD,
-    FLAG_NO_BTF, FLAG_SENDER_REPEAT, FilterConfig, MAX_ANCESTRY, OomEvent, SYSCALL_UNKNOWN, SenderDetail, SignalEvent,
+    ANCESTOR_KTHREAD, ARGV_HEAD, CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ, CONTEXT_TASK, DISPOSITION_DEFAULT,
+    DISPOSITION_HANDLER, DISPOSITION_IGNORE, EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXE_INTERNAL_MOUNT, EXE_OTHER_MNT_NS,
+    EXE_PATH_COMPLETE, EXE_PRESENT, EXE_UNLINKED, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE,
+    FLAG_ARGV_TRUNCATED, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_SENDER_EXITING, FLAG_SENDER_REPEAT, FLAG_TARGET_BLOCKED,
+    FLAG_TARGET_UNKILLABLE, FilterConfig, MAX_ANCESTRY, OomEvent, SYSCALL_UNKNOWN, SenderDetail, SignalEvent,
     TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
 };
 use tokio::io::unix::AsyncFd;
@@ -31,7 +34,7 @@ use tokio::io::unix::AsyncFd;
 use super::{Backend, WatchSpec};
 use crate::{
     event::{
-        Ancestor, Ancestry, AncestrySource, Cause, Code, ExitRecord, LostRecord, OomInfo, Record, Sender, SignalId,
+        Ancestor, Ancestry, AncestrySource, Exe, ExitRecord, Interrupted, LostRecord, OomInfo, Record, Sender,
         SignalRecord, Target, cstr, split_argv,
     },
     signals,
@@ -551,7 +554,7 @@ struct Pending {
 }
 
 /// Flags that belong to the sender's detail, not to the signal.
-const DETAIL_FLAGS: u32 = FLAG_ANCESTRY_COMPLETE | FLAG_KTHREAD;
+const DETAIL_FLAGS: u32 = FLAG_ANCESTRY_COMPLETE | FLAG_KTHREAD | FLAG_ARGV_TRUNCATED;
 /// How long the kernel may refer back to a sender detail (FilterConfig::repeat_window_ms).
 const REPEAT_WINDOW_MS: u32 = 1000;
 
@@ -586,7 +589,7 @@ impl Decoder {
         self.newest_ns = self.newest_ns.max(e.boot_ns);
         let key = (e.sender_pid, e.sender_start_ns);
         let mut generation = 0;
-        if e.flags & (FLAG_SENDER_REPEAT | FLAG_NO_BTF) == 0 {
+        if e.flags & (FLAG_SENDER_REPEAT | FLAG_NO_BTF) == 0 && !in_interrupt(e) {
             generation = self.learn(e, rest);
         } else if e.flags & FLAG_SENDER_REPEAT != 0 {
             generation = self.senders.get(&key).map_or(0, |s| s.generation);
@@ -616,13 +619,14 @@ impl Decoder {
         }
         self.flush(out);
         let mut record = signal_record(e);
-        if e.flags & FLAG_NO_BTF == 0 {
+        if let Some(sender) = record.sender.as_mut().filter(|_| e.flags & FLAG_NO_BTF == 0) {
             match self.senders.get(&key) {
                 Some(s) => {
-                    record.sender.argv = s.argv.clone();
+                    sender.argv = s.argv.clone();
+                    sender.argv_truncated = s.flags & FLAG_ARGV_TRUNCATED != 0;
+                    sender.kthread = s.flags & FLAG_KTHREAD != 0;
                     record.ancestry = s.ancestry.clone();
                     record.ancestry_complete = s.flags & FLAG_ANCESTRY_COMPLETE != 0;
-                    record.sender.kthread = s.flags & FLAG_KTHREAD != 0;
                 }
                 None if !self.missing_warned => {
                     // Cannot happen while the reader keeps details for longer than the
@@ -630,7 +634,7 @@ impl Decoder {
                     self.missing_warned = true;
                     tracing::warn!(
                         "a repeat record from {}({}) came without its sender detail",
-                        record.sender.comm,
+                        sender.comm,
                         e.sender_pid
                     );
                 }
@@ -671,18 +675,19 @@ impl Decoder {
         wire.extend_from_slice(&d.argv[..argv_len]);
         wire.extend_from_slice(ancestry_bytes);
         // The kernel walks from the sender up; reports read root first, like task_ancestry.
-        let decoded: Vec<Ancestor> =
-            ancestry.iter().rev().map(|a| Ancestor { pid: a.pid, comm: cstr(&a.comm), start_ns: a.start_ns }).collect();
+        let decoded: Vec<Ancestor> = ancestry.iter().rev().map(ancestor).collect();
+        let argv = if flags & FLAG_ARGV_TRUNCATED != 0 && argv_len > ARGV_HEAD {
+            // Head and tail of a longer command line, each cut wherever the bound fell.
+            let mut v = split_argv(&d.argv[..ARGV_HEAD]);
+            v.push("…".into());
+            v.extend(split_argv(&d.argv[ARGV_HEAD..argv_len]));
+            v
+        } else {
+            split_argv(&d.argv[..argv_len])
+        };
         self.senders.insert(
             key,
-            SenderInfo {
-                wire,
-                flags,
-                argv: split_argv(&d.argv[..argv_len]),
-                ancestry: decoded.into(),
-                generation: self.generation,
-                sent_ns: e.boot_ns,
-            },
+            SenderInfo { wire, flags, argv, ancestry: decoded.into(), generation: self.generation, sent_ns: e.boot_ns },
         );
         self.generation
     }
@@ -745,52 +750,88 @@ fn decode_other(bytes: &[u8]) -> Option<Record> {
 
 /// The record for `e` without its sender's detail (argv, ancestry), which the decoder adds.
 fn signal_record(e: &SignalEvent) -> SignalRecord {
+    let context = match e.context {
+        CONTEXT_TASK => Some("task"),
+        CONTEXT_SOFTIRQ => Some("softirq"),
+        CONTEXT_HARDIRQ => Some("hardirq"),
+        CONTEXT_NMI => Some("nmi"),
+        _ => None,
+    };
+    let btf = e.flags & FLAG_NO_BTF == 0;
+    let sender = Sender {
+        pid: e.sender_pid,
+        tid: e.sender_tid,
+        ns_pid: Some(e.sender_ns_pid).filter(|&n| n != 0),
+        ppid: e.sender_ppid,
+        uid: e.sender_uid,
+        comm: cstr(&e.sender_comm),
+        pidns: Some(e.sender_pidns).filter(|&n| n != 0),
+        exiting: e.flags & FLAG_SENDER_EXITING != 0,
+        ..Default::default()
+    };
+    let (sender, interrupted) = if in_interrupt(e) {
+        (None, Some(Interrupted { pid: sender.pid, tid: sender.tid, comm: sender.comm }))
+    } else {
+        (Some(sender), None)
+    };
     SignalRecord {
-        time: String::new(),
-        node: None,
         boot_ns: Some(e.boot_ns),
-        backend: "ebpf",
-        signal: SignalId::new(e.sig),
-        code: Code { value: e.code, name: signals::code_name(e.sig, e.code) },
         errno: Some(e.errno),
         group: e.group != 0,
         result: Some(signals::result_name(e.result)),
-        count: 1,
-        last_time: None,
-        last_boot_ns: None,
         target: Target {
             pid: e.target_pid,
             tid: e.target_tid,
             ns_pid: Some(e.target_ns_pid).filter(|&n| n != 0),
             comm: cstr(&e.target_comm),
-            container: None,
+            disposition: match e.target_disposition {
+                DISPOSITION_DEFAULT => Some("default"),
+                DISPOSITION_IGNORE => Some("ignore"),
+                DISPOSITION_HANDLER => Some("handler"),
+                _ => None,
+            },
+            blocked: btf.then_some(e.flags & FLAG_TARGET_BLOCKED != 0),
+            ns_init: btf.then_some(e.flags & FLAG_TARGET_UNKILLABLE != 0),
             pidns: Some(e.target_pidns).filter(|&n| n != 0),
             memcg: Some(e.target_memcg).filter(|&n| n != 0),
-        },
-        sender: Sender {
-            pid: e.sender_pid,
-            tid: e.sender_tid,
-            ns_pid: Some(e.sender_ns_pid).filter(|&n| n != 0),
-            ppid: e.sender_ppid,
-            uid: e.sender_uid,
-            comm: cstr(&e.sender_comm),
-            exe: None,
-            argv: Vec::new(),
-            kthread: false,
             container: None,
-            pidns: Some(e.sender_pidns).filter(|&n| n != 0),
         },
-        ancestry: Ancestry::default(),
-        ancestry_complete: false,
-        ancestry_source: if e.flags & FLAG_NO_BTF != 0 { AncestrySource::Proc } else { AncestrySource::Kernel },
-        syscall: None,
+        sender,
+        interrupted,
+        context,
+        ancestry_source: if btf { AncestrySource::Kernel } else { AncestrySource::Proc },
         syscall_nr: (e.syscall_nr != SYSCALL_UNKNOWN).then_some(e.syscall_nr),
-        cause: Cause::Unknown,
-        cause_detail: String::new(),
-        oom: None,
-        runtime: None,
-        findings: Vec::new(),
+        syscall_arg0: (e.syscall_nr != SYSCALL_UNKNOWN).then_some(e.syscall_arg0),
+        ..SignalRecord::new("ebpf", e.sig, e.code)
     }
+}
+
+/// Generated while the CPU served an interrupt: `current` was not the sender.
+fn in_interrupt(e: &SignalEvent) -> bool {
+    matches!(e.context, CONTEXT_SOFTIRQ | CONTEXT_HARDIRQ | CONTEXT_NMI)
+}
+
+/// An ancestor as the kernel captured it, with its executable's identity.
+fn ancestor(a: &podsig_common::Ancestor) -> Ancestor {
+    let f = a.exe_flags;
+    let exe = (f & EXE_PRESENT != 0).then(|| {
+        let tail = cstr(&a.exe_path);
+        Exe {
+            path: match tail.is_empty() {
+                true => None,
+                false if f & EXE_PATH_COMPLETE != 0 => Some(tail),
+                false => Some(format!("…{tail}")),
+            },
+            ino: a.exe_ino,
+            // The kernel's internal dev_t: 12 bits of major above 20 of minor.
+            dev: format!("{}:{}", a.exe_dev >> 20, a.exe_dev & 0xf_ffff),
+            fs: signals::fs_name(a.exe_fs_magic),
+            unlinked: f & EXE_UNLINKED != 0,
+            internal_mount: f & EXE_INTERNAL_MOUNT != 0,
+            other_mount_ns: f & EXE_OTHER_MNT_NS != 0,
+        }
+    });
+    Ancestor { pid: a.pid, comm: cstr(&a.comm), start_ns: a.start_ns, exe, kthread: f & ANCESTOR_KTHREAD != 0 }
 }
 
 fn page_size() -> u32 {
@@ -826,11 +867,17 @@ pub fn attach_empty() -> Result<Ebpf> {
 
 /// Turns a permission failure into the one line a user needs.
 fn privilege_hint(err: anyhow::Error) -> anyhow::Error {
-    let denied = err.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .and_then(io::Error::raw_os_error)
-            .is_some_and(|e| e == libc::EPERM || e == libc::EACCES)
-    }) || format!("{err:#}").contains("Operation not permitted");
+    // The verifier refuses a program with EACCES too: as root that is what it means, and its
+    // log is what says why.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let denied = !root
+        && err.chain().any(|c| {
+            c.downcast_ref::<io::Error>()
+                .and_then(io::Error::raw_os_error)
+                .is_some_and(|e| e == libc::EPERM || e == libc::EACCES)
+        })
+        || format!("{err:#}").contains("Operation not permitted");
     if denied {
         anyhow!(
             "permission denied loading eBPF: run podsig as root (sudo podsig …) or with \
@@ -895,14 +942,14 @@ mod tests {
         let s = signals(&out);
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].count, s[0].boot_ns, s[0].last_boot_ns), (10, Some(100), Some(109)));
-        assert_eq!(s[0].sender.argv, ["pkill", "-9", "server"]);
+        assert_eq!(s[0].sender.as_ref().unwrap().argv, ["pkill", "-9", "server"]);
         let chain: Vec<u32> = s[0].ancestry.iter().map(|a| a.pid).collect();
         assert_eq!(chain, [0, 1, 23549], "root first");
         assert!(s[0].ancestry_complete);
         // The repeat record of the other run takes the same detail.
         assert_eq!((s[1].signal.number, s[1].count), (15, 1));
         assert!(s[1].ancestry.shares(&s[0].ancestry));
-        assert_eq!(s[1].sender.argv, s[0].sender.argv);
+        assert_eq!(s[1].sender.as_ref().unwrap().argv, s[0].sender.as_ref().unwrap().argv);
     }
 
     #[test]
@@ -913,7 +960,7 @@ mod tests {
         d.flush(&mut out);
         let s = signals(&out);
         assert_eq!(s.len(), 1);
-        assert!(s[0].ancestry.is_empty() && !s[0].ancestry_complete && s[0].sender.argv.is_empty());
+        assert!(s[0].ancestry.is_empty() && !s[0].ancestry_complete && s[0].sender.as_ref().unwrap().argv.is_empty());
     }
 
     #[test]
@@ -938,5 +985,85 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["signal", "exit", "signal"]);
         assert_eq!(signals(&out)[0].count, 2);
+    }
+
+    mod verdicts {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::{cause, event::Cause};
+
+        /// Syscalls the sender may be in: every number podsig names, none, and unknown.
+        fn syscall_nrs() -> Vec<i32> {
+            let mut v: Vec<i32> = (0..512).filter(|&n| cause::syscall_name(n).is_some()).collect();
+            v.extend([-1, SYSCALL_UNKNOWN]);
+            v
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+            /// Whatever the kernel hands over, the verdict never contradicts the record's own
+            /// si_code: a syscall is named only if it can produce that code, a task in its exit
+            /// path or an interrupt is never a process's sender, and interrupt records carry
+            /// no sender, argv, ancestry.
+            #[test]
+            fn the_cause_never_contradicts_the_si_code(
+                sig in 1i32..=64,
+                code in prop_oneof![-7i32..=6, Just(0x80), any::<i32>()],
+                nr in prop::sample::select(syscall_nrs()),
+                to_itself in any::<bool>(),
+                exiting in any::<bool>(),
+                context in 0u32..=4,
+                arg0 in any::<i64>(),
+            ) {
+                let mut bytes = record(sig, 100, true);
+                // SAFETY: the record starts with its head, a plain-data wire type.
+                let h = unsafe { &mut *(bytes.as_mut_ptr() as *mut SignalEvent) };
+                h.code = code;
+                h.syscall_nr = nr;
+                h.syscall_arg0 = arg0;
+                h.context = context;
+                if to_itself {
+                    h.target_pid = h.sender_pid;
+                }
+                if exiting {
+                    h.flags |= podsig_common::FLAG_SENDER_EXITING;
+                }
+                let mut d = Decoder::default();
+                let mut out = Vec::new();
+                d.decode(&bytes, &mut out);
+                d.flush(&mut out);
+                let mut r = signals(&out)[0].clone();
+                cause::classify(&mut r);
+                let interrupt = matches!(context, CONTEXT_SOFTIRQ | CONTEXT_HARDIRQ | CONTEXT_NMI);
+                if interrupt {
+                    prop_assert!(r.sender.is_none() && r.interrupted.is_some());
+                    prop_assert!(r.ancestry.is_empty());
+                }
+                if let Some(sc) = r.syscall {
+                    prop_assert!(cause::syscall_can_send(sc, code, to_itself), "{sc} cannot send si_code {code}");
+                    let named = format!("{sc}(2)");
+                    prop_assert!(r.cause_detail.contains(&named), "{}", r.cause_detail);
+                }
+                if interrupt || exiting {
+                    prop_assert_eq!(r.cause, Cause::Kernel, "{}", r.cause_detail);
+                    prop_assert!(r.syscall.is_none());
+                }
+                if r.cause == Cause::Kernel {
+                    prop_assert!(r.syscall.is_none());
+                }
+                // Codes only the kernel sets, to another process: never a process's doing
+                // when the syscall evidence is there.
+                if code > 0 && !to_itself && nr != SYSCALL_UNKNOWN {
+                    prop_assert_ne!(r.cause, Cause::Process, "{}", r.cause_detail);
+                }
+                for (name, value) in [("SI_TKILL", -6), ("SI_QUEUE", -1), ("SI_USER", 0)] {
+                    if r.cause_detail.contains(name) {
+                        prop_assert_eq!(code, value, "{}", r.cause_detail);
+                    }
+                }
+            }
+        }
     }
 }

@@ -3,10 +3,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::script::MARK;
-use crate::{
-    event::{Ancestor, AncestrySource, Cause, Code, ExitRecord, Record, Sender, SignalId, SignalRecord, Target},
-    signals,
-};
+use crate::event::{Ancestor, ExitRecord, Record, Sender, SignalRecord, Target};
 
 #[derive(Debug, PartialEq)]
 pub enum Line {
@@ -96,7 +93,14 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
     let mut ancestry: Vec<Ancestor> = f[13..]
         .chunks(3)
         .filter(|c| c.len() == 3)
-        .filter_map(|c| Some(Ancestor { pid: c[0].parse().ok()?, start_ns: c[1].parse().ok()?, comm: text(c[2]) }))
+        .filter_map(|c| {
+            Some(Ancestor {
+                pid: c[0].parse().ok()?,
+                start_ns: c[1].parse().ok()?,
+                comm: text(c[2]),
+                ..Default::default()
+            })
+        })
         .collect();
     let complete = ancestry.last().is_some_and(|a| a.pid == 0);
     ancestry.reverse();
@@ -108,49 +112,20 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
     };
     Some(SignalRecord {
         time: wall(n(0)? as u64),
-        node: None,
-        boot_ns: None,
-        backend: "stap",
-        signal: SignalId::new(sig),
-        code: Code { value: code, name: signals::code_name(sig, code) },
-        errno: None,
         group: n(3)? != 0,
-        result: None,
-        count: 1,
-        last_time: None,
-        last_boot_ns: None,
-        target: Target {
-            pid: n(4)? as u32,
-            tid: n(5)? as u32,
-            ns_pid: None,
-            comm: text(f[6]),
-            container: None,
-            pidns: None,
-            memcg: None,
-        },
-        sender: Sender {
+        target: Target { pid: n(4)? as u32, tid: n(5)? as u32, comm: text(f[6]), ..Default::default() },
+        sender: Some(Sender {
             pid: n(7)? as u32,
             tid: n(8)? as u32,
-            ns_pid: None,
             ppid: n(9)? as u32,
             uid: n(10)? as u32,
             comm: text(f[11]),
-            exe: None,
             argv,
-            kthread: false,
-            container: None,
-            pidns: None,
-        },
+            ..Default::default()
+        }),
         ancestry: ancestry.into(),
         ancestry_complete: complete,
-        ancestry_source: AncestrySource::Kernel,
-        syscall: None,
-        syscall_nr: None,
-        cause: Cause::Unknown,
-        cause_detail: String::new(),
-        oom: None,
-        runtime: None,
-        findings: Vec::new(),
+        ..SignalRecord::new("stap", sig, code)
     })
 }
 
@@ -189,8 +164,14 @@ mod tests {
         assert_eq!(s.backend, "stap");
         assert_eq!((s.signal.name.as_str(), s.code.name), ("SIGKILL", Some("SI_USER")));
         assert_eq!((s.target.pid, s.target.comm.as_str()), (7942, "server"));
-        assert_eq!((s.sender.pid, s.sender.ppid, s.sender.comm.as_str()), (23549, 23495, "pkill"));
-        assert_eq!(s.sender.argv, vec!["pkill", "-9", "server"]);
+        assert_eq!(
+            {
+                let x = s.sender.as_ref().unwrap();
+                (x.pid, x.ppid, x.comm.as_str())
+            },
+            (23549, 23495, "pkill")
+        );
+        assert_eq!(s.sender.as_ref().unwrap().argv, vec!["pkill", "-9", "server"]);
         let chain: Vec<(u32, &str)> = s.ancestry.iter().map(|a| (a.pid, a.comm.as_str())).collect();
         assert_eq!(chain, vec![(0, "swapper/0"), (1, "systemd"), (23495, "bash"), (23549, "pkill")]);
         assert!(s.ancestry_complete);
@@ -207,8 +188,8 @@ mod tests {
         let line = KILL.replace("\tpkill\tpkill\\001", "\tev\\til\\n\\\"\\\\\\377;x\tpkill\\001");
         let Line::Record(r) = parse(&line) else { panic!("not parsed: {line}") };
         let Record::Signal(s) = *r else { panic!() };
-        assert_eq!(s.sender.comm, "ev\til\n\"\\\u{fffd};x");
-        assert_eq!(s.sender.argv[0], "pkill");
+        assert_eq!(s.sender.as_ref().unwrap().comm, "ev\til\n\"\\\u{fffd};x");
+        assert_eq!(s.sender.as_ref().unwrap().argv[0], "pkill");
     }
 
     #[test]
