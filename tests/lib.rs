@@ -365,6 +365,32 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM")
 }
 
+/// A small C program for what a shell cannot do (raise(3), prctl, memfd, timers), compiled
+/// with the machine's C compiler into a private directory; its path.
+pub fn c_program(name: &str, source: &str) -> PathBuf {
+    let dir = scratch(&format!("c-{name}"));
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let bin = dir.join(name);
+    let o = Command::new("cc").arg("-O1").arg("-o").arg(&bin).arg(&src).output().expect("run cc");
+    assert!(o.status.success(), "cc {name}.c: {}", String::from_utf8_lossy(&o.stderr));
+    bin
+}
+
+/// The pids of this test process and its ancestors: findings about them are about the
+/// machine running the tests, not about what a test made.
+pub fn own_ancestry() -> Vec<u64> {
+    let mut pids = Vec::new();
+    let mut pid = std::process::id();
+    while pid > 0 {
+        pids.push(pid as u64);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        pid =
+            stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok()).unwrap_or(0);
+    }
+    pids
+}
+
 /// A private scratch directory for one test, emptied first.
 pub fn scratch(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("podsig-e2e-{}-{tag}", std::process::id()));

@@ -77,19 +77,10 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// The scenario program, compiled once per test binary with the machine's C compiler.
+/// The scenario program, compiled once per test binary.
 fn scenario() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = scratch("scenario");
-        let src = dir.join("scenario.c");
-        std::fs::write(&src, SCENARIO_C).unwrap();
-        let bin = dir.join("scenario");
-        let o = Command::new("cc").arg("-O1").arg("-o").arg(&bin).arg(&src).output().expect("run cc");
-        assert!(o.status.success(), "cc: {}", String::from_utf8_lossy(&o.stderr));
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| c_program("scenario", SCENARIO_C)).clone()
 }
 
 /// Runs the scenario `mode` behind a gate; killed on drop.

@@ -354,25 +354,74 @@ pub struct RuntimeInfo {
     pub manager: Option<String>,
 }
 
+/// Something about a process in the sender's ancestry a person would flag. `pid`, `comm`
+/// and `start_ns` are the ancestor's, as captured with the signal.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Finding {
     pub pid: u32,
     pub comm: String,
+    #[serde(default)]
+    pub start_ns: u64,
     pub kind: FindingKind,
+    #[serde(default)]
+    pub severity: Severity,
+    /// Where the fact came from: the kernel at signal time, or /proc afterwards (for the
+    /// same process, pid and start time).
+    #[serde(default)]
+    pub evidence: Evidence,
     pub detail: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
-    /// The executable was deleted after the process started.
+    /// The executable was deleted after the process started (and nothing replaced it).
     DeletedExecutable,
-    /// Runs from /tmp, /var/tmp, /dev/shm or a memfd.
+    /// The executable was replaced by a newer file at the same path (an upgrade).
+    ReplacedExecutable,
+    /// Runs from an anonymous memory file (memfd): no file system holds it.
+    FilelessExecutable,
+    /// Runs from /tmp, /var/tmp or /dev/shm.
     WritableLocation,
-    /// comm differs from the executable's name.
+    /// A user process named like a kernel thread.
+    KernelThreadName,
+    /// Named like a well-known daemon it is not.
+    Impersonation,
+    /// comm differs from the executable's name (symlinks, self-chosen names: weak alone).
     CommMismatch,
     /// A host-side process running a binary from a container's filesystem.
     ContainerBinaryOnHost,
+}
+
+/// How much a finding says alone.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Strong alone.
+    Alert,
+    /// Worth a look.
+    #[default]
+    Warning,
+    /// Weak alone (printed with -v).
+    Note,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Alert => "alert",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    #[default]
+    Kernel,
+    Proc,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

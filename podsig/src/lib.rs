@@ -206,7 +206,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let rows = history::query(&conn, &q)?;
             let format = args.output.unwrap_or_else(watch::default_format);
             let mut out = output::Output::new(format, std::io::BufWriter::new(std::io::stdout().lock()))
-                .with_color(format == output::Format::Text && watch::color_wanted());
+                .with_color(format == output::Format::Text && watch::color_wanted())
+                .with_notes(verbose);
             let mut write = || -> std::io::Result<()> {
                 for json in &rows {
                     match format {

@@ -291,7 +291,9 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     let mut names_refreshed: Option<Instant> = None;
     let mut correlator = Correlator::default();
     let mut out = opts.print.map(|format| {
-        Output::new(format, BufWriter::new(io::stdout().lock())).with_color(format == Format::Text && color_wanted())
+        Output::new(format, BufWriter::new(io::stdout().lock()))
+            .with_color(format == Format::Text && color_wanted())
+            .with_notes(opts.spec.verbose)
     });
     let mut history_dropped_warned = Instant::now() - Duration::from_secs(60);
     let mut signals = 0u64;
