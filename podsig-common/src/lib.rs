@@ -23,6 +23,7 @@ pub const MAX_ANCESTRY: usize = 40;
 pub const EVENT_SIGNAL: u32 = 1;
 pub const EVENT_EXIT: u32 = 2;
 pub const EVENT_OOM: u32 = 3;
+pub const EVENT_FOLD: u32 = 4;
 
 /// `SignalEvent::flags` bits.
 /// The walk reached pid 0 (the idle task) within `MAX_ANCESTRY` levels.
@@ -254,6 +255,50 @@ pub struct FilterConfig {
     /// and copying them is most of a hit's cost. 0: always send them (perf buffers, which
     /// cannot tell the program whether the earlier record got through).
     pub repeat_window_ms: u32,
+    /// Non-zero: fold runs of identical signals in the kernel (`FoldState`): the first
+    /// goes out at once, the rest are counted. Ring buffers only.
+    pub fold: u32,
+    pub _pad: u32,
+}
+
+/// Per CPU, the run of identical signals being folded: same sender thread and program
+/// (`mm`), same target thread, signal, si_code, errno, group, result and context. Its first
+/// signal went out as a record carrying `seq`; `count` more have come since, the last at
+/// `last_ns`. Userspace reads it on its drain tick; it is consistent when `v_start ==
+/// v_end` (the program bumps `v_end` before changing anything and both after).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FoldState {
+    pub v_start: u64,
+    pub active: u32,
+    pub sig: i32,
+    pub code: i32,
+    pub errno: i32,
+    pub group: i32,
+    pub result: i32,
+    pub context: u32,
+    pub _pad: u32,
+    pub pid_tgid: u64,
+    pub mm: u64,
+    pub target: u64,
+    pub seq: u64,
+    pub count: u64,
+    pub last_ns: u64,
+    /// The CPU's next run number (kept here so it survives runs).
+    pub next: u64,
+    pub v_end: u64,
+}
+
+/// A folded run ended (the CPU saw a different signal): `count` signals came after the
+/// record that carried `seq`, the last at `last_ns`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FoldEvent {
+    pub kind: u32,
+    pub cpu: u32,
+    pub seq: u64,
+    pub count: u64,
+    pub last_ns: u64,
 }
 
 /// Words of the pid bitmap ahead of the target hash: one bit per pid up to PID_MAX_LIMIT
@@ -327,6 +372,8 @@ pub struct SignalEvent {
     pub context: u32,
     /// The first argument of the syscall the sender was in (kill(2)'s pid).
     pub syscall_arg0: i64,
+    /// The fold run this record starts (`FoldState::seq`); 0: not folded.
+    pub seq: u64,
 }
 
 /// What a sender's record carries once per process and window: its command line and its
@@ -376,6 +423,8 @@ mod user {
     unsafe impl aya::Pod for SignalEvent {}
     unsafe impl aya::Pod for SignalFull {}
     unsafe impl aya::Pod for ExitEvent {}
+    unsafe impl aya::Pod for FoldState {}
+    unsafe impl aya::Pod for FoldEvent {}
 }
 
 #[cfg(test)]
@@ -387,15 +436,18 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<Ancestor>(), 48 + EXE_PATH_LEN);
         assert_eq!(size_of::<KernelOffsets>() % 8, 0);
-        assert_eq!(size_of::<FilterConfig>(), 24);
+        assert_eq!(size_of::<FilterConfig>(), 32);
+        assert_eq!(size_of::<FoldState>(), 104);
+        assert_eq!(size_of::<FoldEvent>(), 32);
         assert_eq!(size_of::<ExitEvent>(), 48);
         assert_eq!(size_of::<TracepointFormat>(), 44);
         assert_eq!(size_of::<OomFormat>(), 32);
         assert_eq!(size_of::<OomEvent>(), 64);
         assert_eq!(align_of::<SignalEvent>(), 8);
         // Fields summed by hand: header 16, 4×i32 16, 4×u32 16, comm 16, 6×u32 24, comm 16,
-        // 2×u32 8, 4×u32 16, memcg 8, start 8, 2×u32 8, arg0 8: any hidden padding would show.
-        assert_eq!(size_of::<SignalEvent>(), 160);
-        assert_eq!(size_of::<SignalFull>(), 160 + 8 + ARGV_LEN + (48 + EXE_PATH_LEN) * MAX_ANCESTRY);
+        // 2×u32 8, 4×u32 16, memcg 8, start 8, 2×u32 8, arg0 8, seq 8: any hidden padding
+        // would show.
+        assert_eq!(size_of::<SignalEvent>(), 168);
+        assert_eq!(size_of::<SignalFull>(), 168 + 8 + ARGV_LEN + (48 + EXE_PATH_LEN) * MAX_ANCESTRY);
     }
 }

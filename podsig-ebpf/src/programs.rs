@@ -14,7 +14,7 @@ use core::{ffi::c_void, ptr};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, generated,
+        bpf_get_current_uid_gid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, generated,
     },
     macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray},
@@ -24,7 +24,7 @@ use aya_ebpf::{
 use podsig_common::{
     ANCESTOR_KTHREAD, ARGV_HEAD, ARGV_LEN, Ancestor, COMM_LEN, CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ,
     CONTEXT_TASK, CONTEXT_UNKNOWN, DISPOSITION_DEFAULT, DISPOSITION_HANDLER, DISPOSITION_IGNORE,
-    DISPOSITION_UNKNOWN, EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXE_INTERNAL_MOUNT, EXE_OTHER_MNT_NS,
+    DISPOSITION_UNKNOWN, EVENT_EXIT, EVENT_FOLD, EVENT_OOM, EVENT_SIGNAL, FoldEvent, FoldState, EXE_INTERNAL_MOUNT, EXE_OTHER_MNT_NS,
     EXE_PATH_COMPLETE, EXE_PATH_LEN, EXE_PRESENT, EXE_UNLINKED, EXIT_CODE_UNKNOWN, ExitEvent,
     FLAG_ANCESTRY_COMPLETE, FLAG_ARGV_TRUNCATED, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_NO_SIGINFO,
     FLAG_SENDER_EXITING, FLAG_SENDER_REPEAT, FLAG_TARGET_BLOCKED, FLAG_TARGET_UNKILLABLE,
@@ -60,6 +60,8 @@ static CONFIG: FilterConfig = FilterConfig {
     signal_mask: 0,
     follow_forks: 0,
     repeat_window_ms: 0,
+    fold: 0,
+    _pad: 0,
 };
 
 #[unsafe(no_mangle)]
@@ -136,6 +138,10 @@ static HIT_CACHE: PerCpuArray<HitCache> = PerCpuArray::with_max_entries(1, 0);
 /// How long cached fields are trusted: a parent that dies reparents the sender, and a
 /// multi-threaded exec can swap pids; a second bounds how long a report could lag that.
 const CACHE_NS: u64 = 1_000_000_000;
+
+/// Per CPU, the run of identical signals being counted instead of reported one by one.
+#[map]
+static FOLD: PerCpuArray<FoldState> = PerCpuArray::with_max_entries(1, 0);
 
 /// Records dropped because the ring buffer was full; userspace sums the CPUs and reports.
 #[map]
@@ -321,38 +327,176 @@ fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ctx: &C, args
         }
     }
     let context = unsafe { cpu_context(c, current, &off) };
-    let head = |e: *mut SignalEvent| unsafe {
-        fill_signal(e, sig, info, target, group as i32, result as i32, now, pid_tgid, &*c, &off);
-        (*e).context = context;
+    let (code, errno, info_flags) = unsafe { siginfo(info, &off) };
+    let group = group as i32;
+    let result = result as i32;
+    // A storm from one sender is mostly the same signal again: count it in place. Only the
+    // fields that tell signals apart are read for that; a run's first record has the rest.
+    let fold = if cfg.fold != 0 { FOLD.get_ptr_mut(0) } else { None };
+    let key = FoldState {
+        active: 1,
+        sig,
+        code,
+        errno,
+        group,
+        result,
+        context,
+        pid_tgid,
+        mm,
+        target: target as u64,
+        ..FoldState::default()
     };
-    if matches!(context, CONTEXT_SOFTIRQ | CONTEXT_HARDIRQ | CONTEXT_NMI) {
-        // `current` is whatever task the interrupt landed on: it sent nothing, so none of its
-        // argv or ancestry goes out (userspace names it only as the interrupted task).
-        emit_signal::<SignalEvent, _>(ctx, &cfg, head);
+    if let Some(f) = fold
+        && unsafe { same_run(f, &key) }
+    {
+        unsafe { fold_one(f, now) };
         return 0;
     }
-    // The sender's argv and ancestry go out once per window; the records between leave
-    // them out (a storm's, mostly), which is most of what a hit costs.
-    let window = cfg.repeat_window_ms as u64 * 1_000_000;
-    let repeat = unsafe { (*c).detail_ns != 0 && now.wrapping_sub((*c).detail_ns) < window };
-    if repeat {
-        emit_signal::<SignalEvent, _>(ctx, &cfg, |e| {
-            head(e);
-            unsafe { (*e).flags |= FLAG_SENDER_REPEAT };
-        });
+    // A run that ends is reported first (reserved before this signal's record, so read
+    // before it): if there is no room for both, this signal is the one counted lost and the
+    // run goes on, so its count stays exact.
+    let mut ended: Option<Slot<FoldEvent>> = None;
+    if let Some(f) = fold
+        && unsafe { (*f).active != 0 && (*f).count != 0 }
+    {
+        match reserve::<FoldEvent>() {
+            Some(slot) => ended = Some(slot),
+            None => {
+                count_lost();
+                return 0;
+            }
+        }
+    }
+    let seq = match fold {
+        // Never 0 (that says "not folded"), even for CPU 0's first run.
+        Some(f) => unsafe { ((bpf_get_smp_processor_id() as u64) << 48) | (((*f).next + 1) & 0xffff_ffff_ffff) },
+        None => 0,
+    };
+    let head = |e: *mut SignalEvent| unsafe {
+        fill_signal(e, sig, target, group, result, now, pid_tgid, &*c, &off);
+        (*e).code = code;
+        (*e).errno = errno;
+        (*e).flags |= info_flags;
+        (*e).context = context;
+        (*e).seq = seq;
+    };
+    let sent = if matches!(context, CONTEXT_SOFTIRQ | CONTEXT_HARDIRQ | CONTEXT_NMI) {
+        // `current` is whatever task the interrupt landed on: it sent nothing, so none of its
+        // argv or ancestry goes out (userspace names it only as the interrupted task).
+        emit_signal::<SignalEvent, _>(ctx, &cfg, head)
     } else {
-        let sent = emit_signal::<SignalFull, _>(ctx, &cfg, |e| unsafe {
-            let h = &raw mut (*e).head;
-            head(h);
-            let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
-            fill_detail::<LOOP>(h, &raw mut (*e).detail, current, if leader.is_null() { current } else { leader }, &off);
-        });
-        // Only a record that is in the buffer can stand for the next ones.
-        if sent && window != 0 {
-            unsafe { (*c).detail_ns = now };
+        // The sender's argv and ancestry go out once per window; the records between leave
+        // them out (a storm's, mostly), which is most of what a hit costs.
+        let window = cfg.repeat_window_ms as u64 * 1_000_000;
+        let repeat = unsafe { (*c).detail_ns != 0 && now.wrapping_sub((*c).detail_ns) < window };
+        if repeat {
+            emit_signal::<SignalEvent, _>(ctx, &cfg, |e| {
+                head(e);
+                unsafe { (*e).flags |= FLAG_SENDER_REPEAT };
+            })
+        } else {
+            let sent = emit_signal::<SignalFull, _>(ctx, &cfg, |e| unsafe {
+                let h = &raw mut (*e).head;
+                head(h);
+                let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
+                fill_detail::<LOOP>(h, &raw mut (*e).detail, current, if leader.is_null() { current } else { leader }, &off);
+            });
+            // Only a record that is in the buffer can stand for the next ones.
+            if sent && window != 0 {
+                unsafe { (*c).detail_ns = now };
+            }
+            sent
+        }
+    };
+    if let Some(f) = fold {
+        match (sent, ended) {
+            (true, ended) => unsafe {
+                if let Some(mut slot) = ended {
+                    let ev = slot.ptr();
+                    (*ev).kind = EVENT_FOLD;
+                    (*ev).cpu = bpf_get_smp_processor_id();
+                    (*ev).seq = (*f).seq;
+                    (*ev).count = (*f).count;
+                    (*ev).last_ns = (*f).last_ns;
+                    slot.submit(ctx, Wake::Batched, &cfg);
+                }
+                start_run(f, &key, seq, now);
+            },
+            (false, Some(slot)) => slot.discard(),
+            (false, None) => {}
         }
     }
     0
+}
+
+/// si_code, si_errno and flags from the tracepoint's `info`, which may be a marker rather
+/// than a pointer (SEND_SIG_NOINFO, SEND_SIG_PRIV).
+#[inline(always)]
+unsafe fn siginfo(info: u64, off: &KernelOffsets) -> (i32, i32, u32) {
+    match info {
+        SEND_SIG_NOINFO => (SI_USER, 0, FLAG_NO_SIGINFO),
+        SEND_SIG_PRIV => (SI_KERNEL, 0, FLAG_NO_SIGINFO),
+        _ => unsafe {
+            let info = info as *const u8;
+            (read(info, off.siginfo_code).unwrap_or(0), read(info, off.siginfo_errno).unwrap_or(0), 0)
+        },
+    }
+}
+
+/// The signal continues the CPU's current run.
+#[inline(always)]
+unsafe fn same_run(f: *const FoldState, k: &FoldState) -> bool {
+    unsafe {
+        (*f).active != 0
+            && (*f).pid_tgid == k.pid_tgid
+            && (*f).target == k.target
+            && (*f).mm == k.mm
+            && (*f).sig == k.sig
+            && (*f).code == k.code
+            && (*f).errno == k.errno
+            && (*f).group == k.group
+            && (*f).result == k.result
+            && (*f).context == k.context
+    }
+}
+
+/// Counts one more signal of the run. `v_end` changes first and `v_start` last, so a reader
+/// copying the struct in address order sees them differ whenever it raced a change.
+#[inline(always)]
+unsafe fn fold_one(f: *mut FoldState, now: u64) {
+    unsafe {
+        let v = ptr::read_volatile(&raw const (*f).v_start) + 1;
+        ptr::write_volatile(&raw mut (*f).v_end, v);
+        ptr::write_volatile(&raw mut (*f).count, (*f).count + 1);
+        ptr::write_volatile(&raw mut (*f).last_ns, now);
+        ptr::write_volatile(&raw mut (*f).v_start, v + 1);
+        ptr::write_volatile(&raw mut (*f).v_end, v + 1);
+    }
+}
+
+/// Makes the signal whose record just went out (with `seq`) the start of a new run.
+#[inline(always)]
+unsafe fn start_run(f: *mut FoldState, k: &FoldState, seq: u64, now: u64) {
+    unsafe {
+        let v = ptr::read_volatile(&raw const (*f).v_start) + 1;
+        ptr::write_volatile(&raw mut (*f).v_end, v);
+        ptr::write_volatile(&raw mut (*f).active, 1);
+        ptr::write_volatile(&raw mut (*f).sig, k.sig);
+        ptr::write_volatile(&raw mut (*f).code, k.code);
+        ptr::write_volatile(&raw mut (*f).errno, k.errno);
+        ptr::write_volatile(&raw mut (*f).group, k.group);
+        ptr::write_volatile(&raw mut (*f).result, k.result);
+        ptr::write_volatile(&raw mut (*f).context, k.context);
+        ptr::write_volatile(&raw mut (*f).pid_tgid, k.pid_tgid);
+        ptr::write_volatile(&raw mut (*f).mm, k.mm);
+        ptr::write_volatile(&raw mut (*f).target, k.target);
+        ptr::write_volatile(&raw mut (*f).seq, seq);
+        ptr::write_volatile(&raw mut (*f).count, 0);
+        ptr::write_volatile(&raw mut (*f).last_ns, now);
+        ptr::write_volatile(&raw mut (*f).next, (*f).next + 1);
+        ptr::write_volatile(&raw mut (*f).v_start, v + 1);
+        ptr::write_volatile(&raw mut (*f).v_end, v + 1);
+    }
 }
 
 /// Reads the sender's fields that stay put while it keeps signalling (its pid numbers,
@@ -439,7 +583,7 @@ unsafe fn percpu_preempt_addr(current: *const u8, off: &KernelOffsets) -> u64 {
         if rq.is_null() {
             return 0;
         }
-        let cpu = aya_ebpf::helpers::bpf_get_smp_processor_id();
+        let cpu = bpf_get_smp_processor_id();
         if read::<u32>(rq, off.rq_cpu) != Some(cpu) {
             return 0;
         }
@@ -506,7 +650,6 @@ fn emit_signal<T: 'static, C: EbpfContext>(ctx: &C, cfg: &FilterConfig, fill: im
 unsafe fn fill_signal(
     e: *mut SignalEvent,
     sig: i32,
-    info: u64,
     target: *const u8,
     group: i32,
     result: i32,
@@ -522,23 +665,7 @@ unsafe fn fill_signal(
         (*e).group = group;
         (*e).result = result;
         (*e).flags = 0;
-        match info {
-            SEND_SIG_NOINFO => {
-                (*e).errno = 0;
-                (*e).code = SI_USER;
-                (*e).flags |= FLAG_NO_SIGINFO;
-            }
-            SEND_SIG_PRIV => {
-                (*e).errno = 0;
-                (*e).code = SI_KERNEL;
-                (*e).flags |= FLAG_NO_SIGINFO;
-            }
-            _ => {
-                let info = info as *const u8;
-                (*e).errno = read(info, off.siginfo_errno).unwrap_or(0);
-                (*e).code = read(info, off.siginfo_code).unwrap_or(0);
-            }
-        }
+        (*e).seq = 0;
 
         (*e).target_pid = c.target_tgid;
         (*e).target_tid = c.target_tid;

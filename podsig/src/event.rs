@@ -203,6 +203,9 @@ pub struct SignalRecord {
     pub last_time: Option<String>,
     #[serde(skip)]
     pub last_boot_ns: Option<u64>,
+    /// The kernel's run of identical signals this record started (ebpf); 0: none.
+    #[serde(skip)]
+    pub seq: u64,
     pub target: Target,
     /// Who scoped the signal: `process` (kill), `thread` (tkill, tgkill, or a thread-directed
     /// kernel signal), `process_group` (kill(-pgid) or kill(0)), `every_process` (kill(-1)).
@@ -281,6 +284,7 @@ impl SignalRecord {
             count: 1,
             last_time: None,
             last_boot_ns: None,
+            seq: 0,
             target: Target::default(),
             scope: process_scope(),
             pgid: None,

@@ -23,11 +23,11 @@ use aya::{
 };
 use podsig_common::{
     ANCESTOR_KTHREAD, ARGV_HEAD, CONTEXT_HARDIRQ, CONTEXT_NMI, CONTEXT_SOFTIRQ, CONTEXT_TASK, DISPOSITION_DEFAULT,
-    DISPOSITION_HANDLER, DISPOSITION_IGNORE, EVENT_EXIT, EVENT_OOM, EVENT_SIGNAL, EXE_INTERNAL_MOUNT, EXE_OTHER_MNT_NS,
-    EXE_PATH_COMPLETE, EXE_PRESENT, EXE_UNLINKED, EXIT_CODE_UNKNOWN, ExitEvent, FLAG_ANCESTRY_COMPLETE,
-    FLAG_ARGV_TRUNCATED, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_SENDER_EXITING, FLAG_SENDER_REPEAT, FLAG_TARGET_BLOCKED,
-    FLAG_TARGET_UNKILLABLE, FilterConfig, MAX_ANCESTRY, OomEvent, SYSCALL_UNKNOWN, SenderDetail, SignalEvent,
-    TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
+    DISPOSITION_HANDLER, DISPOSITION_IGNORE, EVENT_EXIT, EVENT_FOLD, EVENT_OOM, EVENT_SIGNAL, EXE_INTERNAL_MOUNT,
+    EXE_OTHER_MNT_NS, EXE_PATH_COMPLETE, EXE_PRESENT, EXE_UNLINKED, EXIT_CODE_UNKNOWN, ExitEvent,
+    FLAG_ANCESTRY_COMPLETE, FLAG_ARGV_TRUNCATED, FLAG_KTHREAD, FLAG_NO_BTF, FLAG_SENDER_EXITING, FLAG_SENDER_REPEAT,
+    FLAG_TARGET_BLOCKED, FLAG_TARGET_UNKILLABLE, FilterConfig, FoldEvent, FoldState, MAX_ANCESTRY, OomEvent,
+    SYSCALL_UNKNOWN, SenderDetail, SignalEvent, TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -65,6 +65,8 @@ pub struct EbpfBackend {
     /// Fallback mode keys the filter by tid: the tids added for each watched process.
     tids: std::collections::HashMap<u32, Vec<u32>>,
     lost: PerCpuArray<MapData, u64>,
+    /// The runs of identical signals the kernel is counting, per CPU.
+    fold: PerCpuArray<MapData, FoldState>,
     lost_seen: u64,
     tick: tokio::time::Interval,
     /// The last drain stopped at DRAIN_BATCH with records left.
@@ -169,6 +171,10 @@ impl EbpfBackend {
             // A ring buffer keeps whatever it accepted, in order; a perf buffer may drop a
             // record after the program sent it, so there every record carries its detail.
             repeat_window_ms: if ringbuf { REPEAT_WINDOW_MS } else { 0 },
+            // A run's end must be reported after its first record, which only one ordered
+            // buffer guarantees; per-CPU perf buffers report every signal.
+            fold: ringbuf as u32,
+            _pad: 0,
         };
         // No CO-RE relocations in the program: aya needs no kernel BTF to load it (and the
         // vendored aya no longer parses it unasked).
@@ -229,6 +235,7 @@ impl EbpfBackend {
             Reader::Perf { bufs, lost: 0 }
         };
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("map LOST missing")?)?;
+        let fold = PerCpuArray::try_from(ebpf.take_map("FOLD").context("map FOLD missing")?)?;
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut me = Self {
@@ -238,6 +245,7 @@ impl EbpfBackend {
             decoder: Decoder::default(),
             tids: Default::default(),
             lost,
+            fold,
             lost_seen: 0,
             tick,
             more: false,
@@ -469,6 +477,13 @@ impl Backend for EbpfBackend {
                 out.sort_by_key(record_time);
             }
         }
+        // What the kernel counted since, in runs still going: read now, so a storm that
+        // stopped is fully accounted within one tick.
+        if let Ok(states) = self.fold.get(&0, 0) {
+            for (cpu, st) in states.iter().enumerate() {
+                self.decoder.poll_fold(cpu as u32, st, out);
+            }
+        }
         self.decoder.flush(out);
         let total = self.lost_total();
         if total > self.lost_seen {
@@ -535,6 +550,16 @@ struct Decoder {
     /// Newest record time seen: sender details older than a few windows are forgotten.
     newest_ns: u64,
     missing_warned: bool,
+    /// Per CPU, the run of identical signals the kernel is folding there: the record that
+    /// started it, and how many of its folded signals have been reported.
+    runs: std::collections::HashMap<u32, Run>,
+}
+
+struct Run {
+    seq: u64,
+    template: SignalRecord,
+    reported: u64,
+    last_ns: u64,
 }
 
 struct SenderInfo {
@@ -560,6 +585,15 @@ const REPEAT_WINDOW_MS: u32 = 1000;
 
 impl Decoder {
     fn decode(&mut self, bytes: &[u8], out: &mut Vec<Record>) {
+        if read_pod::<u32>(bytes) == Some(EVENT_FOLD) {
+            if let Some(f) = read_pod::<FoldEvent>(bytes)
+                && let Some(run) = self.runs.remove(&f.cpu)
+                && run.seq == f.seq
+            {
+                self.folded(run, f.count, f.last_ns, out);
+            }
+            return;
+        }
         if read_pod::<u32>(bytes) == Some(EVENT_SIGNAL) && bytes.len() >= size_of::<SignalEvent>() {
             // Ring-buffer records are 8-byte aligned: read in place rather than copy.
             let p = bytes.as_ptr() as *const SignalEvent;
@@ -641,7 +675,53 @@ impl Decoder {
                 None => {}
             }
         }
+        if e.seq != 0 {
+            // The CPU's previous run is over: its end, if it folded anything, came first.
+            let cpu = (e.seq >> 48) as u32;
+            self.runs.insert(cpu, Run { seq: e.seq, template: record.clone(), reported: 0, last_ns: e.boot_ns });
+        }
         self.pending = Some(Pending { identity, generation, record });
+    }
+
+    /// The kernel's count for a run still going on `cpu`, read on the drain tick.
+    fn poll_fold(&mut self, cpu: u32, st: &FoldState, out: &mut Vec<Record>) {
+        // A copy that raced the program's update is skipped: the next tick reads it again.
+        if st.v_start != st.v_end || st.active == 0 {
+            return;
+        }
+        let Some(run) = self.runs.get(&cpu) else { return };
+        if run.seq != st.seq || st.count <= run.reported {
+            return;
+        }
+        let run = self.runs.remove(&cpu).expect("just found");
+        let run = self.folded(run, st.count, st.last_ns, out);
+        self.runs.insert(cpu, run);
+    }
+
+    /// Reports the signals of `run` beyond those already reported, `count` in all: into the
+    /// pending record when that is the run's, else as a record of its own whose `time` is
+    /// the previous report's last and `last_time` the newest.
+    fn folded(&mut self, mut run: Run, count: u64, last_ns: u64, out: &mut Vec<Record>) -> Run {
+        let more = count.saturating_sub(run.reported);
+        if more > 0 {
+            match &mut self.pending {
+                Some(p) if p.record.seq == run.seq => {
+                    p.record.count += more;
+                    p.record.last_boot_ns = Some(last_ns);
+                }
+                _ => {
+                    self.flush(out);
+                    let mut r = run.template.clone();
+                    r.count = more;
+                    r.boot_ns = Some(run.last_ns);
+                    r.last_boot_ns = Some(last_ns);
+                    out.push(Record::Signal(r));
+                }
+            }
+            run.reported = count;
+            run.last_ns = last_ns;
+        }
+        run
     }
 
     /// Keeps a full record's sender detail; returns its generation (unchanged if the detail
@@ -802,6 +882,7 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
         ancestry_source: if btf { AncestrySource::Kernel } else { AncestrySource::Proc },
         syscall_nr: (e.syscall_nr != SYSCALL_UNKNOWN).then_some(e.syscall_nr),
         syscall_arg0: (e.syscall_nr != SYSCALL_UNKNOWN).then_some(e.syscall_arg0),
+        seq: e.seq,
         ..SignalRecord::new("ebpf", e.sig, e.code)
     }
 }
@@ -985,6 +1066,41 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["signal", "exit", "signal"]);
         assert_eq!(signals(&out)[0].count, 2);
+    }
+
+    #[test]
+    fn a_run_folded_in_the_kernel_is_counted_exactly() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        let mut first = record(10, 100, true);
+        let seq = (1u64 << 48) | 7;
+        // SAFETY: the record starts with its head.
+        unsafe { (*(first.as_mut_ptr() as *mut SignalEvent)).seq = seq };
+        d.decode(&first, &mut out);
+        let st = |count, last_ns, v| FoldState {
+            v_start: v,
+            v_end: v,
+            active: 1,
+            seq,
+            count,
+            last_ns,
+            ..Default::default()
+        };
+        // Read on the tick while the first record is still pending: merged into it.
+        d.poll_fold(1, &st(5, 150, 2), &mut out);
+        d.flush(&mut out);
+        // A torn read is skipped.
+        d.poll_fold(1, &FoldState { v_end: 9, ..st(7, 170, 8) }, &mut out);
+        d.poll_fold(1, &st(9, 190, 10), &mut out);
+        // The run ends: the rest.
+        let end = FoldEvent { kind: EVENT_FOLD, cpu: 1, seq, count: 12, last_ns: 220 };
+        d.decode(&bytes(&end), &mut out);
+        d.flush(&mut out);
+        let s = signals(&out);
+        let counts: Vec<(u64, Option<u64>, Option<u64>)> =
+            s.iter().map(|r| (r.count, r.boot_ns, r.last_boot_ns)).collect();
+        assert_eq!(counts, [(6, Some(100), Some(150)), (4, Some(150), Some(190)), (3, Some(190), Some(220))]);
+        assert_eq!(s.iter().map(|r| r.count).sum::<u64>(), 13, "the first and the 12 folded");
     }
 
     mod verdicts {
