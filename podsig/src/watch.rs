@@ -293,7 +293,11 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     let mut out = opts.print.map(|format| {
         Output::new(format, BufWriter::new(io::stdout().lock())).with_color(format == Format::Text && color_wanted())
     });
-    let mut history_dropped_warned = Instant::now() - Duration::from_secs(60);
+    // None until the first warning (an Instant 60 s back cannot be made in a node's first
+    // minute after boot).
+    let mut history_dropped_warned: Option<Instant> = None;
+    let mut malformed_warned: Option<Instant> = None;
+    let mut malformed_unreported = 0u64;
     let mut signals = 0u64;
     let mut batch = Vec::new();
     let mut ready = Vec::new();
@@ -343,6 +347,22 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         }
         // Always drain before deciding: nothing captured is dropped on the way out.
         backend.drain(&mut batch)?;
+        let malformed = backend.take_malformed();
+        if malformed > 0 {
+            if let Some(m) = &opts.node.metrics {
+                m.malformed(backend.name(), malformed);
+            }
+            malformed_unreported += malformed;
+            if malformed_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                eprintln!(
+                    "podsig: skipped {malformed_unreported} malformed records from the {} backend \
+                     (podsig_malformed_records_total)",
+                    backend.name()
+                );
+                malformed_warned = Some(Instant::now());
+                malformed_unreported = 0;
+            }
+        }
         let now = Instant::now();
         for record in batch.drain(..) {
             if let Record::Exit(e) = &record {
@@ -441,9 +461,9 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             if let Some(m) = &opts.node.metrics {
                 m.history_dropped(h.dropped);
             }
-            if history_dropped_warned.elapsed() > Duration::from_secs(10) {
+            if history_dropped_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                 eprintln!("podsig: the history writer fell behind: {} events not stored", h.dropped);
-                history_dropped_warned = Instant::now();
+                history_dropped_warned = Some(Instant::now());
             }
             h.dropped = 0;
         }
