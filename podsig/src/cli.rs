@@ -129,6 +129,8 @@ pub struct WatchArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub redact: RedactArgs,
     /// Stop after reporting N signals.
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,
@@ -242,6 +244,8 @@ pub struct RecordArgs {
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
     #[arg(short = 'b', long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +285,8 @@ pub struct HistoryArgs {
     /// Output format. Default: text on a terminal, json otherwise.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
     pub output: Option<Format>,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 /// A pid that may no longer exist (the history is about the past).
@@ -306,6 +312,24 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => return Err(format!("unknown size unit in '{s}' (use k, M, G: e.g. 256MiB)")),
     };
     n.checked_mul(1 << shift).ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// Secrets in command lines: masked unless told otherwise.
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// Also mask what this regular expression matches in each argv element (repeatable).
+    /// With capture groups only the groups are masked: --redact '--dsn=[^:]*:([^@]*)@'.
+    #[arg(long = "redact", value_name = "REGEX", value_parser = crate::redact::parse_pattern)]
+    pub patterns: Vec<regex::Regex>,
+    /// Print and store command lines as they are, secrets included (podsig warns once).
+    #[arg(long = "no-redact", conflicts_with = "patterns")]
+    pub no_redact: bool,
+}
+
+impl RedactArgs {
+    pub fn redactor(&self) -> crate::redact::Redactor {
+        crate::redact::Redactor::new(self.patterns.clone(), self.no_redact)
+    }
 }
 
 #[derive(Debug, Args)]

@@ -21,11 +21,20 @@ pub mod metrics;
 pub mod naming;
 pub mod node;
 pub mod output;
+pub mod redact;
 pub mod signals;
 pub mod target;
 pub mod watch;
 
 use std::io::Write;
+
+/// Property tests' configuration: 2000 cases each, so they run with every `cargo test` in
+/// bounded time; PROPTEST_CASES raises the count for a longer hunt.
+#[cfg(test)]
+pub(crate) fn fuzz_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000);
+    proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
+}
 
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
@@ -125,6 +134,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 },
                 count: args.count,
                 duration: args.duration,
+                redact: args.redact.redactor(),
             };
             let summary = watch::run(opts, || {}).await?;
             tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
@@ -173,6 +183,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 },
                 count: None,
                 duration: None,
+                redact: args.redact.redactor(),
             };
             watch::run(opts, || {}).await?;
             Ok(())
@@ -190,18 +201,22 @@ pub async fn run(cli: Cli) -> Result<()> {
                 last: args.last,
             };
             let rows = history::query(&conn, &q)?;
+            // A history kept by a podsig that did not mask (older, or --no-redact) is
+            // masked on the way out all the same.
+            let mut redactor = args.redact.redactor();
             let format = args.output.unwrap_or_else(watch::default_format);
             let mut out = output::Output::new(format, std::io::BufWriter::new(std::io::stdout().lock()))
                 .with_color(format == output::Format::Text && watch::color_wanted());
             let mut write = || -> std::io::Result<()> {
                 for json in &rows {
+                    let mut record: event::Record = serde_json::from_str(json).map_err(std::io::Error::other)?;
+                    let stored = record.clone();
+                    redactor.record(&mut record);
                     match format {
-                        // The stored line is what `watch -o json` printed: pass it through.
-                        output::Format::Json => out.write_json_line(json)?,
-                        output::Format::Text => {
-                            let record: event::Record = serde_json::from_str(json).map_err(std::io::Error::other)?;
-                            out.write(&record)?;
-                        }
+                        // The stored line is what `watch -o json` printed: passed through
+                        // unless masking changed it.
+                        output::Format::Json if record == stored => out.write_json_line(json)?,
+                        _ => out.write(&record)?,
                     }
                 }
                 out.flush()

@@ -23,6 +23,7 @@ use crate::{
     naming::Namer,
     node,
     output::{Format, Output},
+    redact::Redactor,
 };
 
 pub struct WatchOptions {
@@ -37,6 +38,8 @@ pub struct WatchOptions {
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// Masks secrets in argv before any output, metric or the history sees a record.
+    pub redact: Redactor,
 }
 
 /// Node mode's additions: the node name, label filters, the history, metrics.
@@ -390,6 +393,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 }
                 _ => {}
             }
+            opts.redact.record(&mut record);
             if !opts.node.filter.keeps(&record) {
                 continue;
             }

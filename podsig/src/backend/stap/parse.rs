@@ -308,16 +308,11 @@ mod tests {
         assert_eq!(unescape(r#"trailing\"#), b"trailing\\");
     }
 
-    /// The decoders' fuzz tests: bounded in cases (and so in time) to run with every
-    /// `cargo test`; PROPTEST_CASES raises the count for a longer hunt.
+    /// The decoder's fuzz tests (see `crate::fuzz_config` for their bound).
     mod fuzz {
         use proptest::prelude::*;
 
         use super::{super::*, KILL};
-
-        fn config() -> ProptestConfig {
-            ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() }
-        }
 
         /// Bytes that matter to the parser, mixed with anything at all.
         fn token() -> impl Strategy<Value = Vec<u8>> {
@@ -373,7 +368,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(config())]
+            #![proptest_config(crate::fuzz_config())]
 
             #[test]
             fn arbitrary_bytes_are_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
