@@ -219,6 +219,10 @@ pub struct RecordArgs {
     /// Drop events older than this (e.g. 7d, 12h).
     #[arg(long, value_name = "AGE", default_value = "14d", value_parser = humantime::parse_duration)]
     pub history_age: Duration,
+    /// Let this group (name or number) read the history: its files are then 0640 and of
+    /// this group, instead of 0600 (root only). They hold every sender's command line.
+    #[arg(long, value_name = "GROUP", value_parser = history::parse_group)]
+    pub history_group: Option<u32>,
     /// Only record signals to this pod (by the target's CRI labels).
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,

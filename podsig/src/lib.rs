@@ -154,7 +154,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let metrics = serve_metrics(args.node.metrics_addr).await?;
             let gauges = history::Gauges { bytes: metrics.as_ref().map(|m| m.history_bytes.clone()) };
             let limits = history::Limits { max_bytes: args.history_max, max_age: Some(args.history_age) };
-            let writer = history::Writer::open(&args.history, limits, gauges)?;
+            let access = history::Access { group: args.history_group };
+            let writer = history::Writer::open(&args.history, limits, gauges, access)?;
             eprintln!("podsig: recording to {} (at most {} MiB)", args.history.display(), args.history_max >> 20);
             let opts = WatchOptions {
                 backend: args.backend,

@@ -459,6 +459,12 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 bail!("every watched process exited before podsig attached; nothing to watch");
             }
         }
+        if let Some(h) = opts.node.history.as_ref()
+            && let Some(m) = &opts.node.metrics
+        {
+            // Not stored because the history's file system failed (the writer says so).
+            m.history_dropped(h.take_unstored());
+        }
         if let Some(h) = opts.node.history.as_mut()
             && h.dropped > 0
         {
