@@ -60,6 +60,8 @@ struct Health {
     ok: bool,
     /// A round is waiting on containerd since then.
     busy_since: Option<Instant>,
+    /// Rounds finished, answered or not (containerd absent counts).
+    rounds: u64,
 }
 
 /// Asks containerd on its own task: every [`INTERVAL`] when periodic, else when asked;
@@ -144,6 +146,7 @@ impl Agent {
                 } else {
                     h.lock().expect("health").ok = false;
                 }
+                h.lock().expect("health").rounds += 1;
                 if tx.is_closed() {
                     return;
                 }
@@ -235,6 +238,8 @@ pub struct Namer {
     eager: bool,
     /// When lazy naming last asked.
     asked: Option<Instant>,
+    /// The newest round taken in and not yet handed to the container follower.
+    for_follower: Option<Arc<Snapshot>>,
     unknown_ids: BTreeSet<String>,
     unknown_pidns: BTreeSet<u32>,
     unknown_since: Instant,
@@ -260,6 +265,7 @@ impl Namer {
             agent,
             eager,
             asked: None,
+            for_follower: None,
             unknown_ids: BTreeSet::new(),
             unknown_pidns: BTreeSet::new(),
             unknown_since: Instant::now(),
@@ -267,12 +273,17 @@ impl Namer {
     }
 
     /// Takes in what containerd said since the last call, without waiting: names, pid
-    /// namespaces, task starts. Returns the newest round, for the container follower.
-    pub fn take(&mut self, enricher: &mut Enricher) -> Option<Arc<Snapshot>> {
-        self.take_starts(enricher);
-        let snap = self.agent.news()?;
+    /// namespaces, task starts. True when there was anything new.
+    fn take(&mut self, enricher: &mut Enricher) -> bool {
+        let started = self.take_starts(enricher);
+        let Some(snap) = self.agent.news() else { return started };
+        self.took(enricher, snap);
+        true
+    }
+
+    fn took(&mut self, enricher: &mut Enricher, snap: Arc<Snapshot>) {
         apply(enricher, &snap);
-        Some(snap)
+        self.for_follower = Some(snap);
     }
 
     /// Takes in the tasks containerd announced; true when there were any.
@@ -289,7 +300,8 @@ impl Namer {
     /// On the watch's periodic tick: what containerd said; a lazy watch with unnamed
     /// containers asks again.
     pub fn tick(&mut self, enricher: &mut Enricher) -> Option<Arc<Snapshot>> {
-        let snap = self.take(enricher);
+        self.take(enricher);
+        let snap = self.for_follower.take();
         if !self.eager && !enricher.unnamed.is_empty() && self.asked.is_none_or(|t| t.elapsed() > LAZY_INTERVAL) {
             self.agent.refresh();
             self.asked = Some(Instant::now());
@@ -297,20 +309,28 @@ impl Namer {
         snap
     }
 
-    /// Before attaching: what containerd says now, if it answers within `bound`.
+    /// Before attaching: what containerd says now, if it answers within `bound` (at once
+    /// when there is no containerd to ask).
     pub async fn first(&mut self, enricher: &mut Enricher, bound: Duration) {
+        let rounds = || self.agent.health.lock().expect("health").rounds;
+        let start = rounds();
         self.agent.refresh();
-        let deadline = tokio::time::Instant::now() + bound;
-        let mut snapshots = self.agent.snapshots.clone();
-        let _ = tokio::time::timeout_at(deadline, snapshots.wait_for(|s| s.is_some())).await;
+        let deadline = Instant::now() + bound;
+        while rounds() == start && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         self.take(enricher);
     }
 
-    /// Before enriched records go out: when one names a container containerd has not been
-    /// asked about, or lies in a pid namespace no known container has, wait a moment for
-    /// containerd (its announcement of a task just started, or a fresh list) — only while it
-    /// answers — and place the records again.
+    /// Before enriched records go out: what containerd said meanwhile is taken in (names
+    /// come back the moment it answers). Then, when naming eagerly and a record names a
+    /// container containerd has not been asked about, or lies in a pid namespace no known
+    /// container has, wait a moment for containerd (its announcement of a task just
+    /// started, or a fresh list) — only while it answers — and place the records again.
     pub async fn name(&mut self, enricher: &mut Enricher, ready: &mut [Record]) {
+        if self.take(enricher) {
+            ready.iter_mut().for_each(|r| enricher.place(r));
+        }
         if !self.eager {
             return;
         }
@@ -318,12 +338,6 @@ impl Namer {
             self.unknown_ids.clear();
             self.unknown_pidns.clear();
             self.unknown_since = Instant::now();
-        }
-        if !self.news(enricher, ready) {
-            return;
-        }
-        if self.take(enricher).is_some() | self.take_starts(enricher) {
-            ready.iter_mut().for_each(|r| enricher.place(r));
         }
         if !self.news(enricher, ready) {
             return;
@@ -352,7 +366,7 @@ impl Namer {
             }
             if let Some(snap) = fresh {
                 listed |= snap.taken >= asked;
-                apply(enricher, &snap);
+                self.took(enricher, snap);
             }
             ready.iter_mut().for_each(|r| enricher.place(r));
             if !self.news(enricher, ready) {
