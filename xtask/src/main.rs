@@ -356,6 +356,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("systemtap", "/usr/bin/stap"),
     ("containerd", "/usr/bin/containerd"),
     ("runc", "/usr/sbin/runc"),
+    // The read-only fault test: ext4 on a loop device, checked with e2fsck.
+    ("e2fsprogs", "/usr/sbin/mkfs.ext4"),
 ];
 
 /// The sandbox image containerd's CRI plugin runs for every pod. No registry is reachable:
