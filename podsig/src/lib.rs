@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: `target` (what to watch) → `backend` (kernel hooks) → `event`
 //! (one model for every backend) → `correlate` (OOM marks) → `enrich` (/proc facts, wall
-//! time, `findings`) → `cause` (the verdict) → `output`.
+//! time, `findings`) → `cause` (the verdict) → `redact` (secrets out of argv) → `output` and
+//! the `history`.
 
 pub mod backend;
 pub mod cause;
