@@ -468,26 +468,30 @@ impl Store {
                     if batch.len() >= MAX_BATCH || bytes >= self.batch_bytes {
                         // Only while stopped: a running store commits a full batch at once.
                         self.not_stored(1);
-                        continue;
-                    }
-                    match serde_json::to_string(&r) {
-                        Ok(json) => {
-                            bytes += json.len();
-                            batch.push((row(&r), json));
+                    } else {
+                        match serde_json::to_string(&r) {
+                            Ok(json) => {
+                                bytes += json.len();
+                                batch.push((row(&r), json));
+                            }
+                            Err(e) => {
+                                tracing::warn!("a record could not be stored: {e}");
+                                self.not_stored(1);
+                            }
                         }
-                        Err(e) => {
-                            tracing::warn!("a record could not be stored: {e}");
-                            self.not_stored(1);
-                        }
                     }
-                    due.get_or_insert_with(|| Instant::now() + COMMIT_INTERVAL);
+                    let due = *due.get_or_insert_with(|| Instant::now() + COMMIT_INTERVAL);
                     let full = batch.len() >= MAX_BATCH || bytes >= self.batch_bytes;
-                    if !full || self.stopped.is_some() {
+                    // A steady stream never times out: the time is checked here too.
+                    if !(full && self.stopped.is_none()) && Instant::now() < due {
                         continue;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => closed = true,
+            }
+            if closed && batch.is_empty() && self.stopped.is_none() {
+                break;
             }
             if self.commit(&mut batch) {
                 bytes = 0;

@@ -298,8 +298,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     let mut out = opts.print.map(|format| {
         Output::new(format, BufWriter::new(io::stdout().lock())).with_color(format == Format::Text && color_wanted())
     });
-    // None until the first warning (an Instant 60 s back cannot be made in a node's first
-    // minute after boot).
+    // When each warning was last given (at most one per 10 s each).
     let mut history_dropped_warned: Option<Instant> = None;
     let mut malformed_warned: Option<Instant> = None;
     let mut malformed_unreported = 0u64;
@@ -479,6 +478,13 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             break stop;
         }
     };
+    if malformed_unreported > 0 {
+        eprintln!(
+            "podsig: skipped {malformed_unreported} malformed records from the {} backend \
+             (podsig_malformed_records_total)",
+            backend.name()
+        );
+    }
     if let Some(h) = opts.node.history.take() {
         h.finish()?;
     }
