@@ -245,9 +245,18 @@ pub struct Watched {
 /// Resolves the selector to containers and their running tasks. With no containerd, a
 /// container ID is looked for in every process's cgroup path instead.
 pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>)> {
-    let client = Containerd::connect(&sel.socket, &sel.namespaces).await;
+    let mut client = Containerd::connect(&sel.socket, &sel.namespaces).await;
+    // A containerd that does not answer (hung, restarting) is as good as none for IDs.
     let listed = match &client {
-        Ok(c) => Some(c.list().await?),
+        Ok(c) => match c.list().await {
+            Ok(l) => Some(l),
+            Err(e) if sel.pod.is_none() => {
+                tracing::warn!("{e:#}; looking for containers in process cgroups instead");
+                client = Err(e);
+                None
+            }
+            Err(e) => return Err(e.context("pods are found through containerd's labels")),
+        },
         Err(e) => {
             if sel.pod.is_some() {
                 return Err(anyhow!("{e:#}; pods are found through containerd's labels"));
