@@ -31,8 +31,10 @@ const LAZY_INTERVAL: Duration = Duration::from_secs(2);
 /// How long an event naming a container podsig has not seen may wait for containerd: for
 /// its announcement of the task that made it, or a fresh list.
 const START_GRACE: Duration = Duration::from_millis(250);
-/// A containerd that has not answered within this is not waited for: events go out with
-/// what is known, and are named on later records once it answers.
+/// A containerd that has not answered within four times its usual answer time, and at least
+/// this, is not waited for: events go out with what is known, and are named on later
+/// records once it answers. (Adapted to the node: a loaded node's containerd answering in
+/// 80 ms is slow, not hung.)
 const STALL: Duration = Duration::from_millis(50);
 /// How often containerd is asked, when asked periodically.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -62,6 +64,15 @@ struct Health {
     busy_since: Option<Instant>,
     /// Rounds finished, answered or not (containerd absent counts).
     rounds: u64,
+    /// How long answered rounds take, smoothed.
+    usual: Option<Duration>,
+}
+
+impl Health {
+    /// How long a round may be waited for before containerd counts as not answering.
+    fn stall(&self) -> Duration {
+        self.usual.map_or(STALL, |u| (u * 4).clamp(STALL, START_GRACE))
+    }
 }
 
 /// Asks containerd on its own task: every [`INTERVAL`] when periodic, else when asked;
@@ -122,6 +133,10 @@ impl Agent {
                     let mut health = h.lock().expect("health");
                     health.busy_since = None;
                     health.ok = answer.is_ok();
+                    if answer.is_ok() {
+                        let took = taken.elapsed();
+                        health.usual = Some(health.usual.map_or(took, |u| (u * 3 + took) / 4));
+                    }
                     drop(health);
                     match answer {
                         Ok((containers, tasks)) => {
@@ -168,10 +183,11 @@ impl Agent {
         self.refresh.notify_one();
     }
 
-    /// Whether containerd answers: its last round did, and none has been waiting long.
+    /// Whether containerd answers: its last round did, and none has been waiting for longer
+    /// than containerd usually takes (see [`STALL`]).
     pub fn answering(&self) -> bool {
         let h = self.health.lock().expect("health");
-        h.ok && h.busy_since.is_none_or(|t| t.elapsed() < STALL)
+        h.ok && h.busy_since.is_none_or(|t| t.elapsed() < h.stall())
     }
 
     /// The latest round's answers, once: None when there is none newer.
