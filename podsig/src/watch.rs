@@ -68,12 +68,21 @@ pub struct Follower {
     /// When each container's task was last seen to exit: containerd's answers from before
     /// that cannot bring it back.
     exited: std::collections::HashMap<String, Instant>,
+    /// `following …` lines not yet printed.
+    followed: Vec<String>,
 }
 
 impl Follower {
     pub async fn new(selector: Selector) -> Result<Self> {
         let (containers, client) = container::resolve(&selector).await?;
-        let mut f = Self { selector, containers, client, known: BTreeSet::new(), exited: Default::default() };
+        let mut f = Self {
+            selector,
+            containers,
+            client,
+            known: BTreeSet::new(),
+            exited: Default::default(),
+            followed: Vec::new(),
+        };
         let pids: Vec<u32> = f.current_pids().into_iter().map(|(p, _)| p).collect();
         f.known.extend(pids);
         Ok(f)
@@ -142,8 +151,8 @@ impl Follower {
     }
 
     /// New pids to watch since the last call, from containerd's latest answers (`snap`, when
-    /// there are new ones) and the containers' cgroups; says so on stderr when a container
-    /// restarted.
+    /// there are new ones) and the containers' cgroups. A container's new task is announced
+    /// by [`Follower::announce`], once the caller watches it.
     fn resync(&mut self, snap: Option<&Snapshot>) -> Vec<u32> {
         // A pod's restarted container is a new container with the same labels.
         if let Some(snap) = snap
@@ -192,12 +201,20 @@ impl Follower {
             if let Some(pid) = now
                 && w.pid != Some(pid)
             {
-                eprintln!("podsig: following {} (new pid {pid})", container::short(&w.id));
+                self.followed.push(format!("podsig: following {} (new pid {pid})", container::short(&w.id)));
                 w.pid = Some(pid);
             }
         }
         let pids: Vec<u32> = self.current_pids().into_iter().map(|(p, _)| p).collect();
         pids.into_iter().filter(|&p| self.known.insert(p)).collect()
+    }
+
+    /// Says on stderr which containers have a new task: after its pid is in the filter, so a
+    /// signal sent upon reading the line is reported.
+    fn announce(&mut self) {
+        for line in self.followed.drain(..) {
+            eprintln!("{line}");
+        }
     }
 
     /// A watched process exited: if it comes back (a pid reused inside the container), it is
@@ -266,6 +283,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         for pid in f.members_only() {
             backend.watch(pid)?;
         }
+        f.announce();
     }
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -336,6 +354,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                             backend.watch(pid)?;
                         }
                     }
+                    f.announce();
                     f.share_membership(&mut enricher);
                 }
             }
