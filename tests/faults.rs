@@ -378,7 +378,9 @@ fn containerd_restarted_during_a_container_watch_and_a_recorder() {
         "-o",
         "json",
     ]);
-    let usr1_to = |pid: u32| move |v: &Value| v["kind"] == "signal" && v["target"]["pid"] == pid;
+    let usr1_to = |pid: u32| {
+        move |v: &Value| v["kind"] == "signal" && v["signal"]["name"] == "SIGUSR1" && v["target"]["pid"] == pid
+    };
     kill(pid1, libc::SIGUSR1);
     for p in [&mut w, &mut rec] {
         let ev = p.next_matching("USR1 to the container", usr1_to(pid1));
@@ -437,7 +439,7 @@ fn containerd_hung_for_10_s_does_not_hold_back_events() {
     let c = Container::start(&sock, &id, ("default", "hung-web", "app"), TRAPS_USR1);
     let pid = c.pid();
     let args = ["watch", "--all", "--signal", "USR1", "--containerd-socket", &sock, "-o", "json"];
-    let usr1 = |v: &Value| v["kind"] == "signal" && v["target"]["pid"] == pid;
+    let usr1 = |v: &Value| v["kind"] == "signal" && v["signal"]["name"] == "SIGUSR1" && v["target"]["pid"] == pid;
     let mut before = Podsig::start(&args);
     kill(pid, libc::SIGUSR1);
     assert_eq!(before.next_matching("USR1", usr1)["target"]["container"]["pod"], "hung-web");
@@ -445,15 +447,18 @@ fn containerd_hung_for_10_s_does_not_hold_back_events() {
     // Hung, not gone: a stopped containerd still accepts connections and answers nothing.
     ctrd.signal(libc::SIGSTOP);
     let hung = Instant::now();
-    // One more watch, started while containerd hangs: it cannot learn the names.
+    // More watches, started while containerd hangs: they cannot learn the names. A
+    // container watch finds its container in the cgroups instead.
     let mut during = Podsig::start(&args);
+    let mut during_container =
+        Podsig::start(&["watch", "--containerd-socket", &sock, "--container", &id, "-o", "json"]);
     let bound = Duration::from_millis(100);
     let mut worst = Duration::ZERO;
     let mut rounds = 0;
     while hung.elapsed() < Duration::from_secs(10) {
         let sent = Instant::now();
         kill(pid, libc::SIGUSR1);
-        for (p, named) in [(&mut before, true), (&mut during, false)] {
+        for (p, named) in [(&mut before, true), (&mut during, false), (&mut during_container, false)] {
             let (at, ev) = p.next_matching_at("USR1 while containerd hangs", usr1);
             let latency = at.duration_since(sent);
             worst = worst.max(latency);
@@ -468,11 +473,15 @@ fn containerd_hung_for_10_s_does_not_hold_back_events() {
     }
     eprintln!("containerd hung {:?}: {rounds} signals, each printed within {worst:?}", hung.elapsed());
     ctrd.signal(libc::SIGCONT);
-    during.wait_stderr("podsig: containerd answers again");
+    for p in [&mut during, &mut during_container] {
+        p.wait_stderr("podsig: containerd answers again");
+    }
     kill(pid, libc::SIGUSR1);
-    let ev = during.next_matching("USR1 once containerd answers", usr1);
-    assert_eq!(ev["target"]["container"]["pod"], "hung-web", "named on later records: {ev}");
-    for p in [before, during] {
+    for (p, which) in [(&mut during, "--all"), (&mut during_container, "--container")] {
+        let ev = p.next_matching("USR1 once containerd answers", usr1);
+        assert_eq!(ev["target"]["container"]["pod"], "hung-web", "{which} names on later records: {ev}");
+    }
+    for p in [before, during, during_container] {
         p.signal(libc::SIGINT);
         assert!(p.wait().0.success());
     }
