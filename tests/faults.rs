@@ -212,6 +212,8 @@ fn a_full_disk_stops_storing_not_watching_and_storing_resumes_by_itself() {
     assert_eq!(lines_with(&rec, "podsig: storing resumed"), 1, "{:?}", rec.stderr_lines);
     rec.signal(libc::SIGINT);
     assert!(rec.wait().0.success());
+    drop(mnt);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -238,6 +240,8 @@ fn a_read_only_file_system_at_start_is_waited_for() {
     assert_eq!(stored["time"], ev["time"]);
     rec.signal(libc::SIGINT);
     assert!(rec.wait().0.success());
+    drop(mnt);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -288,6 +292,7 @@ fn a_file_system_the_kernel_remounts_read_only_is_let_go_of_and_storing_resumes(
     rec.signal(libc::SIGINT);
     assert!(rec.wait().0.success());
     drop(mnt);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
