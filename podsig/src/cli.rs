@@ -129,6 +129,8 @@ pub struct WatchArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub redact: RedactArgs,
     /// Stop after reporting N signals (1 or more).
     #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
@@ -217,6 +219,10 @@ pub struct RecordArgs {
     /// Drop events older than this (e.g. 7d, 12h).
     #[arg(long, value_name = "AGE", default_value = "14d", value_parser = parse_duration)]
     pub history_age: Duration,
+    /// Let this group (name or number) read the history: its files are then 0640 and of
+    /// this group, instead of 0600 (root only). They hold every sender's command line.
+    #[arg(long, value_name = "GROUP", value_parser = history::parse_group)]
+    pub history_group: Option<u32>,
     /// Only record signals to this pod (by the target's CRI labels).
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
@@ -242,6 +248,8 @@ pub struct RecordArgs {
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
     #[arg(short = 'b', long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +289,8 @@ pub struct HistoryArgs {
     /// Output format. Default: text on a terminal, json otherwise.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
     pub output: Option<Format>,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 /// A pid that may no longer exist (the history is about the past).
@@ -321,6 +331,24 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => return Err(format!("unknown size unit in '{s}' (use k, M, G: e.g. 256MiB)")),
     };
     n.checked_mul(1 << shift).ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// Secrets in command lines: masked unless told otherwise.
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// Also mask what this regular expression matches in each argv element (repeatable).
+    /// With capture groups only the groups are masked: --redact '--dsn=[^:]*:([^@]*)@'.
+    #[arg(long = "redact", value_name = "REGEX", value_parser = crate::redact::parse_pattern)]
+    pub patterns: Vec<regex::Regex>,
+    /// Print and store command lines as they are, secrets included (podsig warns once).
+    #[arg(long = "no-redact", conflicts_with = "patterns")]
+    pub no_redact: bool,
+}
+
+impl RedactArgs {
+    pub fn redactor(&self) -> crate::redact::Redactor {
+        crate::redact::Redactor::new(self.patterns.clone(), self.no_redact)
+    }
 }
 
 #[derive(Debug, Args)]

@@ -116,15 +116,15 @@ impl Containerd {
 
     /// Every running task's container, its runtime and its init's pid: one call per
     /// namespace, however many containers the node runs.
-    pub async fn task_pids(&self) -> Vec<(String, &'static str, u32)> {
+    pub async fn task_pids(&self) -> Result<Vec<(String, &'static str, u32)>> {
         let mut out = Vec::new();
         for ns in &self.namespaces {
             let mut t = TasksClient::new(self.channel.clone());
             let req = ListTasksRequest { filter: String::new() };
-            let Ok(Ok(resp)) = tokio::time::timeout(CONNECT_TIMEOUT, t.list(with_namespace!(req, ns.as_str()))).await
-            else {
-                continue;
-            };
+            let resp = tokio::time::timeout(CONNECT_TIMEOUT, t.list(with_namespace!(req, ns.as_str())))
+                .await
+                .map_err(|_| anyhow!("containerd did not list the tasks of namespace {ns} in time"))?
+                .with_context(|| format!("listing tasks in containerd namespace {ns}"))?;
             let runtime = if ns == "moby" { "docker" } else { "containerd" };
             out.extend(
                 resp.into_inner()
@@ -135,27 +135,44 @@ impl Containerd {
                     .map(|p| (if p.container_id.is_empty() { p.id } else { p.container_id }, runtime, p.pid)),
             );
         }
-        out
+        Ok(out)
     }
 
-    /// Every task started from now on (container, runtime, its pid namespace), as containerd
-    /// announces it: a container killed within a second of starting (a crash loop) is
-    /// still placed, though polling would never have seen it run.
-    pub fn task_starts(&self) -> tokio::sync::mpsc::UnboundedReceiver<TaskStart> {
+    /// Sends every task started from now on (container, runtime, its pid namespace) as
+    /// containerd announces it: a container killed within a second of starting (a crash
+    /// loop) is still placed, though polling would never have seen it run. Connects and
+    /// subscribes again whenever containerd goes away (a restart), until `tx` is closed.
+    pub async fn task_starts(
+        socket: PathBuf,
+        namespaces: Vec<String>,
+        tx: tokio::sync::mpsc::UnboundedSender<TaskStart>,
+    ) {
         use prost::Message as _;
-        let mut events = EventsClient::new(self.channel.clone());
-        let namespaces = self.namespaces.clone();
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        // containerd answers a subscription only with its first event: wait for it aside.
-        tokio::spawn(async move {
-            let req = SubscribeRequest { filters: vec![r#"topic=="/tasks/start""#.to_string()] };
-            let mut stream = match events.subscribe(req).await {
-                Ok(s) => s.into_inner(),
+        let mut warned = false;
+        while !tx.is_closed() {
+            let stream = match Self::connect(&socket, &namespaces).await {
+                Ok(c) => {
+                    let req = SubscribeRequest { filters: vec![r#"topic=="/tasks/start""#.to_string()] };
+                    // containerd answers a subscription only with its first event.
+                    EventsClient::new(c.channel)
+                        .subscribe(req)
+                        .await
+                        .map(|s| s.into_inner())
+                        .map_err(anyhow::Error::from)
+                }
+                Err(e) => Err(e),
+            };
+            let mut stream = match stream {
+                Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(
-                        "containerd task events: {e}; containers killed within a second of starting may go unnamed"
-                    );
-                    return;
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::info!(
+                            "containerd task events: {e:#}; until they come, containers killed within a second of \
+                             starting may go unnamed"
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
                 }
             };
             while let Ok(Some(env)) = stream.message().await {
@@ -171,13 +188,13 @@ impl Containerd {
                 // Read now, while the task surely lives: it may be killed before the watch
                 // loop takes this in, and then /proc has nothing to say.
                 let pidns = crate::enrich::pidns_of(&start.pid.to_string());
-                let started = TaskStart { id: start.container_id, runtime, pidns };
-                if tx.send(started).is_err() {
-                    break;
+                if tx.send(TaskStart { id: start.container_id, runtime, pidns }).is_err() {
+                    return;
                 }
             }
-        });
-        rx
+            tracing::debug!("containerd task events ended (containerd restarted?); subscribing again");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The pid of the container's running task, if it has one.
@@ -228,9 +245,18 @@ pub struct Watched {
 /// Resolves the selector to containers and their running tasks. With no containerd, a
 /// container ID is looked for in every process's cgroup path instead.
 pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>)> {
-    let client = Containerd::connect(&sel.socket, &sel.namespaces).await;
+    let mut client = Containerd::connect(&sel.socket, &sel.namespaces).await;
+    // A containerd that does not answer (hung, restarting) is as good as none for IDs.
     let listed = match &client {
-        Ok(c) => Some(c.list().await?),
+        Ok(c) => match c.list().await {
+            Ok(l) => Some(l),
+            Err(e) if sel.pod.is_none() => {
+                tracing::warn!("{e:#}; looking for containers in process cgroups instead");
+                client = Err(e);
+                None
+            }
+            Err(e) => return Err(e.context("pods are found through containerd's labels")),
+        },
         Err(e) => {
             if sel.pod.is_some() {
                 return Err(anyhow!("{}; pods are found through containerd's labels", crate::error_line(&e)));

@@ -419,6 +419,10 @@ impl Backend for EbpfBackend {
         "ebpf"
     }
 
+    fn take_malformed(&mut self) -> u64 {
+        self.decoder.malformed.take()
+    }
+
     async fn ready(&mut self) -> Result<()> {
         if self.more {
             return Ok(());
@@ -553,6 +557,8 @@ struct Decoder {
     /// Per CPU, the run of identical signals the kernel is folding there: the record that
     /// started it, and how many of its folded signals have been reported.
     runs: std::collections::HashMap<u32, Run>,
+    /// Records that could not be decoded (cut short, of an unknown kind).
+    malformed: super::Malformed,
 }
 
 struct Run {
@@ -585,30 +591,49 @@ const REPEAT_WINDOW_MS: u32 = 1000;
 
 impl Decoder {
     fn decode(&mut self, bytes: &[u8], out: &mut Vec<Record>) {
-        if read_pod::<u32>(bytes) == Some(EVENT_FOLD) {
-            if let Some(f) = read_pod::<FoldEvent>(bytes)
-                && let Some(run) = self.runs.remove(&f.cpu)
-                && run.seq == f.seq
-            {
-                self.folded(run, f.count, f.last_ns, out);
+        match read_pod::<u32>(bytes) {
+            Some(EVENT_FOLD) => match read_pod::<FoldEvent>(bytes) {
+                // The kernel starts a run only once its first record is in the buffer, so
+                // the end of a run never seen is not something it sent.
+                Some(f) => match self.runs.remove(&f.cpu) {
+                    Some(run) if run.seq == f.seq => {
+                        self.folded(run, f.count, f.last_ns, out);
+                    }
+                    other => {
+                        if let Some(run) = other {
+                            self.runs.insert(f.cpu, run);
+                        }
+                        self.malformed.note();
+                    }
+                },
+                None => self.malformed.note(),
+            },
+            Some(EVENT_SIGNAL) if bytes.len() >= size_of::<SignalEvent>() => {
+                let rest = &bytes[size_of::<SignalEvent>()..];
+                // Ring-buffer records are 8-byte aligned: read in place rather than copy.
+                let p = bytes.as_ptr() as *const SignalEvent;
+                let head = if p.is_aligned() {
+                    // SAFETY: length and alignment checked; a repr(C) wire type valid for any
+                    // bit pattern, borrowed only while `bytes` lives.
+                    std::borrow::Cow::Borrowed(unsafe { &*p })
+                } else {
+                    std::borrow::Cow::Owned(read_pod::<SignalEvent>(bytes).expect("length checked"))
+                };
+                // A full record (not a repeat, BTF mode) must carry its sender's detail.
+                let needs_detail = head.flags & (FLAG_SENDER_REPEAT | FLAG_NO_BTF) == 0 && !in_interrupt(&head);
+                if needs_detail && rest.len() < size_of::<SenderDetail>() {
+                    self.malformed.note();
+                    return;
+                }
+                self.signal(&head, rest, out);
             }
-            return;
-        }
-        if read_pod::<u32>(bytes) == Some(EVENT_SIGNAL) && bytes.len() >= size_of::<SignalEvent>() {
-            // Ring-buffer records are 8-byte aligned: read in place rather than copy.
-            let p = bytes.as_ptr() as *const SignalEvent;
-            if p.is_aligned() {
-                // SAFETY: length and alignment checked; a repr(C) wire type valid for any
-                // bit pattern, borrowed only while `bytes` lives.
-                self.signal(unsafe { &*p }, &bytes[size_of::<SignalEvent>()..], out);
-            } else if let Some(head) = read_pod::<SignalEvent>(bytes) {
-                self.signal(&head, &bytes[size_of::<SignalEvent>()..], out);
+            _ => {
+                self.flush(out);
+                match decode_other(bytes) {
+                    Some(r) => out.push(r),
+                    None => self.malformed.note(),
+                }
             }
-            return;
-        }
-        self.flush(out);
-        if let Some(r) = decode_other(bytes) {
-            out.push(r);
         }
     }
 
@@ -821,10 +846,8 @@ fn decode_other(bytes: &[u8]) -> Option<Record> {
                 memory_limit_bytes: None,
             }))
         }
-        other => {
-            tracing::warn!("unknown record type {other} from the kernel; ignored");
-            None
-        }
+        // Counted by the caller as malformed.
+        _ => None,
     }
 }
 
@@ -1101,6 +1124,52 @@ mod tests {
             s.iter().map(|r| (r.count, r.boot_ns, r.last_boot_ns)).collect();
         assert_eq!(counts, [(6, Some(100), Some(150)), (4, Some(150), Some(190)), (3, Some(190), Some(220))]);
         assert_eq!(s.iter().map(|r| r.count).sum::<u64>(), 13, "the first and the 12 folded");
+    }
+
+    mod arbitrary_bytes {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+            /// Whatever the ring buffer hands over — cut short, garbled, an unknown kind, a
+            /// valid head with nonsense in it — the decoder neither panics nor grows without
+            /// bound: each record is decoded or counted malformed.
+            #[test]
+            fn the_decoder_takes_any_bytes(
+                records in prop::collection::vec(
+                    prop_oneof![
+                        prop::collection::vec(any::<u8>(), 0..512),
+                        // A known kind in front, to get past the first test.
+                        (1u32..=5, prop::collection::vec(any::<u8>(), 0..7000)).prop_map(|(k, mut v)| {
+                            let mut b = k.to_ne_bytes().to_vec();
+                            b.append(&mut v);
+                            b
+                        }),
+                    ],
+                    1..40,
+                ),
+            ) {
+                let mut d = Decoder::default();
+                let mut out = Vec::new();
+                for r in &records {
+                    // Ring records are 8-byte aligned; garbled ones need not be.
+                    let mut aligned = vec![0u64; r.len().div_ceil(8)];
+                    // SAFETY: the u64 buffer is at least r.len() bytes.
+                    let buf = unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr() as *mut u8, r.len()) };
+                    buf.copy_from_slice(r);
+                    d.decode(buf, &mut out);
+                    d.decode(r, &mut out);
+                }
+                d.flush(&mut out);
+                prop_assert!(out.len() <= 2 * records.len() * 2);
+                prop_assert!(d.senders.len() <= 1024 + 2 * records.len());
+                let decoded = out.len() as u64;
+                prop_assert!(decoded + d.malformed.take() > 0);
+            }
+        }
     }
 
     mod verdicts {
