@@ -178,7 +178,9 @@ pub struct KernelOffsets {
     pub vfsmount_root: u32,
     pub task_nsproxy: u32,
     pub nsproxy_mnt_ns: u32,
-    pub _pad: u32,
+    /// Non-zero: the kernel has `bpf_get_current_task_btf` (5.11+), so the typed builds of
+    /// the hook load the sender's fields directly instead of through a helper call.
+    pub task_btf: u32,
 }
 
 /// `KernelOffsets::preempt_source`.

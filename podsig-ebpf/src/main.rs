@@ -8,6 +8,17 @@ use aya_ebpf::{
     maps::{RingBuf, ring_buf::RingBufEntry},
 };
 
+/// A subprogram of the hook as a global function (5.6+; this build needs 5.8): verified once,
+/// on its own, rather than at every call in every state its caller reaches it in.
+macro_rules! subprogram {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $t:ty),*) -> $r:ty $body:block) => {
+        $(#[$m])*
+        #[unsafe(no_mangle)]
+        #[inline(never)]
+        pub extern "C" fn $name($($arg: $t),*) -> $r $body
+    };
+}
+
 include!("programs.rs");
 
 #[map]
@@ -30,17 +41,19 @@ impl<T: 'static> Slot<T> {
         self.0.as_mut_ptr()
     }
 
-    /// Gives the room back unused.
-    #[inline(always)]
-    fn discard(self) {
-        self.0.discard(BPF_RB_NO_WAKEUP);
-    }
-
     #[inline(always)]
     fn submit<C: EbpfContext>(self, _ctx: &C, wake: Wake, cfg: &FilterConfig) {
         let flags = if wake == Wake::Now { BPF_RB_FORCE_WAKEUP as u64 } else { wakeup_flags(cfg) };
         self.0.submit(flags);
     }
+}
+
+/// Copies a record out (one the program assembled in its own memory); false when the buffer
+/// had no room for it.
+#[inline(always)]
+fn output<C: EbpfContext>(_ctx: &C, data: &[u8], wake: Wake, cfg: &FilterConfig) -> bool {
+    let flags = if wake == Wake::Now { BPF_RB_FORCE_WAKEUP as u64 } else { wakeup_flags(cfg) };
+    EVENTS.output::<[u8]>(data, flags).is_ok()
 }
 
 /// Submit without waking the reader unless this record takes the buffer past the wakeup

@@ -6,6 +6,16 @@
 
 use aya_ebpf::maps::PerfEventByteArray;
 
+/// A subprogram of the hook, inlined: this build serves kernels from before global functions
+/// (5.6), and its verification time matters less than loading at all.
+macro_rules! subprogram {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $t:ty),*) -> $r:ty $body:block) => {
+        $(#[$m])*
+        #[inline(always)]
+        fn $name($($arg: $t),*) -> $r $body
+    };
+}
+
 include!("programs.rs");
 
 #[map]
@@ -29,14 +39,18 @@ impl<T: 'static> Slot<T> {
         self.0
     }
 
-    /// Nothing was sent yet: the scratch slot is simply reused.
-    #[inline(always)]
-    fn discard(self) {}
-
     /// The kernel counts what the perf buffer could not take; userspace reads that count.
     #[inline(always)]
     fn submit<C: EbpfContext>(self, ctx: &C, _wake: Wake, _cfg: &FilterConfig) {
         let bytes = unsafe { core::slice::from_raw_parts(self.0 as *const u8, core::mem::size_of::<T>()) };
         EVENTS.output(ctx, bytes, 0);
     }
+}
+
+/// Copies a record out. The kernel counts what the perf buffer could not take (userspace
+/// reads that count), so this never says it failed.
+#[inline(always)]
+fn output<C: EbpfContext>(ctx: &C, data: &[u8], _wake: Wake, _cfg: &FilterConfig) -> bool {
+    EVENTS.output(ctx, data, 0);
+    true
 }

@@ -145,20 +145,19 @@ impl EbpfBackend {
             tracing::warn!("{e:#}");
         }
         // aya probes the kernel's BPF features (a dozen small loads, ~2 ms) on first use: let
-        // the other core do that while this one reads the kernel's layout.
-        let features = std::thread::spawn(|| {
+        // the other core do that, and ask whether there are ring buffers, while this one waits
+        // for the kernel's layout.
+        let probes = std::thread::spawn(|| {
             aya::features();
+            !forced("ringbuf") && crate::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
         });
         let layout = layout()?;
         tracing::debug!("kernel layout read in {:?}", t0.elapsed());
-        let _ = features.join();
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
-        let ringbuf = if forced("ringbuf") {
+        let ringbuf = probes.join().unwrap_or(false);
+        if forced("ringbuf") {
             tracing::info!("{FORCE_FALLBACK_ENV}: not using the BPF ring buffer");
-            false
-        } else {
-            crate::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
-        };
+        }
         if !ringbuf {
             tracing::info!("no BPF ring buffer on this kernel: using a perf event array");
         }

@@ -63,7 +63,15 @@ pub fn prefetch() {
     if let Ok(mut slot) = PREFETCH.lock()
         && slot.is_none()
     {
-        *slot = std::thread::Builder::new().name("btf".into()).spawn(|| read_layout(Path::new(VMLINUX_BTF))).ok();
+        *slot = std::thread::Builder::new()
+            .name("btf".into())
+            .spawn(|| {
+                let t0 = std::time::Instant::now();
+                let layout = read_layout(Path::new(VMLINUX_BTF));
+                tracing::debug!("kernel BTF read in {:?} (on its own thread)", t0.elapsed());
+                layout
+            })
+            .ok();
     }
 }
 
@@ -414,7 +422,7 @@ impl KernelBtf {
             vfsmount_root: self.offset("vfsmount", "mnt_root").unwrap_or(0),
             task_nsproxy: task("nsproxy").unwrap_or(0),
             nsproxy_mnt_ns: self.offset("nsproxy", "mnt_ns").unwrap_or(0),
-            _pad: 0,
+            task_btf: self.has_helper("get_current_task_btf") as u32,
         })
     }
 }
@@ -457,6 +465,7 @@ mod tests {
         assert_eq!(o.k_sigaction_handler, 0);
         assert!(o.k_sigaction_size >= 32);
         assert!(o.regs_arg0 > 0 && o.dentry_name > 0 && o.mount_mnt > 0);
+        assert_eq!(o.task_btf, 1, "6.x has bpf_get_current_task_btf");
         eprintln!("{o:?}");
     }
 }
