@@ -126,6 +126,10 @@ fn layout() -> Result<Layout> {
             offsets::VMLINUX_BTF
         );
     }
+    // The fallback reads the classic tracepoints' formats (and ids) from tracefs.
+    if let Err(e) = tracefs::ensure_mounted() {
+        tracing::warn!("{e:#}");
+    }
     Ok(Layout::Tracepoint(tracefs::tracepoint_format()?))
 }
 
@@ -140,10 +144,6 @@ impl EbpfBackend {
     pub fn attach(spec: &WatchSpec) -> Result<Self> {
         let t0 = std::time::Instant::now();
         raise_memlock();
-        // Needed by the fallback (formats, tracepoint ids); raw tracepoints work without it.
-        if let Err(e) = tracefs::ensure_mounted() {
-            tracing::warn!("{e:#}");
-        }
         // aya probes the kernel's BPF features (a dozen small loads, ~2 ms) on first use: let
         // the other core do that, and ask whether there are ring buffers, while this one waits
         // for the kernel's layout.
@@ -198,9 +198,15 @@ impl EbpfBackend {
                 (Mode::Tracepoint, ["signal_generate_tp", "sched_process_exit_tp"])
             }
         };
-        // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL.
-        let oom_format =
-            tracefs::oom_format().map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}")).ok();
+        // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL. With
+        // BTF it is a raw tracepoint; the classic one (record layout from tracefs) only serves
+        // kernels without BTF.
+        let oom_format = match mode {
+            Mode::Btf => None,
+            Mode::Tracepoint => {
+                tracefs::oom_format().map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}")).ok()
+            }
+        };
         if let Some(f) = &oom_format {
             loader.override_global("OOM_FORMAT", f, true);
         }
@@ -302,9 +308,11 @@ impl EbpfBackend {
             p.load().context("verifying program sched_process_fork")?;
             p.attach("sched_process_fork").context("attaching to raw tracepoint sched_process_fork")?;
         }
-        if oom_format.is_some()
-            && let Err(e) = me.attach_oom()
-        {
+        let oom = match mode {
+            Mode::Btf => Some(me.attach_raw("mark_victim", "mark_victim")),
+            Mode::Tracepoint => oom_format.is_some().then(|| me.attach_oom()),
+        };
+        if let Some(Err(e)) = oom {
             tracing::warn!("OOM kills cannot be recognised: {e:#}");
         }
         let walk = match hook {

@@ -128,6 +128,8 @@ const WANTED: &[&str] = &[
     "bpf_func_id",
     "btf_trace_signal_generate",
     "btf_trace_sched_process_exit",
+    "btf_trace_mark_victim",
+    "percpu_counter",
 ];
 
 /// The ids of the types called one of `names`, from one pass over the BTF file's type
@@ -445,6 +447,7 @@ impl KernelBtf {
         let (regs_syscall, regs_syscall_size) = self.syscall_register();
         let (preempt_source, task_preempt_count, task_se_cfs_rq, cfs_rq_rq, rq_cpu, percpu_preempt_delta) =
             self.preempt_count();
+        let (mm_rss_stat, rss_stride, rss_count) = self.rss_stat();
         Ok(KernelOffsets {
             task_pid: task("pid")?,
             task_tgid: task("tgid")?,
@@ -511,8 +514,50 @@ impl KernelBtf {
             task_nsproxy: task("nsproxy").unwrap_or(0),
             nsproxy_mnt_ns: self.offset("nsproxy", "mnt_ns").unwrap_or(0),
             task_btf: self.has_helper("get_current_task_btf") as u32,
+            oom_task_arg: self.oom_task_arg() as u32,
+            mm_total_vm: self.offset("mm_struct", "total_vm").unwrap_or(0),
+            mm_pgtables_bytes: self.offset("mm_struct", "pgtables_bytes").unwrap_or(0),
+            mm_rss_stat,
+            rss_stride,
+            rss_count,
+            signal_oom_score_adj: self.offset("signal_struct", "oom_score_adj").unwrap_or(0),
+            page_kb_shift: page_size().trailing_zeros().saturating_sub(10),
         })
     }
+
+    /// Whether `oom:mark_victim` hands over the victim's `task_struct` (6.x), not just its pid.
+    fn oom_task_arg(&self) -> bool {
+        let Some(Type::Typedef(td)) = self.named("btf_trace_mark_victim").into_iter().next() else { return false };
+        let Ok(Type::Ptr(p)) = self.btf.resolve_chained_type(&td) else { return false };
+        let Ok(Type::FuncProto(proto)) = self.btf.resolve_chained_type(&p) else { return false };
+        // The first parameter is the context; the tracepoint's own come after it.
+        proto.parameters.get(1).is_some_and(|a| matches!(self.btf.resolve_chained_type(a), Ok(Type::Ptr(_))))
+    }
+
+    /// `mm_struct::rss_stat`: (offset, stride, offset of the count in each), or zeros. An
+    /// array of `struct percpu_counter` since 6.2; before, `struct mm_rss_stat` holding an
+    /// array of `atomic_long_t`.
+    fn rss_stat(&self) -> (u32, u32, u32) {
+        let Ok(mm) = self.strukt("mm_struct") else { return (0, 0, 0) };
+        let Some((off, member)) = self.find(&mm, "rss_stat") else { return (0, 0, 0) };
+        match self.btf.resolve_chained_type(&member) {
+            Ok(Type::Array(a)) => match (self.btf.resolve_chained_type(&a), self.offset("percpu_counter", "count")) {
+                (Ok(Type::Struct(pc)), Ok(count)) => (off, pc.size() as u32, count),
+                _ => (0, 0, 0),
+            },
+            Ok(Type::Struct(_)) => match self.offset("mm_struct", "rss_stat.count") {
+                Ok(at) => (at, 8, 0),
+                Err(_) => (0, 0, 0),
+            },
+            _ => (0, 0, 0),
+        }
+    }
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as u32 } else { 4096 }
 }
 
 #[cfg(test)]
