@@ -133,8 +133,25 @@ fn layout() -> Result<Layout> {
     Ok(Layout::Tracepoint(tracefs::tracepoint_format()?))
 }
 
+/// aya's probes of the kernel's BPF features (a dozen small loads, ~2 ms), and whether the
+/// kernel has ring buffers, asked on a thread of their own as soon as podsig knows it will
+/// attach: with the kernel's layout cached, they are what attaching would wait for first.
+static PROBES: std::sync::Mutex<Option<std::thread::JoinHandle<bool>>> = std::sync::Mutex::new(None);
+
+fn spawn_probes() -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(|| {
+        aya::features();
+        !forced("ringbuf") && crate::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
+    })
+}
+
 /// Starts what attaching will need first, while the caller gets on with the rest.
 pub(super) fn prefetch() {
+    if let Ok(mut slot) = PROBES.lock()
+        && slot.is_none()
+    {
+        *slot = Some(spawn_probes());
+    }
     if !forced("btf") {
         offsets::prefetch();
     }
@@ -144,13 +161,7 @@ impl EbpfBackend {
     pub fn attach(spec: &WatchSpec) -> Result<Self> {
         let t0 = std::time::Instant::now();
         raise_memlock();
-        // aya probes the kernel's BPF features (a dozen small loads, ~2 ms) on first use: let
-        // the other core do that, and ask whether there are ring buffers, while this one waits
-        // for the kernel's layout.
-        let probes = std::thread::spawn(|| {
-            aya::features();
-            !forced("ringbuf") && crate::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
-        });
+        let probes = PROBES.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(spawn_probes);
         let layout = layout()?;
         tracing::debug!("kernel layout read in {:?}", t0.elapsed());
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();

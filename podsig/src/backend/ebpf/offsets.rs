@@ -67,11 +67,121 @@ pub fn prefetch() {
             .name("btf".into())
             .spawn(|| {
                 let t0 = std::time::Instant::now();
+                let dir = Path::new(cache::DIR);
+                let key = cache::key();
+                if let Some(layout) = key.as_deref().and_then(|k| cache::read(dir, k)) {
+                    tracing::debug!("kernel layout from {} in {:?}", cache::DIR, t0.elapsed());
+                    return Ok(layout);
+                }
                 let layout = read_layout(Path::new(VMLINUX_BTF));
                 tracing::debug!("kernel BTF read in {:?} (on its own thread)", t0.elapsed());
+                if let (Ok(layout), Some(key)) = (&layout, key) {
+                    cache::write(dir, &key, layout);
+                }
                 layout
             })
             .ok();
+    }
+}
+
+/// The layout of this boot's kernel, kept where only root can write, for the next podsig on
+/// the same boot: the kernel's BTF cannot change until a reboot, and reading it is most of
+/// what attaching waits for (~4 ms). The key names the boot, the kernel, the BTF file's size
+/// and this podsig binary (a rebuilt one reads the BTF again); a file that is not root's and
+/// private, or another key, is ignored and replaced. Where /run is not writable (a read-only
+/// root file system) every start reads the BTF, as before.
+mod cache {
+    use std::{
+        fs,
+        io::Write as _,
+        os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _},
+        path::Path,
+    };
+
+    use podsig_common::KernelOffsets;
+
+    use super::{BtfLayout, VMLINUX_BTF};
+
+    pub const DIR: &str = "/run/podsig";
+    const NAME: &str = "btf-layout";
+
+    /// What the cached layout is valid for; None when it cannot be told.
+    pub fn key() -> Option<String> {
+        let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        let btf = fs::metadata(VMLINUX_BTF).ok()?;
+        let exe = fs::metadata(std::env::current_exe().ok()?).ok()?;
+        Some(format!(
+            "podsig-layout-1 boot={} kernel={} btf={} exe={}:{}.{}:{} offsets={}",
+            boot.trim(),
+            release.trim(),
+            btf.len(),
+            exe.len(),
+            exe.mtime(),
+            exe.mtime_nsec(),
+            exe.ino(),
+            size_of::<KernelOffsets>(),
+        ))
+    }
+
+    /// Only root's own, private file in root's own, private directory is trusted.
+    fn private(path: &Path, dir: bool) -> bool {
+        fs::symlink_metadata(path)
+            .is_ok_and(|m| m.uid() == 0 && m.mode() & 0o077 == 0 && if dir { m.is_dir() } else { m.is_file() })
+    }
+
+    pub fn read(dir: &Path, key: &str) -> Option<BtfLayout> {
+        let file = dir.join(NAME);
+        if !private(dir, true) || !private(&file, false) {
+            return None;
+        }
+        let bytes = fs::read(file).ok()?;
+        let nl = bytes.iter().position(|&b| b == b'\n')?;
+        if &bytes[..nl] != key.as_bytes() {
+            return None;
+        }
+        let body = &bytes[nl + 1..];
+        let n = size_of::<KernelOffsets>();
+        if body.len() != n + 6 {
+            return None;
+        }
+        // SAFETY: KernelOffsets is plain u32/i32 fields, valid for any bytes; length checked.
+        let offsets = unsafe { std::ptr::read_unaligned(body.as_ptr() as *const KernelOffsets) };
+        let id = u32::from_le_bytes(body[n + 2..n + 6].try_into().ok()?);
+        Some(BtfLayout { offsets, has_loop: body[n] != 0, signal_generate_btf_id: (body[n + 1] != 0).then_some(id) })
+    }
+
+    /// Best effort: any failure leaves the next start reading the BTF.
+    pub fn write(dir: &Path, key: &str, layout: &BtfLayout) {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let _ = fs::create_dir(dir);
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        if !private(dir, true) {
+            return;
+        }
+        let mut body = key.as_bytes().to_vec();
+        body.push(b'\n');
+        // SAFETY: KernelOffsets is repr(C) plain data without padding.
+        body.extend_from_slice(unsafe {
+            std::slice::from_raw_parts(&layout.offsets as *const KernelOffsets as *const u8, size_of::<KernelOffsets>())
+        });
+        body.push(layout.has_loop as u8);
+        body.push(layout.signal_generate_btf_id.is_some() as u8);
+        body.extend_from_slice(&layout.signal_generate_btf_id.unwrap_or(0).to_le_bytes());
+        let tmp = dir.join(format!("{NAME}.{}", std::process::id()));
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&body))
+            .is_ok();
+        if !(written && fs::rename(&tmp, dir.join(NAME)).is_ok()) {
+            let _ = fs::remove_file(&tmp);
+        }
     }
 }
 
@@ -600,6 +710,33 @@ mod tests {
         assert!(o.regs_arg0 > 0 && o.dentry_name > 0 && o.mount_mnt > 0);
         assert_eq!(o.task_btf, 1, "6.x has bpf_get_current_task_btf");
         eprintln!("{o:?}");
+    }
+
+    /// The cached layout comes back as it went in, for its key only, and only from a
+    /// private file of root's.
+    #[test]
+    fn the_layout_cache_round_trips_and_trusts_only_roots_private_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: the cache is root's");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("podsig-layout-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // SAFETY: all-zero is a valid KernelOffsets.
+        let mut offsets: KernelOffsets = unsafe { std::mem::zeroed() };
+        (offsets.task_tgid, offsets.percpu_preempt_delta, offsets.task_btf) = (2484, -12, 1);
+        let layout = BtfLayout { offsets, has_loop: true, signal_generate_btf_id: Some(77) };
+        cache::write(&dir, "k1", &layout);
+        let back = cache::read(&dir, "k1").expect("read back");
+        assert_eq!((back.offsets.task_tgid, back.offsets.percpu_preempt_delta, back.offsets.task_btf), (2484, -12, 1));
+        assert_eq!((back.has_loop, back.signal_generate_btf_id), (true, Some(77)));
+        assert!(cache::read(&dir, "k2").is_none(), "another boot, kernel or binary");
+        let file = dir.join("btf-layout");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(cache::read(&dir, "k1").is_none(), "readable by others: not trusted");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The fast name scan finds exactly what btf-rs's search finds.
