@@ -106,8 +106,9 @@ pub struct WatchArgs {
     /// the target's labels).
     #[arg(long, conflicts_with_all = ["pids", "containers"])]
     pub all: bool,
-    /// Watch a container, every process in it, across restarts: full ID, unique prefix, or
-    /// as `kubectl describe pod` prints it (containerd://…, docker://…). Repeatable.
+    /// Watch a container, every process in it, across restarts: full ID, Docker name, unique
+    /// ID prefix, or as `kubectl describe pod` prints it (containerd://…, docker://…).
+    /// Repeatable.
     #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
     pub containers: Vec<String>,
     /// Watch a pod's containers, found by their CRI labels in containerd (no API server);
@@ -162,6 +163,7 @@ pub struct StapBuildArgs {
     pub output: Option<PathBuf>,
 }
 
+/// The container managers that name containers: containerd and Docker.
 #[derive(Debug, Args)]
 pub struct ContainerdArgs {
     /// containerd's socket.
@@ -170,6 +172,11 @@ pub struct ContainerdArgs {
     /// containerd namespace to search (repeatable; default: k8s.io, moby, default).
     #[arg(long = "containerd-namespace", value_name = "NS")]
     pub namespaces: Vec<String>,
+    /// Docker Engine's socket, to name Docker's containers (`docker run --name`). Default:
+    /// /run/docker.sock or /var/run/docker.sock, when present; a socket named here must
+    /// answer.
+    #[arg(long = "docker-socket", value_name = "PATH")]
+    pub docker_socket: Option<PathBuf>,
 }
 
 impl ContainerdArgs {

@@ -1,5 +1,5 @@
-//! Containers: naming them (containerd's API, the process's cgroup path), resolving a
-//! container ID or a pod name to processes, and noticing restarts.
+//! Containers: naming them (containerd's API, Docker's API, the process's cgroup path),
+//! resolving a container ID, name or pod to processes, and noticing restarts.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -20,6 +20,8 @@ use containerd_client::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::docker::Docker;
+
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Kubernetes (CRI), Docker, and `ctr`'s default.
 pub const DEFAULT_NAMESPACES: &[&str] = &["k8s.io", "moby", "default"];
@@ -33,7 +35,8 @@ pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ContainerRef {
     pub id: String,
-    /// The Kubernetes container name, when containerd knows it.
+    /// The Kubernetes container name (its CRI label), else the runtime's own name for the
+    /// container (`docker run --name`), when known.
     pub name: Option<String>,
     /// containerd, docker, cri-o or unknown.
     #[serde(deserialize_with = "crate::interned::string")]
@@ -42,18 +45,53 @@ pub struct ContainerRef {
     pub namespace: Option<String>,
 }
 
+/// Who told podsig about a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// containerd, in this namespace (k8s.io, moby, default…).
+    Containerd(String),
+    /// Docker Engine's API.
+    Docker,
+}
+
 #[derive(Clone, Debug)]
 pub struct ContainerInfo {
     pub id: String,
-    /// containerd namespace (k8s.io, moby, default…).
-    pub ns: String,
+    pub source: Source,
     pub labels: HashMap<String, String>,
+    /// The runtime's own name for it (`docker run --name`).
+    pub name: Option<String>,
 }
 
 impl ContainerInfo {
     fn label(&self, k: &str) -> Option<String> {
         self.labels.get(k).cloned()
     }
+
+    /// The name events show: the Kubernetes container name, else the runtime's own.
+    pub fn display_name(&self) -> Option<String> {
+        self.label(LABEL_CONTAINER).or_else(|| self.name.clone())
+    }
+
+    pub fn runtime(&self) -> &'static str {
+        match &self.source {
+            // Docker 20.10+ keeps its containers in containerd's `moby` namespace.
+            Source::Containerd(ns) if ns == "moby" => "docker",
+            Source::Containerd(_) => "containerd",
+            Source::Docker => "docker",
+        }
+    }
+}
+
+/// What a container manager says as it happens, for the namer to take in.
+#[derive(Debug)]
+pub enum Learned {
+    /// A task started: its container and its init's pid namespace.
+    Start(TaskStart),
+    /// One container's names.
+    Info(ContainerInfo),
+    /// Every container a manager knows, in answer to a request.
+    Listed(Vec<ContainerInfo>),
 }
 
 /// `containerd://ID`, `docker://ID` (as `kubectl describe pod` prints them) or a bare ID.
@@ -107,8 +145,9 @@ impl Containerd {
                 .with_context(|| format!("listing containers in containerd namespace {ns}"))?;
             out.extend(resp.into_inner().containers.into_iter().map(|c| ContainerInfo {
                 id: c.id,
-                ns: ns.clone(),
+                source: Source::Containerd(ns.clone()),
                 labels: c.labels,
+                name: None,
             }));
         }
         Ok(out)
@@ -141,11 +180,10 @@ impl Containerd {
     /// Every task started from now on (container, runtime, its pid namespace), as containerd
     /// announces it: a container killed within a second of starting (a crash loop) is
     /// still placed, though polling would never have seen it run.
-    pub fn task_starts(&self) -> tokio::sync::mpsc::UnboundedReceiver<TaskStart> {
+    pub fn task_starts(&self, tx: tokio::sync::mpsc::UnboundedSender<Learned>) {
         use prost::Message as _;
         let mut events = EventsClient::new(self.channel.clone());
         let namespaces = self.namespaces.clone();
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // containerd answers a subscription only with its first event: wait for it aside.
         tokio::spawn(async move {
             let req = SubscribeRequest { filters: vec![r#"topic=="/tasks/start""#.to_string()] };
@@ -172,20 +210,18 @@ impl Containerd {
                 // loop takes this in, and then /proc has nothing to say.
                 let pidns = crate::enrich::pidns_of(&start.pid.to_string());
                 let started = TaskStart { id: start.container_id, runtime, pidns };
-                if tx.send(started).is_err() {
+                if tx.send(Learned::Start(started)).is_err() {
                     break;
                 }
             }
         });
-        rx
     }
 
-    /// The pid of the container's running task, if it has one.
-    pub async fn task_pid(&self, c: &ContainerInfo) -> Option<u32> {
+    /// The pid of the container's running task in namespace `ns`, if it has one.
+    pub async fn task_pid(&self, ns: &str, id: &str) -> Option<u32> {
         let mut t = TasksClient::new(self.channel.clone());
-        let req = GetRequest { container_id: c.id.clone(), exec_id: String::new() };
-        let resp =
-            tokio::time::timeout(CONNECT_TIMEOUT, t.get(with_namespace!(req, c.ns.as_str()))).await.ok()?.ok()?;
+        let req = GetRequest { container_id: id.to_string(), exec_id: String::new() };
+        let resp = tokio::time::timeout(CONNECT_TIMEOUT, t.get(with_namespace!(req, ns))).await.ok()?.ok()?;
         let p = resp.into_inner().process?;
         (p.status == Status::Running as i32 && p.pid > 0).then_some(p.pid)
     }
@@ -200,6 +236,8 @@ pub struct Selector {
     pub container_name: Option<String>,
     pub socket: PathBuf,
     pub namespaces: Vec<String>,
+    /// Docker's socket as --docker-socket names it; None: the default places, if present.
+    pub docker_socket: Option<PathBuf>,
 }
 
 impl Selector {
@@ -217,6 +255,61 @@ impl Selector {
     }
 }
 
+/// The container managers podsig reached: containerd and Docker, on their sockets.
+#[derive(Default)]
+pub struct Managers {
+    pub containerd: Option<Containerd>,
+    pub docker: Option<Docker>,
+}
+
+impl Managers {
+    /// Every container they know, once per ID: a Docker container that containerd also
+    /// lists (namespace `moby`) is one entry, with Docker's name for it.
+    pub async fn list(&self) -> Result<Vec<ContainerInfo>> {
+        let mut out = match &self.containerd {
+            Some(c) => c.list().await?,
+            None => Vec::new(),
+        };
+        if let Some(d) = &self.docker {
+            merge(&mut out, d.list().await?);
+        }
+        Ok(out)
+    }
+
+    /// The pid of the container's running task (its init), from whoever told of it.
+    pub async fn task_pid(&self, info: &ContainerInfo) -> Option<u32> {
+        match &info.source {
+            Source::Containerd(ns) => self.containerd.as_ref()?.task_pid(ns, &info.id).await,
+            Source::Docker => self.docker.as_ref()?.inspect(&info.id).await?.1,
+        }
+    }
+}
+
+/// Adds `more` to `list`, one entry per ID: names and labels join the entry already there.
+pub fn merge(list: &mut Vec<ContainerInfo>, more: Vec<ContainerInfo>) {
+    for info in more {
+        match list.iter_mut().find(|c| c.id == info.id) {
+            Some(have) => *have = joined(have, info),
+            None => list.push(info),
+        }
+    }
+}
+
+/// `new` with what `old` knew that it does not: containerd lists a Docker container
+/// without the name Docker gave it.
+fn joined(old: &ContainerInfo, mut new: ContainerInfo) -> ContainerInfo {
+    if new.name.is_none() {
+        new.name.clone_from(&old.name);
+    }
+    for (k, v) in &old.labels {
+        new.labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if old.source == Source::Docker {
+        new.source = Source::Docker;
+    }
+    new
+}
+
 /// A container being watched: its identity and the task pid currently known.
 #[derive(Clone, Debug)]
 pub struct Watched {
@@ -225,48 +318,62 @@ pub struct Watched {
     pub pid: Option<u32>,
 }
 
-/// Resolves the selector to containers and their running tasks. With no containerd, a
-/// container ID is looked for in every process's cgroup path instead.
-pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>)> {
-    let client = Containerd::connect(&sel.socket, &sel.namespaces).await;
-    let listed = match &client {
-        Ok(c) => Some(c.list().await?),
+/// Resolves the selector to containers and their running tasks: by containerd's and
+/// Docker's lists, or, for an ID neither knows, in every process's cgroup path.
+pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
+    let docker = Docker::connect(sel.docker_socket.as_deref()).await?;
+    let (containerd, unreachable) = match Containerd::connect(&sel.socket, &sel.namespaces).await {
+        Ok(c) => (Some(c), None),
         Err(e) => {
             if sel.pod.is_some() {
                 return Err(anyhow!("{e:#}; pods are found through containerd's labels"));
             }
-            tracing::info!("{e:#}; looking for containers in process cgroups instead");
-            None
+            tracing::info!("{e:#}; looking for containers elsewhere (Docker, process cgroups)");
+            (None, Some(e))
         }
     };
-    let where_ = || format!("containerd namespaces {}", sel.namespaces.join(", "));
+    let managers = Managers { containerd, docker };
+    let listed = managers.list().await?;
+    let where_ = || {
+        let mut w = format!("containerd namespaces {}", sel.namespaces.join(", "));
+        if unreachable.is_some() {
+            w += " (containerd unreachable)";
+        }
+        if let Some(d) = &managers.docker {
+            w += &format!(", Docker at {}", d.socket.display());
+        }
+        w
+    };
     let mut found: Vec<Watched> = Vec::new();
     for id in &sel.ids {
-        let hits: Vec<&ContainerInfo> = listed.iter().flatten().filter(|c| c.id.starts_with(id.as_str())).collect();
-        let exact: Vec<&ContainerInfo> = hits.iter().copied().filter(|c| c.id == *id).collect();
-        let pick = if exact.len() == 1 { exact } else { hits };
+        let exact: Vec<&ContainerInfo> = listed.iter().filter(|c| c.id == *id).collect();
+        let named: Vec<&ContainerInfo> = listed.iter().filter(|c| c.name.as_deref() == Some(id.as_str())).collect();
+        let prefixed: Vec<&ContainerInfo> = listed.iter().filter(|c| c.id.starts_with(id.as_str())).collect();
+        // As docker resolves one: a full ID, then a name, then an ID prefix.
+        let (pick, what) = if exact.len() == 1 {
+            (exact, "ID")
+        } else if !named.is_empty() {
+            (named, "name")
+        } else {
+            (prefixed, "ID prefix")
+        };
         match pick.as_slice() {
             [one] => found.push(Watched { id: one.id.clone(), info: Some((*one).clone()), pid: None }),
             [] => {
                 let pids = pids_in_cgroups_of(id);
                 if pids.is_empty() {
-                    bail!(
-                        "container {} not found in {}{}, nor in any process cgroup",
-                        short(id),
-                        where_(),
-                        if client.is_err() { " (containerd unreachable)" } else { "" }
-                    );
+                    bail!("container {} not found in {}, nor in any process cgroup", short(id), where_());
                 }
                 found.push(Watched { id: id.clone(), info: None, pid: pids.first().copied() });
             }
             many => bail!(
-                "container ID prefix {id} is ambiguous: {}; give more of it",
-                many.iter().map(|c| short(&c.id)).collect::<Vec<_>>().join(", ")
+                "container {what} {id} is ambiguous: {}; give more of the ID",
+                many.iter().map(|c| format!("{} ({})", short(&c.id), c.runtime())).collect::<Vec<_>>().join(", ")
             ),
         }
     }
     if let Some(pod) = &sel.pod {
-        let hits: Vec<&ContainerInfo> = listed.iter().flatten().filter(|c| sel.matches_pod(c)).collect();
+        let hits: Vec<&ContainerInfo> = listed.iter().filter(|c| sel.matches_pod(c)).collect();
         if hits.is_empty() {
             bail!(
                 "no container of pod {}{}{} in {}",
@@ -278,12 +385,9 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>
         }
         found.extend(hits.into_iter().map(|c| Watched { id: c.id.clone(), info: Some(c.clone()), pid: None }));
     }
-    let client = client.ok();
-    if let Some(cl) = &client {
-        for w in &mut found {
-            if let Some(info) = &w.info {
-                w.pid = cl.task_pid(info).await;
-            }
+    for w in &mut found {
+        if let Some(info) = &w.info {
+            w.pid = managers.task_pid(info).await;
         }
     }
     if found.iter().all(|w| w.pid.is_none()) {
@@ -297,7 +401,7 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>
             if found.len() == 1 { "it is" } else { "they are" }
         );
     }
-    Ok((found, client))
+    Ok((found, managers))
 }
 
 pub fn short(id: &str) -> String {
@@ -401,24 +505,31 @@ pub fn cgroup_mount(controllers: &str) -> Option<String> {
     })
 }
 
-/// containerd labels by container ID, for naming where processes live.
+/// Names and labels by container ID (containerd's, Docker's), for naming where processes
+/// live.
 #[derive(Default)]
 pub struct Names {
     pub by_id: HashMap<String, ContainerInfo>,
 }
 
 impl Names {
+    /// Takes in what a manager says of a container, keeping what another said before (a
+    /// Docker container's name survives containerd's nameless view of it).
+    pub fn learn(&mut self, info: ContainerInfo) {
+        let info = match self.by_id.get(&info.id) {
+            Some(old) => joined(old, info),
+            None => info,
+        };
+        self.by_id.insert(info.id.clone(), info);
+    }
+
     pub fn reference(&self, id: &str, runtime: &'static str) -> ContainerRef {
         let info = self.by_id.get(id);
         ContainerRef {
             id: id.to_string(),
-            name: info.and_then(|i| i.label(LABEL_CONTAINER)),
-            // containerd knowing the ID settles the runtime a cgroupfs path leaves open.
-            runtime: match info {
-                Some(i) if i.ns == "moby" => "docker",
-                Some(_) => "containerd",
-                None => runtime,
-            },
+            name: info.and_then(ContainerInfo::display_name),
+            // A manager knowing the ID settles the runtime a cgroupfs path leaves open.
+            runtime: info.map_or(runtime, ContainerInfo::runtime),
             pod: info.and_then(|i| i.label(LABEL_POD)),
             namespace: info.and_then(|i| i.label(LABEL_POD_NAMESPACE)),
         }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod container;
 pub mod correlate;
 pub mod demo;
+pub mod docker;
 pub mod doctor;
 pub mod enrich;
 pub mod event;
@@ -94,6 +95,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 container_name,
                 socket: args.containerd.socket.clone(),
                 namespaces: args.containerd.namespaces(),
+                docker_socket: args.containerd.docker_socket.clone(),
             };
             let follower = if selector.is_empty() {
                 None
@@ -122,6 +124,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     history: None,
                     metrics,
                     containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+                    docker_socket: args.containerd.docker_socket.clone(),
                 },
                 count: args.count,
                 duration: args.duration,
@@ -170,6 +173,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     history: Some(writer),
                     metrics,
                     containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+                    docker_socket: args.containerd.docker_socket.clone(),
                 },
                 count: None,
                 duration: None,

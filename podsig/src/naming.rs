@@ -1,11 +1,15 @@
 //! Names containers for watches that do not follow particular containers (`--pid`,
-//! `--all`, `record`): containerd's labels by container ID, and which pid namespace
-//! belongs to which container.
+//! `--all`, `record`): containerd's labels and Docker's names by container ID, and which
+//! pid namespace belongs to which container.
 //!
 //! The second matters in node mode: a killed container's init is often gone from /proc
 //! (its cgroup reads as the root) before its event is read, and then only the pid namespace
 //! the kernel captured says where it lived. So the node's running tasks are learned every
-//! tick, before they die.
+//! tick, or as their managers announce them, before they die.
+//!
+//! Naming never holds events up for long: containerd is asked with timeouts; Docker is
+//! asked by a task of its own, whose answers are taken in as they arrive (an event waits
+//! for them a moment at most).
 
 use std::{
     collections::BTreeSet,
@@ -13,31 +17,32 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Result;
+use tokio::sync::mpsc::{self, error::TrySendError};
+
 use crate::{
-    container::{Containerd, TaskStart},
+    container::{Containerd, Learned},
+    docker::Docker,
     enrich::{Enricher, pidns_of},
     event::Record,
 };
 
-/// IDs and namespaces containerd did not know are not asked about again before this.
+/// IDs and namespaces no manager knew are not asked about again before this.
 const FORGET_UNKNOWN: Duration = Duration::from_secs(10);
-/// Lazy naming (a `--pid` watch printing text) asks containerd at most this often.
+/// Lazy naming (a `--pid` watch printing text) asks the managers at most this often.
 const LAZY_INTERVAL: Duration = Duration::from_secs(2);
-/// How long an event in an unknown pid namespace waits for containerd's announcement of
-/// the task that made it.
+/// How long an event waits for a manager's answer: the announcement of the task that made
+/// an unknown pid namespace, or Docker's list for an unknown container.
 const START_GRACE: Duration = Duration::from_millis(250);
 
-fn learn_start(enricher: &mut Enricher, start: TaskStart) {
-    if let Some(ns) = start.pidns {
-        enricher.learn_pidns(ns, start.id, start.runtime);
-    }
-}
-
 pub struct Namer {
-    client: Containerd,
-    /// Tasks containerd started since (node mode): their pid namespaces are learned while
-    /// the processes live.
-    starts: Option<tokio::sync::mpsc::UnboundedReceiver<TaskStart>>,
+    containerd: Option<Containerd>,
+    /// Asks Docker's task for Docker's list (None without Docker).
+    docker: Option<mpsc::Sender<()>>,
+    /// A Docker list was asked for and has not come in yet.
+    docker_asked: bool,
+    /// What the managers announce (node mode: task starts) or answer (Docker's lists).
+    learned: mpsc::UnboundedReceiver<Learned>,
     /// Name every event before it goes out (label filters, the history, metrics need it),
     /// rather than from the next event on.
     eager: bool,
@@ -48,16 +53,44 @@ pub struct Namer {
 }
 
 impl Namer {
-    /// None when containerd is not there (quietly: plenty of hosts run none).
-    pub async fn connect(socket: &Path, namespaces: &[String], eager: bool) -> Option<Self> {
-        let client = Containerd::connect(socket, namespaces)
+    /// containerd (quietly absent: plenty of hosts run none), and Docker on the socket
+    /// `--docker-socket` names (an error if it does not answer) or the default one (quietly
+    /// absent too).
+    pub async fn connect(
+        socket: &Path,
+        namespaces: &[String],
+        docker_socket: Option<&Path>,
+        eager: bool,
+    ) -> Result<Self> {
+        let docker = Docker::connect(docker_socket).await?;
+        let containerd = Containerd::connect(socket, namespaces)
             .await
-            .map_err(|e| tracing::debug!("no container names: {e:#}"))
-            .ok()?;
-        let starts = eager.then(|| client.task_starts());
-        Some(Self {
-            client,
-            starts,
+            .map_err(|e| tracing::debug!("no containerd names: {e:#}"))
+            .ok();
+        let (tx, learned) = mpsc::unbounded_channel();
+        if eager && let Some(c) = &containerd {
+            c.task_starts(tx.clone());
+        }
+        let docker = match docker {
+            Some(d) => {
+                // Docker replays its events since then: none is missed while it lists.
+                let since = std::time::SystemTime::now();
+                if eager {
+                    // Before attaching: a container killed the moment `attached` is printed
+                    // must already be known.
+                    d.send_running(&tx).await;
+                }
+                let (ask, asked) = mpsc::channel(1);
+                d.serve(tx, asked, eager.then_some(since));
+                Some(ask)
+            }
+            None => None,
+        };
+        Ok(Self {
+            containerd,
+            docker,
+            docker_asked: false,
+            learned,
             eager,
             refreshed: None,
             unknown_ids: BTreeSet::new(),
@@ -66,12 +99,26 @@ impl Namer {
         })
     }
 
-    /// Takes in the tasks containerd announced; true when there were any.
-    fn take_starts(&mut self, enricher: &mut Enricher) -> bool {
-        let Some(rx) = self.starts.as_mut() else { return false };
+    fn apply(&mut self, enricher: &mut Enricher, learned: Learned) {
+        match learned {
+            Learned::Start(start) => {
+                if let Some(ns) = start.pidns {
+                    enricher.learn_pidns(ns, start.id, start.runtime);
+                }
+            }
+            Learned::Info(info) => enricher.names.learn(info),
+            Learned::Listed(list) => {
+                self.docker_asked = false;
+                list.into_iter().for_each(|info| enricher.names.learn(info));
+            }
+        }
+    }
+
+    /// Takes in what the managers sent; true when there was anything.
+    fn take_learned(&mut self, enricher: &mut Enricher) -> bool {
         let mut any = false;
-        while let Ok(start) = rx.try_recv() {
-            learn_start(enricher, start);
+        while let Ok(learned) = self.learned.try_recv() {
+            self.apply(enricher, learned);
             any = true;
         }
         any
@@ -79,14 +126,16 @@ impl Namer {
 
     /// On the watch's periodic tick.
     pub async fn tick(&mut self, enricher: &mut Enricher) {
-        self.take_starts(enricher);
+        self.take_learned(enricher);
         let stale = self.refreshed.is_none_or(|t| t.elapsed() > LAZY_INTERVAL);
-        if self.eager || (!enricher.unnamed.is_empty() && stale) {
-            self.learn(enricher).await;
+        let demand = stale && enricher.unnamed.iter().any(|id| !self.unknown_ids.contains(id));
+        if self.eager || demand {
+            self.learn(enricher, demand).await;
+            enricher.unnamed.clear();
         }
     }
 
-    /// Before enriched records go out: when one names a container containerd has not been
+    /// Before enriched records go out: when one names a container no manager has been
     /// asked about, or lies in a pid namespace no known container has, ask now and place
     /// the records again.
     pub async fn name(&mut self, enricher: &mut Enricher, ready: &mut [Record]) {
@@ -98,59 +147,78 @@ impl Namer {
             self.unknown_pidns.clear();
             self.unknown_since = Instant::now();
         }
+        let place = |enricher: &mut Enricher, ready: &mut [Record]| ready.iter_mut().for_each(|r| enricher.place(r));
+        // Whatever the managers announced first, even when every record looks placed: the
+        // kernel reuses a gone pid namespace's number, and a container started since may
+        // have the number a stopped one had.
+        if self.take_learned(enricher) {
+            place(enricher, ready);
+        }
         if !self.news(enricher, ready) {
             return;
         }
-        // A container killed right after it started can be reported before containerd's
-        // announcement of its start arrives: wait for that a moment (once per unknown pid
-        // namespace, which is then remembered as unknown for a while).
-        if self.take_starts(enricher) {
-            ready.iter_mut().for_each(|r| enricher.place(r));
+        if self.unnamed_news(enricher) {
+            self.ask_docker();
         }
+        // A container killed right after it started can be reported before its manager's
+        // announcement of the start arrives, and Docker answers from its own task: wait for
+        // those a moment (once per unknown container or pid namespace, which is then
+        // remembered as unknown for a while).
         let deadline = tokio::time::Instant::now() + START_GRACE;
-        while self.unplaced_news(enricher, ready)
-            && let Some(rx) = self.starts.as_mut()
-            && let Ok(Some(start)) = tokio::time::timeout_at(deadline, rx.recv()).await
+        while (self.unplaced_news(enricher, ready) || (self.docker_asked && self.unnamed_news(enricher)))
+            && let Ok(Some(learned)) = tokio::time::timeout_at(deadline, self.learned.recv()).await
         {
-            learn_start(enricher, start);
-            ready.iter_mut().for_each(|r| enricher.place(r));
+            self.apply(enricher, learned);
+            place(enricher, ready);
         }
         if !self.news(enricher, ready) {
             return;
         }
         tracing::debug!("asking containerd about containers {:?} it was not asked about lately", enricher.unnamed);
-        self.learn(enricher).await;
+        self.learn(enricher, false).await;
+        place(enricher, ready);
+        // What is still unknown now is not asked about again for a while.
         self.unknown_ids.extend(std::mem::take(&mut enricher.unnamed));
-        for r in ready.iter_mut() {
-            enricher.place(r);
-        }
         self.unknown_pidns.extend(ready.iter().filter_map(|r| enricher.unplaced_pidns(r)));
-        enricher.unnamed.clear();
     }
 
-    /// Whether `ready` names a container or pid namespace containerd has not been asked
+    /// Whether `ready` names a container or pid namespace the managers have not been asked
     /// about lately.
     fn news(&self, enricher: &Enricher, ready: &[Record]) -> bool {
-        enricher.unnamed.iter().any(|id| !self.unknown_ids.contains(id)) || self.unplaced_news(enricher, ready)
+        self.unnamed_news(enricher) || self.unplaced_news(enricher, ready)
+    }
+
+    fn unnamed_news(&self, enricher: &Enricher) -> bool {
+        enricher.unnamed.iter().any(|id| !self.unknown_ids.contains(id))
     }
 
     fn unplaced_news(&self, enricher: &Enricher, ready: &[Record]) -> bool {
         ready.iter().filter_map(|r| enricher.unplaced_pidns(r)).any(|ns| !self.unknown_pidns.contains(&ns))
     }
 
-    async fn learn(&mut self, enricher: &mut Enricher) {
-        if let Ok(list) = self.client.list().await {
-            for info in list {
-                enricher.names.by_id.insert(info.id.clone(), info);
+    /// Asks Docker's task for Docker's list, unless a request is pending already.
+    fn ask_docker(&mut self) {
+        self.docker_asked =
+            matches!(self.docker.as_ref().map(|ask| ask.try_send(())), Some(Ok(()) | Err(TrySendError::Full(()))));
+    }
+
+    /// Asks containerd now (with timeouts); with `demand` (a container needs a name) also
+    /// Docker, whose answer comes in later.
+    async fn learn(&mut self, enricher: &mut Enricher, demand: bool) {
+        if let Some(client) = &self.containerd {
+            if let Ok(list) = client.list().await {
+                list.into_iter().for_each(|info| enricher.names.learn(info));
+            }
+            for (id, runtime, pid) in client.task_pids().await {
+                if let Some(ns) = pidns_of(&pid.to_string()) {
+                    enricher.learn_pidns(ns, id, runtime);
+                }
             }
         }
-        for (id, runtime, pid) in self.client.task_pids().await {
-            if let Some(ns) = pidns_of(&pid.to_string()) {
-                enricher.learn_pidns(ns, id, runtime);
-            }
+        if demand {
+            self.ask_docker();
         }
-        enricher.unnamed.clear();
         self.refreshed = Some(Instant::now());
-        tracing::trace!("containerd: {} names, {} pid namespaces", enricher.names.by_id.len(), enricher.pidns.len());
+        tracing::trace!("{} names, {} pid namespaces", enricher.names.by_id.len(), enricher.pidns.len());
     }
 }

@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     backend::{self, Backend, BackendKind, WatchSpec},
     cause,
-    container::{self, Containerd, Selector, Watched},
+    container::{self, Managers, Selector, Watched},
     correlate::Correlator,
     enrich::{Enricher, proc_state},
     event::Record,
@@ -49,6 +49,8 @@ pub struct NodeOptions {
     /// containerd to name containers from, when not following containers (socket,
     /// namespaces); the default socket when None.
     pub containerd: Option<(PathBuf, Vec<String>)>,
+    /// Docker's socket (`--docker-socket`); None: the default one, if present.
+    pub docker_socket: Option<PathBuf>,
 }
 
 /// Keeps a container watch in step with the containers: processes started in them by
@@ -57,15 +59,15 @@ pub struct NodeOptions {
 pub struct Follower {
     selector: Selector,
     containers: Vec<Watched>,
-    client: Option<Containerd>,
+    managers: Managers,
     /// Pids handed to the backend, so each is added once.
     known: BTreeSet<u32>,
 }
 
 impl Follower {
     pub async fn new(selector: Selector) -> Result<Self> {
-        let (containers, client) = container::resolve(&selector).await?;
-        let mut f = Self { selector, containers, client, known: BTreeSet::new() };
+        let (containers, managers) = container::resolve(&selector).await?;
+        let mut f = Self { selector, containers, managers, known: BTreeSet::new() };
         let pids: Vec<u32> = f.current_pids().into_iter().map(|(p, _)| p).collect();
         f.known.extend(pids);
         Ok(f)
@@ -89,7 +91,7 @@ impl Follower {
         self.current_pids()
             .into_iter()
             .map(|(p, w)| {
-                let runtime = if w.info.as_ref().is_some_and(|i| i.ns == "moby") { "docker" } else { "containerd" };
+                let runtime = w.info.as_ref().map_or("containerd", container::ContainerInfo::runtime);
                 (p, w.id.clone(), runtime)
             })
             .collect()
@@ -104,7 +106,7 @@ impl Follower {
         enricher.members.extend(self.members().into_iter().map(|(p, id, rt)| (p, (id, rt))));
         enricher.pidns.extend(self.pid_namespaces());
         for info in self.containers.iter().filter_map(|w| w.info.clone()) {
-            enricher.names.by_id.insert(info.id.clone(), info);
+            enricher.names.learn(info);
         }
     }
 
@@ -133,21 +135,21 @@ impl Follower {
         self.containers.iter().map(|w| container::short(&w.id)).collect()
     }
 
-    /// Names for the enricher, from containerd when it is there.
+    /// Names for the enricher, from the container managers there are.
     async fn names(&self) -> Option<Vec<container::ContainerInfo>> {
-        self.client.as_ref()?.list().await.ok()
+        self.managers.list().await.ok()
     }
 
     /// New pids to watch since the last call; says so on stderr when a container restarted.
     async fn resync(&mut self) -> Vec<u32> {
         // A pod's restarted container is a new container with the same labels.
-        if let Some(cl) = &self.client
+        if self.managers.containerd.is_some()
             && (self.selector.pod.is_some()
                 || self
                     .containers
                     .iter()
                     .any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(container::LABEL_POD))))
-            && let Ok(all) = cl.list().await
+            && let Ok(all) = self.managers.list().await
         {
             for c in all {
                 if self.containers.iter().any(|w| w.id == c.id) {
@@ -179,9 +181,9 @@ impl Follower {
             }
         }
         for w in &mut self.containers {
-            let now = match (&self.client, &w.info) {
-                (Some(cl), Some(info)) => cl.task_pid(info).await,
-                _ => container::pids_in_cgroups_of(&w.id).first().copied(),
+            let now = match &w.info {
+                Some(info) => self.managers.task_pid(info).await,
+                None => container::pids_in_cgroups_of(&w.id).first().copied(),
             };
             if let Some(pid) = now
                 && w.pid != Some(pid)
@@ -230,8 +232,9 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     let started = Instant::now();
     let mut enricher = Enricher::new();
     enricher.node = opts.node.name.clone();
-    // containerd names the containers events mention; for a container watch the follower's
-    // client does it, else containerd's socket is tried once (quietly: hosts without one).
+    // containerd and Docker name the containers events mention; for a container watch the
+    // follower's managers do it, else the namer tries their sockets once (quietly: hosts
+    // without them).
     // Node mode, filters on pod labels, the history and metrics need a container's names
     // on its first event (often its init's death): those name eagerly.
     let mut namer = if opts.follower.is_none() {
@@ -242,7 +245,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             || opts.node.filter.needs_labels()
             || opts.node.history.is_some()
             || opts.node.metrics.is_some();
-        Namer::connect(&socket, &namespaces, eager).await
+        Some(Namer::connect(&socket, &namespaces, opts.node.docker_socket.as_deref(), eager).await?)
     } else {
         None
     };
@@ -331,7 +334,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 let stale = names_refreshed.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
                 if let Some(f) = opts.follower.as_ref().filter(|_| !enricher.unnamed.is_empty() && stale) {
                     for info in f.names().await.into_iter().flatten() {
-                        enricher.names.by_id.insert(info.id.clone(), info);
+                        enricher.names.learn(info);
                     }
                     enricher.unnamed.clear();
                     names_refreshed = Some(Instant::now());

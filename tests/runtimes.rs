@@ -1,0 +1,270 @@
+//! Container runtimes for real, each on storage of the test's own, with a busybox image
+//! imported from a rootfs tarball (no registry is reachable):
+//!
+//! - Debian's docker.io: a dockerd started here on a private socket, data root and exec root
+//!   (with a containerd of its own), stopped after. Docker 20.10+ puts no container name in
+//!   containerd's labels: podsig must name the container through Docker's API.
+//!
+//! `docker stop -t 2`: the runtime sends SIGTERM, which a shell as pid 1 ignores, then
+//! SIGKILL two seconds later.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use podsig_e2e::*;
+
+const DOCKER: &str = "/usr/bin/docker";
+const DOCKERD: &str = "/usr/sbin/dockerd";
+const FOREVER: &str = "while :; do sleep 1; done";
+
+/// Root, and the runtime installed. Without root the test skips with a reason (a failure
+/// under CI); a missing runtime is a failure: `cargo xtask test` installs it.
+fn ready(binary: &str, package: &str) -> bool {
+    if !privileged() {
+        return false;
+    }
+    assert!(Path::new(binary).exists(), "no {binary}: install Debian's {package} (cargo xtask test does)");
+    true
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    let o = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    assert!(o.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The busybox rootfs as a tarball, for `docker import` and `podman import`.
+fn rootfs_tar(dir: &Path) -> String {
+    let tar = dir.join("rootfs.tar");
+    run("tar", &["-C", busybox_rootfs().to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."]);
+    tar.to_str().unwrap().to_string()
+}
+
+/// A dockerd of this test process's own: private socket, data root and exec root, no
+/// iptables, NAT or bridge (the containers run with `--network none`). On drop its
+/// containers are removed, it is stopped and its directories are deleted.
+struct Dockerd {
+    child: Child,
+    run: PathBuf,
+    data: PathBuf,
+    /// The socket's path, as `--docker-socket` takes it.
+    socket: String,
+}
+
+const DOCKERD_PREFIX: &str = "podsig-test-docker-";
+
+impl Dockerd {
+    fn start() -> Self {
+        remove_stale_dockerds();
+        let tag = format!("{DOCKERD_PREFIX}{}", std::process::id());
+        let (run, data) = (Path::new("/run").join(&tag), Path::new("/var/lib").join(&tag));
+        fs::create_dir_all(&run).unwrap();
+        let socket = run.join("docker.sock").to_str().unwrap().to_string();
+        let log_path = run.join("dockerd.log");
+        let log = fs::File::create(&log_path).unwrap();
+        let child = Command::new(DOCKERD)
+            .arg(format!("--host=unix://{socket}"))
+            .arg(format!("--data-root={}", data.display()))
+            .arg(format!("--exec-root={}", run.join("exec").display()))
+            .arg(format!("--pidfile={}", run.join("dockerd.pid").display()))
+            .args(["--iptables=false", "--ip-masq=false", "--bridge=none"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting dockerd");
+        let mut d = Self { child, run, data, socket };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !Command::new(DOCKER).args(["-H", &d.host(), "version"]).output().is_ok_and(|o| o.status.success()) {
+            let log = || fs::read_to_string(&log_path).unwrap_or_default();
+            if let Ok(Some(st)) = d.child.try_wait() {
+                panic!("dockerd exited ({st}):\n{}", log());
+            }
+            assert!(Instant::now() < deadline, "dockerd did not answer on {} in 60 s:\n{}", d.socket, log());
+            thread::sleep(Duration::from_millis(200));
+        }
+        d
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket)
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        let host = self.host();
+        run(DOCKER, &[&["-H", host.as_str()], args].concat())
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // A running container would hold dockerd's shutdown for its stop timeout.
+        let host = self.host();
+        if let Ok(o) = Command::new(DOCKER).args(["-H", &host, "ps", "-aq"]).output() {
+            for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new(DOCKER).args(["-H", &host, "rm", "-f", id]).output();
+            }
+        }
+        stop(self.child.id());
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.data);
+        let _ = fs::remove_dir_all(&self.run);
+    }
+}
+
+/// SIGTERM, then SIGKILL if it is still there after 30 s.
+fn stop(pid: u32) {
+    // SAFETY: signalling a dockerd this test harness started.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    {
+        if Instant::now() > deadline {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What a test process killed before its drops ran left behind: its dockerd (by its pid
+/// file) and its directories.
+fn remove_stale_dockerds() {
+    let Ok(entries) = fs::read_dir("/run") else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name.strip_prefix(DOCKERD_PREFIX).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue; // another test process's, still running
+        }
+        let pid = fs::read_to_string(e.path().join("dockerd.pid")).ok().and_then(|p| p.trim().parse::<u32>().ok());
+        if let Some(pid) = pid.filter(|p| fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "dockerd\n"))
+        {
+            eprintln!("stopping dockerd {pid}, left by test process {owner}");
+            stop(pid);
+        }
+        let _ = fs::remove_dir_all(Path::new("/var/lib").join(&name));
+        let _ = fs::remove_dir_all(e.path());
+    }
+}
+
+fn assert_named(ev: &Value, id: &str, name: &str, runtime: &str) {
+    let c = &ev["target"]["container"];
+    assert_eq!(c["id"], id, "{ev}");
+    assert_eq!(c["name"], name, "{ev}");
+    assert_eq!(c["runtime"], runtime, "{ev}");
+}
+
+#[test]
+fn docker_stop_names_the_container_through_dockers_api() {
+    if !ready(DOCKERD, "docker.io") {
+        return;
+    }
+    let dir = scratch("docker");
+    let dockerd = Dockerd::start();
+    let image = "podsig-e2e-busybox:latest";
+    dockerd.docker(&["import", &rootfs_tar(&dir), image]);
+    let name = format!("podsig-e2e-{}-web", std::process::id());
+    let run = ["run", "-d", "--network", "none", "--name", &name, image, "/bin/sh", "-c", FOREVER];
+    let id = stdout(&dockerd.docker(&run));
+    let pid: u32 = stdout(&dockerd.docker(&["inspect", "-f", "{{.State.Pid}}", &id])).parse().unwrap();
+    assert!(pid > 0);
+
+    let sock = dockerd.socket.as_str();
+    let db = dir.join("history.db");
+    let rec = Podsig::start(&["record", "--history", db.to_str().unwrap(), "--docker-socket", sock]);
+    // By Docker's name, by `docker://` and an ID prefix, and in node mode by name.
+    let mut by_name = Podsig::start(&["watch", "--docker-socket", sock, "--container", &name, "-o", "json"]);
+    assert!(
+        by_name.stderr_lines.last().unwrap().contains(&format!("watching container {}…", &id[..12])),
+        "{:?}",
+        by_name.stderr_lines
+    );
+    let by_id = format!("docker://{}", &id[..16]);
+    let mut by_id = Podsig::start(&["watch", "--docker-socket", sock, "--container", &by_id, "-o", "json"]);
+    let mut node = Podsig::start(&["watch", "--all", "--container-name", &name, "--docker-socket", sock, "-o", "json"]);
+
+    let t0 = Instant::now();
+    dockerd.docker(&["stop", "-t", "2", &name]);
+    assert!(t0.elapsed() >= Duration::from_secs(2), "sh as pid 1 ignores SIGTERM: docker stop waited for it");
+    for w in [&mut by_name, &mut by_id, &mut node] {
+        let term = w.next_signal("SIGTERM");
+        assert_eq!(term["target"]["pid"], pid, "{term}");
+        assert_eq!(term["sender"]["comm"], "runc");
+        assert_eq!(term["cause"], "runtime_stop", "{term}");
+        assert_eq!(term["runtime"]["runtime"], "runc");
+        assert!(term["runtime"]["manager"].as_str().unwrap().starts_with("containerd"), "{term}");
+        assert_named(&term, &id, &name, "docker");
+        let kill = w.next_signal("SIGKILL");
+        assert_eq!(kill["target"]["pid"], pid, "{kill}");
+        assert_eq!(kill["sender"]["comm"], "runc");
+        assert_eq!(kill["cause"], "runtime_stop");
+        assert_named(&kill, &id, &name, "docker");
+    }
+    assert_eq!(by_name.next_kind("exit")["pid"], pid);
+
+    // The recorder kept both, named.
+    let ev = history_until(&db, &["--container-name", &name], |v| {
+        v["signal"]["name"] == "SIGKILL" && v["target"]["pid"] == pid
+    });
+    assert_named(&ev, &id, &name, "docker");
+    assert_eq!(ev["cause"], "runtime_stop");
+
+    // Containers killed right after they started, each just after another one stopped:
+    // named from Docker's start event, though their inits may be gone from /proc when
+    // their events are read, and the kernel gives a new pid namespace the number of one
+    // just gone (which must not name the container that had it).
+    for i in 0..3 {
+        let (before, quick) = (format!("{name}-before{i}"), format!("{name}-quick{i}"));
+        dockerd.docker(&["run", "-d", "--network", "none", "--name", &before, image, "/bin/sh", "-c", FOREVER]);
+        dockerd.docker(&["stop", "-t", "0", &before]);
+        let run = ["run", "-d", "--network", "none", "--name", &quick, image, "/bin/sh", "-c", FOREVER];
+        let quick_id = stdout(&dockerd.docker(&run));
+        let quick_pid = stdout(&dockerd.docker(&["inspect", "-f", "{{.State.Pid}}", &quick_id]));
+        dockerd.docker(&["kill", &quick]);
+        let ev = history_until(&db, &["--pid", &quick_pid], |v| v["signal"]["name"] == "SIGKILL");
+        assert_named(&ev, &quick_id, &quick, "docker");
+        assert_eq!(ev["sender"]["comm"], "runc");
+    }
+
+    for w in [by_name, by_id, node, rec] {
+        w.signal(libc::SIGINT);
+        let (st, _, err) = w.wait();
+        assert!(st.success(), "{err:?}");
+    }
+    drop(dockerd);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_docker_socket_given_is_one_clear_error() {
+    if !privileged() {
+        return;
+    }
+    let t = Target::sleep();
+    let pid = t.pid().to_string();
+    for what in [vec!["--all"], vec!["--pid", &pid], vec!["--container", "web"]] {
+        let mut args = vec!["watch", "--docker-socket", "/nonexistent/docker.sock", "--duration", "5s"];
+        args.extend(what);
+        let (st, out, err) = podsig_output(&args);
+        assert!(!st.success(), "{args:?}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("podsig: no Docker socket at /nonexistent/docker.sock"), "{err}");
+    }
+}
