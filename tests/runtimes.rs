@@ -1,12 +1,14 @@
-//! Container runtimes for real, each on storage of the test's own, with a busybox image
+//! Docker and podman for real, each on storage of the test's own, with a busybox image
 //! imported from a rootfs tarball (no registry is reachable):
 //!
 //! - Debian's docker.io: a dockerd started here on a private socket, data root and exec root
 //!   (with a containerd of its own), stopped after. Docker 20.10+ puts no container name in
 //!   containerd's labels: podsig must name the container through Docker's API.
+//! - Debian's podman, rootful, with crun and conmon: no daemon and no API socket; podsig names
+//!   the container from its conmon.
 //!
-//! `docker stop -t 2`: the runtime sends SIGTERM, which a shell as pid 1 ignores, then
-//! SIGKILL two seconds later.
+//! `docker stop -t 2` / `podman stop -t 2`: the runtime sends SIGTERM, which a shell as pid 1
+//! ignores, then SIGKILL two seconds later.
 
 use std::{
     fs,
@@ -20,6 +22,7 @@ use podsig_e2e::*;
 
 const DOCKER: &str = "/usr/bin/docker";
 const DOCKERD: &str = "/usr/sbin/dockerd";
+const PODMAN: &str = "/usr/bin/podman";
 const FOREVER: &str = "while :; do sleep 1; done";
 
 /// Root, and the runtime installed. Without root the test skips with a reason (a failure
@@ -51,6 +54,13 @@ fn rootfs_tar(dir: &Path) -> String {
     let tar = dir.join("rootfs.tar");
     run("tar", &["-C", busybox_rootfs().to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."]);
     tar.to_str().unwrap().to_string()
+}
+
+/// comm of a process's parent.
+fn parent_comm(pid: u32) -> String {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid = stat.rsplit(") ").next().unwrap().split_whitespace().nth(1).unwrap();
+    fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap().trim().to_string()
 }
 
 /// A dockerd of this test process's own: private socket, data root and exec root, no
@@ -267,4 +277,107 @@ fn a_missing_docker_socket_given_is_one_clear_error() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("podsig: no Docker socket at /nonexistent/docker.sock"), "{err}");
     }
+}
+
+/// podman on storage of this test process's own (root, runroot, tmpdir), with crun; its
+/// containers and storage removed on drop.
+struct Podman {
+    root: PathBuf,
+    run: PathBuf,
+    global: Vec<String>,
+}
+
+impl Podman {
+    fn new() -> Self {
+        let tag = format!("podsig-test-podman-{}", std::process::id());
+        let (root, run) = (Path::new("/var/lib").join(&tag), Path::new("/run").join(&tag));
+        let global = vec![
+            format!("--root={}", root.display()),
+            format!("--runroot={}", run.join("runroot").display()),
+            format!("--tmpdir={}", run.join("tmp").display()),
+            "--runtime=crun".to_string(),
+        ];
+        Self { root, run, global }
+    }
+
+    /// podman with these arguments. crun 1.8 refuses every container on a hybrid cgroup
+    /// host whose v2 hierarchy holds a controller (a host mounting some v1 controllers
+    /// but not hugetlb has it there): then podman runs in a mount namespace of its own
+    /// without the v2 mount, where crun sees cgroup v1 alone. podman, conmon, crun and the
+    /// container are the real ones; only their view of /sys/fs/cgroup differs.
+    fn podman(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = self.global.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        let v2_controllers =
+            fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty());
+        if v2_controllers {
+            let script = r#"umount /sys/fs/cgroup/unified && exec "$0" "$@""#;
+            let mut wrapped = vec!["-m", "--propagation", "private", "sh", "-c", script, PODMAN];
+            wrapped.extend(all);
+            run("unshare", &wrapped)
+        } else {
+            run(PODMAN, &all)
+        }
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let mut args: Vec<&str> = self.global.iter().map(String::as_str).collect();
+        args.extend(["system", "reset", "--force"]);
+        let _ = Command::new(PODMAN).args(&args).output();
+        let _ = fs::remove_dir_all(&self.root);
+        let _ = fs::remove_dir_all(&self.run);
+    }
+}
+
+#[test]
+fn podman_stop_names_crun_podman_and_the_container() {
+    if !ready(PODMAN, "podman") || !ready("/usr/bin/crun", "crun") || !ready("/usr/bin/conmon", "conmon") {
+        return;
+    }
+    let dir = scratch("podman");
+    let podman = Podman::new();
+    let image = "localhost/podsig-e2e-busybox:latest";
+    podman.podman(&["import", &rootfs_tar(&dir), image]);
+    let name = format!("podsig-e2e-{}-pweb", std::process::id());
+    // Limits podman would otherwise raise, which needs CAP_SYS_RESOURCE.
+    let limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+    let mut run = vec!["run", "-d", "--network", "none", "--name", &name];
+    run.extend(limits);
+    run.extend([image, "/bin/sh", "-c", FOREVER]);
+    let id = stdout(&podman.podman(&run));
+    let pid: u32 = stdout(&podman.podman(&["inspect", "-f", "{{.State.Pid}}", &id])).parse().unwrap();
+    assert_eq!(parent_comm(pid), "conmon", "conmon runs the container");
+
+    let db = dir.join("history.db");
+    let rec = Podsig::start(&["record", "--history", db.to_str().unwrap()]);
+    let mut by_name = Podsig::start(&["watch", "--container", &name, "-o", "json"]);
+    let mut node = Podsig::start(&["watch", "--all", "--container-name", &name, "-o", "json"]);
+
+    podman.podman(&["stop", "-t", "2", &name]);
+    for w in [&mut by_name, &mut node] {
+        for sig in ["SIGTERM", "SIGKILL"] {
+            let ev = w.next_signal(sig);
+            assert_eq!(ev["target"]["pid"], pid, "{ev}");
+            assert_eq!(ev["sender"]["comm"], "crun", "{ev}");
+            assert_eq!(ev["cause"], "runtime_stop", "{ev}");
+            // `podman stop` runs `crun kill` itself: podman is the manager above crun.
+            // conmon only watches the container, so it is not in the sender's ancestry.
+            assert_eq!(ev["runtime"]["runtime"], "crun", "{ev}");
+            assert_eq!(ev["runtime"]["manager"], "podman", "{ev}");
+            assert_named(&ev, &id, &name, "podman");
+        }
+    }
+    assert_eq!(by_name.next_kind("exit")["pid"], pid);
+    let ev = history_until(&db, &["--container-name", &name], |v| v["signal"]["name"] == "SIGKILL");
+    assert_named(&ev, &id, &name, "podman");
+
+    for w in [by_name, node, rec] {
+        w.signal(libc::SIGINT);
+        let (st, _, err) = w.wait();
+        assert!(st.success(), "{err:?}");
+    }
+    drop(podman);
+    let _ = fs::remove_dir_all(&dir);
 }

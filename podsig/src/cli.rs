@@ -106,9 +106,9 @@ pub struct WatchArgs {
     /// the target's labels).
     #[arg(long, conflicts_with_all = ["pids", "containers"])]
     pub all: bool,
-    /// Watch a container, every process in it, across restarts: full ID, Docker name, unique
-    /// ID prefix, or as `kubectl describe pod` prints it (containerd://…, docker://…).
-    /// Repeatable.
+    /// Watch a container, every process in it, across restarts: full ID, Docker or podman
+    /// name, unique ID prefix, or as `kubectl describe pod` prints it (containerd://…,
+    /// docker://…). Repeatable.
     #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
     pub containers: Vec<String>,
     /// Watch a pod's containers, found by their CRI labels in containerd (no API server);
@@ -163,7 +163,8 @@ pub struct StapBuildArgs {
     pub output: Option<PathBuf>,
 }
 
-/// The container managers that name containers: containerd and Docker.
+/// The container managers that name containers: containerd and Docker (podman is read
+/// from /proc and needs no option).
 #[derive(Debug, Args)]
 pub struct ContainerdArgs {
     /// containerd's socket.

@@ -1,5 +1,5 @@
-//! Containers: naming them (containerd's API, Docker's API, the process's cgroup path),
-//! resolving a container ID, name or pod to processes, and noticing restarts.
+//! Containers: naming them (containerd's API, Docker's API, podman's conmon, the process's
+//! cgroup path), resolving a container ID, name or pod to processes, and noticing restarts.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -36,9 +36,9 @@ pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
 pub struct ContainerRef {
     pub id: String,
     /// The Kubernetes container name (its CRI label), else the runtime's own name for the
-    /// container (`docker run --name`), when known.
+    /// container (`docker run --name`, `podman run --name`), when known.
     pub name: Option<String>,
-    /// containerd, docker, cri-o or unknown.
+    /// containerd, docker, podman, cri-o or unknown.
     #[serde(deserialize_with = "crate::interned::string")]
     pub runtime: crate::interned::Str,
     pub pod: Option<String>,
@@ -52,6 +52,8 @@ pub enum Source {
     Containerd(String),
     /// Docker Engine's API.
     Docker,
+    /// podman, through its conmon's command line.
+    Podman,
 }
 
 #[derive(Clone, Debug)]
@@ -59,7 +61,7 @@ pub struct ContainerInfo {
     pub id: String,
     pub source: Source,
     pub labels: HashMap<String, String>,
-    /// The runtime's own name for it (`docker run --name`).
+    /// The runtime's own name for it (`docker run --name`, `podman run --name`).
     pub name: Option<String>,
 }
 
@@ -79,6 +81,7 @@ impl ContainerInfo {
             Source::Containerd(ns) if ns == "moby" => "docker",
             Source::Containerd(_) => "containerd",
             Source::Docker => "docker",
+            Source::Podman => "podman",
         }
     }
 }
@@ -255,7 +258,8 @@ impl Selector {
     }
 }
 
-/// The container managers podsig reached: containerd and Docker, on their sockets.
+/// The container managers podsig reached: containerd and Docker answer on their sockets;
+/// podman, which runs no daemon, is read from its conmons in /proc.
 #[derive(Default)]
 pub struct Managers {
     pub containerd: Option<Containerd>,
@@ -273,14 +277,20 @@ impl Managers {
         if let Some(d) = &self.docker {
             merge(&mut out, d.list().await?);
         }
+        merge(&mut out, crate::podman::running().into_iter().map(|(info, _)| info).collect());
         Ok(out)
     }
 
     /// The pid of the container's running task (its init), from whoever told of it.
-    pub async fn task_pid(&self, info: &ContainerInfo) -> Option<u32> {
+    /// `podman`: the conmons read this round, if already read.
+    pub async fn task_pid(&self, info: &ContainerInfo, podman: Option<&[(ContainerInfo, Option<u32>)]>) -> Option<u32> {
         match &info.source {
             Source::Containerd(ns) => self.containerd.as_ref()?.task_pid(ns, &info.id).await,
             Source::Docker => self.docker.as_ref()?.inspect(&info.id).await?.1,
+            Source::Podman => match podman {
+                Some(running) => running.iter().find(|(c, _)| c.id == info.id)?.1,
+                None => crate::podman::running().into_iter().find(|(c, _)| c.id == info.id)?.1,
+            },
         }
     }
 }
@@ -318,8 +328,8 @@ pub struct Watched {
     pub pid: Option<u32>,
 }
 
-/// Resolves the selector to containers and their running tasks: by containerd's and
-/// Docker's lists, or, for an ID neither knows, in every process's cgroup path.
+/// Resolves the selector to containers and their running tasks: by containerd's, Docker's
+/// and podman's lists, or, for an ID none of them knows, in every process's cgroup path.
 pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
     let docker = Docker::connect(sel.docker_socket.as_deref()).await?;
     let (containerd, unreachable) = match Containerd::connect(&sel.socket, &sel.namespaces).await {
@@ -328,7 +338,7 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
             if sel.pod.is_some() {
                 return Err(anyhow!("{e:#}; pods are found through containerd's labels"));
             }
-            tracing::info!("{e:#}; looking for containers elsewhere (Docker, process cgroups)");
+            tracing::info!("{e:#}; looking for containers elsewhere (Docker, podman, process cgroups)");
             (None, Some(e))
         }
     };
@@ -341,6 +351,9 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
         }
         if let Some(d) = &managers.docker {
             w += &format!(", Docker at {}", d.socket.display());
+        }
+        if listed.iter().any(|c| c.source == Source::Podman) {
+            w += ", podman's running containers";
         }
         w
     };
@@ -387,7 +400,7 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
     }
     for w in &mut found {
         if let Some(info) = &w.info {
-            w.pid = managers.task_pid(info).await;
+            w.pid = managers.task_pid(info, None).await;
         }
     }
     if found.iter().all(|w| w.pid.is_none()) {
@@ -433,10 +446,17 @@ pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
                 return Some((id.into(), "cri-o"));
             }
             if let Some(id) = scoped("libpod-") {
-                return Some((id.into(), "unknown"));
+                return Some((id.into(), "podman"));
             }
             let parent = if i > 0 { segs[i - 1] } else { "" };
             match parent {
+                // podman with the cgroupfs manager: /libpod_parent/libpod-<id> (its conmons sit
+                // beside, in /libpod_parent/conmon).
+                "libpod_parent" => {
+                    if let Some(id) = seg.strip_prefix("libpod-").filter(|id| is_hex64(id)) {
+                        return Some((id.to_string(), "podman"));
+                    }
+                }
                 // cgroupfs driver: /docker/<id>, and containerd's /<namespace>/<id>.
                 "docker" if is_hex64(seg) => return Some((seg.to_string(), "docker")),
                 "moby" => return Some((seg.to_string(), "docker")),
@@ -505,8 +525,8 @@ pub fn cgroup_mount(controllers: &str) -> Option<String> {
     })
 }
 
-/// Names and labels by container ID (containerd's, Docker's), for naming where processes
-/// live.
+/// Names and labels by container ID (containerd's, Docker's, podman's), for naming where
+/// processes live.
 #[derive(Default)]
 pub struct Names {
     pub by_id: HashMap<String, ContainerInfo>,
@@ -563,6 +583,9 @@ mod tests {
                 "containerd",
             ),
             (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), "cri-o"),
+            (format!("0::/machine.slice/libpod-{ID}.scope"), "podman"),
+            (format!("0::/machine.slice/libpod-{ID}.scope/container"), "podman"),
+            (format!("8:pids:/libpod_parent/libpod-{ID}"), "podman"),
             (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), "unknown"),
             (format!("3:cpu:/k8s.io/{ID}"), "containerd"),
         ];
@@ -572,6 +595,9 @@ mod tests {
         assert_eq!(container_of_cgroup("5:pids:/default/web"), Some(("web".into(), "containerd")));
         assert_eq!(container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope"), None);
         assert_eq!(container_of_cgroup("0::/"), None);
+        // podman's conmons are not in the container.
+        assert_eq!(container_of_cgroup("8:pids:/libpod_parent/conmon"), None);
+        assert_eq!(container_of_cgroup(&format!("0::/machine.slice/libpod-conmon-{ID}.scope")), None);
     }
 
     #[test]

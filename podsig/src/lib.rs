@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod naming;
 pub mod node;
 pub mod output;
+pub mod podman;
 pub mod signals;
 pub mod target;
 pub mod watch;

@@ -1,6 +1,6 @@
 //! Names containers for watches that do not follow particular containers (`--pid`,
-//! `--all`, `record`): containerd's labels and Docker's names by container ID, and which
-//! pid namespace belongs to which container.
+//! `--all`, `record`): containerd's labels, Docker's names and podman's (from its
+//! conmons) by container ID, and which pid namespace belongs to which container.
 //!
 //! The second matters in node mode: a killed container's init is often gone from /proc
 //! (its cgroup reads as the root) before its event is read, and then only the pid namespace
@@ -9,7 +9,8 @@
 //!
 //! Naming never holds events up for long: containerd is asked with timeouts; Docker is
 //! asked by a task of its own, whose answers are taken in as they arrive (an event waits
-//! for them a moment at most).
+//! for them a moment at most); podman's conmons are a read of /proc, made only when a
+//! container needs a name.
 
 use std::{
     collections::BTreeSet,
@@ -55,7 +56,7 @@ pub struct Namer {
 impl Namer {
     /// containerd (quietly absent: plenty of hosts run none), and Docker on the socket
     /// `--docker-socket` names (an error if it does not answer) or the default one (quietly
-    /// absent too).
+    /// absent too). podman needs no connection.
     pub async fn connect(
         socket: &Path,
         namespaces: &[String],
@@ -159,6 +160,8 @@ impl Namer {
         }
         if self.unnamed_news(enricher) {
             self.ask_docker();
+            self.read_podman(enricher);
+            place(enricher, ready);
         }
         // A container killed right after it started can be reported before its manager's
         // announcement of the start arrives, and Docker answers from its own task: wait for
@@ -202,8 +205,18 @@ impl Namer {
             matches!(self.docker.as_ref().map(|ask| ask.try_send(())), Some(Ok(()) | Err(TrySendError::Full(()))));
     }
 
+    /// podman's running containers: names, and their inits' pid namespaces.
+    fn read_podman(&mut self, enricher: &mut Enricher) {
+        for (info, pid) in crate::podman::running() {
+            if let Some(ns) = pid.and_then(|p| pidns_of(&p.to_string())) {
+                enricher.learn_pidns(ns, info.id.clone(), "podman");
+            }
+            enricher.names.learn(info);
+        }
+    }
+
     /// Asks containerd now (with timeouts); with `demand` (a container needs a name) also
-    /// Docker, whose answer comes in later.
+    /// Docker, whose answer comes in later, and podman's conmons.
     async fn learn(&mut self, enricher: &mut Enricher, demand: bool) {
         if let Some(client) = &self.containerd {
             if let Ok(list) = client.list().await {
@@ -217,6 +230,7 @@ impl Namer {
         }
         if demand {
             self.ask_docker();
+            self.read_podman(enricher);
         }
         self.refreshed = Some(Instant::now());
         tracing::trace!("{} names, {} pid namespaces", enricher.names.by_id.len(), enricher.pidns.len());

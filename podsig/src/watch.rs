@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     backend::{self, Backend, BackendKind, WatchSpec},
     cause,
-    container::{self, Managers, Selector, Watched},
+    container::{self, Managers, Selector, Source, Watched},
     correlate::Correlator,
     enrich::{Enricher, proc_state},
     event::Record,
@@ -180,9 +180,15 @@ impl Follower {
                 }
             }
         }
+        // podman's conmons, read once for every podman container watched.
+        let podman = self
+            .containers
+            .iter()
+            .any(|w| w.info.as_ref().is_some_and(|i| i.source == Source::Podman))
+            .then(crate::podman::running);
         for w in &mut self.containers {
             let now = match &w.info {
-                Some(info) => self.managers.task_pid(info).await,
+                Some(info) => self.managers.task_pid(info, podman.as_deref()).await,
                 None => container::pids_in_cgroups_of(&w.id).first().copied(),
             };
             if let Some(pid) = now
@@ -232,9 +238,9 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     let started = Instant::now();
     let mut enricher = Enricher::new();
     enricher.node = opts.node.name.clone();
-    // containerd and Docker name the containers events mention; for a container watch the
-    // follower's managers do it, else the namer tries their sockets once (quietly: hosts
-    // without them).
+    // containerd, Docker and podman name the containers events mention; for a container
+    // watch the follower's managers do it, else the namer tries their sockets once
+    // (quietly: hosts without them).
     // Node mode, filters on pod labels, the history and metrics need a container's names
     // on its first event (often its init's death): those name eagerly.
     let mut namer = if opts.follower.is_none() {

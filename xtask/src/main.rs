@@ -356,10 +356,13 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("systemtap", "/usr/bin/stap"),
     ("containerd", "/usr/bin/containerd"),
     ("runc", "/usr/sbin/runc"),
-    // The runtimes test starts a dockerd of its own (private socket and data root).
-    // docker.io's own service is never used (its install may start one where systemd
-    // runs; the tests ignore it).
+    // The runtimes test starts a dockerd of its own (private socket and data root) and
+    // runs podman rootful with crun and conmon. docker.io's own service is never used (its
+    // install may start one where systemd runs; the tests ignore it).
     ("docker.io", "/usr/sbin/dockerd"),
+    ("podman", "/usr/bin/podman"),
+    ("crun", "/usr/bin/crun"),
+    ("conmon", "/usr/bin/conmon"),
 ];
 
 /// The sandbox image containerd's CRI plugin runs for every pod. No registry is reachable:
