@@ -228,12 +228,12 @@ fn docker_stop_names_the_container_through_dockers_api() {
     }
     assert_eq!(by_name.next_kind("exit")["pid"], pid);
 
-    // The recorder kept both, named.
-    let ev = history_until(&db, &["--container-name", &name], |v| {
-        v["signal"]["name"] == "SIGKILL" && v["target"]["pid"] == pid
-    });
-    assert_named(&ev, &id, &name, "docker");
-    assert_eq!(ev["cause"], "runtime_stop");
+    // The recorder kept both, named; `history --container` takes the name too.
+    for args in [["--container-name", name.as_str()], ["--container", name.as_str()]] {
+        let ev = history_until(&db, &args, |v| v["signal"]["name"] == "SIGKILL" && v["target"]["pid"] == pid);
+        assert_named(&ev, &id, &name, "docker");
+        assert_eq!(ev["cause"], "runtime_stop");
+    }
 
     // Containers killed right after they started, each just after another one stopped:
     // named from Docker's start event, though their inits may be gone from /proc when
@@ -370,7 +370,7 @@ fn podman_stop_names_crun_podman_and_the_container() {
         }
     }
     assert_eq!(by_name.next_kind("exit")["pid"], pid);
-    let ev = history_until(&db, &["--container-name", &name], |v| v["signal"]["name"] == "SIGKILL");
+    let ev = history_until(&db, &["--container", &name], |v| v["signal"]["name"] == "SIGKILL");
     assert_named(&ev, &id, &name, "podman");
 
     for w in [by_name, node, rec] {

@@ -268,7 +268,8 @@ pub struct HistoryArgs {
     /// Signals to pods in this Kubernetes namespace.
     #[arg(long = "namespace", value_name = "NS")]
     pub pod_namespace: Option<String>,
-    /// Signals to this container: full ID or a prefix (containerd://… and docker://… too).
+    /// Signals to this container: full ID, a prefix (containerd://… and docker://… too), or
+    /// its name (as `docker run --name` or `podman run --name` gave it).
     #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
     pub container: Option<String>,
     /// Signals to containers of this name.
