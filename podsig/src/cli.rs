@@ -257,7 +257,10 @@ pub struct RecordArgs {
   podsig history --pod web                     every kill of pod web the recorder kept
   podsig history --pod web --namespace prod --since 1h -o json | jq .sender.comm
   podsig history --container 5fb8adf9 --last 5
-  kubectl -n podsig exec ds/podsig -- podsig history --pod web   (from outside the node)")]
+  From outside, ask the recorder on the pod's node (each keeps only its own node's):
+    NODE=$(kubectl -n prod get pod web -o jsonpath='{.spec.nodeName}')
+    R=$(kubectl -n podsig get pods -l app.kubernetes.io/name=podsig --field-selector spec.nodeName=$NODE -o name)
+    kubectl -n podsig exec $R -- /podsig history --pod web --namespace prod")]
 pub struct HistoryArgs {
     /// The history file `podsig record` writes.
     #[arg(long, value_name = "PATH", default_value = history::DEFAULT_PATH)]
