@@ -142,14 +142,15 @@ impl Follower {
 
     /// New pids to watch since the last call; says so on stderr when a container restarted.
     async fn resync(&mut self) -> Vec<u32> {
-        // A pod's restarted container is a new container with the same labels.
-        if self.managers.containerd.is_some()
+        // A pod's restarted container is a new container with the same labels, in
+        // containerd (pods are found there only; Docker and podman are not asked each second).
+        if let Some(cl) = &self.managers.containerd
             && (self.selector.pod.is_some()
                 || self
                     .containers
                     .iter()
                     .any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(container::LABEL_POD))))
-            && let Ok(all) = self.managers.list().await
+            && let Ok(all) = cl.list().await
         {
             for c in all {
                 if self.containers.iter().any(|w| w.id == c.id) {
