@@ -359,30 +359,15 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
     };
     let mut found: Vec<Watched> = Vec::new();
     for id in &sel.ids {
-        let exact: Vec<&ContainerInfo> = listed.iter().filter(|c| c.id == *id).collect();
-        let named: Vec<&ContainerInfo> = listed.iter().filter(|c| c.name.as_deref() == Some(id.as_str())).collect();
-        let prefixed: Vec<&ContainerInfo> = listed.iter().filter(|c| c.id.starts_with(id.as_str())).collect();
-        // As docker resolves one: a full ID, then a name, then an ID prefix.
-        let (pick, what) = if exact.len() == 1 {
-            (exact, "ID")
-        } else if !named.is_empty() {
-            (named, "name")
-        } else {
-            (prefixed, "ID prefix")
-        };
-        match pick.as_slice() {
-            [one] => found.push(Watched { id: one.id.clone(), info: Some((*one).clone()), pid: None }),
-            [] => {
+        match pick(&listed, id).map_err(anyhow::Error::msg)? {
+            Some(one) => found.push(Watched { id: one.id.clone(), info: Some(one.clone()), pid: None }),
+            None => {
                 let pids = pids_in_cgroups_of(id);
                 if pids.is_empty() {
                     bail!("container {} not found in {}, nor in any process cgroup", short(id), where_());
                 }
                 found.push(Watched { id: id.clone(), info: None, pid: pids.first().copied() });
             }
-            many => bail!(
-                "container {what} {id} is ambiguous: {}; give more of the ID",
-                many.iter().map(|c| format!("{} ({})", short(&c.id), c.runtime())).collect::<Vec<_>>().join(", ")
-            ),
         }
     }
     if let Some(pod) = &sel.pod {
@@ -415,6 +400,29 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
         );
     }
     Ok((found, managers))
+}
+
+/// The container `id` names, as docker resolves one: a full ID, then a name (Docker's,
+/// podman's), then an ID prefix. None when nothing matches; an error when several do.
+fn pick<'a>(listed: &'a [ContainerInfo], id: &str) -> Result<Option<&'a ContainerInfo>, String> {
+    let exact: Vec<&ContainerInfo> = listed.iter().filter(|c| c.id == id).collect();
+    let named: Vec<&ContainerInfo> = listed.iter().filter(|c| c.name.as_deref() == Some(id)).collect();
+    let prefixed: Vec<&ContainerInfo> = listed.iter().filter(|c| c.id.starts_with(id)).collect();
+    let (hits, what) = if exact.len() == 1 {
+        (exact, "ID")
+    } else if !named.is_empty() {
+        (named, "name")
+    } else {
+        (prefixed, "ID prefix")
+    };
+    match hits.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        many => Err(format!(
+            "container {what} {id} is ambiguous: {}; give more of the ID",
+            many.iter().map(|c| format!("{} ({})", short(&c.id), c.runtime())).collect::<Vec<_>>().join(", ")
+        )),
+    }
 }
 
 pub fn short(id: &str) -> String {
@@ -598,6 +606,57 @@ mod tests {
         // podman's conmons are not in the container.
         assert_eq!(container_of_cgroup("8:pids:/libpod_parent/conmon"), None);
         assert_eq!(container_of_cgroup(&format!("0::/machine.slice/libpod-conmon-{ID}.scope")), None);
+    }
+
+    fn info(id: &str, source: Source, name: Option<&str>, labels: &[(&str, &str)]) -> ContainerInfo {
+        ContainerInfo {
+            id: id.into(),
+            source,
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            name: name.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_full_id_then_a_name_then_a_prefix() {
+        let listed = [
+            info(ID, Source::Docker, Some("web"), &[]),
+            info("5fb8aaaa", Source::Podman, Some("db"), &[]),
+            info("web", Source::Containerd("default".into()), None, &[]),
+            info("abc123", Source::Docker, Some("dup"), &[]),
+            info("abc456", Source::Podman, Some("dup"), &[]),
+        ];
+        let id_of = |s: &str| pick(&listed, s).map(|c| c.map(|c| c.id.clone()));
+        // `ctr run … web` is a container whose ID is web: the full ID wins over a name.
+        assert_eq!(id_of("web"), Ok(Some("web".into())));
+        assert_eq!(id_of("db"), Ok(Some("5fb8aaaa".into())));
+        assert_eq!(id_of(&ID[..12]), Ok(Some(ID.into())));
+        assert_eq!(id_of("nothing"), Ok(None));
+        let e = id_of("5fb8").unwrap_err();
+        assert!(
+            e.starts_with("container ID prefix 5fb8 is ambiguous: 5fb8adf9ee62… (docker), 5fb8aaaa (podman)"),
+            "{e}"
+        );
+        assert!(id_of("dup").unwrap_err().starts_with("container name dup is ambiguous"));
+    }
+
+    #[test]
+    fn names_from_one_manager_survive_anothers_view() {
+        let mut names = Names::default();
+        // Docker names it; containerd's namespace moby lists it without a name, later.
+        names.learn(info(ID, Source::Docker, Some("web"), &[("com.example", "1")]));
+        names.learn(info(ID, Source::Containerd("moby".into()), None, &[("com.docker/engine.bundle.path", "/x")]));
+        let r = names.reference(ID, "unknown");
+        assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), "docker"));
+        assert_eq!(names.by_id[ID].labels.len(), 2);
+        // A Kubernetes container name is the name events show, over the runtime's own.
+        names.learn(info("k", Source::Docker, Some("k8s_app_web_prod_1"), &[(LABEL_CONTAINER, "app")]));
+        assert_eq!(names.reference("k", "docker").name.as_deref(), Some("app"));
+        names.learn(info("p", Source::Podman, Some("db"), &[]));
+        assert_eq!(names.reference("p", "unknown").runtime, "podman");
+        // Unknown to every manager: the cgroup path's runtime, no name.
+        let r = names.reference("zzz", "cri-o");
+        assert_eq!((r.name, r.runtime), (None, "cri-o"));
     }
 
     #[test]
