@@ -2,7 +2,7 @@
 //! imported from a rootfs tarball (no registry is reachable):
 //!
 //! - Debian's docker.io: a dockerd started here on a private socket, data root and exec root
-//!   (with a containerd of its own), stopped after. Docker 20.10+ puts no container name in
+//!   (it starts a containerd of its own, unless the system's runs), stopped after. Docker 20.10+ puts no container name in
 //!   containerd's labels: podsig must name the container through Docker's API.
 //! - Debian's podman, rootful, with crun and conmon: no daemon and no API socket; podsig names
 //!   the container from its conmon.
