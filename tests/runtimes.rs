@@ -373,6 +373,29 @@ fn podman_stop_names_crun_podman_and_the_container() {
     let ev = history_until(&db, &["--container", &name], |v| v["signal"]["name"] == "SIGKILL");
     assert_named(&ev, &id, &name, "podman");
 
+    // Killed outright, each just after another stopped (the kernel then gives its pid
+    // namespace the stopped one's number): its init is gone from /proc when its event is
+    // read, and only the pid namespace podsig learned from its conmon while it ran names it.
+    // podman announces no start: the recorder reads conmons on its ticks (every second).
+    for i in 0..2 {
+        let (before, quick) = (format!("{name}-before{i}"), format!("{name}-quick{i}"));
+        for n in [&before, &quick] {
+            let mut run = vec!["run", "-d", "--network", "none", "--name", n.as_str()];
+            run.extend(limits);
+            run.extend([image, "/bin/sh", "-c", FOREVER]);
+            podman.podman(&run);
+            if *n == before {
+                podman.podman(&["stop", "-t", "0", &before]);
+            }
+        }
+        let quick_pid = stdout(&podman.podman(&["inspect", "-f", "{{.State.Pid}}", &quick]));
+        thread::sleep(Duration::from_millis(1500));
+        podman.podman(&["kill", &quick]);
+        let ev = history_until(&db, &["--pid", &quick_pid], |v| v["signal"]["name"] == "SIGKILL");
+        assert_eq!(ev["target"]["container"]["name"], quick.as_str(), "{ev}");
+        assert_eq!(ev["sender"]["comm"], "crun");
+    }
+
     for w in [by_name, node, rec] {
         w.signal(libc::SIGINT);
         let (st, _, err) = w.wait();

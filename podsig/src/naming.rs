@@ -35,6 +35,9 @@ const LAZY_INTERVAL: Duration = Duration::from_secs(2);
 /// How long an event waits for a manager's answer: the announcement of the task that made
 /// an unknown pid namespace, or Docker's list for an unknown container.
 const START_GRACE: Duration = Duration::from_millis(250);
+/// Node mode reads the conmons pid 1 adopted every tick once it has seen a podman
+/// container, and this often until then.
+const PODMAN_IDLE_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct Namer {
     containerd: Option<Containerd>,
@@ -48,6 +51,8 @@ pub struct Namer {
     /// rather than from the next event on.
     eager: bool,
     refreshed: Option<Instant>,
+    /// When podman's conmons were last read in node mode, and whether any was ever there.
+    podman_read: Option<(Instant, bool)>,
     unknown_ids: BTreeSet<String>,
     unknown_pidns: BTreeSet<u32>,
     unknown_since: Instant,
@@ -94,6 +99,7 @@ impl Namer {
             learned,
             eager,
             refreshed: None,
+            podman_read: None,
             unknown_ids: BTreeSet::new(),
             unknown_pidns: BTreeSet::new(),
             unknown_since: Instant::now(),
@@ -160,7 +166,7 @@ impl Namer {
         }
         if self.unnamed_news(enricher) {
             self.ask_docker();
-            self.read_podman(enricher);
+            self.read_podman(enricher, crate::podman::running());
             place(enricher, ready);
         }
         // A container killed right after it started can be reported before its manager's
@@ -205,9 +211,10 @@ impl Namer {
             matches!(self.docker.as_ref().map(|ask| ask.try_send(())), Some(Ok(()) | Err(TrySendError::Full(()))));
     }
 
-    /// podman's running containers: names, and their inits' pid namespaces.
-    fn read_podman(&mut self, enricher: &mut Enricher) {
-        for (info, pid) in crate::podman::running() {
+    /// podman's running containers: names, and their inits' pid namespaces (learned while
+    /// they live: a container killed outright is gone from /proc when its event is read).
+    fn read_podman(&mut self, enricher: &mut Enricher, running: Vec<(crate::container::ContainerInfo, Option<u32>)>) {
+        for (info, pid) in running {
             if let Some(ns) = pid.and_then(|p| pidns_of(&p.to_string())) {
                 enricher.learn_pidns(ns, info.id.clone(), "podman");
             }
@@ -216,7 +223,8 @@ impl Namer {
     }
 
     /// Asks containerd now (with timeouts); with `demand` (a container needs a name) also
-    /// Docker, whose answer comes in later, and podman's conmons.
+    /// Docker, whose answer comes in later, and podman's conmons. Node mode reads the
+    /// conmons pid 1 adopted on its ticks, as it asks containerd for its tasks.
     async fn learn(&mut self, enricher: &mut Enricher, demand: bool) {
         if let Some(client) = &self.containerd {
             if let Ok(list) = client.list().await {
@@ -230,7 +238,12 @@ impl Namer {
         }
         if demand {
             self.ask_docker();
-            self.read_podman(enricher);
+            self.read_podman(enricher, crate::podman::running());
+        } else if self.eager && self.podman_read.is_none_or(|(at, seen)| seen || at.elapsed() > PODMAN_IDLE_INTERVAL) {
+            let running = crate::podman::running_adopted();
+            let seen = self.podman_read.is_some_and(|(_, seen)| seen) || !running.is_empty();
+            self.podman_read = Some((Instant::now(), seen));
+            self.read_podman(enricher, running);
         }
         self.refreshed = Some(Instant::now());
         tracing::trace!("{} names, {} pid namespaces", enricher.names.by_id.len(), enricher.pidns.len());

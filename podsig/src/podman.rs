@@ -1,19 +1,37 @@
 //! podman's containers, named without asking podman. podman runs no daemon (its API socket
 //! is off unless `podman system service` runs) and keeps names in its own database; what
 //! is there while a container runs is its conmon, whose command line says the container's
-//! ID (`-c`), name (`-n`) and pid file (`-p`). Reading those is a pass over /proc, so it
-//! happens only when a podman container needs a name or a pid.
+//! ID (`-c`), name (`-n`) and pid file (`-p`). Finding the conmons is a pass over /proc,
+//! made only when a podman container needs a name or a pid; node mode also reads, each
+//! tick, the few processes pid 1 adopted, where conmons live.
 
 use std::{collections::HashMap, fs, path::PathBuf};
 
 use crate::container::{ContainerInfo, Source};
 
-/// podman's running containers (each with its init's pid, when known), from their conmons.
+/// podman's running containers (each with its init's pid, when known), from their conmons:
+/// a pass over every process.
 pub fn running() -> Vec<(ContainerInfo, Option<u32>)> {
     let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    from_conmons(dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()))
+}
+
+/// The same from the processes pid 1 adopted: conmon double-forks, so pid 1 is its parent
+/// unless a subreaper sits between. A read of pid 1's children, cheap enough for every tick.
+pub fn running_adopted() -> Vec<(ContainerInfo, Option<u32>)> {
+    let Ok(threads) = fs::read_dir("/proc/1/task") else { return Vec::new() };
+    let mut children = Vec::new();
+    for t in threads.flatten() {
+        if let Ok(list) = fs::read_to_string(t.path().join("children")) {
+            children.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    from_conmons(children.into_iter())
+}
+
+fn from_conmons(pids: impl Iterator<Item = u32>) -> Vec<(ContainerInfo, Option<u32>)> {
     let mut out = Vec::new();
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+    for pid in pids {
         if fs::read(format!("/proc/{pid}/comm")).ok().as_deref() != Some(b"conmon\n") {
             continue;
         }
