@@ -11,6 +11,55 @@ fn one_clear_line(args: &[&str], expect: &str) {
     assert!(lines[0].starts_with("podsig: "), "{err}");
     assert!(lines[0].contains(expect), "{args:?}: {err:?} should mention {expect:?}");
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    // Each hint and each cause once.
+    assert!(err.matches("--help").count() <= 1, "{err}");
+    assert!(!err.contains("For more information"), "{err}");
+    let parts: Vec<&str> = lines[0].split(": ").collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(p), "{args:?}: a cause said twice: {err}");
+    }
+}
+
+/// Runtime errors (not usage errors) carry no help hint, but the same one-line rules.
+fn one_runtime_line(args: &[&str], expect: &str) {
+    let (st, out, err) = podsig_output(args);
+    assert!(!st.success(), "{args:?} must fail");
+    assert!(out.is_empty(), "{args:?}: {out}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {err:?}");
+    assert!(lines[0].contains(expect), "{args:?}: {err:?} should mention {expect:?}");
+    let parts: Vec<&str> = lines[0].split([':', ';']).map(str::trim).filter(|p| p.len() > 8).collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(p), "{args:?}: a cause said twice: {err}");
+    }
+}
+
+#[test]
+fn negative_pid_says_what_is_wrong_with_it() {
+    one_clear_line(&["watch", "--pid", "-1"], "-1 is not a process id");
+    one_clear_line(&["history", "--pid", "-5"], "'-5' is not a process ID");
+}
+
+#[test]
+fn count_zero_is_refused() {
+    one_clear_line(&["watch", "--pid", "1", "--count", "0"], "give 1 or more");
+}
+
+#[test]
+fn a_duration_says_what_one_looks_like() {
+    one_clear_line(&["watch", "--pid", "1", "--duration", "x"], "such as 500ms, 30s, 5m, 1h");
+}
+
+#[test]
+fn a_refused_connection_is_said_once() {
+    if !privileged() {
+        return;
+    }
+    let dir = scratch("refused");
+    let sock = dir.join("containerd.sock");
+    // A socket nobody listens on: connect(2) gets ECONNREFUSED.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    one_runtime_line(&["watch", "--pod", "web", "--containerd-socket", sock.to_str().unwrap()], "Connection refused");
 }
 
 #[test]
@@ -35,7 +84,7 @@ fn nothing_to_watch() {
 
 #[test]
 fn bad_duration() {
-    one_clear_line(&["watch", "--pid", "1", "--duration", "soon"], "soon");
+    one_clear_line(&["watch", "--pid", "1", "--duration", "soon"], "'soon' is not a duration");
 }
 
 #[test]

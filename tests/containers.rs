@@ -46,8 +46,25 @@ fn runc_kill_by_full_id_is_a_runtime_stop_with_names() {
     let pid = c.pid();
     let mut w = watch(&sock, &["--container", &id]);
     assert!(w.stderr_lines.last().unwrap().contains(&format!("watching container {id}")), "{:?}", w.stderr_lines);
+    // A shell-form init has no SIGTERM handler: the kernel drops the TERM, and says why.
+    ctr(&sock, &["task", "kill", "-s", "SIGTERM", &id]);
+    let term = w.next_signal("SIGTERM");
+    assert_eq!((term["result"].as_str(), term["target"]["ns_init"].as_bool()), (Some("ignored"), Some(true)), "{term}");
+    assert_eq!(term["target"]["disposition"], "default", "{term}");
+    let why = term["cause_detail"].as_str().unwrap();
+    assert!(why.contains("pid 1 of its pid namespace") && why.contains("tini"), "{why}");
     ctr(&sock, &["task", "kill", "-s", "SIGKILL", &id]);
     let ev = w.next_signal("SIGKILL");
+    // Precision: runc and containerd-shim are not suspicious (the machine running the
+    // tests has its own ancestry, which is not judged here).
+    let mine = own_ancestry();
+    let loud: Vec<&Value> = ev["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] != "note" && !mine.contains(&f["pid"].as_u64().unwrap()))
+        .collect();
+    assert!(loud.is_empty(), "no alert or warning about runc or the shim: {loud:?}");
     assert_eq!(ev["target"]["pid"], pid);
     assert_eq!(ev["target"]["ns_pid"], 1, "the container's init");
     assert_eq!(ev["sender"]["comm"], "runc");

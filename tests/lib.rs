@@ -92,7 +92,7 @@ impl Drop for Target {
 pub struct Gate(pub PathBuf);
 
 impl Gate {
-    fn new() -> Self {
+    pub fn new() -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!("podsig-e2e-gate-{}-{n}", std::process::id()));
@@ -102,6 +102,10 @@ impl Gate {
 
     pub fn go(&self) {
         std::fs::write(&self.0, "").expect("open the gate");
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
     }
 }
 
@@ -128,8 +132,9 @@ pub fn send(shell: &str, script: &str, target: u32) -> u32 {
 /// A running `podsig`, its stdout lines and its stderr lines collected by threads.
 pub struct Podsig {
     pub child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
+    /// Lines with the moment the reader thread got them (latency bounds are measured to it).
+    stdout: Receiver<(Instant, String)>,
+    stderr: Receiver<(Instant, String)>,
     pub stderr_lines: Vec<String>,
 }
 
@@ -155,7 +160,7 @@ impl Podsig {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             match p.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(l) => {
+                Ok((_, l)) => {
                     let attached = l.starts_with("podsig: attached");
                     p.stderr_lines.push(l);
                     if attached {
@@ -171,6 +176,11 @@ impl Podsig {
     }
 
     pub fn next_line(&mut self) -> String {
+        self.next_line_at().1
+    }
+
+    /// The next stdout line and when it arrived.
+    pub fn next_line_at(&mut self) -> (Instant, String) {
         match self.stdout.recv_timeout(TIMEOUT) {
             Ok(l) => l,
             Err(RecvTimeoutError::Timeout) => {
@@ -197,12 +207,18 @@ impl Podsig {
     }
 
     pub fn next_matching(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        self.next_matching_at(what, want).1
+    }
+
+    /// Like `next_matching`, with when the line arrived.
+    pub fn next_matching_at(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> (Instant, Value) {
         let deadline = Instant::now() + TIMEOUT;
         let mut skipped = Vec::new();
         loop {
-            let v = self.next_json();
+            let (at, l) = self.next_line_at();
+            let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
             if want(&v) {
-                return v;
+                return (at, v);
             }
             skipped.push(v);
             if Instant::now() > deadline {
@@ -219,14 +235,35 @@ impl Podsig {
 
     /// Waits up to `d` for stderr lines (status lines such as `podsig: following …`).
     pub fn poll_stderr(&mut self, d: Duration) {
-        if let Ok(l) = self.stderr.recv_timeout(d) {
+        if let Ok((_, l)) = self.stderr.recv_timeout(d) {
             self.stderr_lines.push(l);
         }
         self.collect_stderr();
     }
 
-    fn collect_stderr(&mut self) {
-        while let Ok(l) = self.stderr.try_recv() {
+    /// Waits up to TIMEOUT for a stderr line containing `text`; returns it.
+    pub fn wait_stderr(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(l) = self.stderr_lines.iter().find(|l| l.contains(text)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stderr line with {text:?} within {TIMEOUT:?}: {:?}",
+                self.stderr_lines
+            );
+            self.poll_stderr(Duration::from_millis(100));
+        }
+    }
+
+    /// Every stdout line available now, without waiting.
+    pub fn drain_stdout(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.stdout.try_recv().ok().map(|(_, l)| l)).collect()
+    }
+
+    pub fn collect_stderr(&mut self) {
+        while let Ok((_, l)) = self.stderr.try_recv() {
             self.stderr_lines.push(l);
         }
     }
@@ -245,9 +282,9 @@ impl Podsig {
             }
             thread::sleep(Duration::from_millis(10));
         };
-        let rest: Vec<String> = self.stdout.iter().collect();
+        let rest: Vec<String> = self.stdout.iter().map(|(_, l)| l).collect();
         let mut err = std::mem::take(&mut self.stderr_lines);
-        err.extend(self.stderr.iter());
+        err.extend(self.stderr.iter().map(|(_, l)| l));
         (status, rest, err)
     }
 
@@ -270,12 +307,12 @@ impl Drop for Podsig {
     }
 }
 
-fn lines<R: std::io::Read + Send + 'static>(r: R) -> Receiver<String> {
+fn lines<R: std::io::Read + Send + 'static>(r: R) -> Receiver<(Instant, String)> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for l in BufReader::new(r).lines() {
             let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
+            if tx.send((Instant::now(), l)).is_err() {
                 break;
             }
         }
@@ -359,6 +396,32 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("VmHWM")
+}
+
+/// A small C program for what a shell cannot do (raise(3), prctl, memfd, timers), compiled
+/// with the machine's C compiler into a private directory; its path.
+pub fn c_program(name: &str, source: &str) -> PathBuf {
+    let dir = scratch(&format!("c-{name}"));
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let bin = dir.join(name);
+    let o = Command::new("cc").arg("-O1").arg("-o").arg(&bin).arg(&src).output().expect("run cc");
+    assert!(o.status.success(), "cc {name}.c: {}", String::from_utf8_lossy(&o.stderr));
+    bin
+}
+
+/// The pids of this test process and its ancestors: findings about them are about the
+/// machine running the tests, not about what a test made.
+pub fn own_ancestry() -> Vec<u64> {
+    let mut pids = Vec::new();
+    let mut pid = std::process::id();
+    while pid > 0 {
+        pids.push(pid as u64);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        pid =
+            stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok()).unwrap_or(0);
+    }
+    pids
 }
 
 /// A private scratch directory for one test, emptied first.
@@ -469,5 +532,120 @@ impl Drop for Container {
         thread::sleep(Duration::from_millis(200));
         let _ = Command::new("ctr").args(a).args(["task", "delete", "-f", &self.id]).output();
         let _ = Command::new("ctr").args(a).args(["container", "delete", &self.id]).output();
+    }
+}
+
+/// A containerd of the test's own, on a private socket, root and state (CRI off), for tests
+/// that stop, restart or hang it: the shared test containerd must not be disturbed.
+/// Needs `containerd` and `runc` (installed by `cargo xtask test`); None, with a printed
+/// reason, outside CI when they are missing or the test is not root.
+pub struct PrivateContainerd {
+    pub socket: String,
+    base: PathBuf,
+    root: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateContainerd {
+    pub fn start(tag: &str) -> Option<Self> {
+        if !privileged() {
+            return None;
+        }
+        for tool in ["containerd", "runc", "ctr"] {
+            let found = Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !found {
+                assert!(std::env::var_os("CI").is_none(), "{tool} is missing; cargo xtask test installs it");
+                eprintln!("skipped: {tool} is missing (run `sudo cargo xtask test`, which installs it)");
+                return None;
+            }
+        }
+        let name = format!("podsig-e2e-{}-{tag}", std::process::id());
+        let base = PathBuf::from("/run").join(&name);
+        let root = PathBuf::from("/var/lib").join(&name);
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let socket = base.join("containerd.sock");
+        std::fs::write(
+            base.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{}\"\n",
+                root.display(),
+                base.join("state").display(),
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let mut c = Self { socket: socket.to_str().unwrap().into(), base, root, child: None };
+        c.up();
+        Some(c)
+    }
+
+    /// Starts containerd (again) and waits until it answers.
+    pub fn up(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.base.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(self.base.join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        self.child = Some(child);
+        let deadline = Instant::now() + TIMEOUT;
+        while !Command::new("ctr")
+            .args(["--address", &self.socket, "version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up; see {}",
+                self.base.join("containerd.log").display()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops containerd the way a restart does (SIGTERM); its containers keep running
+    /// under their shims.
+    pub fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            self.signal(libc::SIGCONT);
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+}
+
+impl Drop for PrivateContainerd {
+    fn drop(&mut self) {
+        // Containers first (the test's Container values are dropped before this one when
+        // declared after it), then containerd, its shims' leftovers, and its files.
+        let a = ["--address", self.socket.as_str(), "-n", "k8s.io"];
+        if self.child.is_some() {
+            self.signal(libc::SIGCONT);
+            let ids = Command::new("ctr").args(a).args(["task", "ls", "-q"]).output();
+            for id in ids.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default().lines() {
+                let _ = Command::new("ctr").args(a).args(["task", "kill", "-s", "SIGKILL", id]).output();
+                thread::sleep(Duration::from_millis(200));
+                let _ = Command::new("ctr").args(a).args(["task", "delete", "-f", id]).output();
+                let _ = Command::new("ctr").args(a).args(["container", "delete", id]).output();
+            }
+        }
+        self.down();
+        let _ = std::fs::remove_dir_all(&self.root);
+        let _ = std::fs::remove_dir_all(&self.base);
     }
 }

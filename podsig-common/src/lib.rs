@@ -7,8 +7,14 @@
 
 /// Length of `task_struct::comm` (TASK_COMM_LEN), NUL included.
 pub const COMM_LEN: usize = 16;
-/// Bytes of the sender's command line captured in kernel, from its own memory.
-pub const ARGV_LEN: usize = 256;
+/// Bytes of the sender's command line captured in kernel, from its own memory. A longer one
+/// is kept as its first `ARGV_HEAD` and last `ARGV_LEN - ARGV_HEAD` bytes: the end of a long
+/// command line (`runc … kill <id> <signal>`) is often what says what it did.
+pub const ARGV_LEN: usize = 1024;
+pub const ARGV_HEAD: usize = 640;
+/// Bytes of an executable's path kept per ancestor: its last components (`tmp/vGhyM0`,
+/// `usr/bin/bash`), walked up through the dentries and mounts in the kernel.
+pub const EXE_PATH_LEN: usize = 64;
 /// Ancestors walked through `real_parent`, sender included. Deep enough for container
 /// runtimes (systemd → containerd → shim → runc → init → …) with room to spare.
 pub const MAX_ANCESTRY: usize = 40;
@@ -17,6 +23,7 @@ pub const MAX_ANCESTRY: usize = 40;
 pub const EVENT_SIGNAL: u32 = 1;
 pub const EVENT_EXIT: u32 = 2;
 pub const EVENT_OOM: u32 = 3;
+pub const EVENT_FOLD: u32 = 4;
 
 /// `SignalEvent::flags` bits.
 /// The walk reached pid 0 (the idle task) within `MAX_ANCESTRY` levels.
@@ -32,6 +39,47 @@ pub const FLAG_KTHREAD: u32 = 1 << 3;
 /// full record for the same sender thread (`sender_tid`, `sender_start_ns`), sent within
 /// `FilterConfig::repeat_window_ms` on the same CPU, so earlier in the ring buffer.
 pub const FLAG_SENDER_REPEAT: u32 = 1 << 4;
+/// The sender was exiting (PF_EXITING): whatever it signals now — SIGCHLD to its parent, a
+/// child's parent-death signal, SIGHUP to its session — is the kernel's doing, whatever
+/// syscall its registers still show.
+pub const FLAG_SENDER_EXITING: u32 = 1 << 5;
+/// The target is its pid namespace's init (SIGNAL_UNKILLABLE): the kernel drops signals it
+/// has no handler for, unless forced from an ancestor namespace (SIGKILL, SIGSTOP).
+pub const FLAG_TARGET_UNKILLABLE: u32 = 1 << 6;
+/// The signal is in the target thread's blocked mask.
+pub const FLAG_TARGET_BLOCKED: u32 = 1 << 7;
+/// The sender's command line was longer than `ARGV_LEN`: head and tail were kept.
+pub const FLAG_ARGV_TRUNCATED: u32 = 1 << 8;
+
+/// `SignalEvent::context`: what the CPU was doing when the signal was generated, from the
+/// preempt count's hardirq/softirq/NMI bits. In interrupt context `current` is whichever
+/// task the interrupt landed on, not a sender.
+pub const CONTEXT_UNKNOWN: u32 = 0;
+pub const CONTEXT_TASK: u32 = 1;
+pub const CONTEXT_SOFTIRQ: u32 = 2;
+pub const CONTEXT_HARDIRQ: u32 = 3;
+pub const CONTEXT_NMI: u32 = 4;
+
+/// `SignalEvent::target_disposition`: the target's action for the signal at signal time.
+pub const DISPOSITION_UNKNOWN: u32 = 0;
+pub const DISPOSITION_DEFAULT: u32 = 1;
+pub const DISPOSITION_IGNORE: u32 = 2;
+pub const DISPOSITION_HANDLER: u32 = 3;
+
+/// `Ancestor::exe_flags` bits: the process's executable as the kernel saw it at signal time.
+/// It has one (a user process with memory; a kernel thread or an exited process has none).
+pub const EXE_PRESENT: u32 = 1 << 0;
+/// Its inode has no links left: deleted (or never linked: memfd, O_TMPFILE).
+pub const EXE_UNLINKED: u32 = 1 << 1;
+/// It lives on a kernel-internal mount (memfd, shm): there is no path to it in any file system.
+pub const EXE_INTERNAL_MOUNT: u32 = 1 << 2;
+/// Its mount belongs to another mount namespace than the process's own (a host process
+/// running a file through a container's root).
+pub const EXE_OTHER_MNT_NS: u32 = 1 << 3;
+/// `exe_path` is the whole path from the root (else its last components only).
+pub const EXE_PATH_COMPLETE: u32 = 1 << 4;
+/// A kernel thread (PF_KTHREAD).
+pub const ANCESTOR_KTHREAD: u32 = 1 << 5;
 /// `SignalEvent::syscall_nr` when it could not be read (no `bpf_task_pt_regs`, fallback mode).
 pub const SYSCALL_UNKNOWN: i32 = i32::MIN;
 /// `ExitEvent::exit_code` is unknown (fallback mode).
@@ -83,8 +131,60 @@ pub struct KernelOffsets {
     pub css_cgroup: u32,
     pub cgroup_kn: u32,
     pub kn_id: u32,
+    /// Interrupt context. Where the preempt count is a task field (arm64 and most
+    /// architectures): `task_preempt_count`. Where it is per-CPU (x86-64: `__preempt_count`,
+    /// or `pcpu_hot.preempt_count` on 6.2–6.14): this CPU's copy is found from this CPU's
+    /// runqueue, `current->se.cfs_rq->rq`, plus the distance between the two variables in
+    /// the kernel's per-CPU section (`percpu_preempt_delta`, from BTF's `.data..percpu`).
+    /// 0 in `preempt_source`: not readable on this kernel.
+    pub preempt_source: u32,
+    pub task_preempt_count: u32,
+    pub task_se_cfs_rq: u32,
+    pub cfs_rq_rq: u32,
+    pub rq_cpu: u32,
+    pub percpu_preempt_delta: i32,
+    /// The target's disposition and blocked mask: `task->sighand->action[sig - 1].sa.sa_handler`,
+    /// `task->blocked`, `task->signal->flags`.
+    pub task_sighand: u32,
+    pub sighand_action: u32,
+    pub k_sigaction_size: u32,
+    pub k_sigaction_handler: u32,
+    pub task_blocked: u32,
+    pub signal_flags: u32,
+    /// `pt_regs` field holding the syscall's first argument (`di` on x86-64, `orig_x0` on
+    /// arm64): kill(2)'s pid, which says a process group or every process.
+    pub regs_arg0: u32,
+    /// An ancestor's executable: `mm->exe_file`, the file's inode, path and mount, the
+    /// inode's number, link count and super block, the super block's device and magic.
+    pub mm_exe_file: u32,
+    pub file_inode: u32,
+    pub file_dentry: u32,
+    pub file_vfsmount: u32,
+    pub inode_ino: u32,
+    pub inode_nlink: u32,
+    pub inode_sb: u32,
+    pub sb_dev: u32,
+    pub sb_magic: u32,
+    /// Walking an executable's path: `dentry::d_name.name`, `.len`, `d_parent`; `struct
+    /// mount` around its `vfsmount` (`mnt`), `mnt_parent`, `mnt_mountpoint`, `mnt_ns`;
+    /// `vfsmount::mnt_root`; and the task's own mount namespace, `nsproxy->mnt_ns`.
+    pub dentry_name: u32,
+    pub dentry_name_len: u32,
+    pub dentry_parent: u32,
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    pub mount_ns: u32,
+    pub vfsmount_root: u32,
+    pub task_nsproxy: u32,
+    pub nsproxy_mnt_ns: u32,
     pub _pad: u32,
 }
+
+/// `KernelOffsets::preempt_source`.
+pub const PREEMPT_NONE: u32 = 0;
+pub const PREEMPT_TASK_FIELD: u32 = 1;
+pub const PREEMPT_PERCPU_VIA_RQ: u32 = 2;
 
 /// Field offsets inside the classic tracepoint records, read from tracefs `format` files at
 /// load time (fallback mode, for kernels without BTF). `u32::MAX`: field absent.
@@ -155,6 +255,50 @@ pub struct FilterConfig {
     /// and copying them is most of a hit's cost. 0: always send them (perf buffers, which
     /// cannot tell the program whether the earlier record got through).
     pub repeat_window_ms: u32,
+    /// Non-zero: fold runs of identical signals in the kernel (`FoldState`): the first
+    /// goes out at once, the rest are counted. Ring buffers only.
+    pub fold: u32,
+    pub _pad: u32,
+}
+
+/// Per CPU, the run of identical signals being folded: same sender thread and program
+/// (`mm`), same target thread, signal, si_code, errno, group, result and context. Its first
+/// signal went out as a record carrying `seq`; `count` more have come since, the last at
+/// `last_ns`. Userspace reads it on its drain tick; it is consistent when `v_start ==
+/// v_end` (the program bumps `v_end` before changing anything and both after).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FoldState {
+    pub v_start: u64,
+    pub active: u32,
+    pub sig: i32,
+    pub code: i32,
+    pub errno: i32,
+    pub group: i32,
+    pub result: i32,
+    pub context: u32,
+    pub _pad: u32,
+    pub pid_tgid: u64,
+    pub mm: u64,
+    pub target: u64,
+    pub seq: u64,
+    pub count: u64,
+    pub last_ns: u64,
+    /// The CPU's next run number (kept here so it survives runs).
+    pub next: u64,
+    pub v_end: u64,
+}
+
+/// A folded run ended (the CPU saw a different signal): `count` signals came after the
+/// record that carried `seq`, the last at `last_ns`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FoldEvent {
+    pub kind: u32,
+    pub cpu: u32,
+    pub seq: u64,
+    pub count: u64,
+    pub last_ns: u64,
 }
 
 /// Words of the pid bitmap ahead of the target hash: one bit per pid up to PID_MAX_LIMIT
@@ -171,8 +315,16 @@ pub struct Ancestor {
     /// Start time, ns since boot.
     pub start_ns: u64,
     pub pid: u32,
-    pub _pad: u32,
+    /// `EXE_*` and `ANCESTOR_*` bits.
+    pub exe_flags: u32,
+    /// The executable's inode number, device (`s_dev`, the kernel's encoding) and file
+    /// system magic (`TMPFS_MAGIC` for tmpfs, shm and memfd, …); 0 without one.
+    pub exe_ino: u64,
+    pub exe_dev: u32,
+    pub exe_fs_magic: u32,
     pub comm: [u8; COMM_LEN],
+    /// The executable path's last components, `/`-separated, NUL-terminated.
+    pub exe_path: [u8; EXE_PATH_LEN],
 }
 
 #[repr(C)]
@@ -214,6 +366,14 @@ pub struct SignalEvent {
     /// Start time of the sender's process (ns since boot): with `sender_pid`, the key of
     /// its `SenderDetail` across repeat records.
     pub sender_start_ns: u64,
+    /// `DISPOSITION_*` of the target for this signal.
+    pub target_disposition: u32,
+    /// `CONTEXT_*`.
+    pub context: u32,
+    /// The first argument of the syscall the sender was in (kill(2)'s pid).
+    pub syscall_arg0: i64,
+    /// The fold run this record starts (`FoldState::seq`); 0: not folded.
+    pub seq: u64,
 }
 
 /// What a sender's record carries once per process and window: its command line and its
@@ -221,6 +381,9 @@ pub struct SignalEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SenderDetail {
+    /// The command line's whole length in bytes (more than `ARGV_LEN` when it was cut).
+    pub argv_total: u32,
+    pub _pad: u32,
     pub argv: [u8; ARGV_LEN],
     pub ancestry: [Ancestor; MAX_ANCESTRY],
 }
@@ -260,6 +423,8 @@ mod user {
     unsafe impl aya::Pod for SignalEvent {}
     unsafe impl aya::Pod for SignalFull {}
     unsafe impl aya::Pod for ExitEvent {}
+    unsafe impl aya::Pod for FoldState {}
+    unsafe impl aya::Pod for FoldEvent {}
 }
 
 #[cfg(test)]
@@ -269,17 +434,20 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(size_of::<Ancestor>(), 32);
+        assert_eq!(size_of::<Ancestor>(), 48 + EXE_PATH_LEN);
         assert_eq!(size_of::<KernelOffsets>() % 8, 0);
-        assert_eq!(size_of::<FilterConfig>(), 24);
+        assert_eq!(size_of::<FilterConfig>(), 32);
+        assert_eq!(size_of::<FoldState>(), 104);
+        assert_eq!(size_of::<FoldEvent>(), 32);
         assert_eq!(size_of::<ExitEvent>(), 48);
         assert_eq!(size_of::<TracepointFormat>(), 44);
         assert_eq!(size_of::<OomFormat>(), 32);
         assert_eq!(size_of::<OomEvent>(), 64);
         assert_eq!(align_of::<SignalEvent>(), 8);
         // Fields summed by hand: header 16, 4×i32 16, 4×u32 16, comm 16, 6×u32 24, comm 16,
-        // 2×u32 8, 4×u32 16, memcg 8, start 8: any hidden padding would show.
-        assert_eq!(size_of::<SignalEvent>(), 144);
-        assert_eq!(size_of::<SignalFull>(), 144 + ARGV_LEN + 32 * MAX_ANCESTRY);
+        // 2×u32 8, 4×u32 16, memcg 8, start 8, 2×u32 8, arg0 8, seq 8: any hidden padding
+        // would show.
+        assert_eq!(size_of::<SignalEvent>(), 168);
+        assert_eq!(size_of::<SignalFull>(), 168 + 8 + ARGV_LEN + (48 + EXE_PATH_LEN) * MAX_ANCESTRY);
     }
 }

@@ -30,6 +30,12 @@ impl<T: 'static> Slot<T> {
         self.0.as_mut_ptr()
     }
 
+    /// Gives the room back unused.
+    #[inline(always)]
+    fn discard(self) {
+        self.0.discard(BPF_RB_NO_WAKEUP);
+    }
+
     #[inline(always)]
     fn submit<C: EbpfContext>(self, _ctx: &C, wake: Wake, cfg: &FilterConfig) {
         let flags = if wake == Wake::Now { BPF_RB_FORCE_WAKEUP as u64 } else { wakeup_flags(cfg) };

@@ -29,6 +29,10 @@ impl<T: 'static> Slot<T> {
         self.0
     }
 
+    /// Nothing was sent yet: the scratch slot is simply reused.
+    #[inline(always)]
+    fn discard(self) {}
+
     /// The kernel counts what the perf buffer could not take; userspace reads that count.
     #[inline(always)]
     fn submit<C: EbpfContext>(self, ctx: &C, _wake: Wake, _cfg: &FilterConfig) {

@@ -77,26 +77,68 @@ const MANAGERS: &[&str] = &["containerd-shim", "conmon", "dockerd", "containerd"
 
 /// An OCI runtime sender and the container manager above it in the ancestry.
 pub fn runtime_of(s: &SignalRecord) -> Option<RuntimeInfo> {
-    let runtime = RUNTIMES.iter().find(|r| s.sender.comm == **r)?;
+    let sender = s.sender.as_ref()?;
+    let runtime = RUNTIMES.iter().find(|r| sender.comm == **r)?;
     let above = s.ancestry.iter().rev().skip(1);
     let manager =
         above.map(|a| a.comm.as_str()).find(|c| MANAGERS.iter().any(|m| c.starts_with(m))).map(str::to_string);
     Some(RuntimeInfo { runtime: runtime.to_string(), manager })
 }
 
-pub fn classify(s: &mut SignalRecord) {
-    s.syscall = s.syscall_nr.and_then(signal_syscall);
-    let (cause, detail) = verdict(s);
-    s.cause = cause;
-    s.cause_detail = detail;
+/// Whether `syscall` can have produced a signal with si_code `code` (the kernel fills it in
+/// for kill and tgkill, and refuses user-chosen codes ≥ 0 or SI_TKILL for another process):
+/// a syscall that cannot is not how this signal came about, whatever the registers say.
+pub fn syscall_can_send(syscall: &str, code: i32, to_itself: bool) -> bool {
+    let user_chosen = (code < 0 && code != SI_TKILL) || to_itself;
+    match syscall {
+        "kill" => code == SI_USER,
+        "tkill" | "tgkill" => code == SI_TKILL,
+        "pidfd_send_signal" => code == SI_USER || user_chosen,
+        "rt_sigqueueinfo" | "rt_tgsigqueueinfo" => user_chosen,
+        _ => false,
+    }
 }
 
-fn verdict(s: &mut SignalRecord) -> (Cause, String) {
+pub fn classify(s: &mut SignalRecord) {
+    let (syscall, cause, detail) = verdict(s);
+    s.syscall = syscall;
+    s.cause = cause;
+    s.cause_detail = detail + &outcome(s);
+    (s.scope, s.pgid) = scope(s);
+}
+
+fn to_itself(s: &SignalRecord) -> bool {
+    s.sender.as_ref().is_some_and(|x| x.pid == s.target.pid)
+}
+
+/// The syscall that sent it, only if the sender was inside a signal-sending syscall that
+/// can produce this si_code.
+fn sending_syscall(s: &SignalRecord) -> Option<&'static str> {
+    let sc = s.syscall_nr.and_then(signal_syscall)?;
+    syscall_can_send(sc, s.code.value, to_itself(s)).then_some(sc)
+}
+
+fn verdict(s: &mut SignalRecord) -> (Option<&'static str>, Cause, String) {
     let code = s.code.value;
     if let Some(oom) = &s.oom {
-        return (Cause::OomKill, oom_detail(s, oom));
+        return (None, Cause::OomKill, oom_detail(s, oom));
     }
-    if let Some(sc) = s.syscall {
+    let Some(sender) = s.sender.clone() else {
+        let context = s.context.unwrap_or("interrupt");
+        let on = s.interrupted.as_ref().map_or(String::new(), |i| {
+            format!("; {}({}) was only the task the CPU was running, not the sender", i.comm, i.pid)
+        });
+        return (None, Cause::Kernel, format!("raised by the kernel in {context} context: {}{on}", mechanism(s)));
+    };
+    if sender.kthread {
+        return (None, Cause::Kernel, format!("kernel thread {}: {}", sender.comm, mechanism(s)));
+    }
+    if sender.exiting {
+        // Its registers still show the syscall it died in (often the kill or tgkill that
+        // killed it): what it "sends" now is the exit path's doing.
+        return (None, Cause::Kernel, exit_mechanism(s, &sender));
+    }
+    if let Some(sc) = sending_syscall(s) {
         if let Some(rt) = runtime_of(s) {
             let detail = format!(
                 "{} sent it with {sc}(2){}: a stop or kill its container manager asked for \
@@ -106,25 +148,24 @@ fn verdict(s: &mut SignalRecord) -> (Cause, String) {
                 rt.manager.as_ref().map_or(String::new(), |m| format!(", run by {m}"))
             );
             s.runtime = Some(rt);
-            return (Cause::RuntimeStop, detail);
+            return (Some(sc), Cause::RuntimeStop, detail);
         }
-        return (Cause::Process, format!("{sc}(2) from {}({}), {}", s.sender.comm, s.sender.pid, family(code, sc)));
-    }
-    if s.sender.kthread {
-        return (Cause::Kernel, format!("kernel thread {}: {}", s.sender.comm, mechanism(s)));
+        return (Some(sc), Cause::Process, format!("{sc}(2) from {}({}), {}", sender.comm, sender.pid, family(code)));
     }
     if s.syscall_nr.is_some() {
-        // Known registers, and not a signal-sending syscall: the kernel raised it.
-        return (Cause::Kernel, mechanism(s));
+        // Known registers, and not a syscall that sends this kind of signal: the kernel
+        // raised it while the sender did something else.
+        return (None, Cause::Kernel, mechanism(s));
     }
     // No syscall evidence (kernel without BTF or bpf_task_pt_regs): si_code must do.
     match code {
         // User space cannot send these codes to another process.
-        SI_KERNEL | SI_TIMER => (Cause::Kernel, mechanism(s)),
-        c if c > 0 => (Cause::Kernel, mechanism(s)),
-        SI_TKILL => (Cause::Process, "tkill/tgkill(2) (only those syscalls set SI_TKILL)".into()),
-        SI_QUEUE => (Cause::Process, "sigqueue(3) via rt_sigqueueinfo(2)".into()),
+        SI_KERNEL | SI_TIMER => (None, Cause::Kernel, mechanism(s)),
+        c if c > 0 => (None, Cause::Kernel, mechanism(s)),
+        SI_TKILL => (None, Cause::Process, "tkill/tgkill(2) (only those syscalls set SI_TKILL)".into()),
+        SI_QUEUE => (None, Cause::Process, "sigqueue(3) via rt_sigqueueinfo(2)".into()),
         _ => (
+            None,
             Cause::Unknown,
             format!(
                 "{} without syscall evidence on this kernel: kill(2) and a kernel-raised signal \
@@ -135,13 +176,107 @@ fn verdict(s: &mut SignalRecord) -> (Cause, String) {
     }
 }
 
-fn family(code: i32, syscall: &str) -> String {
+fn family(code: i32) -> String {
     match code {
-        SI_USER => "SI_USER: kill(2)-style, to a process".into(),
+        SI_USER => "SI_USER: kill(2)-style".into(),
         SI_TKILL => "SI_TKILL: tkill/tgkill(2), to one thread".into(),
         SI_QUEUE => "SI_QUEUE: sigqueue(3), with a value".into(),
-        c if c < 0 => format!("si_code {c} chosen by the sender through {syscall}(2)"),
-        _ => format!("si_code {code} chosen by the sender through {syscall}(2)"),
+        c => format!("si_code {c}, chosen by the sender"),
+    }
+}
+
+/// Who the signal went to, from the syscall's pid argument: `kill -TERM -- -PGID` and
+/// `kill(-1, …)` reach many processes, each with its own record.
+fn scope(s: &SignalRecord) -> (&'static str, Option<u32>) {
+    match s.syscall {
+        Some("kill") => match s.syscall_arg0.map(|a| a as i32) {
+            Some(0) => ("process_group", None),
+            Some(-1) => ("every_process", None),
+            Some(p) if p < -1 => ("process_group", Some(p.unsigned_abs())),
+            _ => ("process", None),
+        },
+        Some("tkill" | "tgkill" | "rt_tgsigqueueinfo") => ("thread", None),
+        Some(_) => ("process", None),
+        None if s.group => ("process", None),
+        None => ("thread", None),
+    }
+}
+
+/// Why the kernel did not deliver it, when it did not: what the target does with the
+/// signal, read in the kernel as it was generated.
+fn outcome(s: &SignalRecord) -> String {
+    if s.result != Some("ignored") {
+        return String::new();
+    }
+    let t = &s.target;
+    let sig = &s.signal.name;
+    match t.disposition {
+        Some("ignore") => format!("; the target ignores {sig} (SIG_IGN), so the kernel dropped it"),
+        Some("default") if default_ignored(s.signal.number) => {
+            format!("; the default action of {sig} is to ignore it, and the target has no handler")
+        }
+        Some("default") if t.ns_init == Some(true) && t.blocked != Some(true) => {
+            let who = if t.pid == 1 {
+                format!("{}(1) is the system's init", t.comm)
+            } else {
+                format!("{}({}) is pid 1 of its pid namespace (a container's init)", t.comm, t.pid)
+            };
+            format!(
+                "; the kernel dropped it: {who} with no handler for {sig}, and such an init never gets a signal \
+                 whose action is the default (only SIGKILL or SIGSTOP from outside its namespace get through). A \
+                 stop by {sig} waits out its whole grace period. Fix: an init that handles {sig} — exec form \
+                 instead of a shell (`CMD [\"app\"]`), tini or `docker run --init`, or a STOPSIGNAL it handles"
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+/// Signals whose default action is to do nothing.
+fn default_ignored(sig: i32) -> bool {
+    matches!(sig, libc::SIGCHLD | libc::SIGCONT | libc::SIGURG | libc::SIGWINCH)
+}
+
+/// What the kernel sends on a task's behalf as it exits.
+fn exit_mechanism(s: &SignalRecord, sender: &crate::event::Sender) -> String {
+    let code = s.code.value;
+    let who = format!("{}({})", sender.comm, sender.pid);
+    let self_sent = sender.pid == s.target.pid;
+    match s.signal.number {
+        _ if code > 0 && code != SI_KERNEL && s.code.name.is_some_and(|n| n.starts_with("CLD_")) => {
+            format!("{who} {}: the kernel tells its parent {}({})", cld(s.code.name), s.target.comm, s.target.pid)
+        }
+        libc::SIGKILL
+            if code == SI_KERNEL
+                && sender.ns_pid == Some(1)
+                && sender.pidns.is_some()
+                && sender.pidns == s.target.pidns =>
+        {
+            format!(
+                "{who}, pid 1 of this pid namespace (a container's init), exited: the kernel kills every other \
+                 process in the namespace"
+            )
+        }
+        libc::SIGHUP | libc::SIGCONT if code == SI_KERNEL => format!(
+            "{who} exited: as a session leader its terminal's foreground job gets SIGHUP (and SIGCONT), and a \
+             process group it orphaned with stopped members gets SIGHUP and SIGCONT"
+        ),
+        _ if code == SI_USER && !self_sent => {
+            format!("its parent {who} exited: a parent-death signal (PR_SET_PDEATHSIG)")
+        }
+        _ => format!("raised by the kernel as {who} exited ({})", s.code.name.unwrap_or("si_code ?")),
+    }
+}
+
+fn cld(code: Option<&str>) -> &'static str {
+    match code {
+        Some("CLD_EXITED") => "exited",
+        Some("CLD_KILLED") => "was killed by a signal",
+        Some("CLD_DUMPED") => "was killed and dumped core",
+        Some("CLD_TRAPPED") => "trapped",
+        Some("CLD_STOPPED") => "stopped",
+        Some("CLD_CONTINUED") => "continued",
+        _ => "changed state",
     }
 }
 
@@ -177,7 +312,7 @@ pub fn mechanism(s: &SignalRecord) -> String {
     let code = s.code.value;
     let code_name = s.code.name.unwrap_or("?");
     let during = s.syscall_nr.and_then(syscall_name).map_or(String::new(), |n| format!(" raised by {n}(2)"));
-    let self_sent = s.sender.pid == s.target.pid;
+    let self_sent = to_itself(s);
     match sig {
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP if code > 0 => {
             let what = match code_name {
@@ -195,46 +330,35 @@ pub fn mechanism(s: &SignalRecord) -> String {
             };
             format!("CPU fault in {}({}): {code_name}, {what}", s.target.comm, s.target.pid)
         }
-        libc::SIGCHLD if code > 0 => {
-            let what = match code_name {
-                "CLD_EXITED" => "exited",
-                "CLD_KILLED" => "was killed",
-                "CLD_DUMPED" => "dumped core",
-                "CLD_TRAPPED" => "trapped",
-                "CLD_STOPPED" => "stopped",
-                "CLD_CONTINUED" => "continued",
-                _ => "changed state",
-            };
-            format!("a child process {what} ({}({}) was its parent)", s.target.comm, s.target.pid)
+        libc::SIGCHLD if code > 0 && code != SI_KERNEL => {
+            format!("a child process {} ({}({}) was its parent)", cld(s.code.name), s.target.comm, s.target.pid)
         }
-        libc::SIGPIPE if self_sent => {
-            format!("write to a pipe or socket with no reader{during}")
-        }
+        libc::SIGPIPE if self_sent => format!("write to a pipe or socket with no reader{during}"),
         libc::SIGXFSZ if self_sent => format!("file size limit (RLIMIT_FSIZE) exceeded{during}"),
-        libc::SIGXCPU => "CPU time limit (RLIMIT_CPU) reached".into(),
-        // zap_pid_ns_processes(): the exiting init of a pid namespace takes the rest along.
+        libc::SIGXCPU => "CPU time limit reached (RLIMIT_CPU soft limit)".into(),
         libc::SIGKILL
             if code == SI_KERNEL
-                && s.sender.ns_pid == Some(1)
-                && s.sender.pidns.is_some()
-                && s.sender.pidns == s.target.pidns =>
+                && s.sender.as_ref().is_some_and(|x| {
+                    x.ns_pid == Some(1) && x.pidns.is_some() && x.pidns == s.target.pidns && !self_sent
+                }) =>
         {
-            format!(
-                "{}({}), pid 1 of this pid namespace (a container's init), exited: the kernel kills \
-                 every other process in the namespace",
-                s.sender.comm, s.sender.pid
-            )
-        }
-        libc::SIGKILL if code == SI_KERNEL => {
-            "SIGKILL from the kernel without an OOM-killer mark (RLIMIT_CPU hard limit, \
-             seccomp, or a fatal kernel error)"
+            "pid 1 of this pid namespace (a container's init) exited: the kernel kills every other process in \
+             the namespace"
                 .into()
         }
-        libc::SIGALRM | libc::SIGVTALRM | libc::SIGPROF if code == SI_KERNEL => {
-            "an interval timer expired (alarm/setitimer)".into()
+        libc::SIGKILL if code == SI_KERNEL => "SIGKILL from the kernel without an OOM-killer mark (RLIMIT_CPU hard \
+                                               limit, seccomp, or a fatal kernel error)"
+            .into(),
+        libc::SIGALRM if code == SI_KERNEL => {
+            "a real-time interval timer expired (alarm(2), setitimer ITIMER_REAL)".into()
         }
+        libc::SIGVTALRM if code == SI_KERNEL => {
+            "a virtual CPU-time interval timer expired (setitimer ITIMER_VIRTUAL)".into()
+        }
+        libc::SIGPROF if code == SI_KERNEL => "a profiling interval timer expired (setitimer ITIMER_PROF)".into(),
         _ if code == SI_TIMER => "a POSIX timer expired (timer_create)".into(),
         libc::SIGIO if code > 0 => format!("asynchronous I/O readiness ({code_name}, O_ASYNC/F_SETOWN)"),
+        _ if code == -5 => "asynchronous I/O readiness (SI_SIGIO, O_ASYNC/F_SETOWN)".into(),
         libc::SIGSYS if code > 0 => format!("seccomp trapped a syscall ({code_name})"),
         libc::SIGHUP if code == SI_KERNEL => "terminal hangup, or its session leader exited".into(),
         libc::SIGINT if code == SI_KERNEL => "terminal interrupt key (Ctrl-C)".into(),
@@ -242,9 +366,6 @@ pub fn mechanism(s: &SignalRecord) -> String {
         libc::SIGTSTP if code == SI_KERNEL => "terminal suspend key (Ctrl-Z)".into(),
         libc::SIGTTIN | libc::SIGTTOU if code == SI_KERNEL => "a background process touched its terminal".into(),
         libc::SIGWINCH if code == SI_KERNEL => "the terminal window was resized".into(),
-        _ if !self_sent && matches!(s.syscall_nr.and_then(syscall_name), Some("exit" | "exit_group")) => {
-            format!("its parent {}({}) exited: a parent-death signal (PR_SET_PDEATHSIG)", s.sender.comm, s.sender.pid)
-        }
         _ => format!("raised by the kernel ({code_name}){during}"),
     }
 }
@@ -255,21 +376,18 @@ mod tests {
     use crate::event::*;
 
     fn record(sig: i32, code: i32, syscall_nr: Option<i32>, sender: (&str, u32), target: u32) -> SignalRecord {
-        let a = |pid, comm: &str| Ancestor { pid, comm: comm.into(), start_ns: 0 };
+        let a = |pid, comm: &str| Ancestor { pid, comm: comm.into(), start_ns: 0, ..Default::default() };
         let base = sample_signal();
         SignalRecord {
             signal: SignalId::new(sig),
             code: Code { value: code, name: crate::signals::code_name(sig, code) },
-            target: Target {
-                pid: target,
-                tid: target,
-                ns_pid: Some(target),
-                comm: "app".into(),
-                container: None,
-                pidns: None,
-                memcg: None,
-            },
-            sender: Sender { pid: sender.1, tid: sender.1, comm: sender.0.into(), ..base.sender.clone() },
+            target: Target { pid: target, tid: target, ns_pid: Some(target), comm: "app".into(), ..Default::default() },
+            sender: Some(Sender {
+                pid: sender.1,
+                tid: sender.1,
+                comm: sender.0.into(),
+                ..base.sender.clone().unwrap()
+            }),
             ancestry: vec![
                 a(0, "swapper/0"),
                 a(1, "systemd"),
@@ -287,25 +405,48 @@ mod tests {
         SYSCALLS.iter().find(|(_, n)| *n == name).map(|(n, _)| *n)
     }
 
+    fn sender(r: &mut SignalRecord) -> &mut Sender {
+        r.sender.as_mut().unwrap()
+    }
+
     #[test]
     fn a_dying_container_init_takes_its_namespace_along() {
         let mut r = record(9, SI_KERNEL, Some(231), ("sh", 5938), 5952);
-        (r.sender.ns_pid, r.sender.pidns, r.target.pidns) = (Some(1), Some(4026532001), Some(4026532001));
+        (sender(&mut r).ns_pid, sender(&mut r).pidns, r.target.pidns) = (Some(1), Some(4026532001), Some(4026532001));
+        sender(&mut r).exiting = true;
         classify(&mut r);
         assert_eq!(r.cause, Cause::Kernel);
         assert!(r.cause_detail.contains("sh(5938), pid 1 of this pid namespace"), "{}", r.cause_detail);
         // The same SIGKILL from outside the namespace is not that.
         r.target.pidns = Some(4026531836);
         classify(&mut r);
-        assert!(r.cause_detail.contains("without an OOM-killer mark"), "{}", r.cause_detail);
+        assert!(!r.cause_detail.contains("pid 1 of this pid namespace"), "{}", r.cause_detail);
     }
 
     #[test]
     fn kill_from_a_process() {
         let mut r = record(15, SI_USER, nr("kill"), ("pkill", 500), 42);
+        r.syscall_arg0 = Some(42);
         classify(&mut r);
-        assert_eq!((r.cause, r.syscall), (Cause::Process, Some("kill")));
+        assert_eq!((r.cause, r.syscall, r.scope, r.pgid), (Cause::Process, Some("kill"), "process", None));
         assert!(r.cause_detail.contains("SI_USER"), "{}", r.cause_detail);
+    }
+
+    #[test]
+    fn group_and_broadcast_kills_say_so() {
+        let mut r = record(15, SI_USER, nr("kill"), ("kill", 500), 42);
+        r.syscall_arg0 = Some(-4242);
+        classify(&mut r);
+        assert_eq!((r.scope, r.pgid), ("process_group", Some(4242)));
+        r.syscall_arg0 = Some(-1);
+        classify(&mut r);
+        assert_eq!((r.scope, r.pgid), ("every_process", None));
+        r.syscall_arg0 = Some(0);
+        classify(&mut r);
+        assert_eq!((r.scope, r.pgid), ("process_group", None));
+        let mut r = record(15, SI_TKILL, nr("tgkill"), ("raise", 500), 42);
+        classify(&mut r);
+        assert_eq!(r.scope, "thread");
     }
 
     #[test]
@@ -327,6 +468,71 @@ mod tests {
         let mut r = record(13, SI_USER, nr("kill"), ("app", 42), 42);
         classify(&mut r);
         assert_eq!(r.cause, Cause::Process);
+    }
+
+    #[test]
+    fn a_child_dying_of_its_own_tgkill_is_not_a_tgkill_to_its_parent() {
+        // The child raised SIGTERM on itself and died inside tgkill(2); its SIGCHLD to the
+        // parent comes from the exit path, whatever its registers still say.
+        let mut r = record(libc::SIGCHLD, 2, nr("tgkill"), ("python3", 27907), 27900);
+        sender(&mut r).exiting = true;
+        classify(&mut r);
+        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert!(r.cause_detail.contains("python3(27907) was killed by a signal"), "{}", r.cause_detail);
+        // Even without the exiting flag, tgkill(2) cannot produce CLD_KILLED.
+        sender(&mut r).exiting = false;
+        classify(&mut r);
+        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+    }
+
+    #[test]
+    fn parent_death_signal_after_the_parent_killed_itself() {
+        let mut r = record(15, SI_USER, nr("kill"), ("parent", 7), 42);
+        sender(&mut r).exiting = true;
+        classify(&mut r);
+        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert!(r.cause_detail.contains("PR_SET_PDEATHSIG"), "{}", r.cause_detail);
+    }
+
+    #[test]
+    fn a_session_leaders_exit_hangs_up_its_job() {
+        let mut r = record(libc::SIGHUP, SI_KERNEL, nr("kill"), ("bash", 7), 42);
+        sender(&mut r).exiting = true;
+        classify(&mut r);
+        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert!(r.cause_detail.contains("session leader"), "{}", r.cause_detail);
+    }
+
+    #[test]
+    fn interrupt_context_has_no_sender() {
+        let mut r = record(libc::SIGALRM, SI_KERNEL, nr("kill"), ("busy", 77), 42);
+        r.sender = None;
+        r.interrupted = Some(Interrupted { pid: 77, tid: 77, comm: "busy".into() });
+        r.context = Some("hardirq");
+        classify(&mut r);
+        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert!(r.cause_detail.contains("interval timer") && r.cause_detail.contains("hardirq"), "{}", r.cause_detail);
+        assert!(r.cause_detail.contains("busy(77) was only the task"), "{}", r.cause_detail);
+        let mut r = record(libc::SIGUSR1, SI_TIMER, Some(-1), ("busy", 77), 42);
+        r.sender = None;
+        classify(&mut r);
+        assert!(r.cause_detail.contains("POSIX timer"), "{}", r.cause_detail);
+    }
+
+    #[test]
+    fn a_namespace_init_without_a_handler_drops_sigterm() {
+        let mut r = record(15, SI_USER, nr("kill"), ("runc", 600), 42);
+        r.result = Some("ignored");
+        (r.target.disposition, r.target.ns_init, r.target.blocked) = (Some("default"), Some(true), Some(false));
+        classify(&mut r);
+        assert!(
+            r.cause_detail.contains("pid 1 of its pid namespace") && r.cause_detail.contains("tini"),
+            "{}",
+            r.cause_detail
+        );
+        r.target.disposition = Some("ignore");
+        classify(&mut r);
+        assert!(r.cause_detail.contains("ignores SIGTERM (SIG_IGN)"), "{}", r.cause_detail);
     }
 
     #[test]
@@ -372,10 +578,17 @@ mod tests {
     }
 
     #[test]
-    fn parent_death_signal() {
-        let mut r = record(15, SI_USER, nr("exit_group"), ("parent", 7), 42);
-        classify(&mut r);
-        assert_eq!(r.cause, Cause::Kernel);
-        assert!(r.cause_detail.contains("PR_SET_PDEATHSIG"), "{}", r.cause_detail);
+    fn which_syscalls_can_send_which_codes() {
+        assert!(syscall_can_send("kill", SI_USER, false));
+        assert!(!syscall_can_send("kill", SI_TKILL, false));
+        assert!(!syscall_can_send("tgkill", SI_USER, false));
+        assert!(syscall_can_send("tgkill", SI_TKILL, true));
+        assert!(syscall_can_send("rt_sigqueueinfo", SI_QUEUE, false));
+        assert!(!syscall_can_send("rt_sigqueueinfo", SI_USER, false));
+        assert!(syscall_can_send("rt_sigqueueinfo", 2, true));
+        assert!(!syscall_can_send("rt_sigqueueinfo", 2, false));
+        assert!(syscall_can_send("pidfd_send_signal", SI_USER, false));
+        assert!(!syscall_can_send("pidfd_send_signal", SI_TKILL, false));
+        assert!(!syscall_can_send("write", SI_USER, true));
     }
 }

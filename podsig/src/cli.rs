@@ -99,7 +99,7 @@ pub struct DoctorArgs {
 pub struct WatchArgs {
     /// Process to watch (repeatable). Signals to any of its threads are reported; podsig
     /// exits once every watched process has exited.
-    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid)]
+    #[arg(short = 'p', long = "pid", value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
     pub pids: Vec<u32>,
     /// Watch every process on the node (node mode: only terminating signals unless
     /// --signal or --any-signal; --pod, --namespace and --container-name then filter on
@@ -130,11 +130,13 @@ pub struct WatchArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Stop after reporting N signals.
-    #[arg(short = 'c', long, value_name = "N")]
+    #[command(flatten)]
+    pub redact: RedactArgs,
+    /// Stop after reporting N signals (1 or more).
+    #[arg(short = 'c', long, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
     /// Stop after this long (e.g. 30s, 5m, 1h).
-    #[arg(short = 'd', long, value_name = "D", value_parser = humantime::parse_duration)]
+    #[arg(short = 'd', long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
     #[arg(short = 'b', long, value_enum, default_value = "auto")]
@@ -223,8 +225,12 @@ pub struct RecordArgs {
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub history_max: u64,
     /// Drop events older than this (e.g. 7d, 12h).
-    #[arg(long, value_name = "AGE", default_value = "14d", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "AGE", default_value = "14d", value_parser = parse_duration)]
     pub history_age: Duration,
+    /// Let this group (name or number) read the history: its files are then 0640 and of
+    /// this group, instead of 0600 (root only). They hold every sender's command line.
+    #[arg(long, value_name = "GROUP", value_parser = history::parse_group)]
+    pub history_group: Option<u32>,
     /// Only record signals to this pod (by the target's CRI labels).
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
@@ -250,6 +256,8 @@ pub struct RecordArgs {
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
     #[arg(short = 'b', long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 #[derive(Debug, Args)]
@@ -279,13 +287,13 @@ pub struct HistoryArgs {
     #[arg(long, value_name = "NAME")]
     pub container_name: Option<String>,
     /// Signals to this process.
-    #[arg(short = 'p', long, value_name = "PID", value_parser = parse_pid_number)]
+    #[arg(short = 'p', long, value_name = "PID", value_parser = parse_pid_number, allow_negative_numbers = true)]
     pub pid: Option<u32>,
     /// Only these signals (repeatable).
     #[arg(short = 's', long = "signal", value_name = "SIG", value_parser = signals::parse)]
     pub signals: Vec<i32>,
     /// Only events from this long ago until now (e.g. 1h, 30m, 2d).
-    #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub since: Option<Duration>,
     /// Only the newest N matching events.
     #[arg(long, value_name = "N")]
@@ -293,6 +301,8 @@ pub struct HistoryArgs {
     /// Output format. Default: text on a terminal, json otherwise.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
     pub output: Option<Format>,
+    #[command(flatten)]
+    pub redact: RedactArgs,
 }
 
 /// A pid that may no longer exist (the history is about the past).
@@ -300,6 +310,21 @@ fn parse_pid_number(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(format!("'{s}' is not a process ID (a positive number)")),
+    }
+}
+
+/// `30s`, `5m`, `1h`, `2d`, `500ms`, or combinations (`1h30m`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|_| format!("'{s}' is not a duration: give a number with a unit, such as 500ms, 30s, 5m, 1h or 2d"))
+}
+
+/// `--count N`: at least one report, or there is nothing to wait for.
+fn parse_count(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("0 would stop before the first report: give 1 or more (or leave --count out)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a count: give a whole number, 1 or more")),
     }
 }
 
@@ -318,6 +343,24 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => return Err(format!("unknown size unit in '{s}' (use k, M, G: e.g. 256MiB)")),
     };
     n.checked_mul(1 << shift).ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// Secrets in command lines: masked unless told otherwise.
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// Also mask what this regular expression matches in each argv element (repeatable).
+    /// With capture groups only the groups are masked: --redact '--dsn=[^:]*:([^@]*)@'.
+    #[arg(long = "redact", value_name = "REGEX", value_parser = crate::redact::parse_pattern)]
+    pub patterns: Vec<regex::Regex>,
+    /// Print and store command lines as they are, secrets included (podsig warns once).
+    #[arg(long = "no-redact", conflicts_with = "patterns")]
+    pub no_redact: bool,
+}
+
+impl RedactArgs {
+    pub fn redactor(&self) -> crate::redact::Redactor {
+        crate::redact::Redactor::new(self.patterns.clone(), self.no_redact)
+    }
 }
 
 #[derive(Debug, Args)]

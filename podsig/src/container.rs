@@ -5,7 +5,7 @@ use std::{
     collections::{BTreeSet, HashMap},
     fs,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -86,17 +86,6 @@ impl ContainerInfo {
     }
 }
 
-/// What a container manager says as it happens, for the namer to take in.
-#[derive(Debug)]
-pub enum Learned {
-    /// A task started: its container and its init's pid namespace.
-    Start(TaskStart),
-    /// One container's names.
-    Info(ContainerInfo),
-    /// Every container a manager knows, in answer to a request.
-    Listed(Vec<ContainerInfo>),
-}
-
 /// `containerd://ID`, `docker://ID` (as `kubectl describe pod` prints them) or a bare ID.
 pub fn normalize_id(s: &str) -> Result<String, String> {
     let id = s.trim();
@@ -107,13 +96,18 @@ pub fn normalize_id(s: &str) -> Result<String, String> {
     Ok(id.to_string())
 }
 
-/// A task containerd announced starting.
+/// A task a manager (containerd, Docker) announced starting.
 #[derive(Debug)]
 pub struct TaskStart {
     pub id: String,
     pub runtime: &'static str,
     /// Its init's pid namespace, read when the announcement arrived.
     pub pidns: Option<u32>,
+    /// What the manager said of the container with it (Docker's names), if anything.
+    pub info: Option<ContainerInfo>,
+    /// When the pid namespace was read: a round of answers taken before then cannot
+    /// overrule it (the kernel reuses a gone namespace's number).
+    pub seen: Instant,
 }
 
 pub struct Containerd {
@@ -158,15 +152,15 @@ impl Containerd {
 
     /// Every running task's container, its runtime and its init's pid: one call per
     /// namespace, however many containers the node runs.
-    pub async fn task_pids(&self) -> Vec<(String, &'static str, u32)> {
+    pub async fn task_pids(&self) -> Result<Vec<(String, &'static str, u32)>> {
         let mut out = Vec::new();
         for ns in &self.namespaces {
             let mut t = TasksClient::new(self.channel.clone());
             let req = ListTasksRequest { filter: String::new() };
-            let Ok(Ok(resp)) = tokio::time::timeout(CONNECT_TIMEOUT, t.list(with_namespace!(req, ns.as_str()))).await
-            else {
-                continue;
-            };
+            let resp = tokio::time::timeout(CONNECT_TIMEOUT, t.list(with_namespace!(req, ns.as_str())))
+                .await
+                .map_err(|_| anyhow!("containerd did not list the tasks of namespace {ns} in time"))?
+                .with_context(|| format!("listing tasks in containerd namespace {ns}"))?;
             let runtime = if ns == "moby" { "docker" } else { "containerd" };
             out.extend(
                 resp.into_inner()
@@ -177,26 +171,44 @@ impl Containerd {
                     .map(|p| (if p.container_id.is_empty() { p.id } else { p.container_id }, runtime, p.pid)),
             );
         }
-        out
+        Ok(out)
     }
 
-    /// Every task started from now on (container, runtime, its pid namespace), as containerd
-    /// announces it: a container killed within a second of starting (a crash loop) is
-    /// still placed, though polling would never have seen it run.
-    pub fn task_starts(&self, tx: tokio::sync::mpsc::UnboundedSender<Learned>) {
+    /// Sends every task started from now on (container, runtime, its pid namespace) as
+    /// containerd announces it: a container killed within a second of starting (a crash
+    /// loop) is still placed, though polling would never have seen it run. Connects and
+    /// subscribes again whenever containerd goes away (a restart), until `tx` is closed.
+    pub async fn task_starts(
+        socket: PathBuf,
+        namespaces: Vec<String>,
+        tx: tokio::sync::mpsc::UnboundedSender<TaskStart>,
+    ) {
         use prost::Message as _;
-        let mut events = EventsClient::new(self.channel.clone());
-        let namespaces = self.namespaces.clone();
-        // containerd answers a subscription only with its first event: wait for it aside.
-        tokio::spawn(async move {
-            let req = SubscribeRequest { filters: vec![r#"topic=="/tasks/start""#.to_string()] };
-            let mut stream = match events.subscribe(req).await {
-                Ok(s) => s.into_inner(),
+        let mut warned = false;
+        while !tx.is_closed() {
+            let stream = match Self::connect(&socket, &namespaces).await {
+                Ok(c) => {
+                    let req = SubscribeRequest { filters: vec![r#"topic=="/tasks/start""#.to_string()] };
+                    // containerd answers a subscription only with its first event.
+                    EventsClient::new(c.channel)
+                        .subscribe(req)
+                        .await
+                        .map(|s| s.into_inner())
+                        .map_err(anyhow::Error::from)
+                }
+                Err(e) => Err(e),
+            };
+            let mut stream = match stream {
+                Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(
-                        "containerd task events: {e}; containers killed within a second of starting may go unnamed"
-                    );
-                    return;
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::info!(
+                            "containerd task events: {e:#}; until they come, containers killed within a second of \
+                             starting may go unnamed"
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
                 }
             };
             while let Ok(Some(env)) = stream.message().await {
@@ -212,12 +224,14 @@ impl Containerd {
                 // Read now, while the task surely lives: it may be killed before the watch
                 // loop takes this in, and then /proc has nothing to say.
                 let pidns = crate::enrich::pidns_of(&start.pid.to_string());
-                let started = TaskStart { id: start.container_id, runtime, pidns };
-                if tx.send(Learned::Start(started)).is_err() {
-                    break;
+                let started = TaskStart { id: start.container_id, runtime, pidns, info: None, seen: Instant::now() };
+                if tx.send(started).is_err() {
+                    return;
                 }
             }
-        });
+            tracing::debug!("containerd task events ended (containerd restarted?); subscribing again");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The pid of the container's running task in namespace `ns`, if it has one.
@@ -267,26 +281,12 @@ pub struct Managers {
 }
 
 impl Managers {
-    /// Every container they know, once per ID: a Docker container that containerd also
-    /// lists (namespace `moby`) is one entry, with Docker's name for it.
-    pub async fn list(&self) -> Result<Vec<ContainerInfo>> {
-        let mut out = match &self.containerd {
-            Some(c) => c.list().await?,
-            None => Vec::new(),
-        };
-        if let Some(d) = &self.docker {
-            merge(&mut out, d.list().await?);
-        }
-        merge(&mut out, crate::podman::running().into_iter().map(|(info, _)| info).collect());
-        Ok(out)
-    }
-
     /// The pid of the container's running task (its init), from whoever told of it.
     /// `podman`: the conmons read this round, if already read.
     pub async fn task_pid(&self, info: &ContainerInfo, podman: Option<&[(ContainerInfo, Option<u32>)]>) -> Option<u32> {
         match &info.source {
             Source::Containerd(ns) => self.containerd.as_ref()?.task_pid(ns, &info.id).await,
-            Source::Docker => self.docker.as_ref()?.inspect(&info.id).await?.1,
+            Source::Docker => self.docker.as_ref()?.inspect(&info.id).await.ok()??.1,
             Source::Podman => match podman {
                 Some(running) => running.iter().find(|(c, _)| c.id == info.id)?.1,
                 None => crate::podman::running().into_iter().find(|(c, _)| c.id == info.id)?.1,
@@ -332,21 +332,44 @@ pub struct Watched {
 /// and podman's lists, or, for an ID none of them knows, in every process's cgroup path.
 pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
     let docker = Docker::connect(sel.docker_socket.as_deref()).await?;
-    let (containerd, unreachable) = match Containerd::connect(&sel.socket, &sel.namespaces).await {
-        Ok(c) => (Some(c), None),
+    let mut listed = Vec::new();
+    // A containerd that does not answer (hung, restarting) is as good as none for IDs.
+    let containerd = match Containerd::connect(&sel.socket, &sel.namespaces).await {
+        Ok(c) => match c.list().await {
+            Ok(l) => {
+                listed = l;
+                Ok(c)
+            }
+            Err(e) if sel.pod.is_none() => {
+                tracing::warn!("{e:#}; looking for containers elsewhere (Docker, podman, process cgroups)");
+                Err(e)
+            }
+            Err(e) => return Err(e.context("pods are found through containerd's labels")),
+        },
         Err(e) => {
             if sel.pod.is_some() {
-                return Err(anyhow!("{e:#}; pods are found through containerd's labels"));
+                return Err(anyhow!("{}; pods are found through containerd's labels", crate::error_line(&e)));
             }
-            tracing::info!("{e:#}; looking for containers elsewhere (Docker, podman, process cgroups)");
-            (None, Some(e))
+            tracing::info!(
+                "{}; looking for containers elsewhere (Docker, podman, process cgroups)",
+                crate::error_line(&e)
+            );
+            Err(e)
         }
     };
-    let managers = Managers { containerd, docker };
-    let listed = managers.list().await?;
+    let unreachable = containerd.is_err();
+    let managers = Managers { containerd: containerd.ok(), docker };
+    if let Some(d) = &managers.docker {
+        // As with containerd: one that does not answer is as good as none for names.
+        match d.list().await {
+            Ok(l) => merge(&mut listed, l.into_iter().map(|(info, _)| info).collect()),
+            Err(e) => tracing::warn!("{e:#}; looking for containers elsewhere"),
+        }
+    }
+    merge(&mut listed, crate::podman::running().into_iter().map(|(info, _)| info).collect());
     let where_ = || {
         let mut w = format!("containerd namespaces {}", sel.namespaces.join(", "));
-        if unreachable.is_some() {
+        if unreachable {
             w += " (containerd unreachable)";
         }
         if let Some(d) = &managers.docker {

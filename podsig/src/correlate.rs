@@ -73,7 +73,7 @@ mod tests {
     fn sigkill(pid: u32, code: i32) -> Record {
         Record::Signal(SignalRecord {
             code: Code { value: code, name: None },
-            target: Target { pid, tid: pid, ns_pid: None, comm: "x".into(), container: None, pidns: None, memcg: None },
+            target: Target { pid, tid: pid, comm: "x".into(), ..Default::default() },
             ..sample_signal()
         })
     }

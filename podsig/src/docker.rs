@@ -6,15 +6,20 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
-use crate::container::{ContainerInfo, Learned, Source, TaskStart};
+use crate::{
+    container::{ContainerInfo, Source, TaskStart},
+    naming::{Kind, Manager, Round},
+};
 
 /// Where Docker listens unless --docker-socket says otherwise (/var/run is usually /run).
 pub const DEFAULT_SOCKETS: &[&str] = &["/run/docker.sock", "/var/run/docker.sock"];
@@ -32,7 +37,10 @@ impl Docker {
     /// on the first default socket present, if it answers (quietly: plenty of hosts run
     /// no Docker, and a stopped one leaves its socket behind).
     pub async fn connect(explicit: Option<&Path>) -> Result<Option<Self>> {
-        let Some(socket) = explicit.or_else(|| DEFAULT_SOCKETS.iter().map(Path::new).find(|p| p.exists())) else {
+        let Some(socket) = (match explicit {
+            Some(s) => Some(s),
+            None => default_socket(),
+        }) else {
             tracing::debug!("no Docker socket at {}: Docker's containers are not named", DEFAULT_SOCKETS.join(" or "));
             return Ok(None);
         };
@@ -46,7 +54,7 @@ impl Docker {
         }
     }
 
-    async fn open(socket: &Path) -> Result<Self> {
+    pub async fn open(socket: &Path) -> Result<Self> {
         if !socket.exists() {
             bail!("no Docker socket at {} (is dockerd running? --docker-socket names another)", socket.display());
         }
@@ -62,30 +70,35 @@ impl Docker {
         Ok(Self { client, socket: socket.to_path_buf() })
     }
 
-    /// Every container Docker has, running or not.
-    pub async fn list(&self) -> Result<Vec<ContainerInfo>> {
-        self.list_some(true).await
-    }
-
-    async fn list_some(&self, all: bool) -> Result<Vec<ContainerInfo>> {
-        let opts = ListContainersOptions { all, ..Default::default() };
+    /// Every container Docker has, running or not, and whether it runs.
+    pub async fn list(&self) -> Result<Vec<(ContainerInfo, bool)>> {
+        let opts = ListContainersOptions { all: true, ..Default::default() };
         let list = tokio::time::timeout(TIMEOUT, self.client.list_containers(Some(opts)))
             .await
             .map_err(|_| anyhow!("Docker at {} did not list its containers in time", self.socket.display()))?
             .with_context(|| format!("listing the containers of Docker at {}", self.socket.display()))?;
         Ok(list
             .into_iter()
-            .filter_map(|c| Some(info(c.id?, c.names.unwrap_or_default(), c.labels.unwrap_or_default())))
+            .filter_map(|c| {
+                let running =
+                    matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED));
+                Some((info(c.id?, c.names.unwrap_or_default(), c.labels.unwrap_or_default()), running))
+            })
             .collect())
     }
 
     /// One container (by ID, ID prefix or name, as Docker resolves them) and its init's pid
-    /// while it runs.
-    pub async fn inspect(&self, id: &str) -> Option<(ContainerInfo, Option<u32>)> {
-        let c = tokio::time::timeout(TIMEOUT, self.client.inspect_container(id, None::<InspectContainerOptions>))
+    /// while it runs; None when Docker does not know it. An error when Docker does not
+    /// answer.
+    pub async fn inspect(&self, id: &str) -> Result<Option<(ContainerInfo, Option<u32>)>> {
+        let c = match tokio::time::timeout(TIMEOUT, self.client.inspect_container(id, None::<InspectContainerOptions>))
             .await
-            .ok()?
-            .ok()?;
+            .map_err(|_| anyhow!("Docker at {} did not answer in time", self.socket.display()))?
+        {
+            Ok(c) => c,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("inspecting container {id} in Docker")),
+        };
         let pid = c
             .state
             .as_ref()
@@ -93,93 +106,140 @@ impl Docker {
             .and_then(|s| u32::try_from(s.pid?).ok())
             .filter(|&p| p > 0);
         let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
-        Some((info(c.id?, c.name.into_iter().collect(), labels), pid))
+        Ok(c.id.map(|id| (info(id, c.name.into_iter().collect(), labels), pid)))
+    }
+}
+
+/// Docker as a [`Manager`] the naming agent asks: on the socket `--docker-socket` named,
+/// else on the first default one present (looked for anew at each connection: Docker may
+/// start after podsig).
+pub struct DockerAt {
+    pub socket: Option<PathBuf>,
+}
+
+/// A connection, with the running containers' pids as last seen: Docker's list has no
+/// pids, and a container whose init still lives in the pid namespace it had is not asked
+/// about again.
+pub struct Connection {
+    docker: Docker,
+    inits: HashMap<String, (u32, Option<u32>)>,
+}
+
+impl From<Docker> for Connection {
+    fn from(docker: Docker) -> Self {
+        Self { docker, inits: HashMap::new() }
+    }
+}
+
+impl Manager for DockerAt {
+    type Client = Connection;
+    const NAME: &'static str = "Docker";
+    const KIND: Kind = Kind::Docker;
+
+    async fn connect(&self) -> Result<Connection> {
+        let socket = match &self.socket {
+            Some(s) => s.clone(),
+            None => default_socket()
+                .ok_or_else(|| anyhow!("no Docker socket at {}", DEFAULT_SOCKETS.join(" or ")))?
+                .to_path_buf(),
+        };
+        Ok(Docker::open(&socket).await?.into())
     }
 
-    /// Every running container, with its init's pid namespace.
-    async fn running(&self) -> Vec<(ContainerInfo, Option<u32>)> {
-        let mut out = Vec::new();
-        for c in self.list_some(false).await.unwrap_or_default() {
-            let pidns = match self.inspect(&c.id).await {
-                Some((_, Some(pid))) => crate::enrich::pidns_of(&pid.to_string()),
-                _ => None,
+    async fn ask(&self, c: &mut Connection) -> Result<Round> {
+        let list = c.docker.list().await?;
+        let mut inits = HashMap::new();
+        let mut tasks = Vec::new();
+        for (info, running) in &list {
+            if !running {
+                continue;
+            }
+            let known = c
+                .inits
+                .get(&info.id)
+                .copied()
+                .filter(|&(pid, ns)| ns.is_some() && crate::enrich::pidns_of(&pid.to_string()) == ns);
+            let (pid, ns) = match known {
+                Some(k) => k,
+                None => match c.docker.inspect(&info.id).await? {
+                    Some((_, Some(pid))) => (pid, crate::enrich::pidns_of(&pid.to_string())),
+                    _ => continue,
+                },
             };
-            out.push((c, pidns));
+            inits.insert(info.id.clone(), (pid, ns));
+            tasks.push((info.id.clone(), "docker", pid, ns));
         }
-        out
+        c.inits = inits;
+        Ok(Round { containers: list.into_iter().map(|(info, _)| info).collect(), tasks })
     }
 
-    /// What runs now, sent at once: names, and each running container's pid namespace.
-    pub async fn send_running(&self, tx: &mpsc::UnboundedSender<Learned>) {
-        let running = self.running().await;
-        let _ = tx.send(Learned::Listed(running.iter().map(|(c, _)| c.clone()).collect()));
-        for (c, pidns) in running {
-            let _ = tx.send(Learned::Start(TaskStart { id: c.id, runtime: "docker", pidns }));
-        }
-    }
-
-    /// Serves the namer in the background, so naming never holds up events: Docker's whole
-    /// list each time `refresh` asks, and with `starts_since`, every container Docker
-    /// started since then — its names, and its init's pid namespace read at once, while it
-    /// surely lives (a container killed within a second of starting is still placed).
-    pub fn serve(
-        self,
-        tx: mpsc::UnboundedSender<Learned>,
-        mut refresh: mpsc::Receiver<()>,
-        starts_since: Option<SystemTime>,
-    ) {
-        tokio::spawn(async move {
+    /// Every container Docker starts from now on, from its event stream: its names, and
+    /// its init's pid namespace read at once, while it surely lives (a container killed
+    /// within a second of starting is still placed). Connects and subscribes again when
+    /// Docker goes away, replaying from where the stream broke, until `tx` is closed.
+    async fn task_starts(self: Arc<Self>, tx: mpsc::UnboundedSender<TaskStart>) {
+        let mut since = SystemTime::now();
+        let mut connected = false;
+        let mut warned = false;
+        while !tx.is_closed() {
+            let c = match self.connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // A Docker never reached has no starts podsig could have missed: a
+                    // Docker that starts in an hour is not asked to replay that hour.
+                    if !connected {
+                        since = SystemTime::now();
+                    }
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::debug!(
+                            "Docker events: {e:#}; until they come, Docker containers killed within a second of \
+                             starting may go unnamed"
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            connected = true;
             let filters = HashMap::from([
                 ("type".to_string(), vec!["container".to_string()]),
                 ("event".to_string(), vec!["start".to_string()]),
             ]);
             // Docker takes whole seconds: a second earlier replays a little, misses nothing.
-            let since = starts_since
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs().saturating_sub(1).to_string());
-            let opts = EventsOptions { since, filters: Some(filters), ..Default::default() };
-            let events = self.client.events(Some(opts));
+            let from = since.duration_since(UNIX_EPOCH).map(|d| d.as_secs().saturating_sub(1).to_string()).ok();
+            let opts = EventsOptions { since: from, filters: Some(filters), ..Default::default() };
+            let events = c.docker.client.events(Some(opts));
             tokio::pin!(events);
-            let mut events_open = starts_since.is_some();
-            loop {
-                tokio::select! {
-                    ev = events.next(), if events_open => match ev {
-                        Some(Ok(msg)) => {
-                            let Some(id) = msg.actor.and_then(|a| a.id) else { continue };
-                            let Some((info, pid)) = self.inspect(&id).await else { continue };
-                            let pidns = pid.and_then(|p| crate::enrich::pidns_of(&p.to_string()));
-                            let _ = tx.send(Learned::Info(info));
-                            let _ = tx.send(Learned::Start(TaskStart { id, runtime: "docker", pidns }));
-                        }
-                        end => {
-                            let why = match end {
-                                Some(Err(e)) => e.to_string(),
-                                _ => "the stream ended".into(),
-                            };
-                            tracing::warn!(
-                                "Docker events: {why}; containers killed within a second of starting may go unnamed"
-                            );
-                            events_open = false;
-                        }
-                    },
-                    asked = refresh.recv() => {
-                        if asked.is_none() {
-                            break;
-                        }
-                        match self.list().await {
-                            Ok(list) => {
-                                let _ = tx.send(Learned::Listed(list));
-                            }
-                            Err(e) => tracing::debug!("{e:#}"),
-                        }
+            while let Some(ev) = events.next().await {
+                let msg = match ev {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        tracing::debug!("Docker events: {e}");
+                        break;
                     }
-                }
-                if tx.is_closed() {
-                    break;
+                };
+                let Some(id) = msg.actor.and_then(|a| a.id) else { continue };
+                let Ok(Some((info, pid))) = c.docker.inspect(&id).await else { continue };
+                let pidns = pid.and_then(|p| crate::enrich::pidns_of(&p.to_string()));
+                let seen = Instant::now();
+                if tx.send(TaskStart { id, runtime: "docker", pidns, info: Some(info), seen }).is_err() {
+                    return;
                 }
             }
-        });
+            since = SystemTime::now();
+            tracing::debug!("Docker events ended (Docker restarted?); subscribing again");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
+
+    fn reason(e: &anyhow::Error) -> String {
+        crate::error_line(e)
+    }
+}
+
+/// The first of Docker's default sockets that is there.
+pub fn default_socket() -> Option<&'static Path> {
+    DEFAULT_SOCKETS.iter().map(Path::new).find(|p| p.exists())
 }
 
 /// A container as Docker describes it. Its names are `/web` (and `/other/alias` for a

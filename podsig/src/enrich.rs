@@ -126,11 +126,16 @@ impl Enricher {
                 if s.ancestry_source == AncestrySource::Proc {
                     self.complete_from_proc(s);
                 }
-                let start = s.ancestry.last().filter(|a| a.pid == s.sender.pid).map(|a| a.start_ns);
-                s.sender.exe = match start {
-                    Some(start_ns) => self.cached_exe(s.sender.pid, start_ns),
-                    None => self.exe_if_same_process(s.sender.pid, None),
-                };
+                if let Some(sender) = s.sender.as_mut() {
+                    let me = s.ancestry.last().filter(|a| a.pid == sender.pid);
+                    // The kernel's path, taken at signal time, when it walked all of it;
+                    // /proc only for the same process (pid and start time) still alive.
+                    let kernel = me.and_then(|a| a.exe.as_ref()?.path.clone()).filter(|p| p.starts_with('/'));
+                    sender.exe = kernel.or_else(|| match me.map(|a| a.start_ns) {
+                        Some(start_ns) => self.cached_exe(sender.pid, start_ns),
+                        None => self.exe_if_same_process(sender.pid, None),
+                    });
+                }
                 let clk_tck = self.clk_tck;
                 s.findings =
                     self.inspector.inspect(&s.ancestry, |pid, start_ns| same_process(clk_tck, pid, Some(start_ns)));
@@ -138,7 +143,9 @@ impl Enricher {
                     memory_cgroup(oom, s.target.memcg);
                 }
                 s.target.container = self.container_of(s.target.pid, s.target.pidns);
-                s.sender.container = self.container_of(s.sender.pid, s.sender.pidns);
+                if let Some(sender) = s.sender.as_mut() {
+                    sender.container = self.container_of(sender.pid, sender.pidns);
+                }
             }
             Record::Oom(_) => {}
             Record::Exit(e) => {
@@ -162,7 +169,9 @@ impl Enricher {
     pub fn place(&mut self, record: &mut Record) {
         if let Record::Signal(s) = record {
             s.target.container = self.container_of(s.target.pid, s.target.pidns);
-            s.sender.container = self.container_of(s.sender.pid, s.sender.pidns);
+            if let Some(sender) = s.sender.as_mut() {
+                sender.container = self.container_of(sender.pid, sender.pidns);
+            }
         }
     }
 
@@ -250,24 +259,30 @@ impl Enricher {
             s.target.ns_pid = process(s.target.pid).as_ref().and_then(ns_pid);
             s.target.tid = p.pid as u32;
         }
-        let Some(sender) = process(s.sender.pid) else { return };
-        s.sender.ns_pid = ns_pid(&sender);
-        s.sender.argv = sender.cmdline().unwrap_or_default();
+        let Some(me) = s.sender.as_mut() else { return };
+        let Some(sender) = process(me.pid) else { return };
+        me.ns_pid = ns_pid(&sender);
+        me.argv = sender.cmdline().unwrap_or_default();
         let mut chain = Vec::new();
-        let mut pid = s.sender.pid;
+        let mut pid = me.pid;
         let mut complete = false;
         for _ in 0..podsig_common::MAX_ANCESTRY {
             let Some(stat) = process(pid).and_then(|p| p.stat().ok()) else { break };
-            chain.push(Ancestor { pid, comm: stat.comm.clone(), start_ns: self.ticks_to_ns(stat.starttime) });
+            chain.push(Ancestor {
+                pid,
+                comm: stat.comm.clone(),
+                start_ns: self.ticks_to_ns(stat.starttime),
+                ..Default::default()
+            });
             if stat.ppid <= 0 {
                 // pid 1 and kthreadd are children of the idle task, which /proc does not list.
-                chain.push(Ancestor { pid: 0, comm: "swapper/0".into(), start_ns: 0 });
+                chain.push(Ancestor { pid: 0, comm: "swapper/0".into(), start_ns: 0, ..Default::default() });
                 complete = true;
                 break;
             }
             pid = stat.ppid as u32;
         }
-        s.sender.ppid = chain.get(1).map_or(0, |a| a.pid);
+        me.ppid = chain.get(1).map_or(0, |a| a.pid);
         chain.reverse();
         s.ancestry = chain.into();
         s.ancestry_complete = complete;

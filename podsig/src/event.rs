@@ -39,7 +39,7 @@ pub struct Code {
     pub name: Option<interned::Str>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Target {
     pub pid: u32,
     pub tid: u32,
@@ -49,6 +49,17 @@ pub struct Target {
     pub comm: String,
     /// The container the process runs in; null on the host (or when it cannot be told).
     pub container: Option<ContainerRef>,
+    /// What the target does with this signal, read as it was generated: `default`,
+    /// `ignore` or `handler`; null when the backend cannot see it.
+    #[serde(default, deserialize_with = "interned::option")]
+    pub disposition: Option<interned::Str>,
+    /// The signal is in the target thread's blocked mask.
+    #[serde(default)]
+    pub blocked: Option<bool>,
+    /// The target is pid 1 of its pid namespace (a container's init, or the system's): the
+    /// kernel drops every signal it has no handler for, unless forced from outside.
+    #[serde(default)]
+    pub ns_init: Option<bool>,
     /// Inode number of the process's pid namespace, when captured.
     #[serde(skip)]
     pub pidns: Option<u32>,
@@ -57,7 +68,7 @@ pub struct Target {
     pub memcg: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Sender {
     pub pid: u32,
     pub tid: u32,
@@ -65,22 +76,56 @@ pub struct Sender {
     pub ppid: u32,
     pub uid: u32,
     pub comm: String,
-    /// From /proc while the sender still lives; null once it is gone.
+    /// The executable's path: from the kernel at signal time when it had the whole path,
+    /// else from /proc while the same process (pid and start time) still lives; else null.
     pub exe: Option<String>,
     pub argv: Vec<String>,
+    /// argv was longer than podsig captures: `argv` holds its head, `…`, and its tail.
+    #[serde(default)]
+    pub argv_truncated: bool,
     /// A kernel thread (no user space): its signals are the kernel's own.
     pub kthread: bool,
+    /// It was exiting (PF_EXITING): what it "sent" then — SIGCHLD to its parent, a child's
+    /// parent-death signal, SIGHUP to its terminal's job — the kernel sent as it died.
+    #[serde(default)]
+    pub exiting: bool,
     pub container: Option<ContainerRef>,
     #[serde(skip)]
     pub pidns: Option<u32>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ancestor {
     pub pid: u32,
     pub comm: String,
     /// Start time in ns since boot.
     pub start_ns: u64,
+    /// Its executable as the kernel had it at signal time; null for kernel threads, processes
+    /// past their exit, and backends that cannot see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<Exe>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kthread: bool,
+}
+
+/// A process's executable, identified in the kernel at signal time.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Exe {
+    /// Its path, or its last components after `…/` when the kernel walk kept only those;
+    /// null when not captured (kernels without bpf_loop).
+    pub path: Option<String>,
+    pub ino: u64,
+    /// The file system's device, `major:minor`.
+    pub dev: String,
+    /// The file system type (`ext4`, `overlay`, `tmpfs` — also shm and memfd —, …), or its
+    /// magic number in hex when podsig does not know the name.
+    pub fs: String,
+    /// No links left: deleted since it started, or never linked (memfd, O_TMPFILE).
+    pub unlinked: bool,
+    /// On a kernel-internal mount (memfd): no file system path leads to it.
+    pub internal_mount: bool,
+    /// Its mount is in another mount namespace than the process's own.
+    pub other_mount_ns: bool,
 }
 
 /// A sender's ancestry, root first. Shared, because a storm from one sender repeats it in
@@ -158,8 +203,27 @@ pub struct SignalRecord {
     pub last_time: Option<String>,
     #[serde(skip)]
     pub last_boot_ns: Option<u64>,
+    /// The kernel's run of identical signals this record started (ebpf); 0: none.
+    #[serde(skip)]
+    pub seq: u64,
     pub target: Target,
-    pub sender: Sender,
+    /// Who scoped the signal: `process` (kill), `thread` (tkill, tgkill, or a thread-directed
+    /// kernel signal), `process_group` (kill(-pgid) or kill(0)), `every_process` (kill(-1)).
+    #[serde(default = "process_scope", deserialize_with = "interned::string")]
+    pub scope: interned::Str,
+    /// The process group a `process_group` signal went to; null for the sender's own (kill(0)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgid: Option<u32>,
+    /// The task that sent it; null when the kernel raised it in interrupt context (a timer,
+    /// I/O), where the task on the CPU had nothing to do with it.
+    pub sender: Option<Sender>,
+    /// In interrupt context: the task the interrupt happened to land on. Not the sender.
+    #[serde(default)]
+    pub interrupted: Option<Interrupted>,
+    /// What the CPU was doing when the signal was generated: `task`, `softirq`, `hardirq`,
+    /// `nmi`; null when this kernel does not say.
+    #[serde(default, deserialize_with = "interned::option")]
+    pub context: Option<interned::Str>,
     /// Root (pid 0) first, the sender last.
     pub ancestry: Ancestry,
     pub ancestry_complete: bool,
@@ -173,6 +237,9 @@ pub struct SignalRecord {
     /// Syscall number in progress in the sender, whatever it was; None when unreadable.
     #[serde(skip)]
     pub syscall_nr: Option<i32>,
+    /// That syscall's first argument (kill(2)'s pid), when read.
+    #[serde(skip)]
+    pub syscall_arg0: Option<i64>,
     pub cause: Cause,
     /// What the evidence says, in words: the mechanism, the runtime and manager, the syscall.
     pub cause_detail: String,
@@ -186,6 +253,62 @@ pub struct SignalRecord {
 
 fn one() -> u64 {
     1
+}
+
+fn process_scope() -> interned::Str {
+    "process"
+}
+
+/// The task an interrupt landed on (see `SignalRecord::interrupted`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Interrupted {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+}
+
+impl SignalRecord {
+    /// A record of signal `sig` with si_code `code` from `backend`, everything else not yet
+    /// known: each backend fills in what it sees, the pipeline the rest.
+    pub fn new(backend: interned::Str, sig: i32, code: i32) -> Self {
+        SignalRecord {
+            time: String::new(),
+            node: None,
+            boot_ns: None,
+            backend,
+            signal: SignalId::new(sig),
+            code: Code { value: code, name: signals::code_name(sig, code) },
+            errno: None,
+            group: false,
+            result: None,
+            count: 1,
+            last_time: None,
+            last_boot_ns: None,
+            seq: 0,
+            target: Target::default(),
+            scope: process_scope(),
+            pgid: None,
+            sender: None,
+            interrupted: None,
+            context: None,
+            ancestry: Ancestry::default(),
+            ancestry_complete: false,
+            ancestry_source: AncestrySource::Kernel,
+            syscall: None,
+            syscall_nr: None,
+            syscall_arg0: None,
+            cause: Cause::Unknown,
+            cause_detail: String::new(),
+            oom: None,
+            runtime: None,
+            findings: Vec::new(),
+        }
+    }
+
+    /// The sender's comm and pid, or `kernel` when the signal came from interrupt context.
+    pub fn sender_name(&self) -> String {
+        self.sender.as_ref().map_or_else(|| "kernel".to_string(), |s| format!("{}({})", s.comm, s.pid))
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -235,30 +358,80 @@ pub struct RuntimeInfo {
     pub manager: Option<String>,
 }
 
+/// Something about a process in the sender's ancestry a person would flag. `pid`, `comm`
+/// and `start_ns` are the ancestor's, as captured with the signal.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Finding {
     pub pid: u32,
     pub comm: String,
+    #[serde(default)]
+    pub start_ns: u64,
     pub kind: FindingKind,
+    #[serde(default)]
+    pub severity: Severity,
+    /// Where the fact came from: the kernel at signal time, or /proc afterwards (for the
+    /// same process, pid and start time).
+    #[serde(default)]
+    pub evidence: Evidence,
     pub detail: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
-    /// The executable was deleted after the process started.
+    /// The executable was deleted after the process started (and nothing replaced it).
     DeletedExecutable,
-    /// Runs from /tmp, /var/tmp, /dev/shm or a memfd.
+    /// The executable was replaced by a newer file at the same path (an upgrade).
+    ReplacedExecutable,
+    /// Runs from an anonymous memory file (memfd): no file system holds it.
+    FilelessExecutable,
+    /// Runs from /tmp, /var/tmp or /dev/shm.
     WritableLocation,
-    /// comm differs from the executable's name.
+    /// A user process named like a kernel thread.
+    KernelThreadName,
+    /// Named like a well-known daemon it is not.
+    Impersonation,
+    /// comm differs from the executable's name (symlinks, self-chosen names: weak alone).
     CommMismatch,
     /// A host-side process running a binary from a container's filesystem.
     ContainerBinaryOnHost,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// How much a finding says alone.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Strong alone.
+    Alert,
+    /// Worth a look.
+    #[default]
+    Warning,
+    /// Weak alone (printed with -v).
+    Note,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Alert => "alert",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    #[default]
+    Kernel,
+    Proc,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AncestrySource {
+    #[default]
     Kernel,
     Proc,
 }
@@ -335,42 +508,25 @@ pub fn sample_container(pod: &str) -> ContainerRef {
 /// A complete signal record for tests: pkill(23549) sends SIGKILL to server(7942).
 #[cfg(test)]
 pub fn sample_signal() -> SignalRecord {
-    let a = |pid, comm: &str, start_ns| Ancestor { pid, comm: comm.into(), start_ns };
+    let a = |pid, comm: &str, start_ns| Ancestor { pid, comm: comm.into(), start_ns, ..Default::default() };
     SignalRecord {
         time: "2026-11-24T20:17:30.123456789Z".into(),
-        node: None,
         boot_ns: Some(1),
-        backend: "ebpf",
-        signal: SignalId::new(9),
-        code: Code { value: 0, name: Some("SI_USER") },
         errno: Some(0),
         group: true,
         result: Some("delivered"),
-        count: 1,
-        last_time: None,
-        last_boot_ns: None,
-        target: Target {
-            pid: 7942,
-            tid: 7942,
-            ns_pid: Some(1),
-            comm: "server".into(),
-            container: None,
-            pidns: None,
-            memcg: None,
-        },
-        sender: Sender {
+        target: Target { pid: 7942, tid: 7942, ns_pid: Some(1), comm: "server".into(), ..Default::default() },
+        sender: Some(Sender {
             pid: 23549,
             tid: 23549,
             ns_pid: Some(23549),
             ppid: 23495,
             uid: 0,
             comm: "pkill".into(),
-            exe: None,
             argv: vec!["pkill".into(), "-9".into(), "server".into()],
-            kthread: false,
-            container: None,
-            pidns: None,
-        },
+            ..Default::default()
+        }),
+        context: Some("task"),
         ancestry: vec![
             a(0, "swapper/0", 0),
             a(1, "systemd", 80_000_000),
@@ -379,14 +535,7 @@ pub fn sample_signal() -> SignalRecord {
         ]
         .into(),
         ancestry_complete: true,
-        ancestry_source: AncestrySource::Kernel,
-        syscall: None,
-        syscall_nr: None,
-        cause: Cause::Unknown,
-        cause_detail: String::new(),
-        oom: None,
-        runtime: None,
-        findings: vec![],
+        ..SignalRecord::new("ebpf", 9, 0)
     }
 }
 

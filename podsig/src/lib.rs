@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: `target` (what to watch) → `backend` (kernel hooks) → `event`
 //! (one model for every backend) → `correlate` (OOM marks) → `enrich` (/proc facts, wall
-//! time, `findings`) → `cause` (the verdict) → `output`.
+//! time, `findings`) → `cause` (the verdict) → `redact` (secrets out of argv) → `output` and
+//! the `history`.
 
 pub mod backend;
 pub mod cause;
@@ -23,11 +24,34 @@ pub mod naming;
 pub mod node;
 pub mod output;
 pub mod podman;
+pub mod redact;
 pub mod signals;
 pub mod target;
 pub mod watch;
 
+/// An error and its causes on one line, each said once: many errors (tonic's, io's) already
+/// print their source, and walking the chain would print it again.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let m = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if m.is_empty() || parts.iter().any(|p| p.contains(&m)) {
+            continue;
+        }
+        parts.push(m);
+    }
+    parts.join(": ")
+}
+
 use std::io::Write;
+
+/// Property tests' configuration: 2000 cases each, so they run with every `cargo test` in
+/// bounded time; PROPTEST_CASES raises the count for a longer hunt.
+#[cfg(test)]
+pub(crate) fn fuzz_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000);
+    proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
+}
 
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
@@ -129,6 +153,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 },
                 count: args.count,
                 duration: args.duration,
+                redact: args.redact.redactor(),
             };
             let summary = watch::run(opts, || {}).await?;
             tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
@@ -148,7 +173,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let metrics = serve_metrics(args.node.metrics_addr).await?;
             let gauges = history::Gauges { bytes: metrics.as_ref().map(|m| m.history_bytes.clone()) };
             let limits = history::Limits { max_bytes: args.history_max, max_age: Some(args.history_age) };
-            let writer = history::Writer::open(&args.history, limits, gauges)?;
+            let access = history::Access { group: args.history_group };
+            let writer = history::Writer::open(&args.history, limits, gauges, access)?;
             eprintln!("podsig: recording to {} (at most {} MiB)", args.history.display(), args.history_max >> 20);
             let opts = WatchOptions {
                 backend: args.backend,
@@ -178,6 +204,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 },
                 count: None,
                 duration: None,
+                redact: args.redact.redactor(),
             };
             watch::run(opts, || {}).await?;
             Ok(())
@@ -195,18 +222,23 @@ pub async fn run(cli: Cli) -> Result<()> {
                 last: args.last,
             };
             let rows = history::query(&conn, &q)?;
+            // A history kept by a podsig that did not mask (older, or --no-redact) is
+            // masked on the way out all the same.
+            let mut redactor = args.redact.redactor();
             let format = args.output.unwrap_or_else(watch::default_format);
             let mut out = output::Output::new(format, std::io::BufWriter::new(std::io::stdout().lock()))
-                .with_color(format == output::Format::Text && watch::color_wanted());
+                .with_color(format == output::Format::Text && watch::color_wanted())
+                .with_notes(verbose);
             let mut write = || -> std::io::Result<()> {
                 for json in &rows {
+                    let mut record: event::Record = serde_json::from_str(json).map_err(std::io::Error::other)?;
+                    let stored = record.clone();
+                    redactor.record(&mut record);
                     match format {
-                        // The stored line is what `watch -o json` printed: pass it through.
-                        output::Format::Json => out.write_json_line(json)?,
-                        output::Format::Text => {
-                            let record: event::Record = serde_json::from_str(json).map_err(std::io::Error::other)?;
-                            out.write(&record)?;
-                        }
+                        // The stored line is what `watch -o json` printed: passed through
+                        // unless masking changed it.
+                        output::Format::Json if record == stored => out.write_json_line(json)?,
+                        _ => out.write(&record)?,
                     }
                 }
                 out.flush()

@@ -32,6 +32,11 @@ struct SignalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -41,6 +46,7 @@ pub struct Metrics {
     signals: Family<SignalLabels, Counter>,
     lost: Counter,
     history_dropped: Counter,
+    malformed: Family<BackendLabels, Counter>,
     pub history_bytes: Gauge,
     /// The probes are live: /healthz says ok only from then on.
     attached: AtomicBool,
@@ -70,8 +76,14 @@ impl Metrics {
         let history_dropped = Counter::default();
         registry.register(
             "podsig_history_dropped",
-            "Events reported but not stored: the history writer fell behind",
+            "Events reported but not stored: the history writer fell behind, or the history's file system was full, read-only or failing",
             history_dropped.clone(),
+        );
+        let malformed = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "podsig_malformed_records",
+            "Records from the kernel side a backend could not decode: skipped and counted",
+            malformed.clone(),
         );
         let history_bytes = Gauge::default();
         registry.register("podsig_history_bytes", "Size of the history store on disk", history_bytes.clone());
@@ -80,7 +92,7 @@ impl Metrics {
             "The running podsig's version and commit",
             Info::new(BuildLabels { version: crate::cli::VERSION.to_string() }),
         );
-        Self { registry, signals, lost, history_dropped, history_bytes, attached: AtomicBool::new(false) }
+        Self { registry, signals, lost, history_dropped, malformed, history_bytes, attached: AtomicBool::new(false) }
     }
 
     pub fn record(&self, record: &Record) {
@@ -101,6 +113,10 @@ impl Metrics {
 
     pub fn history_dropped(&self, n: u64) {
         self.history_dropped.inc_by(n);
+    }
+
+    pub fn malformed(&self, backend: &str, n: u64) {
+        self.malformed.get_or_create(&BackendLabels { backend: backend.to_string() }).inc_by(n);
     }
 
     pub fn text(&self) -> String {
@@ -182,6 +198,7 @@ mod tests {
             count: 3,
         }));
         m.history_dropped(2);
+        m.malformed("stap", 4);
         let t = m.text();
         assert!(
             t.contains(
@@ -191,6 +208,7 @@ mod tests {
         );
         assert!(t.contains("podsig_events_lost_total 3"), "{t}");
         assert!(t.contains("podsig_history_dropped_total 2"), "{t}");
+        assert!(t.contains(r#"podsig_malformed_records_total{backend="stap"} 4"#), "{t}");
         assert!(t.contains("podsig_build_info{version="), "{t}");
         assert!(!t.contains("0123456789abcdef") && !t.contains("7942"), "no IDs or pids in labels: {t}");
     }

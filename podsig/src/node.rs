@@ -53,7 +53,9 @@ impl Filter {
 
     pub fn keeps(&self, record: &Record) -> bool {
         let Record::Signal(s) = record else { return true };
-        if self.exclude_comm.iter().any(|c| comm_matches(c, &s.sender.comm)) {
+        if let Some(sender) = &s.sender
+            && self.exclude_comm.iter().any(|c| comm_matches(c, &sender.comm))
+        {
             return false;
         }
         if !self.needs_labels() {
@@ -101,7 +103,7 @@ mod tests {
         assert!(!f.keeps(&Record::Signal(s.clone())));
         let f = Filter { exclude_comm: vec!["pkill".into()], ..Default::default() };
         assert!(!f.keeps(&Record::Signal(s.clone())));
-        s.sender.comm = "kube-controller".into();
+        s.sender.as_mut().unwrap().comm = "kube-controller".into();
         let f = Filter { exclude_comm: vec!["kube-controller-manager".into()], ..Default::default() };
         assert!(!f.keeps(&Record::Signal(s)));
     }

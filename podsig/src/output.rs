@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 
-use crate::event::{AncestrySource, ExitRecord, Record, SignalRecord};
+use crate::event::{AncestrySource, ExitRecord, Record, Severity, SignalRecord};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -16,11 +16,18 @@ pub struct Output<W: Write> {
     format: Format,
     out: W,
     color: bool,
+    notes: bool,
 }
 
 impl<W: Write> Output<W> {
     pub fn new(format: Format, out: W) -> Self {
-        Self { format, out, color: false }
+        Self { format, out, color: false, notes: false }
+    }
+
+    /// Text output also prints findings of severity `note` (weak alone; `-v`).
+    pub fn with_notes(mut self, notes: bool) -> Self {
+        self.notes = notes;
+        self
     }
 
     /// ANSI colours in text output (the caller decides: terminals only, NO_COLOR honoured).
@@ -36,7 +43,7 @@ impl<W: Write> Output<W> {
                 self.out.write_all(b"\n")
             }
             Format::Text => {
-                let t = if self.color { colored(record) } else { text(record) };
+                let t = if self.color { colored(record, self.notes) } else { text_with(record, self.notes) };
                 self.out.write_all(t.as_bytes())
             }
         }
@@ -54,8 +61,13 @@ impl<W: Write> Output<W> {
 }
 
 pub fn text(record: &Record) -> String {
+    text_with(record, false)
+}
+
+/// The text form; `notes`: also the findings of severity `note`.
+pub fn text_with(record: &Record, notes: bool) -> String {
     match record {
-        Record::Signal(s) => signal_text(s),
+        Record::Signal(s) => signal_text(s, notes),
         Record::Exit(e) => exit_text(e),
         Record::Lost(l) => format!("lost {} events (ring buffer full)\n", l.count),
         Record::Oom(_) => String::new(),
@@ -70,13 +82,13 @@ const RESET: &str = "\x1b[0m";
 
 /// The text form with ANSI colours: the signal line bold, warnings red, detail dim. Built
 /// from the plain text so both forms always say the same thing.
-fn colored(record: &Record) -> String {
-    let plain = text(record);
+fn colored(record: &Record, notes: bool) -> String {
+    let plain = text_with(record, notes);
     let mut out = String::with_capacity(plain.len() + 64);
     for (i, line) in plain.lines().enumerate() {
         let (pre, post) = if i == 0 {
             (BOLD, RESET)
-        } else if line.starts_with("  warning:") {
+        } else if line.starts_with("  alert:") || line.starts_with("  warning:") {
             (RED, RESET)
         } else if line.starts_with("  why:") {
             (YELLOW, RESET)
@@ -104,21 +116,17 @@ pub fn stap_time(ns: u64) -> String {
     format!("{}m{}.{:09}s", secs / 60, secs % 60, ns % 1_000_000_000)
 }
 
-fn signal_text(s: &SignalRecord) -> String {
-    let mut t = format!(
-        "{}({}) send {} to {}({})\n",
-        clean(&s.sender.comm),
-        s.sender.pid,
-        s.signal.name,
-        clean(&s.target.comm),
-        s.target.pid
-    );
-    let parent =
-        s.ancestry.iter().rev().nth(1).filter(|a| a.pid == s.sender.ppid).map_or("?".to_string(), |a| clean(&a.comm));
-    t += &format!("parent of sender: {parent}({})\n", s.sender.ppid);
-    let chain: Vec<String> =
-        s.ancestry.iter().map(|a| format!("{}({})", clean(&a.comm), stap_time(a.start_ns))).collect();
-    t += &format!("task_ancestry:{}\n", chain.join("=>"));
+fn signal_text(s: &SignalRecord, notes: bool) -> String {
+    let from = s.sender.as_ref().map_or_else(|| "kernel".to_string(), |x| format!("{}({})", clean(&x.comm), x.pid));
+    let mut t = format!("{from} send {} to {}({})\n", s.signal.name, clean(&s.target.comm), s.target.pid);
+    if let Some(sender) = &s.sender {
+        let parent =
+            s.ancestry.iter().rev().nth(1).filter(|a| a.pid == sender.ppid).map_or("?".to_string(), |a| clean(&a.comm));
+        t += &format!("parent of sender: {parent}({})\n", sender.ppid);
+        let chain: Vec<String> =
+            s.ancestry.iter().map(|a| format!("{}({})", clean(&a.comm), stap_time(a.start_ns))).collect();
+        t += &format!("task_ancestry:{}\n", chain.join("=>"));
+    }
     t += &format!("  {}", s.time);
     if s.count > 1 {
         t += &format!(" repeated={}", s.count);
@@ -133,7 +141,24 @@ fn signal_text(s: &SignalRecord) -> String {
     if let Some(errno) = s.errno.filter(|&e| e != 0) {
         t += &format!(" errno={errno}");
     }
-    if !s.ancestry_complete {
+    if s.scope != "process" {
+        t += &format!(" to={}", s.scope);
+        if let Some(pgid) = s.pgid {
+            t += &format!("({pgid})");
+        }
+    }
+    // The default disposition on a delivered signal says nothing; anything else explains
+    // what the target did with it.
+    if let Some(d) = s.target.disposition.filter(|&d| d != "default" || s.result != Some("delivered")) {
+        t += &format!(" disposition={d}");
+    }
+    if s.target.blocked == Some(true) {
+        t += " blocked";
+    }
+    if s.target.ns_init == Some(true) {
+        t += " target=ns-init";
+    }
+    if s.sender.is_some() && !s.ancestry_complete {
         t += " ancestry=incomplete";
     }
     if s.ancestry_source == AncestrySource::Proc {
@@ -148,22 +173,30 @@ fn signal_text(s: &SignalRecord) -> String {
             t += &format!(" pod: {}/{}", clean(c.namespace.as_deref().unwrap_or("?")), clean(pod));
         }
     }
-    if let Some(c) = &s.sender.container
+    if let Some(c) = s.sender.as_ref().and_then(|x| x.container.as_ref())
         && s.target.container.as_ref().is_none_or(|t| t.id != c.id)
     {
         t += &format!(" sender-container: {}", clean(c.name.as_deref().unwrap_or(&crate::container::short(&c.id))));
     }
     t += &format!(" cause: {}", s.cause.as_str());
-    if !s.sender.argv.is_empty() {
-        let argv: Vec<String> = s.sender.argv.iter().map(|a| clean(a)).collect();
+    if let Some(sender) = s.sender.as_ref().filter(|x| !x.argv.is_empty()) {
+        let argv: Vec<String> = sender.argv.iter().map(|a| clean(a)).collect();
         t += &format!(" argv: {}", argv.join(" "));
     }
     t.push('\n');
+    if let Some(i) = &s.interrupted {
+        t += &format!(
+            "  interrupted: {}({}), the task the CPU was running when {} context raised it; not the sender\n",
+            clean(&i.comm),
+            i.pid,
+            s.context.unwrap_or("interrupt")
+        );
+    }
     if !s.cause_detail.is_empty() {
         t += &format!("  why: {}\n", clean(&s.cause_detail));
     }
-    for f in &s.findings {
-        t += &format!("  warning: {}({}) {}\n", clean(&f.comm), f.pid, clean(&f.detail));
+    for f in s.findings.iter().filter(|f| notes || f.severity != Severity::Note) {
+        t += &format!("  {}: {}({}) {}\n", f.severity.as_str(), clean(&f.comm), f.pid, clean(&f.detail));
     }
     t
 }
@@ -189,12 +222,26 @@ mod tests {
             syscall: Some("kill"),
             cause: Cause::Process,
             cause_detail: "kill(2) from pkill(23549)".into(),
-            findings: vec![Finding {
-                pid: 23495,
-                comm: "bash".into(),
-                kind: FindingKind::WritableLocation,
-                detail: "runs from /tmp/bash".into(),
-            }],
+            findings: vec![
+                Finding {
+                    pid: 23495,
+                    comm: "bash".into(),
+                    start_ns: 2_008_504_817_798_337,
+                    kind: FindingKind::DeletedExecutable,
+                    severity: Severity::Alert,
+                    evidence: Evidence::Kernel,
+                    detail: "its executable /tmp/bash was deleted after it started".into(),
+                },
+                Finding {
+                    pid: 23495,
+                    comm: "bash".into(),
+                    start_ns: 2_008_504_817_798_337,
+                    kind: FindingKind::WritableLocation,
+                    severity: Severity::Note,
+                    evidence: Evidence::Kernel,
+                    detail: "runs from /tmp/bash, in world-writable /tmp".into(),
+                },
+            ],
             ..sample_signal()
         }
     }
@@ -216,13 +263,17 @@ mod tests {
              cause: process argv: pkill -9 server"
         );
         assert_eq!(lines[4], "  why: kill(2) from pkill(23549)");
-        assert_eq!(lines[5], "  warning: bash(23495) runs from /tmp/bash");
+        assert_eq!(lines[5], "  alert: bash(23495) its executable /tmp/bash was deleted after it started");
+        // Notes only with -v.
+        assert_eq!(lines.len(), 6);
+        let t = text_with(&Record::Signal(sample()), true);
+        assert_eq!(t.lines().nth(6), Some("  note: bash(23495) runs from /tmp/bash, in world-writable /tmp"));
     }
 
     #[test]
     fn colour_wraps_the_same_text() {
         let r = Record::Signal(sample());
-        let c = colored(&r);
+        let c = colored(&r, false);
         assert!(c.contains(RED) && c.starts_with(BOLD));
         let stripped = c.replace(RED, "").replace(BOLD, "").replace(DIM, "").replace(YELLOW, "").replace(RESET, "");
         assert_eq!(stripped, text(&r));
@@ -231,7 +282,7 @@ mod tests {
     #[test]
     fn control_bytes_are_escaped_in_text() {
         let mut s = sample();
-        s.sender.comm = "evil\nname".into();
+        s.sender.as_mut().unwrap().comm = "evil\nname".into();
         assert!(text(&Record::Signal(s)).starts_with("evil\\nname(23549) send"));
     }
 

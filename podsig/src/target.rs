@@ -14,6 +14,10 @@ pub fn parse_pid(s: &str) -> Result<u32, String> {
                       (find one with `pgrep NAME`)"
             .into()),
         Ok(n) if n <= i32::MAX as u32 => Ok(n),
+        _ if s.trim().starts_with('-') && s.trim()[1..].parse::<u32>().is_ok() => Err(format!(
+            "{s} is not a process id: podsig watches processes by their pid (a positive number); kill(2)'s -1 \
+             (every process) and -PGID (a process group) are not processes: use --all, or the group's pids"
+        )),
         _ => Err(format!("'{s}' is not a process id; expected a positive number such as `pgrep NAME` prints")),
     }
 }

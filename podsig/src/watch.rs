@@ -20,9 +20,10 @@ use crate::{
     event::Record,
     history,
     metrics::Metrics,
-    naming::Namer,
+    naming::{self, Kind, Namer, Snapshot},
     node,
     output::{Format, Output},
+    redact::Redactor,
 };
 
 pub struct WatchOptions {
@@ -37,6 +38,8 @@ pub struct WatchOptions {
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// Masks secrets in argv before any output, metric or the history sees a record.
+    pub redact: Redactor,
 }
 
 /// Node mode's additions: the node name, label filters, the history, metrics.
@@ -59,15 +62,29 @@ pub struct NodeOptions {
 pub struct Follower {
     selector: Selector,
     containers: Vec<Watched>,
-    managers: Managers,
+    /// The connections that resolved the containers, handed on to the naming agents,
+    /// which ask containerd and Docker from then on (the watch loop never waits on them).
+    clients: Managers,
     /// Pids handed to the backend, so each is added once.
     known: BTreeSet<u32>,
+    /// When each container's task was last seen to exit: containerd's answers from before
+    /// that cannot bring it back.
+    exited: std::collections::HashMap<String, Instant>,
+    /// `following …` lines not yet printed.
+    followed: Vec<String>,
 }
 
 impl Follower {
     pub async fn new(selector: Selector) -> Result<Self> {
-        let (containers, managers) = container::resolve(&selector).await?;
-        let mut f = Self { selector, containers, managers, known: BTreeSet::new() };
+        let (containers, clients) = container::resolve(&selector).await?;
+        let mut f = Self {
+            selector,
+            containers,
+            clients,
+            known: BTreeSet::new(),
+            exited: Default::default(),
+            followed: Vec::new(),
+        };
         let pids: Vec<u32> = f.current_pids().into_iter().map(|(p, _)| p).collect();
         f.known.extend(pids);
         Ok(f)
@@ -135,24 +152,27 @@ impl Follower {
         self.containers.iter().map(|w| container::short(&w.id)).collect()
     }
 
-    /// Names for the enricher, from the container managers there are.
-    async fn names(&self) -> Option<Vec<container::ContainerInfo>> {
-        self.managers.list().await.ok()
+    /// Whether a watched container is one `kind` of manager tells about (its restarts are
+    /// followed through that manager's answers).
+    pub fn watches(&self, kind: Kind) -> bool {
+        self.containers.iter().any(|w| w.info.as_ref().is_some_and(|i| Kind::of(&i.source) == Some(kind)))
     }
 
-    /// New pids to watch since the last call; says so on stderr when a container restarted.
-    async fn resync(&mut self) -> Vec<u32> {
+    /// New pids to watch since the last call, from the managers' latest answers (`snaps`,
+    /// the rounds new since the last call), podman's conmons and the containers' cgroups. A
+    /// container's new task is announced by [`Follower::announce`], once the caller
+    /// watches it.
+    fn resync(&mut self, snaps: &[Arc<Snapshot>]) -> Vec<u32> {
         // A pod's restarted container is a new container with the same labels, in
-        // containerd (pods are found there only; Docker and podman are not asked each second).
-        if let Some(cl) = &self.managers.containerd
+        // containerd (pods are found there only).
+        if let Some(snap) = snaps.iter().find(|s| s.kind == Kind::Containerd)
             && (self.selector.pod.is_some()
                 || self
                     .containers
                     .iter()
                     .any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(container::LABEL_POD))))
-            && let Ok(all) = cl.list().await
         {
-            for c in all {
+            for c in &snap.containers {
                 if self.containers.iter().any(|w| w.id == c.id) {
                     continue;
                 }
@@ -177,7 +197,7 @@ impl Follower {
                             .is_none_or(|n| c.labels.get(container::LABEL_CONTAINER) == Some(n))
                         && c.labels.get("io.cri-containerd.kind").is_none_or(|k| k == "container");
                 if pod_match || self.containers.iter().any(same_as) {
-                    self.containers.push(Watched { id: c.id.clone(), info: Some(c), pid: None });
+                    self.containers.push(Watched { id: c.id.clone(), info: Some(c.clone()), pid: None });
                 }
             }
         }
@@ -189,18 +209,34 @@ impl Follower {
             .then(crate::podman::running);
         for w in &mut self.containers {
             let now = match &w.info {
-                Some(info) => self.managers.task_pid(info, podman.as_deref()).await,
+                Some(info) => match Kind::of(&info.source) {
+                    Some(kind) => match snaps.iter().find(|s| s.kind == kind) {
+                        Some(snap) if self.exited.get(&w.id).is_none_or(|&t| snap.taken > t) => snap.task_pid(&w.id),
+                        // Nothing new from its manager (down, restarting, hung): keep what is
+                        // known.
+                        _ => None,
+                    },
+                    None => podman.iter().flatten().find(|(c, _)| c.id == w.id).and_then(|(_, pid)| *pid),
+                },
                 None => container::pids_in_cgroups_of(&w.id).first().copied(),
             };
             if let Some(pid) = now
                 && w.pid != Some(pid)
             {
-                eprintln!("podsig: following {} (new pid {pid})", container::short(&w.id));
+                self.followed.push(format!("podsig: following {} (new pid {pid})", container::short(&w.id)));
                 w.pid = Some(pid);
             }
         }
         let pids: Vec<u32> = self.current_pids().into_iter().map(|(p, _)| p).collect();
         pids.into_iter().filter(|&p| self.known.insert(p)).collect()
+    }
+
+    /// Says on stderr which containers have a new task: after its pid is in the filter, so a
+    /// signal sent upon reading the line is reported.
+    fn announce(&mut self) {
+        for line in self.followed.drain(..) {
+            eprintln!("{line}");
+        }
     }
 
     /// A watched process exited: if it comes back (a pid reused inside the container), it is
@@ -210,6 +246,7 @@ impl Follower {
         for w in &mut self.containers {
             if w.pid == Some(pid) {
                 w.pid = None;
+                self.exited.insert(w.id.clone(), Instant::now());
             }
         }
     }
@@ -217,6 +254,9 @@ impl Follower {
 
 /// How often a container watch is brought in step with the containers.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+/// How long attaching waits for containerd's first answers (node mode): a containerd that
+/// is down or hung delays nothing longer.
+const FIRST_NAMES: Duration = Duration::from_secs(1);
 
 /// Why the loop ended; each is a clean exit.
 #[derive(Debug, PartialEq, Eq)]
@@ -239,37 +279,41 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     let started = Instant::now();
     let mut enricher = Enricher::new();
     enricher.node = opts.node.name.clone();
-    // containerd, Docker and podman name the containers events mention; for a container
-    // watch the follower's managers do it, else the namer tries their sockets once
-    // (quietly: hosts without them).
-    // Node mode, filters on pod labels, the history and metrics need a container's names
-    // on its first event (often its init's death): those name eagerly.
-    let mut namer = if opts.follower.is_none() {
-        let (socket, namespaces) = opts.node.containerd.clone().unwrap_or_else(|| {
-            (container::DEFAULT_SOCKET.into(), container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
-        });
-        let eager = opts.spec.all
-            || opts.node.filter.needs_labels()
-            || opts.node.history.is_some()
-            || opts.node.metrics.is_some();
-        Some(Namer::connect(&socket, &namespaces, opts.node.docker_socket.as_deref(), eager).await?)
-    } else {
-        None
+    // containerd and Docker name the containers events mention, each asked by an agent
+    // of its own so that nothing here waits on them: every second for a container watch
+    // (restarts, new containers of a pod), else when a container goes unnamed (quietly:
+    // hosts without them); podman's conmons are read from /proc. Node mode, filters on pod
+    // labels, the history and metrics need a container's names on its first event (often
+    // its init's death): those name eagerly.
+    let (socket, namespaces) = opts.node.containerd.clone().unwrap_or_else(|| {
+        (container::DEFAULT_SOCKET.into(), container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
+    });
+    let eager =
+        opts.spec.all || opts.node.filter.needs_labels() || opts.node.history.is_some() || opts.node.metrics.is_some();
+    let clients = opts.follower.as_mut().map(|f| std::mem::take(&mut f.clients)).unwrap_or_default();
+    let asking = naming::Asking {
+        eager,
+        containerd_periodic: opts.follower.is_some(),
+        docker_periodic: opts.follower.as_ref().is_some_and(|f| f.watches(Kind::Docker)),
     };
+    let sockets =
+        naming::Sockets { containerd: &socket, namespaces: &namespaces, docker: opts.node.docker_socket.as_deref() };
+    let mut namer = Namer::start(sockets, clients, asking).await?;
     // Before attaching: a container killed the moment `attached` is printed must already be
     // known (its init leaves /proc at once; tasks started later are announced by events).
-    if let Some(n) = namer.as_mut() {
-        n.tick(&mut enricher).await;
+    if eager {
+        namer.first(&mut enricher, FIRST_NAMES).await;
     }
     let mut backend = backend::attach(opts.backend, &opts.spec).await?;
     if let Some(f) = opts.follower.as_mut() {
         // Forks are followed in the kernel from now on; a process the container started
         // between resolving it and attaching is in its cgroup already: pick those up, and
         // put every member in the filter, before saying `attached`.
-        f.resync().await;
+        f.resync(&[]);
         for pid in f.members_only() {
             backend.watch(pid)?;
         }
+        f.announce();
     }
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -298,12 +342,16 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     }
     let mut follow_tick = tokio::time::interval(FOLLOW_INTERVAL);
     follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut names_refreshed: Option<Instant> = None;
     let mut correlator = Correlator::default();
     let mut out = opts.print.map(|format| {
-        Output::new(format, BufWriter::new(io::stdout().lock())).with_color(format == Format::Text && color_wanted())
+        Output::new(format, BufWriter::new(io::stdout().lock()))
+            .with_color(format == Format::Text && color_wanted())
+            .with_notes(opts.spec.verbose)
     });
-    let mut history_dropped_warned = Instant::now() - Duration::from_secs(60);
+    // When each warning was last given (at most one per 10 s each).
+    let mut history_dropped_warned: Option<Instant> = None;
+    let mut malformed_warned: Option<Instant> = None;
+    let mut malformed_unreported = 0u64;
     let mut signals = 0u64;
     let mut batch = Vec::new();
     let mut ready = Vec::new();
@@ -324,10 +372,12 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             _ = sigint.recv() => interrupted = Some(Stop::Interrupted),
             _ = sigterm.recv() => interrupted = Some(Stop::Interrupted),
             _ = &mut sleep => interrupted = Some(Stop::Duration),
-            _ = follow_tick.tick(), if opts.follower.is_some() || namer.is_some() => {
+            _ = follow_tick.tick() => {
+                // Only what containerd already said: this never waits on it.
+                let snaps = namer.tick(&mut enricher);
                 if let Some(f) = opts.follower.as_mut() {
                     let inits = f.pids();
-                    for pid in f.resync().await {
+                    for pid in f.resync(&snaps) {
                         if f.pids().contains(&pid) && !inits.contains(&pid) {
                             // A new task: its exit is reported, like the first one's.
                             backend.watch_root(pid)?;
@@ -336,23 +386,29 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                             backend.watch(pid)?;
                         }
                     }
+                    f.announce();
                     f.share_membership(&mut enricher);
-                }
-                let stale = names_refreshed.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
-                if let Some(f) = opts.follower.as_ref().filter(|_| !enricher.unnamed.is_empty() && stale) {
-                    for info in f.names().await.into_iter().flatten() {
-                        enricher.names.learn(info);
-                    }
-                    enricher.unnamed.clear();
-                    names_refreshed = Some(Instant::now());
-                }
-                if let Some(n) = namer.as_mut() {
-                    n.tick(&mut enricher).await;
                 }
             }
         }
         // Always drain before deciding: nothing captured is dropped on the way out.
         backend.drain(&mut batch)?;
+        let malformed = backend.take_malformed();
+        if malformed > 0 {
+            if let Some(m) = &opts.node.metrics {
+                m.malformed(backend.name(), malformed);
+            }
+            malformed_unreported += malformed;
+            if malformed_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                eprintln!(
+                    "podsig: skipped {malformed_unreported} malformed records from the {} backend \
+                     (podsig_malformed_records_total)",
+                    backend.name()
+                );
+                malformed_warned = Some(Instant::now());
+                malformed_unreported = 0;
+            }
+        }
         let now = Instant::now();
         for record in batch.drain(..) {
             if let Record::Exit(e) = &record {
@@ -369,9 +425,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         for record in ready.iter_mut() {
             enricher.enrich(record);
         }
-        if let Some(n) = namer.as_mut() {
-            n.name(&mut enricher, &mut ready).await;
-        }
+        namer.name(&mut enricher, &mut ready).await;
         for mut record in ready.drain(..) {
             match &mut record {
                 Record::Signal(s) => cause::classify(s),
@@ -380,6 +434,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 }
                 _ => {}
             }
+            opts.redact.record(&mut record);
             if !opts.node.filter.keeps(&record) {
                 continue;
             }
@@ -445,15 +500,21 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 bail!("every watched process exited before podsig attached; nothing to watch");
             }
         }
+        if let Some(h) = opts.node.history.as_ref()
+            && let Some(m) = &opts.node.metrics
+        {
+            // Not stored because the history's file system failed (the writer says so).
+            m.history_dropped(h.take_unstored());
+        }
         if let Some(h) = opts.node.history.as_mut()
             && h.dropped > 0
         {
             if let Some(m) = &opts.node.metrics {
                 m.history_dropped(h.dropped);
             }
-            if history_dropped_warned.elapsed() > Duration::from_secs(10) {
+            if history_dropped_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                 eprintln!("podsig: the history writer fell behind: {} events not stored", h.dropped);
-                history_dropped_warned = Instant::now();
+                history_dropped_warned = Some(Instant::now());
             }
             h.dropped = 0;
         }
@@ -466,6 +527,13 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             break stop;
         }
     };
+    if malformed_unreported > 0 {
+        eprintln!(
+            "podsig: skipped {malformed_unreported} malformed records from the {} backend \
+             (podsig_malformed_records_total)",
+            backend.name()
+        );
+    }
     if let Some(h) = opts.node.history.take() {
         h.finish()?;
     }

@@ -363,6 +363,11 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("podman", "/usr/bin/podman"),
     ("crun", "/usr/bin/crun"),
     ("conmon", "/usr/bin/conmon"),
+    // The verdict tests: a tmux session kill, and small C scenarios (raise, timers).
+    ("tmux", "/usr/bin/tmux"),
+    ("gcc", "/usr/bin/cc"),
+    // The read-only fault test: ext4 on a loop device, checked with e2fsck.
+    ("e2fsprogs", "/usr/sbin/mkfs.ext4"),
 ];
 
 /// The sandbox image containerd's CRI plugin runs for every pod. No registry is reachable:

@@ -82,6 +82,12 @@ impl Backend for AnyBackend {
             AnyBackend::Stap(b) => b.watch_root(pid),
         }
     }
+    fn take_malformed(&mut self) -> u64 {
+        match self {
+            AnyBackend::Ebpf(b) => b.take_malformed(),
+            AnyBackend::Stap(b) => b.take_malformed(),
+        }
+    }
 }
 
 /// What the eBPF backend needs from this kernel, or what is missing.
@@ -144,6 +150,28 @@ pub async fn attach(kind: BackendKind, spec: &WatchSpec) -> Result<AnyBackend> {
     }
 }
 
+/// Records a backend could not decode (cut short, garbled, of a kind it does not know):
+/// each is skipped and counted here, never a panic and never a guess. A backend keeps one
+/// and calls [`Malformed::note`] where a decoder gives up; the watch loop takes the count
+/// through [`Backend::take_malformed`] and reports it as
+/// `podsig_malformed_records_total{backend}` and on stderr.
+#[derive(Debug, Default)]
+pub struct Malformed {
+    new: u64,
+}
+
+impl Malformed {
+    /// One more record that could not be decoded.
+    pub fn note(&mut self) {
+        self.new += 1;
+    }
+
+    /// How many since the last call.
+    pub fn take(&mut self) -> u64 {
+        std::mem::take(&mut self.new)
+    }
+}
+
 /// The contract between the watch loop and a backend.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
@@ -159,4 +187,8 @@ pub trait Backend {
     fn watch(&mut self, pid: u32) -> Result<()>;
     /// Starts watching a process whose exit is reported too (a container's new task).
     fn watch_root(&mut self, pid: u32) -> Result<()>;
+    /// Records skipped as malformed since the last call (see [`Malformed`]).
+    fn take_malformed(&mut self) -> u64 {
+        0
+    }
 }

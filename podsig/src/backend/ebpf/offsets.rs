@@ -8,7 +8,7 @@
 use std::{path::Path, sync::Mutex, thread::JoinHandle};
 
 use btf_rs::{Btf, BtfType, Type};
-use podsig_common::KernelOffsets;
+use podsig_common::{KernelOffsets, PREEMPT_NONE, PREEMPT_PERCPU_VIA_RQ, PREEMPT_TASK_FIELD};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -98,6 +98,23 @@ const WANTED: &[&str] = &[
     "cgroup",
     "kernfs_node",
     "cgroup_subsys_id",
+    "sched_entity",
+    "cfs_rq",
+    "rq",
+    "thread_info",
+    "pcpu_hot",
+    "__preempt_count",
+    "runqueues",
+    ".data..percpu",
+    "sighand_struct",
+    "k_sigaction",
+    "file",
+    "inode",
+    "super_block",
+    "dentry",
+    "mount",
+    "vfsmount",
+    "nsproxy",
     "bpf_func_id",
     "btf_trace_signal_generate",
     "btf_trace_sched_process_exit",
@@ -283,11 +300,55 @@ impl KernelBtf {
         }
     }
 
+    /// Offset of a per-CPU variable inside the kernel's `.data..percpu` section.
+    fn percpu_var_offset(&self, var: &str) -> Option<u32> {
+        let ids: Vec<u32> =
+            self.named_ids(var).into_iter().filter(|(_, t)| matches!(t, Type::Var(_))).map(|(id, _)| id).collect();
+        self.named(".data..percpu").into_iter().find_map(|t| match t {
+            Type::Datasec(ds) => {
+                ds.variables.iter().find(|v| v.get_type_id().is_some_and(|id| ids.contains(&id))).map(|v| v.offset())
+            }
+            _ => None,
+        })
+    }
+
+    /// Where the preempt count lives (see `KernelOffsets::preempt_source`): (source, task
+    /// field offset, `se.cfs_rq`, `cfs_rq::rq`, `rq::cpu`, per-CPU distance from `runqueues`).
+    fn preempt_count(&self) -> (u32, u32, u32, u32, u32, i32) {
+        if let Ok(off) = self.offset("task_struct", "thread_info.preempt_count") {
+            return (PREEMPT_TASK_FIELD, off, 0, 0, 0, 0);
+        }
+        let percpu = self.percpu_var_offset("__preempt_count").or_else(|| {
+            let base = self.percpu_var_offset("pcpu_hot")?;
+            Some(base + self.offset("pcpu_hot", "preempt_count").ok()?)
+        });
+        let path = (|| {
+            let count = percpu?;
+            let rq = self.percpu_var_offset("runqueues")?;
+            let se = self.offset("task_struct", "se").ok()? + self.offset("sched_entity", "cfs_rq").ok()?;
+            Some((se, self.offset("cfs_rq", "rq").ok()?, self.offset("rq", "cpu").ok()?, count as i64 - rq as i64))
+        })();
+        match path {
+            Some((se, cfs_rq_rq, rq_cpu, delta)) if i32::try_from(delta).is_ok() => {
+                (PREEMPT_PERCPU_VIA_RQ, 0, se, cfs_rq_rq, rq_cpu, delta as i32)
+            }
+            _ => (PREEMPT_NONE, 0, 0, 0, 0, 0),
+        }
+    }
+
+    /// The `pt_regs` field with a syscall's first argument.
+    fn syscall_arg0_register(&self) -> u32 {
+        let field = if cfg!(target_arch = "aarch64") { "orig_x0" } else { "di" };
+        self.offset("pt_regs", field).unwrap_or(0)
+    }
+
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, OffsetError> {
         let task = |f: &str| self.offset("task_struct", f);
         // Renamed from real_start_time in 5.5; both are ns since boot.
         let task_start_time = task("start_boottime").or_else(|_| task("real_start_time"))?;
         let (regs_syscall, regs_syscall_size) = self.syscall_register();
+        let (preempt_source, task_preempt_count, task_se_cfs_rq, cfs_rq_rq, rq_cpu, percpu_preempt_delta) =
+            self.preempt_count();
         Ok(KernelOffsets {
             task_pid: task("pid")?,
             task_tgid: task("tgid")?,
@@ -318,6 +379,41 @@ impl KernelBtf {
             css_cgroup: self.offset("cgroup_subsys_state", "cgroup")?,
             cgroup_kn: self.offset("cgroup", "kn")?,
             kn_id: self.offset("kernfs_node", "id")?,
+            preempt_source,
+            task_preempt_count,
+            task_se_cfs_rq,
+            cfs_rq_rq,
+            rq_cpu,
+            percpu_preempt_delta,
+            // What follows adds to the story (disposition, executables) but a kernel
+            // without one of these fields still gets every signal reported: 0 tells the
+            // program the field is not there.
+            task_sighand: task("sighand").unwrap_or(0),
+            sighand_action: self.offset("sighand_struct", "action").unwrap_or(0),
+            k_sigaction_size: self.size_of("k_sigaction").unwrap_or(0),
+            k_sigaction_handler: self.offset("k_sigaction", "sa.sa_handler").unwrap_or(0),
+            task_blocked: task("blocked").unwrap_or(0),
+            signal_flags: self.offset("signal_struct", "flags").unwrap_or(0),
+            regs_arg0: self.syscall_arg0_register(),
+            mm_exe_file: self.offset("mm_struct", "exe_file").unwrap_or(0),
+            file_inode: self.offset("file", "f_inode").unwrap_or(0),
+            file_dentry: self.offset("file", "f_path.dentry").unwrap_or(0),
+            file_vfsmount: self.offset("file", "f_path.mnt").unwrap_or(0),
+            inode_ino: self.offset("inode", "i_ino").unwrap_or(0),
+            inode_nlink: self.offset("inode", "i_nlink").or_else(|_| self.offset("inode", "__i_nlink")).unwrap_or(0),
+            inode_sb: self.offset("inode", "i_sb").unwrap_or(0),
+            sb_dev: self.offset("super_block", "s_dev").unwrap_or(0),
+            sb_magic: self.offset("super_block", "s_magic").unwrap_or(0),
+            dentry_name: self.offset("dentry", "d_name.name").unwrap_or(0),
+            dentry_name_len: self.offset("dentry", "d_name.len").unwrap_or(0),
+            dentry_parent: self.offset("dentry", "d_parent").unwrap_or(0),
+            mount_mnt: self.offset("mount", "mnt").unwrap_or(0),
+            mount_parent: self.offset("mount", "mnt_parent").unwrap_or(0),
+            mount_mountpoint: self.offset("mount", "mnt_mountpoint").unwrap_or(0),
+            mount_ns: self.offset("mount", "mnt_ns").unwrap_or(0),
+            vfsmount_root: self.offset("vfsmount", "mnt_root").unwrap_or(0),
+            task_nsproxy: task("nsproxy").unwrap_or(0),
+            nsproxy_mnt_ns: self.offset("nsproxy", "mnt_ns").unwrap_or(0),
             _pad: 0,
         })
     }
@@ -353,5 +449,14 @@ mod tests {
         assert_eq!(o.regs_syscall_size, 8);
         // memory_cgrp_id is 4 on x86-64 configs with cpuset, cpu, cpuacct and io before it.
         assert!(o.css_set_memcg >= btf.offset("css_set", "subsys").unwrap() + 8, "{}", o.css_set_memcg);
+        // x86-64 keeps the preempt count per CPU: found through the runqueue.
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(o.preempt_source, PREEMPT_PERCPU_VIA_RQ, "{o:?}");
+        assert_ne!(o.percpu_preempt_delta, 0);
+        // struct k_sigaction { struct sigaction sa; } with sa_handler first.
+        assert_eq!(o.k_sigaction_handler, 0);
+        assert!(o.k_sigaction_size >= 32);
+        assert!(o.regs_arg0 > 0 && o.dentry_name > 0 && o.mount_mnt > 0);
+        eprintln!("{o:?}");
     }
 }

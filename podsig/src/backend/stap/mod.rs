@@ -24,7 +24,7 @@ use tokio::{
 
 use super::{Backend, WatchSpec};
 use crate::event::Record;
-use parse::Line;
+use parse::{Chunk, Line, Lines};
 use script::ScriptSpec;
 
 /// Set to skip the headers/debuginfo/module checks before running stap (tests with a
@@ -34,8 +34,9 @@ const POLL: Duration = Duration::from_millis(10);
 
 pub struct StapBackend {
     child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    pending: Vec<String>,
+    lines: mpsc::UnboundedReceiver<Chunk>,
+    pending: Vec<Chunk>,
+    malformed: super::Malformed,
     watched: BTreeSet<u32>,
     all: bool,
     /// A renamed module's copy under its own name, kept while it runs.
@@ -121,7 +122,7 @@ impl StapBackend {
             .kill_on_drop(true)
             .spawn()
             .context(missing)?;
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut stdout = Lines::new(BufReader::new(child.stdout.take().expect("piped")));
         let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
 
         // Until the module is live, stap's stderr is the compile log: kept for the report.
@@ -129,8 +130,8 @@ impl StapBackend {
         let mut stderr_open = true;
         loop {
             tokio::select! {
-                line = stdout.next_line() => match line.context("reading stap's output")? {
-                    Some(l) if parse::parse(&l) == Line::Ready => break,
+                line = stdout.next() => match line.context("reading stap's output")? {
+                    Some(Chunk::Line(l)) if parse::parse(&l) == Line::Ready => break,
                     Some(_) => {}
                     None => {
                         let status = child.wait().await.ok();
@@ -164,7 +165,7 @@ impl StapBackend {
 
         let (tx, lines) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            while let Ok(Some(l)) = stdout.next_line().await {
+            while let Ok(Some(l)) = stdout.next().await {
                 if tx.send(l).is_err() {
                     break;
                 }
@@ -179,6 +180,7 @@ impl StapBackend {
             child,
             lines,
             pending: Vec::new(),
+            malformed: Default::default(),
             watched: spec.pids.iter().copied().collect(),
             all: spec.all,
             _staged: staged,
@@ -261,7 +263,14 @@ impl Backend for StapBackend {
             self.pending.push(l);
         }
         for l in self.pending.drain(..) {
-            if let Line::Record(r) = parse::parse(&l) {
+            let line = match l {
+                Chunk::Line(l) => parse::parse(&l),
+                Chunk::TooLong => Line::Malformed,
+            };
+            if line == Line::Malformed {
+                self.malformed.note();
+            }
+            if let Line::Record(r) = line {
                 // The module's filter is fixed at load; a pid that exited is dropped here so
                 // its reuse by another process is never reported.
                 let pid = match &*r {
@@ -289,6 +298,10 @@ impl Backend for StapBackend {
 
     fn watch_root(&mut self, pid: u32) -> Result<()> {
         self.watch(pid)
+    }
+
+    fn take_malformed(&mut self) -> u64 {
+        self.malformed.take()
     }
 }
 
