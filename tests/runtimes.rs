@@ -113,6 +113,11 @@ impl Dockerd {
         format!("unix://{}", self.socket)
     }
 
+    fn signal(&self, sig: i32) {
+        // SAFETY: signalling the dockerd this test started.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
     fn docker(&self, args: &[&str]) -> Output {
         let host = self.host();
         run(DOCKER, &[&["-H", host.as_str()], args].concat())
@@ -121,6 +126,8 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
+        // A test that failed while it was stopped leaves it stopped.
+        self.signal(libc::SIGCONT);
         // A running container would hold dockerd's shutdown for its stop timeout.
         let host = self.host();
         if let Ok(o) = Command::new(DOCKER).args(["-H", &host, "ps", "-aq"]).output() {
@@ -252,7 +259,36 @@ fn docker_stop_names_the_container_through_dockers_api() {
         assert_eq!(ev["sender"]["comm"], "runc");
     }
 
-    for w in [by_name, by_id, node, rec] {
+    // Docker hung (stopped: it still accepts connections and answers nothing) holds no event
+    // up: they go out at once, named from what was learned before; podsig says once that
+    // Docker does not answer, and once that it answers again.
+    let hung = format!("{name}-hung");
+    let trap = "trap 'echo usr1' USR1; while :; do sleep 1; done";
+    let run = ["run", "-d", "--network", "none", "--name", &hung, image, "/bin/sh", "-c", trap];
+    let hung_id = stdout(&dockerd.docker(&run));
+    let hung_pid: u32 = stdout(&dockerd.docker(&["inspect", "-f", "{{.State.Pid}}", &hung_id])).parse().unwrap();
+    let mut usr1 = Podsig::start(&["watch", "--all", "--signal", "USR1", "--docker-socket", sock, "-o", "json"]);
+    let to_hung = |v: &Value| v["kind"] == "signal" && v["target"]["pid"] == hung_pid;
+    let send_usr1 = || {
+        // SAFETY: kill(2) to this test's container init, which traps SIGUSR1.
+        assert_eq!(unsafe { libc::kill(hung_pid as i32, libc::SIGUSR1) }, 0);
+        Instant::now()
+    };
+    send_usr1();
+    assert_named(&usr1.next_matching("USR1 to the container", to_hung), &hung_id, &hung, "docker");
+    dockerd.signal(libc::SIGSTOP);
+    for _ in 0..4 {
+        let sent = send_usr1();
+        let (at, ev) = usr1.next_matching_at("USR1 while Docker hangs", to_hung);
+        assert!(at.duration_since(sent) < Duration::from_millis(100), "printed {:?} after", at.duration_since(sent));
+        assert_named(&ev, &hung_id, &hung, "docker");
+        thread::sleep(Duration::from_millis(700));
+    }
+    usr1.wait_stderr("podsig: Docker does not answer");
+    dockerd.signal(libc::SIGCONT);
+    usr1.wait_stderr("podsig: Docker answers again");
+
+    for w in [by_name, by_id, node, rec, usr1] {
         w.signal(libc::SIGINT);
         let (st, _, err) = w.wait();
         assert!(st.success(), "{err:?}");
