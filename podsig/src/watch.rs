@@ -67,7 +67,7 @@ pub struct Follower {
     clients: Managers,
     /// Pids handed to the backend, so each is added once.
     known: BTreeSet<u32>,
-    /// When each container's task was last seen to exit: containerd's answers from before
+    /// When each container's task was last seen to exit: its manager's answers from before
     /// that cannot bring it back.
     exited: std::collections::HashMap<String, Instant>,
     /// `following …` lines not yet printed.
