@@ -376,6 +376,20 @@ fn learn_start(enricher: &mut Enricher, start: TaskStart) {
     }
 }
 
+/// A round and the starts announced around it, in the order they happened: a round does
+/// not undo a start announced after it began, nor does a start announced before it began
+/// undo the round (the kernel reuses a gone pid namespace's number, and a container started
+/// since may have a stopped one's).
+fn take_in_order(enricher: &mut Enricher, snap: Option<&Snapshot>, starts: Vec<TaskStart>) {
+    let (before, after): (Vec<_>, Vec<_>) =
+        starts.into_iter().partition(|s| snap.is_some_and(|snap| s.seen < snap.taken));
+    before.into_iter().for_each(|s| learn_start(enricher, s));
+    if let Some(snap) = snap {
+        apply(enricher, snap);
+    }
+    after.into_iter().for_each(|s| learn_start(enricher, s));
+}
+
 /// podman's running containers: names, and their inits' pid namespaces (learned while
 /// they live: a container killed outright is gone from /proc when its event is read).
 fn learn_podman(enricher: &mut Enricher, running: Vec<(ContainerInfo, Option<u32>)>) {
@@ -471,18 +485,11 @@ impl Namer {
             let starts = self.agents[i].starts();
             let snap = self.agents[i].news();
             any |= !starts.is_empty() || snap.is_some();
-            // In the order it happened: a round does not undo a start announced after it
-            // began, nor a start one announced before (the kernel reuses a gone pid
-            // namespace's number, and a container started since may have a stopped one's).
-            let (before, after): (Vec<_>, Vec<_>) =
-                starts.into_iter().partition(|s| snap.as_ref().is_some_and(|snap| s.seen < snap.taken));
-            before.into_iter().for_each(|s| learn_start(enricher, s));
+            take_in_order(enricher, snap.as_deref(), starts);
             if let Some(snap) = snap {
-                apply(enricher, &snap);
                 self.for_follower.retain(|s| s.kind != snap.kind);
                 self.for_follower.push(snap);
             }
-            after.into_iter().for_each(|s| learn_start(enricher, s));
         }
         any
     }
@@ -617,5 +624,62 @@ impl Namer {
 
     fn unplaced_news(&self, enricher: &Enricher, ready: &[Record]) -> bool {
         ready.iter().filter_map(|r| enricher.unplaced_pidns(r)).any(|ns| !self.unknown_pidns.contains(&ns))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(id: &str, pidns: u32, seen: Instant) -> TaskStart {
+        TaskStart { id: id.into(), runtime: "docker", pidns: Some(pidns), info: None, seen }
+    }
+
+    fn round(taken: Instant, id: &str, pidns: u32) -> Snapshot {
+        Snapshot {
+            kind: Kind::Docker,
+            taken,
+            containers: Vec::new(),
+            tasks: vec![(id.into(), "docker", 4242, Some(pidns))],
+        }
+    }
+
+    /// The kernel gave the new container `b` the pid namespace number the stopped `a` had.
+    const NS: u32 = 4_026_599_999;
+
+    #[test]
+    fn a_round_older_than_a_start_does_not_undo_it() {
+        let mut e = Enricher::new();
+        let asked = Instant::now();
+        let started = asked + Duration::from_millis(5);
+        take_in_order(&mut e, Some(&round(asked, "a", NS)), vec![start("b", NS, started)]);
+        assert_eq!(e.pidns[&NS].0, "b");
+    }
+
+    #[test]
+    fn a_start_older_than_a_round_does_not_undo_it() {
+        let mut e = Enricher::new();
+        let started = Instant::now();
+        let asked = started + Duration::from_millis(5);
+        take_in_order(&mut e, Some(&round(asked, "b", NS)), vec![start("a", NS, started)]);
+        assert_eq!(e.pidns[&NS].0, "b");
+        // Starts alone, in the order announced.
+        let mut e = Enricher::new();
+        take_in_order(&mut e, None, vec![start("a", NS, started), start("b", NS, asked)]);
+        assert_eq!(e.pidns[&NS].0, "b");
+    }
+
+    #[test]
+    fn a_start_carries_dockers_names() {
+        let mut e = Enricher::new();
+        let info = ContainerInfo {
+            id: "c".into(),
+            source: Source::Docker,
+            labels: Default::default(),
+            name: Some("web".into()),
+        };
+        take_in_order(&mut e, None, vec![TaskStart { info: Some(info), ..start("c", NS, Instant::now()) }]);
+        let r = e.names.reference("c", "unknown");
+        assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), "docker"));
     }
 }
