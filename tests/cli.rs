@@ -2,36 +2,34 @@
 
 use podsig_e2e::*;
 
+/// A usage error: one `podsig: …` line, the help hint at most once.
 fn one_clear_line(args: &[&str], expect: &str) {
+    let err = one_line(args, expect);
+    assert!(err.starts_with("podsig: "), "{err}");
+    assert!(err.matches("--help").count() <= 1, "{err}");
+    assert!(!err.contains("For more information"), "{err}");
+}
+
+/// A runtime error: the same one-line rules, no help hint.
+fn one_runtime_line(args: &[&str], expect: &str) {
+    one_line(args, expect);
+}
+
+/// Fails with one line on stderr that mentions `expect`, says each cause once, no panic,
+/// nothing on stdout; the line.
+fn one_line(args: &[&str], expect: &str) -> String {
     let (st, out, err) = podsig_output(args);
     assert!(!st.success(), "{args:?} must fail");
     assert!(out.is_empty(), "{args:?}: stdout carries events only: {out}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {err:?}");
-    assert!(lines[0].starts_with("podsig: "), "{err}");
     assert!(lines[0].contains(expect), "{args:?}: {err:?} should mention {expect:?}");
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
-    // Each hint and each cause once.
-    assert!(err.matches("--help").count() <= 1, "{err}");
-    assert!(!err.contains("For more information"), "{err}");
-    let parts: Vec<&str> = lines[0].split(": ").collect();
-    for (i, p) in parts.iter().enumerate() {
-        assert!(!parts[i + 1..].contains(p), "{args:?}: a cause said twice: {err}");
-    }
-}
-
-/// Runtime errors (not usage errors) carry no help hint, but the same one-line rules.
-fn one_runtime_line(args: &[&str], expect: &str) {
-    let (st, out, err) = podsig_output(args);
-    assert!(!st.success(), "{args:?} must fail");
-    assert!(out.is_empty(), "{args:?}: {out}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {err:?}");
-    assert!(lines[0].contains(expect), "{args:?}: {err:?} should mention {expect:?}");
     let parts: Vec<&str> = lines[0].split([':', ';']).map(str::trim).filter(|p| p.len() > 8).collect();
     for (i, p) in parts.iter().enumerate() {
         assert!(!parts[i + 1..].contains(p), "{args:?}: a cause said twice: {err}");
     }
+    lines[0].to_string()
 }
 
 #[test]
