@@ -169,6 +169,13 @@ impl EbpfBackend {
             // A ring buffer keeps whatever it accepted, in order; a perf buffer may drop a
             // record after the program sent it, so there every record carries its detail.
             repeat_window_ms: if ringbuf { REPEAT_WINDOW_MS } else { 0 },
+            // Node mode reports no exits but those of processes that got a terminating
+            // signal: how their stop ended.
+            exit_mask: if spec.all {
+                signals::mask(&crate::node::TERMINATING) & signals::mask(&spec.signals)
+            } else {
+                0
+            },
         };
         // No CO-RE relocations in the program: aya needs no kernel BTF to load it (and the
         // vendored aya no longer parses it unasked).
