@@ -196,6 +196,7 @@ fn node_mode_and_recorder_input() {
     );
     one_clear_line(&["watch", "--all", "--metrics-addr", "localhost"], "localhost");
     one_clear_line(&["watch", "--all", "--any-signal", "--signal", "KILL"], "--any-signal");
+    one_clear_line(&["watch", "--pid", "1", "--stop-window", "a while"], "'a while' is not a duration");
     if privileged() {
         one_clear_line(&["record", "--history", "/tmp/podsig-e2e-small.db", "--history-max", "1k"], "too small");
         // A taken port fails before anything attaches.

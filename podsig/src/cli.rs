@@ -135,6 +135,10 @@ pub struct WatchArgs {
     /// Stop after this long (e.g. 30s, 5m, 1h).
     #[arg(short = 'd', long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Link each terminating signal to the one sent to the same target (or its container's
+    /// init) at most this long before (`preceded_by`, and the stop's verdict).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
+    pub stop_window: Duration,
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
     #[arg(short = 'b', long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
@@ -242,6 +246,10 @@ pub struct RecordArgs {
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
     #[arg(short = 'b', long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
+    /// Link each terminating signal to the one sent to the same target (or its container's
+    /// init) at most this long before (`preceded_by`, and the stop's verdict).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
+    pub stop_window: Duration,
 }
 
 #[derive(Debug, Args)]

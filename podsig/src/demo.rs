@@ -39,6 +39,7 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
         follower: None,
         // The sender runs right after attach; this only bounds a demo gone wrong.
         duration: Some(Duration::from_secs(10)),
+        stop_window: crate::story::DEFAULT_WINDOW,
     };
     let mut sender: Option<Child> = None;
     let result = watch::run(opts, || {

@@ -22,6 +22,7 @@ pub mod naming;
 pub mod node;
 pub mod output;
 pub mod signals;
+pub mod story;
 pub mod target;
 pub mod watch;
 
@@ -139,6 +140,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 },
                 count: args.count,
                 duration: args.duration,
+                stop_window: args.stop_window,
             };
             let summary = watch::run(opts, || {}).await?;
             tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
@@ -187,6 +189,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 },
                 count: None,
                 duration: None,
+                stop_window: args.stop_window,
             };
             watch::run(opts, || {}).await?;
             Ok(())
@@ -200,6 +203,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 container_name: args.container_name,
                 pid: args.pid,
                 signals: args.signals,
+                with_exits: false,
                 since: args.since,
                 last: args.last,
             };

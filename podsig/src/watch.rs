@@ -23,6 +23,7 @@ use crate::{
     naming::Namer,
     node,
     output::{Format, Output},
+    story::Stories,
 };
 
 pub struct WatchOptions {
@@ -37,6 +38,8 @@ pub struct WatchOptions {
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// How far back a terminating signal is linked to the next one to the same target.
+    pub stop_window: Duration,
 }
 
 /// Node mode's additions: the node name, label filters, the history, metrics.
@@ -290,6 +293,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut names_refreshed: Option<Instant> = None;
     let mut correlator = Correlator::default();
+    let mut stories = Stories::new(opts.stop_window);
     let mut out = opts.print.map(|format| {
         Output::new(format, BufWriter::new(io::stdout().lock()))
             .with_color(format == Format::Text && color_wanted())
@@ -372,6 +376,8 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 }
                 _ => {}
             }
+            // Before the filters: a story's verdict does not depend on what is shown.
+            stories.apply(&mut record);
             if !opts.node.filter.keeps(&record) {
                 continue;
             }
@@ -405,7 +411,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             }
             // Last, so the record moves into the history rather than being copied per event.
             if let Some(h) = opts.node.history.as_mut()
-                && matches!(record, Record::Signal(_) | Record::Lost(_))
+                && matches!(record, Record::Signal(_) | Record::Exit(_) | Record::Lost(_))
                 && !h.push(record)
             {
                 return match opts.node.history.take().map(history::Writer::finish) {

@@ -170,7 +170,7 @@ impl EbpfBackend {
             // record after the program sent it, so there every record carries its detail.
             repeat_window_ms: if ringbuf { REPEAT_WINDOW_MS } else { 0 },
             // Node mode reports no exits but those of processes that got a terminating
-            // signal: how their stop ended.
+            // signal: how their stop ended (crate::story).
             exit_mask: if spec.all {
                 signals::mask(&crate::node::TERMINATING) & signals::mask(&spec.signals)
             } else {
@@ -730,6 +730,9 @@ fn decode_other(bytes: &[u8]) -> Option<Record> {
                 status,
                 signal,
                 core_dumped,
+                container: None,
+                preceded_by: None,
+                stop: None,
             }))
         }
         EVENT_OOM => {
