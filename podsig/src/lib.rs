@@ -25,6 +25,7 @@ pub mod signals;
 pub mod story;
 pub mod target;
 pub mod watch;
+pub mod why;
 
 /// An error and its causes on one line, each said once: many errors (tonic's, io's) already
 /// print their source, and walking the chain would print it again.
@@ -236,6 +237,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Why(args) => why::run(args, verbose),
         Command::Demo(args) => {
             require_root()?;
             let format = args.common.output.unwrap_or_else(watch::default_format);
