@@ -194,11 +194,35 @@ fn node_mode_and_recorder_input() {
     );
     one_clear_line(&["watch", "--all", "--metrics-addr", "localhost"], "localhost");
     one_clear_line(&["watch", "--all", "--any-signal", "--signal", "KILL"], "--any-signal");
+    one_clear_line(&["watch", "--pid", "1", "--stop-window", "a while"], "'a while' is not a duration");
     if privileged() {
         one_clear_line(&["record", "--history", "/tmp/podsig-e2e-small.db", "--history-max", "1k"], "too small");
         // A taken port fails before anything attaches.
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap().to_string();
         one_clear_line(&["watch", "--all", "--metrics-addr", &addr], &format!("cannot listen on {addr}"));
+    }
+}
+
+#[test]
+fn why_needs_a_target_and_a_history() {
+    one_clear_line(&["why"], "--pod");
+    one_clear_line(&["why", "--namespace", "prod"], "--pod");
+    one_clear_line(&["why", "--pid", "-3"], "'-3' is not a process ID");
+    one_clear_line(&["why", "--pod", "web", "--since", "lately"], "lately");
+    // No history: how to start the recorder.
+    one_runtime_line(&["why", "--history", "/nonexistent/history.db", "--pod", "web"], "sudo podsig record");
+    if privileged() {
+        // A history with nothing about the target.
+        let dir = scratch("why-empty");
+        let db = dir.join("history.db");
+        let rec = Podsig::start(&["record", "--history", db.to_str().unwrap()]);
+        rec.signal(libc::SIGINT);
+        assert!(rec.wait().0.success());
+        one_runtime_line(
+            &["why", "--history", db.to_str().unwrap(), "--pod", "no-such-pod"],
+            "no signal or exit recorded for pod no-such-pod",
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -24,8 +24,10 @@ pub mod node;
 pub mod output;
 pub mod redact;
 pub mod signals;
+pub mod story;
 pub mod target;
 pub mod watch;
+pub mod why;
 
 /// An error and its causes on one line, each said once: many errors (tonic's, io's) already
 /// print their source, and walking the chain would print it again.
@@ -150,6 +152,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 count: args.count,
                 duration: args.duration,
                 redact: args.redact.redactor(),
+                stop_window: args.stop_window,
             };
             let summary = watch::run(opts, || {}).await?;
             tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
@@ -200,6 +203,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 count: None,
                 duration: None,
                 redact: args.redact.redactor(),
+                stop_window: args.stop_window,
             };
             watch::run(opts, || {}).await?;
             Ok(())
@@ -213,6 +217,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 container_name: args.container_name,
                 pid: args.pid,
                 signals: args.signals,
+                with_exits: false,
                 since: args.since,
                 last: args.last,
             };
@@ -249,6 +254,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Why(args) => why::run(args, verbose),
         Command::Demo(args) => {
             require_root()?;
             let format = args.common.output.unwrap_or_else(watch::default_format);
