@@ -22,6 +22,7 @@ const EXAMPLES: &str = "Examples:
   sudo podsig watch --pid 7942 -o json | jq -r '.sender.argv | join(\" \")'
   sudo podsig record --metrics-addr 127.0.0.1:9090   keep every kill on this node, for later
   sudo podsig history --pod web --since 1h     who killed pod web (answered from the recorder)
+  sudo podsig why --pod web                    why pod web's last stop went as it did, and the fix
   podsig explain 137                           what exit code 137 means and who sends it
   sudo podsig doctor                           can this host run podsig, and if not, why
   sudo podsig demo                             see it work on a throwaway process";
@@ -55,6 +56,10 @@ pub enum Command {
     Record(RecordArgs),
     /// Who signalled a pod, container or process, from what `podsig record` kept.
     History(HistoryArgs),
+    /// Why a pod, container or process was last stopped (SIGTERM ignored, handled too
+    /// slowly, a bare SIGKILL, the OOM killer…) and what to change, from `podsig record`'s
+    /// history.
+    Why(WhyArgs),
     /// See podsig work: watch a throwaway process while a chain of shells kills it.
     Demo(DemoArgs),
     /// What an exit code (0-255) or a signal means, who usually sends it, how to catch it.
@@ -138,6 +143,10 @@ pub struct WatchArgs {
     /// Stop after this long (e.g. 30s, 5m, 1h).
     #[arg(short = 'd', long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Link each terminating signal to the one sent to the same target (or its container's
+    /// init) at most this long before (`preceded_by`, and the stop's verdict).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
+    pub stop_window: Duration,
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
     #[arg(short = 'b', long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
@@ -258,6 +267,10 @@ pub struct RecordArgs {
     pub backend: BackendKind,
     #[command(flatten)]
     pub redact: RedactArgs,
+    /// Link each terminating signal to the one sent to the same target (or its container's
+    /// init) at most this long before (`preceded_by`, and the stop's verdict).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
+    pub stop_window: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +316,45 @@ pub struct HistoryArgs {
     pub output: Option<Format>,
     #[command(flatten)]
     pub redact: RedactArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["pod", "container", "container_name", "pid"])),
+    after_help = "Examples:
+  podsig why --pod web                         the last stop of pod web: what, when, who, the verdict, the fix
+  podsig why --pod web --namespace prod --container-name app --since 1d
+  podsig why --container 5fb8adf9 -o json | jq -r .verdict
+  podsig why --pid 7942")]
+pub struct WhyArgs {
+    /// The history file `podsig record` writes.
+    #[arg(long, value_name = "PATH", default_value = history::DEFAULT_PATH)]
+    pub history: PathBuf,
+    /// This pod (its CRI name label).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// The pod's Kubernetes namespace.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub pod_namespace: Option<String>,
+    /// This container: full ID, a prefix (containerd://… and docker://… too), or its name
+    /// (as `docker run --name` or `podman run --name` gave it).
+    #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
+    pub container: Option<String>,
+    /// Containers of this name (with --pod: that container of the pod).
+    #[arg(long, value_name = "NAME")]
+    pub container_name: Option<String>,
+    /// This process.
+    #[arg(short = 'p', long, value_name = "PID", value_parser = parse_pid_number, allow_negative_numbers = true)]
+    pub pid: Option<u32>,
+    /// Only a stop from this long ago until now (e.g. 1h, 30m, 2d).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// How far back a signal is linked to the next one to the same target (as `record`'s).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
+    pub stop_window: Duration,
+    /// Output format. Default: text on a terminal, json otherwise.
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
 }
 
 /// A pid that may no longer exist (the history is about the past).

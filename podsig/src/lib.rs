@@ -26,8 +26,10 @@ pub mod output;
 pub mod podman;
 pub mod redact;
 pub mod signals;
+pub mod story;
 pub mod target;
 pub mod watch;
+pub mod why;
 
 /// An error and its causes on one line, each said once: many errors (tonic's, io's) already
 /// print their source, and walking the chain would print it again.
@@ -154,6 +156,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 count: args.count,
                 duration: args.duration,
                 redact: args.redact.redactor(),
+                stop_window: args.stop_window,
             };
             let summary = watch::run(opts, || {}).await?;
             tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
@@ -205,6 +208,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 count: None,
                 duration: None,
                 redact: args.redact.redactor(),
+                stop_window: args.stop_window,
             };
             watch::run(opts, || {}).await?;
             Ok(())
@@ -218,6 +222,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 container_name: args.container_name,
                 pid: args.pid,
                 signals: args.signals,
+                with_exits: false,
                 since: args.since,
                 last: args.last,
             };
@@ -254,6 +259,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Why(args) => why::run(args, verbose),
         Command::Demo(args) => {
             require_root()?;
             let format = args.common.output.unwrap_or_else(watch::default_format);

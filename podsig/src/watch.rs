@@ -24,6 +24,7 @@ use crate::{
     node,
     output::{Format, Output},
     redact::Redactor,
+    story::Stories,
 };
 
 pub struct WatchOptions {
@@ -40,6 +41,8 @@ pub struct WatchOptions {
     pub duration: Option<Duration>,
     /// Masks secrets in argv before any output, metric or the history sees a record.
     pub redact: Redactor,
+    /// How far back a terminating signal is linked to the next one to the same target.
+    pub stop_window: Duration,
 }
 
 /// Node mode's additions: the node name, label filters, the history, metrics.
@@ -343,6 +346,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     let mut follow_tick = tokio::time::interval(FOLLOW_INTERVAL);
     follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut correlator = Correlator::default();
+    let mut stories = Stories::new(opts.stop_window);
     let mut out = opts.print.map(|format| {
         Output::new(format, BufWriter::new(io::stdout().lock()))
             .with_color(format == Format::Text && color_wanted())
@@ -435,6 +439,8 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 _ => {}
             }
             opts.redact.record(&mut record);
+            // Before the filters: a story's verdict does not depend on what is shown.
+            stories.apply(&mut record);
             if !opts.node.filter.keeps(&record) {
                 continue;
             }
@@ -468,7 +474,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             }
             // Last, so the record moves into the history rather than being copied per event.
             if let Some(h) = opts.node.history.as_mut()
-                && matches!(record, Record::Signal(_) | Record::Lost(_))
+                && matches!(record, Record::Signal(_) | Record::Exit(_) | Record::Lost(_))
                 && !h.push(record)
             {
                 return match opts.node.history.take().map(history::Writer::finish) {
