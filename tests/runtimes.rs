@@ -241,6 +241,11 @@ fn docker_stop_names_the_container_through_dockers_api() {
         assert_named(&ev, &id, &name, "docker");
         assert_eq!(ev["cause"], "runtime_stop");
     }
+    // `why` takes Docker's name too: sh as pid 1 has no SIGTERM handler, so the stop's TERM
+    // was dropped and the KILL came when `-t 2` ran out.
+    let ans = why_until(&db, &["--container", &name], "grace_expired_term_ignored");
+    assert_eq!(ans["target"]["container"]["name"], name.as_str(), "{ans}");
+    assert_eq!(ans["target"]["container"]["runtime"], "docker", "{ans}");
 
     // Containers killed right after they started, each just after another one stopped:
     // named from Docker's start event, though their inits may be gone from /proc when
@@ -408,6 +413,9 @@ fn podman_stop_names_crun_podman_and_the_container() {
     assert_eq!(by_name.next_kind("exit")["pid"], pid);
     let ev = history_until(&db, &["--container", &name], |v| v["signal"]["name"] == "SIGKILL");
     assert_named(&ev, &id, &name, "podman");
+    let ans = why_until(&db, &["--container", &name], "grace_expired_term_ignored");
+    assert_eq!(ans["target"]["container"]["name"], name.as_str(), "{ans}");
+    assert_eq!(ans["target"]["container"]["runtime"], "podman", "{ans}");
 
     // Killed outright, each just after another stopped (the kernel then gives its pid
     // namespace the stopped one's number): its init is gone from /proc when its event is
