@@ -111,8 +111,9 @@ pub struct WatchArgs {
     /// the target's labels).
     #[arg(long, conflicts_with_all = ["pids", "containers"])]
     pub all: bool,
-    /// Watch a container, every process in it, across restarts: full ID, unique prefix, or
-    /// as `kubectl describe pod` prints it (containerd://…, docker://…). Repeatable.
+    /// Watch a container, every process in it, across restarts: full ID, Docker or podman
+    /// name, unique ID prefix, or as `kubectl describe pod` prints it (containerd://…,
+    /// docker://…). Repeatable.
     #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
     pub containers: Vec<String>,
     /// Watch a pod's containers, found by their CRI labels in containerd (no API server);
@@ -173,6 +174,8 @@ pub struct StapBuildArgs {
     pub output: Option<PathBuf>,
 }
 
+/// The container managers that name containers: containerd and Docker (podman is read
+/// from /proc and needs no option).
 #[derive(Debug, Args)]
 pub struct ContainerdArgs {
     /// containerd's socket.
@@ -181,6 +184,11 @@ pub struct ContainerdArgs {
     /// containerd namespace to search (repeatable; default: k8s.io, moby, default).
     #[arg(long = "containerd-namespace", value_name = "NS")]
     pub namespaces: Vec<String>,
+    /// Docker Engine's socket, to name Docker's containers (`docker run --name`). Default:
+    /// /run/docker.sock or /var/run/docker.sock, when present; a socket named here must
+    /// answer.
+    #[arg(long = "docker-socket", value_name = "PATH")]
+    pub docker_socket: Option<PathBuf>,
 }
 
 impl ContainerdArgs {
@@ -270,7 +278,10 @@ pub struct RecordArgs {
   podsig history --pod web                     every kill of pod web the recorder kept
   podsig history --pod web --namespace prod --since 1h -o json | jq .sender.comm
   podsig history --container 5fb8adf9 --last 5
-  kubectl -n podsig exec ds/podsig -- podsig history --pod web   (from outside the node)")]
+  From outside, ask the recorder on the pod's node (each keeps only its own node's):
+    NODE=$(kubectl -n prod get pod web -o jsonpath='{.spec.nodeName}')
+    R=$(kubectl -n podsig get pods -l app.kubernetes.io/name=podsig --field-selector spec.nodeName=$NODE -o name)
+    kubectl -n podsig exec $R -- /podsig history --pod web --namespace prod")]
 pub struct HistoryArgs {
     /// The history file `podsig record` writes.
     #[arg(long, value_name = "PATH", default_value = history::DEFAULT_PATH)]
@@ -281,7 +292,8 @@ pub struct HistoryArgs {
     /// Signals to pods in this Kubernetes namespace.
     #[arg(long = "namespace", value_name = "NS")]
     pub pod_namespace: Option<String>,
-    /// Signals to this container: full ID or a prefix (containerd://… and docker://… too).
+    /// Signals to this container: full ID, a prefix (containerd://… and docker://… too), or
+    /// its name (as `docker run --name` or `podman run --name` gave it).
     #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
     pub container: Option<String>,
     /// Signals to containers of this name.
@@ -324,7 +336,8 @@ pub struct WhyArgs {
     /// The pod's Kubernetes namespace.
     #[arg(long = "namespace", value_name = "NS")]
     pub pod_namespace: Option<String>,
-    /// This container: full ID or a prefix (containerd://… and docker://… too).
+    /// This container: full ID, a prefix (containerd://… and docker://… too), or its name
+    /// (as `docker run --name` or `podman run --name` gave it).
     #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
     pub container: Option<String>,
     /// Containers of this name (with --pod: that container of the pod).

@@ -818,6 +818,14 @@ fn sqlite_uri(path: &Path, query: &str) -> String {
 pub fn query(conn: &Connection, q: &Query) -> Result<Vec<String>> {
     let mut clauses = Vec::new();
     let mut args: Vec<Value> = Vec::new();
+    if let Some(c) = &q.container {
+        // An ID prefix, as users paste short IDs (LIKE's wildcards in it escaped), or the
+        // name Docker or podman gave the container.
+        let escaped = c.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        clauses.push("(container_id LIKE ?1 ESCAPE '\\' OR container_name = ?2)".to_string());
+        args.push(Value::Text(format!("{escaped}%")));
+        args.push(Value::Text(c.clone()));
+    }
     let mut eq = |clause: &str, v: Value| {
         clauses.push(clause.replace('?', &format!("?{}", args.len() + 1)));
         args.push(v);
@@ -827,11 +835,6 @@ pub fn query(conn: &Connection, q: &Query) -> Result<Vec<String>> {
     }
     if let Some(n) = &q.namespace {
         eq("namespace = ?", Value::Text(n.clone()));
-    }
-    if let Some(c) = &q.container {
-        // A prefix, as users paste short IDs; LIKE's wildcards in the ID are escaped.
-        let escaped = c.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        eq("container_id LIKE ? ESCAPE '\\'", Value::Text(format!("{escaped}%")));
     }
     if let Some(n) = &q.container_name {
         eq("container_name = ?", Value::Text(n.clone()));
@@ -913,6 +916,9 @@ mod tests {
         assert_eq!(pids(Query { pod: Some("web".into()), ..Default::default() }), vec![10, 12]);
         assert_eq!(pids(Query { pod: Some("web".into()), signals: vec![15], ..Default::default() }), vec![12]);
         assert_eq!(pids(Query { container: Some("db01".into()), ..Default::default() }), vec![11]);
+        // By the container's name too (Docker's and podman's names are users' handles).
+        assert_eq!(pids(Query { container: Some("app".into()), ..Default::default() }), vec![10, 11, 12]);
+        assert_eq!(pids(Query { container: Some("ap".into()), ..Default::default() }), Vec::<u32>::new());
         assert_eq!(pids(Query { pid: Some(11), ..Default::default() }), vec![11]);
         assert_eq!(pids(Query { last: Some(2), ..Default::default() }), vec![11, 12]);
         assert_eq!(pids(Query { namespace: Some("dev".into()), ..Default::default() }), Vec::<u32>::new());

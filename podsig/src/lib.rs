@@ -11,6 +11,7 @@ pub mod cli;
 pub mod container;
 pub mod correlate;
 pub mod demo;
+pub mod docker;
 pub mod doctor;
 pub mod enrich;
 pub mod event;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod naming;
 pub mod node;
 pub mod output;
+pub mod podman;
 pub mod redact;
 pub mod signals;
 pub mod story;
@@ -120,6 +122,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 container_name,
                 socket: args.containerd.socket.clone(),
                 namespaces: args.containerd.namespaces(),
+                docker_socket: args.containerd.docker_socket.clone(),
             };
             let follower = if selector.is_empty() {
                 None
@@ -148,6 +151,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     history: None,
                     metrics,
                     containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+                    docker_socket: args.containerd.docker_socket.clone(),
                 },
                 count: args.count,
                 duration: args.duration,
@@ -199,6 +203,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     history: Some(writer),
                     metrics,
                     containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+                    docker_socket: args.containerd.docker_socket.clone(),
                 },
                 count: None,
                 duration: None,
