@@ -16,6 +16,12 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_AVAIL_DATA: u64 = 0;
 
+/// A small record copied out whole; false when the buffer had no room.
+#[inline(always)]
+fn output<T: 'static, C: EbpfContext>(_ctx: &C, record: &T, cfg: &FilterConfig) -> bool {
+    EVENTS.output::<T>(record, wakeup_flags(cfg)).is_ok()
+}
+
 /// Room for one record, written in place.
 struct Slot<T: 'static>(RingBufEntry<T>);
 
@@ -28,12 +34,6 @@ impl<T: 'static> Slot<T> {
     #[inline(always)]
     fn ptr(&mut self) -> *mut T {
         self.0.as_mut_ptr()
-    }
-
-    /// Gives the room back unused.
-    #[inline(always)]
-    fn discard(self) {
-        self.0.discard(BPF_RB_NO_WAKEUP);
     }
 
     #[inline(always)]

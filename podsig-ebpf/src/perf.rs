@@ -15,6 +15,14 @@ static EVENTS: PerfEventByteArray = PerfEventByteArray::new(0);
 #[map]
 static SCRATCH: PerCpuArray<SignalFull> = PerCpuArray::with_max_entries(1, 0);
 
+/// A small record copied out whole (the kernel counts what the perf buffer drops).
+#[inline(always)]
+fn output<T: 'static, C: EbpfContext>(ctx: &C, record: &T, _cfg: &FilterConfig) -> bool {
+    let bytes = unsafe { core::slice::from_raw_parts(record as *const T as *const u8, core::mem::size_of::<T>()) };
+    EVENTS.output(ctx, bytes, 0);
+    true
+}
+
 struct Slot<T: 'static>(*mut T);
 
 #[inline(always)]
@@ -28,10 +36,6 @@ impl<T: 'static> Slot<T> {
     fn ptr(&mut self) -> *mut T {
         self.0
     }
-
-    /// Nothing was sent yet: the scratch slot is simply reused.
-    #[inline(always)]
-    fn discard(self) {}
 
     /// The kernel counts what the perf buffer could not take; userspace reads that count.
     #[inline(always)]

@@ -163,8 +163,11 @@ fn config() -> FilterConfig {
     unsafe { ptr::read_volatile(&CONFIG) }
 }
 
+/// Reads a `T` at `base + off` from kernel memory. The destination starts zeroed: left
+/// uninitialised on failure, LLVM may carry it across loop iterations in a stack slot that
+/// 5.10's verifier then sees read before it is written.
 #[inline(always)]
-unsafe fn read<T>(base: *const u8, off: u32) -> Option<T> {
+unsafe fn read<T: Copy>(base: *const u8, off: u32) -> Option<T> {
     unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(base.add(off as usize) as *const T).ok() }
 }
 
@@ -361,20 +364,28 @@ fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ctx: &C, args
         unsafe { fold_one(f, now) };
         return 0;
     }
-    // A run that ends is reported first (reserved before this signal's record, so read
-    // before it): if there is no room for both, this signal is the one counted lost and the
-    // run goes on, so its count stays exact.
-    let mut ended: Option<Slot<FoldEvent>> = None;
+    // A run that ends is reported first, so the reader has its count before the next run's
+    // record. Copied out rather than reserved: a reservation held across the record below
+    // must be released on every path, which older verifiers cannot follow. With no room,
+    // this signal is the one counted lost and the run goes on, so its count stays exact.
     if let Some(f) = fold
         && unsafe { (*f).active != 0 && (*f).count != 0 }
     {
-        match reserve::<FoldEvent>() {
-            Some(slot) => ended = Some(slot),
-            None => {
-                count_lost();
-                return 0;
+        let ev = unsafe {
+            FoldEvent {
+                kind: EVENT_FOLD,
+                cpu: bpf_get_smp_processor_id(),
+                seq: (*f).seq,
+                count: (*f).count,
+                last_ns: (*f).last_ns,
             }
+        };
+        if !output(ctx, &ev, &cfg) {
+            count_lost();
+            return 0;
         }
+        // Reported: whatever happens to this signal, that run is over.
+        unsafe { end_run(f) };
     }
     let seq = match fold {
         // Never 0 (that says "not folded"), even for CPU 0's first run.
@@ -417,23 +428,8 @@ fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ctx: &C, args
             sent
         }
     };
-    if let Some(f) = fold {
-        match (sent, ended) {
-            (true, ended) => unsafe {
-                if let Some(mut slot) = ended {
-                    let ev = slot.ptr();
-                    (*ev).kind = EVENT_FOLD;
-                    (*ev).cpu = bpf_get_smp_processor_id();
-                    (*ev).seq = (*f).seq;
-                    (*ev).count = (*f).count;
-                    (*ev).last_ns = (*f).last_ns;
-                    slot.submit(ctx, Wake::Batched, &cfg);
-                }
-                start_run(f, &key, seq, now);
-            },
-            (false, Some(slot)) => slot.discard(),
-            (false, None) => {}
-        }
+    if sent && let Some(f) = fold {
+        unsafe { start_run(f, &key, seq, now) };
     }
     0
 }
@@ -478,6 +474,19 @@ unsafe fn fold_one(f: *mut FoldState, now: u64) {
         ptr::write_volatile(&raw mut (*f).v_end, v);
         ptr::write_volatile(&raw mut (*f).count, (*f).count + 1);
         ptr::write_volatile(&raw mut (*f).last_ns, now);
+        ptr::write_volatile(&raw mut (*f).v_start, v + 1);
+        ptr::write_volatile(&raw mut (*f).v_end, v + 1);
+    }
+}
+
+/// The run was reported to its end: none is going on until the next record starts one.
+#[inline(always)]
+unsafe fn end_run(f: *mut FoldState) {
+    unsafe {
+        let v = ptr::read_volatile(&raw const (*f).v_start) + 1;
+        ptr::write_volatile(&raw mut (*f).v_end, v);
+        ptr::write_volatile(&raw mut (*f).active, 0);
+        ptr::write_volatile(&raw mut (*f).count, 0);
         ptr::write_volatile(&raw mut (*f).v_start, v + 1);
         ptr::write_volatile(&raw mut (*f).v_end, v + 1);
     }
@@ -862,7 +871,19 @@ unsafe fn walk_one<const PATH: bool>(w: &mut Walk, i: usize) -> bool {
         (*a).pid = tgid;
         (*a).start_ns = read(task, off.task_start_time).unwrap_or(0);
         read_comm(&raw mut (*a).comm, task, &off);
-        read_exe::<PATH>(a, task, &off);
+        if PATH {
+            read_exe(a, task, &off);
+        } else {
+            // Builds without bpf_loop (before 5.17) walk 40 ancestors unrolled: the
+            // executable's identity there made code 5.10's verifier refuses (LLVM carried
+            // values across iterations in stack slots it saw read before written). Findings
+            // come from /proc on those kernels.
+            (*a).exe_flags = 0;
+            (*a).exe_ino = 0;
+            (*a).exe_dev = 0;
+            (*a).exe_fs_magic = 0;
+            (*a).exe_path[0] = 0;
+        }
         w.depth = i as u32 + 1;
         if tgid == 0 {
             (*w.e).flags |= FLAG_ANCESTRY_COMPLETE;
@@ -910,11 +931,11 @@ const PATH_STEPS: u32 = 12;
 
 /// The identity of the task's executable, as the kernel has it now: inode, device, file
 /// system, whether it is unlinked or on a kernel-internal mount (memfd), whether its mount
-/// is in another mount namespace than the task's, and (with `PATH`) its path's last
+/// is in another mount namespace than the task's, and its path's last
 /// components. What /proc/PID/exe would say, but at signal time and for tasks already gone
 /// by the time anyone could look.
 #[inline(always)]
-unsafe fn read_exe<const PATH: bool>(a: *mut Ancestor, task: *const u8, off: &KernelOffsets) {
+unsafe fn read_exe(a: *mut Ancestor, task: *const u8, off: &KernelOffsets) {
     unsafe {
         (*a).exe_ino = 0;
         (*a).exe_dev = 0;
@@ -967,7 +988,7 @@ unsafe fn read_exe<const PATH: bool>(a: *mut Ancestor, task: *const u8, off: &Ke
                 flags |= EXE_OTHER_MNT_NS;
             }
         }
-        if PATH && exe_path(a, file, off) {
+        if exe_path(a, file, off) {
             flags |= EXE_PATH_COMPLETE;
         }
         (*a).exe_flags = flags;
