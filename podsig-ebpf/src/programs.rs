@@ -163,9 +163,7 @@ fn config() -> FilterConfig {
     unsafe { ptr::read_volatile(&CONFIG) }
 }
 
-/// Reads a `T` at `base + off` from kernel memory. The destination starts zeroed: left
-/// uninitialised on failure, LLVM may carry it across loop iterations in a stack slot that
-/// 5.10's verifier then sees read before it is written.
+/// Reads a `T` at `base + off` from kernel memory.
 #[inline(always)]
 unsafe fn read<T: Copy>(base: *const u8, off: u32) -> Option<T> {
     unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(base.add(off as usize) as *const T).ok() }
