@@ -2,36 +2,34 @@
 
 use podsig_e2e::*;
 
+/// A usage error: one `podsig: …` line, the help hint at most once.
 fn one_clear_line(args: &[&str], expect: &str) {
+    let err = one_line(args, expect);
+    assert!(err.starts_with("podsig: "), "{err}");
+    assert!(err.matches("--help").count() <= 1, "{err}");
+    assert!(!err.contains("For more information"), "{err}");
+}
+
+/// A runtime error: the same one-line rules, no help hint.
+fn one_runtime_line(args: &[&str], expect: &str) {
+    one_line(args, expect);
+}
+
+/// Fails with one line on stderr that mentions `expect`, says each cause once, no panic,
+/// nothing on stdout; the line.
+fn one_line(args: &[&str], expect: &str) -> String {
     let (st, out, err) = podsig_output(args);
     assert!(!st.success(), "{args:?} must fail");
     assert!(out.is_empty(), "{args:?}: stdout carries events only: {out}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {err:?}");
-    assert!(lines[0].starts_with("podsig: "), "{err}");
     assert!(lines[0].contains(expect), "{args:?}: {err:?} should mention {expect:?}");
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
-    // Each hint and each cause once.
-    assert!(err.matches("--help").count() <= 1, "{err}");
-    assert!(!err.contains("For more information"), "{err}");
-    let parts: Vec<&str> = lines[0].split(": ").collect();
-    for (i, p) in parts.iter().enumerate() {
-        assert!(!parts[i + 1..].contains(p), "{args:?}: a cause said twice: {err}");
-    }
-}
-
-/// Runtime errors (not usage errors) carry no help hint, but the same one-line rules.
-fn one_runtime_line(args: &[&str], expect: &str) {
-    let (st, out, err) = podsig_output(args);
-    assert!(!st.success(), "{args:?} must fail");
-    assert!(out.is_empty(), "{args:?}: {out}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {err:?}");
-    assert!(lines[0].contains(expect), "{args:?}: {err:?} should mention {expect:?}");
     let parts: Vec<&str> = lines[0].split([':', ';']).map(str::trim).filter(|p| p.len() > 8).collect();
     for (i, p) in parts.iter().enumerate() {
         assert!(!parts[i + 1..].contains(p), "{args:?}: a cause said twice: {err}");
     }
+    lines[0].to_string()
 }
 
 #[test]
@@ -196,11 +194,35 @@ fn node_mode_and_recorder_input() {
     );
     one_clear_line(&["watch", "--all", "--metrics-addr", "localhost"], "localhost");
     one_clear_line(&["watch", "--all", "--any-signal", "--signal", "KILL"], "--any-signal");
+    one_clear_line(&["watch", "--pid", "1", "--stop-window", "a while"], "'a while' is not a duration");
     if privileged() {
         one_clear_line(&["record", "--history", "/tmp/podsig-e2e-small.db", "--history-max", "1k"], "too small");
         // A taken port fails before anything attaches.
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap().to_string();
         one_clear_line(&["watch", "--all", "--metrics-addr", &addr], &format!("cannot listen on {addr}"));
+    }
+}
+
+#[test]
+fn why_needs_a_target_and_a_history() {
+    one_clear_line(&["why"], "--pod");
+    one_clear_line(&["why", "--namespace", "prod"], "--pod");
+    one_clear_line(&["why", "--pid", "-3"], "'-3' is not a process ID");
+    one_clear_line(&["why", "--pod", "web", "--since", "lately"], "lately");
+    // No history: how to start the recorder.
+    one_runtime_line(&["why", "--history", "/nonexistent/history.db", "--pod", "web"], "sudo podsig record");
+    if privileged() {
+        // A history with nothing about the target.
+        let dir = scratch("why-empty");
+        let db = dir.join("history.db");
+        let rec = Podsig::start(&["record", "--history", db.to_str().unwrap()]);
+        rec.signal(libc::SIGINT);
+        assert!(rec.wait().0.success());
+        one_runtime_line(
+            &["why", "--history", db.to_str().unwrap(), "--pod", "no-such-pod"],
+            "no signal or exit recorded for pod no-such-pod",
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

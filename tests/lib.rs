@@ -363,6 +363,23 @@ pub fn history_until(db: &std::path::Path, args: &[&str], want: impl Fn(&Value) 
     }
 }
 
+/// `podsig why --history DB ARGS -o json`, polled until its verdict is `verdict`: the
+/// recorder commits in batches.
+pub fn why_until(db: &std::path::Path, args: &[&str], verdict: &str) -> Value {
+    let mut a = vec!["why", "--history", db.to_str().unwrap(), "-o", "json"];
+    a.extend_from_slice(args);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (st, out, err) = if db.exists() { podsig_output(&a) } else { Default::default() };
+        let answer: Option<Value> = st.success().then(|| serde_json::from_str(&out).expect("why -o json"));
+        if let Some(v) = answer.filter(|v| v["verdict"] == verdict) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "no {verdict} from podsig {a:?}: {out} {err}");
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// The address podsig printed for --metrics-addr (`podsig: metrics at http://ADDR/metrics`).
 pub fn metrics_addr(p: &Podsig) -> String {
     p.stderr_lines

@@ -88,7 +88,10 @@ fn the_recorder_answers_while_running_and_after_kill_9() {
     let ev = history(&db, &["--pid", &b.pid().to_string(), "--signal", "INT"]);
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0]["sender"]["pid"], sender_b);
-    assert_eq!(history(&db, &["--pid", &pid]).len(), 1);
+    // The TERM, and the exit it caused (node mode records the exits of processes it saw
+    // get a terminating signal).
+    let kinds: Vec<Value> = history(&db, &["--pid", &pid]).into_iter().map(|v| v["kind"].clone()).collect();
+    assert_eq!(kinds, ["signal", "exit"]);
     assert!(history(&db, &["--pid", "1", "--signal", "INT"]).is_empty());
 
     // The history holds command lines: root only (0600), unless a group is named.
@@ -109,17 +112,17 @@ fn the_recorder_answers_while_running_and_after_kill_9() {
     };
     let (ok, _, err) = as_nobody();
     assert!(!ok && err.lines().count() == 1 && err.contains("no read access"), "{err}");
-    // With --history-group, its members read it: after the kill -9 (its log still there),
+    // With --history-group, its members read it (the kill and the target's exit): after the kill -9 (its log still there),
     // and after a clean stop (no log, and no right to create one beside the file).
     let again = Podsig::start(&["record", "--history", dbs, "--history-group", "65534"]);
     again.signal(libc::SIGKILL);
     assert!(!again.wait().0.success());
-    assert_eq!(as_nobody().1, 1);
+    assert_eq!(as_nobody().1, 2);
     let again = Podsig::start(&["record", "--history", dbs, "--history-group", "65534"]);
     again.signal(libc::SIGINT);
     assert!(again.wait().0.success());
     assert!(!dir.join("history.db-wal").exists(), "a clean stop leaves no log");
-    assert_eq!(as_nobody().1, 1);
+    assert_eq!(as_nobody().1, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

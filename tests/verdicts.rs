@@ -373,8 +373,19 @@ fn a_handled_and_an_ignored_signal_are_told_apart() {
     if !privileged() {
         return;
     }
-    // A shell that stays (a handler does not survive exec): USR1 ignored, USR2 trapped.
-    let target = Target::script("trap '' USR1; trap ':' USR2; while :; do sleep 0.1; done");
+    // USR1 ignored, USR2 handled, and no forking: a shell blocks every signal around each
+    // fork, and a blocked signal is queued (delivered), not dropped, even when ignored.
+    let target = Target::script("exec perl -e '$SIG{USR1} = \"IGNORE\"; $SIG{USR2} = sub {}; sleep 1 while 1'");
+    // Until perl has installed both dispositions.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !std::fs::read_to_string(format!("/proc/{}/status", target.pid()))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("SigCgt:") && u64::from_str_radix(l[7..].trim(), 16).is_ok_and(|m| m & (1 << 11) != 0))
+    {
+        assert!(std::time::Instant::now() < deadline, "perl never set its handlers");
+        thread::sleep(Duration::from_millis(10));
+    }
     let t = target.pid();
     let mut w =
         Podsig::start(&["watch", "--pid", &t.to_string(), "--signal", "USR1", "--signal", "USR2", "-o", "json"]);

@@ -128,12 +128,23 @@ fn text_output_reads_like_the_systemtap_recipe() {
     assert!(detail.contains(" result=delivered code=SI_USER syscall=kill cause: process argv: "), "{detail}");
     assert!(detail.ends_with("argv: sh -c kill -KILL $T"), "{detail}");
     assert!(w.next_line().starts_with("  why: kill(2) from sh("));
-    // Any findings about this machine's own ancestry, then the exit.
+    // The stop's verdict and its fix, any findings about this machine's own ancestry, then
+    // the exit.
+    assert!(
+        w.next_line().starts_with(&format!("  stop: killed_without_term: sh({sender}) sent SIGKILL to sleep({t})"))
+    );
+    assert!(w.next_line().starts_with("  fix: "));
     let mut l = w.next_line();
     while l.starts_with("  warning: ") || l.starts_with("  alert: ") {
         l = w.next_line();
     }
     assert_eq!(l, format!("sleep({t}) killed by SIGKILL"));
+    assert!(w.next_line().starts_with("  20"));
+    let after = w.next_line();
+    assert!(
+        after.starts_with(&format!("  after: SIGKILL from sh({sender}) ")) && after.ends_with(" ms earlier, delivered"),
+        "{after}"
+    );
     assert!(w.wait().0.success());
 }
 

@@ -278,6 +278,9 @@ pub struct FilterConfig {
     /// goes out at once, the rest are counted. Ring buffers only.
     pub fold: u32,
     pub _pad: u32,
+    /// With `watch_all`: bit `n` set, a process sent signal `n` is watched for its exit,
+    /// which is reported once (`TARGET_SIGNALLED`): how a stop ended, when no SIGKILL came.
+    pub exit_mask: u64,
 }
 
 /// Per CPU, the run of identical signals being folded: same sender thread and program
@@ -327,6 +330,13 @@ pub const TARGET_BITMAP_WORDS: u32 = 65536;
 /// `TARGETS` value bit: watched because its parent was (followed fork), not named by the
 /// user: its exit only clears it from the filter.
 pub const TARGET_CHILD: u32 = 1 << 31;
+
+/// `TARGETS` value bit (node mode): put there by the program when the process got a signal
+/// in `exit_mask`; its exit is reported, and clears it.
+pub const TARGET_SIGNALLED: u32 = 1 << 30;
+
+/// Both flag bits: what is left of a `TARGETS` value is a tgid.
+pub const TARGET_FLAGS: u32 = TARGET_CHILD | TARGET_SIGNALLED;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -455,7 +465,7 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<Ancestor>(), 48 + EXE_PATH_LEN);
         assert_eq!(size_of::<KernelOffsets>() % 8, 0);
-        assert_eq!(size_of::<FilterConfig>(), 32);
+        assert_eq!(size_of::<FilterConfig>(), 40);
         assert_eq!(size_of::<FoldState>(), 104);
         assert_eq!(size_of::<FoldEvent>(), 32);
         assert_eq!(size_of::<ExitEvent>(), 48);

@@ -30,11 +30,13 @@ use podsig_common::{
     FLAG_SENDER_EXITING, FLAG_SENDER_REPEAT, FLAG_TARGET_BLOCKED, FLAG_TARGET_UNKILLABLE,
     FilterConfig, KernelOffsets, MAX_ANCESTRY, OomEvent, OomFormat, PREEMPT_PERCPU_VIA_RQ,
     PREEMPT_TASK_FIELD, SYSCALL_UNKNOWN, SenderDetail, SignalEvent, SignalFull,
-    TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat,
+    TARGET_BITMAP_WORDS, TARGET_CHILD, TARGET_FLAGS, TARGET_SIGNALLED, TracepointFormat,
 };
 
 const SI_USER: i32 = 0;
 const SI_KERNEL: i32 = 0x80;
+/// bpf_map_update_elem: only if the key is not there yet.
+const BPF_NOEXIST: u64 = 1;
 /// `info` values that are markers, not pointers (SEND_SIG_NOINFO, SEND_SIG_PRIV).
 const SEND_SIG_NOINFO: u64 = 0;
 const SEND_SIG_PRIV: u64 = 1;
@@ -62,6 +64,7 @@ static CONFIG: FilterConfig = FilterConfig {
     repeat_window_ms: 0,
     fold: 0,
     _pad: 0,
+    exit_mask: 0,
 };
 
 #[unsafe(no_mangle)]
@@ -161,8 +164,9 @@ fn config() -> FilterConfig {
     unsafe { ptr::read_volatile(&CONFIG) }
 }
 
+/// Reads a `T` at `base + off` from kernel memory.
 #[inline(always)]
-unsafe fn read<T>(base: *const u8, off: u32) -> Option<T> {
+unsafe fn read<T: Copy>(base: *const u8, off: u32) -> Option<T> {
     unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(base.add(off as usize) as *const T).ok() }
 }
 
@@ -324,6 +328,9 @@ fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ctx: &C, args
                 }
             }
         }
+    } else {
+        // exit_mask is within the signals reported (userspace makes it so).
+        arm_exit(tgid, sig, unsafe { ptr::read_volatile(&raw const CONFIG.exit_mask) });
     }
     // A hit. A storm from one sender is mostly the same signal again, counted in place: only
     // what tells signals apart is read before that test (direct loads in the typed builds,
@@ -667,6 +674,7 @@ unsafe fn end_run(f: *mut FoldState) {
         let v = ptr::read_volatile(&raw const (*f).v_start) + 1;
         ptr::write_volatile(&raw mut (*f).v_end, v);
         ptr::write_volatile(&raw mut (*f).active, 0);
+        ptr::write_volatile(&raw mut (*f).count, 0);
         ptr::write_volatile(&raw mut (*f).v_start, v + 1);
         ptr::write_volatile(&raw mut (*f).v_end, v + 1);
     }
@@ -785,6 +793,16 @@ unsafe fn target_state(e: *mut SignalEvent, target: *const u8, sig: i32, off: &K
         {
             (*e).flags |= FLAG_TARGET_UNKILLABLE;
         }
+    }
+}
+
+/// Node mode: a process that got a terminating signal is watched for its exit, so a stop
+/// that ends without a SIGKILL (a handled SIGTERM, then exit) is told to the end. An entry
+/// already there (the user's own target) is left as it is; a full map only loses the exit.
+#[inline(always)]
+fn arm_exit(key: u32, sig: i32, exit_mask: u64) {
+    if (1..=64).contains(&sig) && exit_mask & (1u64 << (sig - 1)) != 0 {
+        let _ = TARGETS.insert(&key, &(key | TARGET_SIGNALLED), BPF_NOEXIST);
     }
 }
 
@@ -1004,7 +1022,19 @@ unsafe fn ancestor<const PATH: bool>(i: u64, task: u64) -> u64 {
         (*a).pid = tgid;
         (*a).start_ns = read(task, off.task_start_time).unwrap_or(0);
         read_comm(&raw mut (*a).comm, task, off);
-        read_exe::<PATH>(a, task, off);
+        if PATH {
+            read_exe(a, task, off);
+        } else {
+            // Builds without bpf_loop (before 5.17) walk 40 ancestors unrolled: the
+            // executable's identity there made code 5.10's verifier refuses (LLVM carried
+            // values across iterations in stack slots it saw read before written). Findings
+            // come from /proc on those kernels.
+            (*a).exe_flags = 0;
+            (*a).exe_ino = 0;
+            (*a).exe_dev = 0;
+            (*a).exe_fs_magic = 0;
+            (*a).exe_path[0] = 0;
+        }
         (*e).depth = i as u32 + 1;
         if tgid == 0 {
             (*e).flags |= FLAG_ANCESTRY_COMPLETE;
@@ -1050,11 +1080,11 @@ const PATH_STEPS: u32 = 12;
 
 /// The identity of the task's executable, as the kernel has it now: inode, device, file
 /// system, whether it is unlinked or on a kernel-internal mount (memfd), whether its mount
-/// is in another mount namespace than the task's, and (with `PATH`) its path's last
+/// is in another mount namespace than the task's, and its path's last
 /// components. What /proc/PID/exe would say, but at signal time and for tasks already gone
 /// by the time anyone could look.
 #[inline(always)]
-unsafe fn read_exe<const PATH: bool>(a: *mut Ancestor, task: *const u8, off: &KernelOffsets) {
+unsafe fn read_exe(a: *mut Ancestor, task: *const u8, off: &KernelOffsets) {
     unsafe {
         // Volatile: LLVM would merge neighbouring zero stores into a memset, a byte loop the
         // verifier walks byte by byte.
@@ -1109,7 +1139,7 @@ unsafe fn read_exe<const PATH: bool>(a: *mut Ancestor, task: *const u8, off: &Ke
                 flags |= EXE_OTHER_MNT_NS;
             }
         }
-        if PATH && exe_path(a, file, off) {
+        if exe_path(a, file, off) {
             flags |= EXE_PATH_COMPLETE;
         }
         (*a).exe_flags = flags;
@@ -1312,6 +1342,10 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         let _ = TARGETS.remove(&tgid);
         return 0;
     }
+    if value & TARGET_SIGNALLED != 0 {
+        // Node mode's: reported once, then forgotten (its pid may be reused).
+        let _ = TARGETS.remove(&tgid);
+    }
     let tid = unsafe { read(task, off.task_pid) }.unwrap_or(0);
     let exit_code = unsafe { read(task, off.task_exit_code) }.unwrap_or(0);
     emit_exit(&ctx, &cfg, tgid, tid, exit_code, 0, |comm| unsafe { read_comm(comm, task, &off) });
@@ -1366,13 +1400,19 @@ pub fn signal_generate_tp(ctx: TracePointContext) -> i32 {
     };
     let tid = tid as u32;
     let tgid = match unsafe { TARGETS.get(&tid) } {
-        Some(&v) => v & !TARGET_CHILD,
-        None if cfg.watch_all != 0 => 0, // userspace resolves it
+        Some(&v) if v & TARGET_SIGNALLED == 0 => v & !TARGET_FLAGS,
+        // Node mode's own entry says nothing of the tgid: userspace resolves it.
+        Some(_) => 0,
+        None if cfg.watch_all != 0 => 0,
         None => return 0,
     };
     let sig = unsafe { ctx.read_at::<i32>(f.sg_sig as usize) }.unwrap_or(0);
     if !signal_wanted(sig, &cfg) {
         return 0;
+    }
+    if cfg.watch_all != 0 {
+        // Only the thread is known here; kill(2) reaches a process through its leader.
+        arm_exit(tid, sig, cfg.exit_mask);
     }
     emit_signal::<SignalEvent, _>(&ctx, &cfg, |e| unsafe {
         ptr::write_bytes(e, 0, 1);
@@ -1540,9 +1580,14 @@ pub fn sched_process_exit_tp(ctx: TracePointContext) -> i32 {
         return 0;
     };
     let tid = tid as u32;
-    let Some(&tgid) = (unsafe { TARGETS.get(&tid) }) else {
+    let Some(&value) = (unsafe { TARGETS.get(&tid) }) else {
         return 0;
     };
+    let tgid = value & !TARGET_FLAGS;
+    if value & TARGET_SIGNALLED != 0 {
+        // Node mode's entry for this thread: the thread is done with it either way.
+        let _ = TARGETS.remove(&tid);
+    }
     // group_dead (≥ 6.16) says the last thread left; older kernels: the leader's exit.
     let last = if f.exit_group_dead != u32::MAX {
         unsafe { ctx.read_at::<u8>(f.exit_group_dead as usize) }.unwrap_or(0) != 0

@@ -22,6 +22,7 @@ const EXAMPLES: &str = "Examples:
   sudo podsig watch --pid 7942 -o json | jq -r '.sender.argv | join(\" \")'
   sudo podsig record --metrics-addr 127.0.0.1:9090   keep every kill on this node, for later
   sudo podsig history --pod web --since 1h     who killed pod web (answered from the recorder)
+  sudo podsig why --pod web                    why pod web's last stop went as it did, and the fix
   podsig explain 137                           what exit code 137 means and who sends it
   sudo podsig doctor                           can this host run podsig, and if not, why
   sudo podsig demo                             see it work on a throwaway process";
@@ -55,6 +56,10 @@ pub enum Command {
     Record(RecordArgs),
     /// Who signalled a pod, container or process, from what `podsig record` kept.
     History(HistoryArgs),
+    /// Why a pod, container or process was last stopped (SIGTERM ignored, handled too
+    /// slowly, a bare SIGKILL, the OOM killer…) and what to change, from `podsig record`'s
+    /// history.
+    Why(WhyArgs),
     /// See podsig work: watch a throwaway process while a chain of shells kills it.
     Demo(DemoArgs),
     /// What an exit code (0-255) or a signal means, who usually sends it, how to catch it.
@@ -106,8 +111,9 @@ pub struct WatchArgs {
     /// the target's labels).
     #[arg(long, conflicts_with_all = ["pids", "containers"])]
     pub all: bool,
-    /// Watch a container, every process in it, across restarts: full ID, unique prefix, or
-    /// as `kubectl describe pod` prints it (containerd://…, docker://…). Repeatable.
+    /// Watch a container, every process in it, across restarts: full ID, Docker or podman
+    /// name, unique ID prefix, or as `kubectl describe pod` prints it (containerd://…,
+    /// docker://…). Repeatable.
     #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
     pub containers: Vec<String>,
     /// Watch a pod's containers, found by their CRI labels in containerd (no API server);
@@ -137,6 +143,10 @@ pub struct WatchArgs {
     /// Stop after this long (e.g. 30s, 5m, 1h).
     #[arg(short = 'd', long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Link each terminating signal to the one sent to the same target (or its container's
+    /// init) at most this long before (`preceded_by`, and the stop's verdict).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
+    pub stop_window: Duration,
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
     #[arg(short = 'b', long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
@@ -164,6 +174,8 @@ pub struct StapBuildArgs {
     pub output: Option<PathBuf>,
 }
 
+/// The container managers that name containers: containerd and Docker (podman is read
+/// from /proc and needs no option).
 #[derive(Debug, Args)]
 pub struct ContainerdArgs {
     /// containerd's socket.
@@ -172,6 +184,11 @@ pub struct ContainerdArgs {
     /// containerd namespace to search (repeatable; default: k8s.io, moby, default).
     #[arg(long = "containerd-namespace", value_name = "NS")]
     pub namespaces: Vec<String>,
+    /// Docker Engine's socket, to name Docker's containers (`docker run --name`). Default:
+    /// /run/docker.sock or /var/run/docker.sock, when present; a socket named here must
+    /// answer.
+    #[arg(long = "docker-socket", value_name = "PATH")]
+    pub docker_socket: Option<PathBuf>,
 }
 
 impl ContainerdArgs {
@@ -250,6 +267,10 @@ pub struct RecordArgs {
     pub backend: BackendKind,
     #[command(flatten)]
     pub redact: RedactArgs,
+    /// Link each terminating signal to the one sent to the same target (or its container's
+    /// init) at most this long before (`preceded_by`, and the stop's verdict).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
+    pub stop_window: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -257,7 +278,10 @@ pub struct RecordArgs {
   podsig history --pod web                     every kill of pod web the recorder kept
   podsig history --pod web --namespace prod --since 1h -o json | jq .sender.comm
   podsig history --container 5fb8adf9 --last 5
-  kubectl -n podsig exec ds/podsig -- podsig history --pod web   (from outside the node)")]
+  From outside, ask the recorder on the pod's node (each keeps only its own node's):
+    NODE=$(kubectl -n prod get pod web -o jsonpath='{.spec.nodeName}')
+    R=$(kubectl -n podsig get pods -l app.kubernetes.io/name=podsig --field-selector spec.nodeName=$NODE -o name)
+    kubectl -n podsig exec $R -- /podsig history --pod web --namespace prod")]
 pub struct HistoryArgs {
     /// The history file `podsig record` writes.
     #[arg(long, value_name = "PATH", default_value = history::DEFAULT_PATH)]
@@ -268,7 +292,8 @@ pub struct HistoryArgs {
     /// Signals to pods in this Kubernetes namespace.
     #[arg(long = "namespace", value_name = "NS")]
     pub pod_namespace: Option<String>,
-    /// Signals to this container: full ID or a prefix (containerd://… and docker://… too).
+    /// Signals to this container: full ID, a prefix (containerd://… and docker://… too), or
+    /// its name (as `docker run --name` or `podman run --name` gave it).
     #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
     pub container: Option<String>,
     /// Signals to containers of this name.
@@ -291,6 +316,45 @@ pub struct HistoryArgs {
     pub output: Option<Format>,
     #[command(flatten)]
     pub redact: RedactArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["pod", "container", "container_name", "pid"])),
+    after_help = "Examples:
+  podsig why --pod web                         the last stop of pod web: what, when, who, the verdict, the fix
+  podsig why --pod web --namespace prod --container-name app --since 1d
+  podsig why --container 5fb8adf9 -o json | jq -r .verdict
+  podsig why --pid 7942")]
+pub struct WhyArgs {
+    /// The history file `podsig record` writes.
+    #[arg(long, value_name = "PATH", default_value = history::DEFAULT_PATH)]
+    pub history: PathBuf,
+    /// This pod (its CRI name label).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// The pod's Kubernetes namespace.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub pod_namespace: Option<String>,
+    /// This container: full ID, a prefix (containerd://… and docker://… too), or its name
+    /// (as `docker run --name` or `podman run --name` gave it).
+    #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
+    pub container: Option<String>,
+    /// Containers of this name (with --pod: that container of the pod).
+    #[arg(long, value_name = "NAME")]
+    pub container_name: Option<String>,
+    /// This process.
+    #[arg(short = 'p', long, value_name = "PID", value_parser = parse_pid_number, allow_negative_numbers = true)]
+    pub pid: Option<u32>,
+    /// Only a stop from this long ago until now (e.g. 1h, 30m, 2d).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// How far back a signal is linked to the next one to the same target (as `record`'s).
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
+    pub stop_window: Duration,
+    /// Output format. Default: text on a terminal, json otherwise.
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
 }
 
 /// A pid that may no longer exist (the history is about the past).

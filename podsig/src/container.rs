@@ -1,11 +1,11 @@
-//! Containers: naming them (containerd's API, the process's cgroup path), resolving a
-//! container ID or a pod name to processes, and noticing restarts.
+//! Containers: naming them (containerd's API, Docker's API, podman's conmon, the process's
+//! cgroup path), resolving a container ID, name or pod to processes, and noticing restarts.
 
 use std::{
     collections::{BTreeSet, HashMap},
     fs,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -20,6 +20,8 @@ use containerd_client::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::docker::Docker;
+
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Kubernetes (CRI), Docker, and `ctr`'s default.
 pub const DEFAULT_NAMESPACES: &[&str] = &["k8s.io", "moby", "default"];
@@ -33,26 +35,54 @@ pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ContainerRef {
     pub id: String,
-    /// The Kubernetes container name, when containerd knows it.
+    /// The Kubernetes container name (its CRI label), else the runtime's own name for the
+    /// container (`docker run --name`, `podman run --name`), when known.
     pub name: Option<String>,
-    /// containerd, docker, cri-o or unknown.
+    /// containerd, docker, podman, cri-o or unknown.
     #[serde(deserialize_with = "crate::interned::string")]
     pub runtime: crate::interned::Str,
     pub pod: Option<String>,
     pub namespace: Option<String>,
 }
 
+/// Who told podsig about a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// containerd, in this namespace (k8s.io, moby, default…).
+    Containerd(String),
+    /// Docker Engine's API.
+    Docker,
+    /// podman, through its conmon's command line.
+    Podman,
+}
+
 #[derive(Clone, Debug)]
 pub struct ContainerInfo {
     pub id: String,
-    /// containerd namespace (k8s.io, moby, default…).
-    pub ns: String,
+    pub source: Source,
     pub labels: HashMap<String, String>,
+    /// The runtime's own name for it (`docker run --name`, `podman run --name`).
+    pub name: Option<String>,
 }
 
 impl ContainerInfo {
     fn label(&self, k: &str) -> Option<String> {
         self.labels.get(k).cloned()
+    }
+
+    /// The name events show: the Kubernetes container name, else the runtime's own.
+    pub fn display_name(&self) -> Option<String> {
+        self.label(LABEL_CONTAINER).or_else(|| self.name.clone())
+    }
+
+    pub fn runtime(&self) -> &'static str {
+        match &self.source {
+            // Docker 20.10+ keeps its containers in containerd's `moby` namespace.
+            Source::Containerd(ns) if ns == "moby" => "docker",
+            Source::Containerd(_) => "containerd",
+            Source::Docker => "docker",
+            Source::Podman => "podman",
+        }
     }
 }
 
@@ -66,13 +96,18 @@ pub fn normalize_id(s: &str) -> Result<String, String> {
     Ok(id.to_string())
 }
 
-/// A task containerd announced starting.
+/// A task a manager (containerd, Docker) announced starting.
 #[derive(Debug)]
 pub struct TaskStart {
     pub id: String,
     pub runtime: &'static str,
     /// Its init's pid namespace, read when the announcement arrived.
     pub pidns: Option<u32>,
+    /// What the manager said of the container with it (Docker's names), if anything.
+    pub info: Option<ContainerInfo>,
+    /// When the pid namespace was read: a round of answers taken before then cannot
+    /// overrule it (the kernel reuses a gone namespace's number).
+    pub seen: Instant,
 }
 
 pub struct Containerd {
@@ -107,8 +142,9 @@ impl Containerd {
                 .with_context(|| format!("listing containers in containerd namespace {ns}"))?;
             out.extend(resp.into_inner().containers.into_iter().map(|c| ContainerInfo {
                 id: c.id,
-                ns: ns.clone(),
+                source: Source::Containerd(ns.clone()),
                 labels: c.labels,
+                name: None,
             }));
         }
         Ok(out)
@@ -188,7 +224,8 @@ impl Containerd {
                 // Read now, while the task surely lives: it may be killed before the watch
                 // loop takes this in, and then /proc has nothing to say.
                 let pidns = crate::enrich::pidns_of(&start.pid.to_string());
-                if tx.send(TaskStart { id: start.container_id, runtime, pidns }).is_err() {
+                let started = TaskStart { id: start.container_id, runtime, pidns, info: None, seen: Instant::now() };
+                if tx.send(started).is_err() {
                     return;
                 }
             }
@@ -197,12 +234,11 @@ impl Containerd {
         }
     }
 
-    /// The pid of the container's running task, if it has one.
-    pub async fn task_pid(&self, c: &ContainerInfo) -> Option<u32> {
+    /// The pid of the container's running task in namespace `ns`, if it has one.
+    pub async fn task_pid(&self, ns: &str, id: &str) -> Option<u32> {
         let mut t = TasksClient::new(self.channel.clone());
-        let req = GetRequest { container_id: c.id.clone(), exec_id: String::new() };
-        let resp =
-            tokio::time::timeout(CONNECT_TIMEOUT, t.get(with_namespace!(req, c.ns.as_str()))).await.ok()?.ok()?;
+        let req = GetRequest { container_id: id.to_string(), exec_id: String::new() };
+        let resp = tokio::time::timeout(CONNECT_TIMEOUT, t.get(with_namespace!(req, ns))).await.ok()?.ok()?;
         let p = resp.into_inner().process?;
         (p.status == Status::Running as i32 && p.pid > 0).then_some(p.pid)
     }
@@ -217,6 +253,8 @@ pub struct Selector {
     pub container_name: Option<String>,
     pub socket: PathBuf,
     pub namespaces: Vec<String>,
+    /// Docker's socket as --docker-socket names it; None: the default places, if present.
+    pub docker_socket: Option<PathBuf>,
 }
 
 impl Selector {
@@ -234,6 +272,54 @@ impl Selector {
     }
 }
 
+/// The container managers podsig reached: containerd and Docker answer on their sockets;
+/// podman, which runs no daemon, is read from its conmons in /proc.
+#[derive(Default)]
+pub struct Managers {
+    pub containerd: Option<Containerd>,
+    pub docker: Option<Docker>,
+}
+
+impl Managers {
+    /// The pid of the container's running task (its init), from whoever told of it.
+    /// `podman`: the conmons read this round, if already read.
+    pub async fn task_pid(&self, info: &ContainerInfo, podman: Option<&[(ContainerInfo, Option<u32>)]>) -> Option<u32> {
+        match &info.source {
+            Source::Containerd(ns) => self.containerd.as_ref()?.task_pid(ns, &info.id).await,
+            Source::Docker => self.docker.as_ref()?.inspect(&info.id).await.ok()??.1,
+            Source::Podman => match podman {
+                Some(running) => running.iter().find(|(c, _)| c.id == info.id)?.1,
+                None => crate::podman::running().into_iter().find(|(c, _)| c.id == info.id)?.1,
+            },
+        }
+    }
+}
+
+/// Adds `more` to `list`, one entry per ID: names and labels join the entry already there.
+pub fn merge(list: &mut Vec<ContainerInfo>, more: Vec<ContainerInfo>) {
+    for info in more {
+        match list.iter_mut().find(|c| c.id == info.id) {
+            Some(have) => *have = joined(have, info),
+            None => list.push(info),
+        }
+    }
+}
+
+/// `new` with what `old` knew that it does not: containerd lists a Docker container
+/// without the name Docker gave it.
+fn joined(old: &ContainerInfo, mut new: ContainerInfo) -> ContainerInfo {
+    if new.name.is_none() {
+        new.name.clone_from(&old.name);
+    }
+    for (k, v) in &old.labels {
+        new.labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if old.source == Source::Docker {
+        new.source = Source::Docker;
+    }
+    new
+}
+
 /// A container being watched: its identity and the task pid currently known.
 #[derive(Clone, Debug)]
 pub struct Watched {
@@ -242,18 +328,21 @@ pub struct Watched {
     pub pid: Option<u32>,
 }
 
-/// Resolves the selector to containers and their running tasks. With no containerd, a
-/// container ID is looked for in every process's cgroup path instead.
-pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>)> {
-    let mut client = Containerd::connect(&sel.socket, &sel.namespaces).await;
+/// Resolves the selector to containers and their running tasks: by containerd's, Docker's
+/// and podman's lists, or, for an ID none of them knows, in every process's cgroup path.
+pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
+    let docker = Docker::connect(sel.docker_socket.as_deref()).await?;
+    let mut listed = Vec::new();
     // A containerd that does not answer (hung, restarting) is as good as none for IDs.
-    let listed = match &client {
+    let containerd = match Containerd::connect(&sel.socket, &sel.namespaces).await {
         Ok(c) => match c.list().await {
-            Ok(l) => Some(l),
+            Ok(l) => {
+                listed = l;
+                Ok(c)
+            }
             Err(e) if sel.pod.is_none() => {
-                tracing::warn!("{e:#}; looking for containers in process cgroups instead");
-                client = Err(e);
-                None
+                tracing::warn!("{e:#}; looking for containers elsewhere (Docker, podman, process cgroups)");
+                Err(e)
             }
             Err(e) => return Err(e.context("pods are found through containerd's labels")),
         },
@@ -261,38 +350,51 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>
             if sel.pod.is_some() {
                 return Err(anyhow!("{}; pods are found through containerd's labels", crate::error_line(&e)));
             }
-            tracing::info!("{}; looking for containers in process cgroups instead", crate::error_line(&e));
-            None
+            tracing::info!(
+                "{}; looking for containers elsewhere (Docker, podman, process cgroups)",
+                crate::error_line(&e)
+            );
+            Err(e)
         }
     };
-    let where_ = || format!("containerd namespaces {}", sel.namespaces.join(", "));
+    let unreachable = containerd.is_err();
+    let managers = Managers { containerd: containerd.ok(), docker };
+    if let Some(d) = &managers.docker {
+        // As with containerd: one that does not answer is as good as none for names.
+        match d.list().await {
+            Ok(l) => merge(&mut listed, l.into_iter().map(|(info, _)| info).collect()),
+            Err(e) => tracing::warn!("{e:#}; looking for containers elsewhere"),
+        }
+    }
+    merge(&mut listed, crate::podman::running().into_iter().map(|(info, _)| info).collect());
+    let where_ = || {
+        let mut w = format!("containerd namespaces {}", sel.namespaces.join(", "));
+        if unreachable {
+            w += " (containerd unreachable)";
+        }
+        if let Some(d) = &managers.docker {
+            w += &format!(", Docker at {}", d.socket.display());
+        }
+        if listed.iter().any(|c| c.source == Source::Podman) {
+            w += ", podman's running containers";
+        }
+        w
+    };
     let mut found: Vec<Watched> = Vec::new();
     for id in &sel.ids {
-        let hits: Vec<&ContainerInfo> = listed.iter().flatten().filter(|c| c.id.starts_with(id.as_str())).collect();
-        let exact: Vec<&ContainerInfo> = hits.iter().copied().filter(|c| c.id == *id).collect();
-        let pick = if exact.len() == 1 { exact } else { hits };
-        match pick.as_slice() {
-            [one] => found.push(Watched { id: one.id.clone(), info: Some((*one).clone()), pid: None }),
-            [] => {
+        match pick(&listed, id).map_err(anyhow::Error::msg)? {
+            Some(one) => found.push(Watched { id: one.id.clone(), info: Some(one.clone()), pid: None }),
+            None => {
                 let pids = pids_in_cgroups_of(id);
                 if pids.is_empty() {
-                    bail!(
-                        "container {} not found in {}{}, nor in any process cgroup",
-                        short(id),
-                        where_(),
-                        if client.is_err() { " (containerd unreachable)" } else { "" }
-                    );
+                    bail!("container {} not found in {}, nor in any process cgroup", short(id), where_());
                 }
                 found.push(Watched { id: id.clone(), info: None, pid: pids.first().copied() });
             }
-            many => bail!(
-                "container ID prefix {id} is ambiguous: {}; give more of it",
-                many.iter().map(|c| short(&c.id)).collect::<Vec<_>>().join(", ")
-            ),
         }
     }
     if let Some(pod) = &sel.pod {
-        let hits: Vec<&ContainerInfo> = listed.iter().flatten().filter(|c| sel.matches_pod(c)).collect();
+        let hits: Vec<&ContainerInfo> = listed.iter().filter(|c| sel.matches_pod(c)).collect();
         if hits.is_empty() {
             bail!(
                 "no container of pod {}{}{} in {}",
@@ -304,12 +406,9 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>
         }
         found.extend(hits.into_iter().map(|c| Watched { id: c.id.clone(), info: Some(c.clone()), pid: None }));
     }
-    let client = client.ok();
-    if let Some(cl) = &client {
-        for w in &mut found {
-            if let Some(info) = &w.info {
-                w.pid = cl.task_pid(info).await;
-            }
+    for w in &mut found {
+        if let Some(info) = &w.info {
+            w.pid = managers.task_pid(info, None).await;
         }
     }
     if found.iter().all(|w| w.pid.is_none()) {
@@ -323,7 +422,30 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Option<Containerd>
             if found.len() == 1 { "it is" } else { "they are" }
         );
     }
-    Ok((found, client))
+    Ok((found, managers))
+}
+
+/// The container `id` names, as docker resolves one: a full ID, then a name (Docker's,
+/// podman's), then an ID prefix. None when nothing matches; an error when several do.
+fn pick<'a>(listed: &'a [ContainerInfo], id: &str) -> Result<Option<&'a ContainerInfo>, String> {
+    let exact: Vec<&ContainerInfo> = listed.iter().filter(|c| c.id == id).collect();
+    let named: Vec<&ContainerInfo> = listed.iter().filter(|c| c.name.as_deref() == Some(id)).collect();
+    let prefixed: Vec<&ContainerInfo> = listed.iter().filter(|c| c.id.starts_with(id)).collect();
+    let (hits, what) = if exact.len() == 1 {
+        (exact, "ID")
+    } else if !named.is_empty() {
+        (named, "name")
+    } else {
+        (prefixed, "ID prefix")
+    };
+    match hits.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        many => Err(format!(
+            "container {what} {id} is ambiguous: {}; give more of the ID",
+            many.iter().map(|c| format!("{} ({})", short(&c.id), c.runtime())).collect::<Vec<_>>().join(", ")
+        )),
+    }
 }
 
 pub fn short(id: &str) -> String {
@@ -355,10 +477,17 @@ pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
                 return Some((id.into(), "cri-o"));
             }
             if let Some(id) = scoped("libpod-") {
-                return Some((id.into(), "unknown"));
+                return Some((id.into(), "podman"));
             }
             let parent = if i > 0 { segs[i - 1] } else { "" };
             match parent {
+                // podman with the cgroupfs manager: /libpod_parent/libpod-<id> (its conmons sit
+                // beside, in /libpod_parent/conmon).
+                "libpod_parent" => {
+                    if let Some(id) = seg.strip_prefix("libpod-").filter(|id| is_hex64(id)) {
+                        return Some((id.to_string(), "podman"));
+                    }
+                }
                 // cgroupfs driver: /docker/<id>, and containerd's /<namespace>/<id>.
                 "docker" if is_hex64(seg) => return Some((seg.to_string(), "docker")),
                 "moby" => return Some((seg.to_string(), "docker")),
@@ -427,24 +556,31 @@ pub fn cgroup_mount(controllers: &str) -> Option<String> {
     })
 }
 
-/// containerd labels by container ID, for naming where processes live.
+/// Names and labels by container ID (containerd's, Docker's, podman's), for naming where
+/// processes live.
 #[derive(Default)]
 pub struct Names {
     pub by_id: HashMap<String, ContainerInfo>,
 }
 
 impl Names {
+    /// Takes in what a manager says of a container, keeping what another said before (a
+    /// Docker container's name survives containerd's nameless view of it).
+    pub fn learn(&mut self, info: ContainerInfo) {
+        let info = match self.by_id.get(&info.id) {
+            Some(old) => joined(old, info),
+            None => info,
+        };
+        self.by_id.insert(info.id.clone(), info);
+    }
+
     pub fn reference(&self, id: &str, runtime: &'static str) -> ContainerRef {
         let info = self.by_id.get(id);
         ContainerRef {
             id: id.to_string(),
-            name: info.and_then(|i| i.label(LABEL_CONTAINER)),
-            // containerd knowing the ID settles the runtime a cgroupfs path leaves open.
-            runtime: match info {
-                Some(i) if i.ns == "moby" => "docker",
-                Some(_) => "containerd",
-                None => runtime,
-            },
+            name: info.and_then(ContainerInfo::display_name),
+            // A manager knowing the ID settles the runtime a cgroupfs path leaves open.
+            runtime: info.map_or(runtime, ContainerInfo::runtime),
             pod: info.and_then(|i| i.label(LABEL_POD)),
             namespace: info.and_then(|i| i.label(LABEL_POD_NAMESPACE)),
         }
@@ -478,6 +614,9 @@ mod tests {
                 "containerd",
             ),
             (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), "cri-o"),
+            (format!("0::/machine.slice/libpod-{ID}.scope"), "podman"),
+            (format!("0::/machine.slice/libpod-{ID}.scope/container"), "podman"),
+            (format!("8:pids:/libpod_parent/libpod-{ID}"), "podman"),
             (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), "unknown"),
             (format!("3:cpu:/k8s.io/{ID}"), "containerd"),
         ];
@@ -487,6 +626,60 @@ mod tests {
         assert_eq!(container_of_cgroup("5:pids:/default/web"), Some(("web".into(), "containerd")));
         assert_eq!(container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope"), None);
         assert_eq!(container_of_cgroup("0::/"), None);
+        // podman's conmons are not in the container.
+        assert_eq!(container_of_cgroup("8:pids:/libpod_parent/conmon"), None);
+        assert_eq!(container_of_cgroup(&format!("0::/machine.slice/libpod-conmon-{ID}.scope")), None);
+    }
+
+    fn info(id: &str, source: Source, name: Option<&str>, labels: &[(&str, &str)]) -> ContainerInfo {
+        ContainerInfo {
+            id: id.into(),
+            source,
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            name: name.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_full_id_then_a_name_then_a_prefix() {
+        let listed = [
+            info(ID, Source::Docker, Some("web"), &[]),
+            info("5fb8aaaa", Source::Podman, Some("db"), &[]),
+            info("web", Source::Containerd("default".into()), None, &[]),
+            info("abc123", Source::Docker, Some("dup"), &[]),
+            info("abc456", Source::Podman, Some("dup"), &[]),
+        ];
+        let id_of = |s: &str| pick(&listed, s).map(|c| c.map(|c| c.id.clone()));
+        // `ctr run … web` is a container whose ID is web: the full ID wins over a name.
+        assert_eq!(id_of("web"), Ok(Some("web".into())));
+        assert_eq!(id_of("db"), Ok(Some("5fb8aaaa".into())));
+        assert_eq!(id_of(&ID[..12]), Ok(Some(ID.into())));
+        assert_eq!(id_of("nothing"), Ok(None));
+        let e = id_of("5fb8").unwrap_err();
+        assert!(
+            e.starts_with("container ID prefix 5fb8 is ambiguous: 5fb8adf9ee62… (docker), 5fb8aaaa (podman)"),
+            "{e}"
+        );
+        assert!(id_of("dup").unwrap_err().starts_with("container name dup is ambiguous"));
+    }
+
+    #[test]
+    fn names_from_one_manager_survive_anothers_view() {
+        let mut names = Names::default();
+        // Docker names it; containerd's namespace moby lists it without a name, later.
+        names.learn(info(ID, Source::Docker, Some("web"), &[("com.example", "1")]));
+        names.learn(info(ID, Source::Containerd("moby".into()), None, &[("com.docker/engine.bundle.path", "/x")]));
+        let r = names.reference(ID, "unknown");
+        assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), "docker"));
+        assert_eq!(names.by_id[ID].labels.len(), 2);
+        // A Kubernetes container name is the name events show, over the runtime's own.
+        names.learn(info("k", Source::Docker, Some("k8s_app_web_prod_1"), &[(LABEL_CONTAINER, "app")]));
+        assert_eq!(names.reference("k", "docker").name.as_deref(), Some("app"));
+        names.learn(info("p", Source::Podman, Some("db"), &[]));
+        assert_eq!(names.reference("p", "unknown").runtime, "podman");
+        // Unknown to every manager: the cgroup path's runtime, no name.
+        let r = names.reference("zzz", "cri-o");
+        assert_eq!((r.name, r.runtime), (None, "cri-o"));
     }
 
     #[test]

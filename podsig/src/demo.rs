@@ -40,6 +40,7 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
         // The sender runs right after attach; this only bounds a demo gone wrong.
         duration: Some(Duration::from_secs(10)),
         redact: Default::default(),
+        stop_window: crate::story::DEFAULT_WINDOW,
     };
     let mut sender: Option<Child> = None;
     let result = watch::run(opts, || {

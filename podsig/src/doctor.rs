@@ -222,6 +222,20 @@ pub fn run() -> Report {
         fix: None,
     });
 
+    let docker = crate::docker::DEFAULT_SOCKETS.iter().map(Path::new).find(|p| p.exists());
+    checks.push(Check {
+        name: "docker",
+        status: Status::Info,
+        detail: match docker {
+            Some(sock) => format!("socket {} present (names Docker's containers)", sock.display()),
+            None => format!(
+                "no socket at {} (only needed to name Docker's containers)",
+                crate::docker::DEFAULT_SOCKETS.join(" or ")
+            ),
+        },
+        fix: None,
+    });
+
     let ebpf_usable = privileged && bpf.is_ok() && sg && ex && (btf_ok || mount.is_ok()) && !confidential;
     let ebpf_why = if ebpf_usable {
         if btf_ok { "everything podsig's eBPF backend uses is here" } else { "usable through the no-BTF fallback" }

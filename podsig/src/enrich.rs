@@ -152,6 +152,10 @@ impl Enricher {
                 if let Some(ns) = e.boot_ns {
                     e.time = self.wall_time(ns);
                 }
+                // A watched container's process; otherwise its story may place it.
+                if let Some((id, runtime)) = self.members.get(&e.pid).cloned() {
+                    e.container = Some(self.names.reference(&id, runtime));
+                }
                 if e.status.is_none() && e.signal.is_none() {
                     // Fallback mode: a zombie still shows its exit code in /proc.
                     if let Some(code) = process(e.pid).and_then(|p| p.stat().ok()?.exit_code) {

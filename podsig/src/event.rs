@@ -249,6 +249,15 @@ pub struct SignalRecord {
     pub runtime: Option<RuntimeInfo>,
     /// Suspicious processes in the sender's ancestry.
     pub findings: Vec<Finding>,
+    /// The terminating signal sent before this one to the same process, or to its
+    /// container's init, within the story window; null when none (or not a terminating
+    /// signal).
+    #[serde(default)]
+    pub preceded_by: Option<PrecededBy>,
+    /// When this signal ends the target's story (a SIGKILL, or a signal that is certain to
+    /// kill it): the verdict for the stop; else null.
+    #[serde(default)]
+    pub stop: Option<Stop>,
 }
 
 fn one() -> u64 {
@@ -302,12 +311,100 @@ impl SignalRecord {
             oom: None,
             runtime: None,
             findings: Vec::new(),
+            preceded_by: None,
+            stop: None,
         }
     }
 
     /// The sender's comm and pid, or `kernel` when the signal came from interrupt context.
     pub fn sender_name(&self) -> String {
         self.sender.as_ref().map_or_else(|| "kernel".to_string(), |s| format!("{}({})", s.comm, s.pid))
+    }
+}
+
+/// A process named by pid and comm, as a story remembers it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Party {
+    pub pid: u32,
+    pub comm: String,
+}
+
+/// The terminating signal that came before (see `SignalRecord::preceded_by`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrecededBy {
+    pub signal: SignalId,
+    /// When it was sent (its last one, for a record standing for several).
+    pub time: String,
+    /// From it to this record.
+    pub elapsed_ms: u64,
+    /// Its delivery outcome, and what its target did with it, as captured then.
+    #[serde(deserialize_with = "interned::option")]
+    pub result: Option<interned::Str>,
+    #[serde(default, deserialize_with = "interned::option")]
+    pub disposition: Option<interned::Str>,
+    #[serde(default)]
+    pub blocked: Option<bool>,
+    #[serde(default)]
+    pub ns_init: Option<bool>,
+    /// The process it went to: this one, or its container's init.
+    pub target: Party,
+    /// Null when the kernel raised it in interrupt context.
+    pub sender: Option<Party>,
+    #[serde(default)]
+    pub cause: Cause,
+}
+
+/// How a target's story ended, and what to change.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stop {
+    /// Null when the backend did not capture what tells the verdicts apart (SystemTap: a
+    /// SIGTERM followed by SIGKILL, with no disposition).
+    pub verdict: Option<Verdict>,
+    /// From the first stop request (SIGTERM, SIGINT, SIGQUIT) of the story to this record:
+    /// the grace it used; null when there was none.
+    pub elapsed_ms: Option<u64>,
+    /// The target was its container's init: this is the container's stop (what
+    /// `podsig_stops_total` counts and `podsig why` answers).
+    #[serde(default)]
+    pub container_init: bool,
+    /// What happened, in words.
+    pub summary: String,
+    /// What to change.
+    pub fix: String,
+}
+
+/// The stop's story, named.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// It exited after the stop request (SIGTERM), without a SIGKILL.
+    GracefulExit,
+    /// The stop request was dropped (ignored, or a namespace init without a handler) and
+    /// SIGKILL came when the grace period ran out.
+    GraceExpiredTermIgnored,
+    /// It had a handler for the stop request, but had not exited when SIGKILL came.
+    GraceExpiredTermHandled,
+    /// SIGKILL with no stop request before it.
+    KilledWithoutTerm,
+    /// The OOM killer.
+    OomKill,
+    /// The kernel ended it (a fault, its namespace's init exiting, a limit).
+    Kernel,
+    /// A process ended it with a signal that is not a stop request (abort(), `kill -SEGV`).
+    Process,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::GracefulExit => "graceful_exit",
+            Verdict::GraceExpiredTermIgnored => "grace_expired_term_ignored",
+            Verdict::GraceExpiredTermHandled => "grace_expired_term_handled",
+            Verdict::KilledWithoutTerm => "killed_without_term",
+            Verdict::OomKill => "oom_kill",
+            Verdict::Kernel => "kernel",
+            Verdict::Process => "process",
+        }
     }
 }
 
@@ -452,9 +549,24 @@ pub struct ExitRecord {
     /// Terminating signal when a signal ended it.
     pub signal: Option<SignalId>,
     pub core_dumped: bool,
+    /// The container it ran in, when known (from the watch, or from the signals it got).
+    #[serde(default)]
+    pub container: Option<ContainerRef>,
+    /// The last terminating signal it got within the story window; null when none.
+    #[serde(default)]
+    pub preceded_by: Option<PrecededBy>,
+    /// When this exit ends its story (it exited after a stop request, with no SIGKILL):
+    /// the verdict; else null.
+    #[serde(default)]
+    pub stop: Option<Stop>,
 }
 
 impl ExitRecord {
+    /// The exit code a container runtime reports for it: the status, or 128 + the signal.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.signal.as_ref().map(|s| 128 + s.number).or(self.status)
+    }
+
     /// Splits a kernel `exit_code` (wait-status encoding) into status / signal / core.
     pub fn decode(exit_code: i32) -> (Option<i32>, Option<SignalId>, bool) {
         let sig = exit_code & 0x7f;

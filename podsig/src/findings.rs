@@ -208,23 +208,7 @@ impl Inspector {
                 ),
             });
         }
-        if let Some(p) = full {
-            if p.starts_with(SHARED_MEMORY) {
-                found.push(Found::new(
-                    K::WritableLocation,
-                    S::Warning,
-                    Kernel,
-                    format!("runs from {p}, on the shared-memory file system, where no installed program lives"),
-                ));
-            } else if let Some(place) = WORLD_WRITABLE.iter().find(|w| p.starts_with(**w)) {
-                found.push(Found::new(
-                    K::WritableLocation,
-                    S::Note,
-                    Kernel,
-                    format!("runs from {p}, in world-writable {}", place.trim_end_matches('/')),
-                ));
-            }
-        }
+        found.extend(full.and_then(|p| place(p, Kernel)));
         found.extend(names(a, exe.path.as_deref(), exe.internal_mount, Kernel));
         if exe.other_mount_ns {
             found.push(Found::new(
@@ -280,17 +264,7 @@ impl Inspector {
             };
             found.push(Found::new(kind, severity, Proc, detail));
         }
-        if path.starts_with(SHARED_MEMORY) {
-            found.push(Found::new(
-                K::WritableLocation,
-                S::Warning,
-                Proc,
-                format!("runs from {path}, on shared memory"),
-            ));
-        } else if let Some(place) = WORLD_WRITABLE.iter().find(|w| path.starts_with(**w)) {
-            let detail = format!("runs from {path}, in world-writable {}", place.trim_end_matches('/'));
-            found.push(Found::new(K::WritableLocation, S::Note, Proc, detail));
-        }
+        found.extend(place(&path, Proc));
         found.extend(names(a, Some(&path), memfd, Proc));
         if let Some(owner) = self.container_binary_on_host(a.pid, &path) {
             found.push(Found::new(
@@ -337,6 +311,26 @@ impl Inspector {
         }
         None
     }
+}
+
+/// Where the executable lives: shared memory, where no installed program does (warning);
+/// a world-writable directory, where builds and tests run all day (note).
+fn place(path: &str, evidence: Evidence) -> Option<Found> {
+    if path.starts_with(SHARED_MEMORY) {
+        return Some(Found::new(
+            FindingKind::WritableLocation,
+            Severity::Warning,
+            evidence,
+            format!("runs from {path}, on the shared-memory file system, where no installed program lives"),
+        ));
+    }
+    let dir = WORLD_WRITABLE.iter().find(|w| path.starts_with(**w))?;
+    Some(Found::new(
+        FindingKind::WritableLocation,
+        Severity::Note,
+        evidence,
+        format!("runs from {path}, in world-writable {}", dir.trim_end_matches('/')),
+    ))
 }
 
 /// What a process's name says against its executable: a kernel thread's name on a user

@@ -666,7 +666,17 @@ fn row(record: &Record) -> Row {
                 ..empty(&s.time, "signal", &s.node)
             }
         }
-        Record::Exit(e) => Row { target_pid: Some(e.pid), ..empty(&e.time, "exit", &e.node) },
+        Record::Exit(e) => {
+            let c = e.container.as_ref();
+            Row {
+                target_pid: Some(e.pid),
+                container_id: c.map(|c| c.id.clone()),
+                container_name: c.and_then(|c| c.name.clone()),
+                pod: c.and_then(|c| c.pod.clone()),
+                namespace: c.and_then(|c| c.namespace.clone()),
+                ..empty(&e.time, "exit", &e.node)
+            }
+        }
         Record::Lost(l) => empty(&l.time, "lost", &l.node),
         Record::Oom(_) => empty("", "oom", &None),
     }
@@ -757,6 +767,8 @@ pub struct Query {
     pub container_name: Option<String>,
     pub pid: Option<u32>,
     pub signals: Vec<i32>,
+    /// With `signals`: exits too (whose rows have no signal).
+    pub with_exits: bool,
     pub since: Option<Duration>,
     /// The newest N matching events (still printed oldest first).
     pub last: Option<u32>,
@@ -806,6 +818,14 @@ fn sqlite_uri(path: &Path, query: &str) -> String {
 pub fn query(conn: &Connection, q: &Query) -> Result<Vec<String>> {
     let mut clauses = Vec::new();
     let mut args: Vec<Value> = Vec::new();
+    if let Some(c) = &q.container {
+        // An ID prefix, as users paste short IDs (LIKE's wildcards in it escaped), or the
+        // name Docker or podman gave the container.
+        let escaped = c.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        clauses.push("(container_id LIKE ?1 ESCAPE '\\' OR container_name = ?2)".to_string());
+        args.push(Value::Text(format!("{escaped}%")));
+        args.push(Value::Text(c.clone()));
+    }
     let mut eq = |clause: &str, v: Value| {
         clauses.push(clause.replace('?', &format!("?{}", args.len() + 1)));
         args.push(v);
@@ -815,11 +835,6 @@ pub fn query(conn: &Connection, q: &Query) -> Result<Vec<String>> {
     }
     if let Some(n) = &q.namespace {
         eq("namespace = ?", Value::Text(n.clone()));
-    }
-    if let Some(c) = &q.container {
-        // A prefix, as users paste short IDs; LIKE's wildcards in the ID are escaped.
-        let escaped = c.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        eq("container_id LIKE ? ESCAPE '\\'", Value::Text(format!("{escaped}%")));
     }
     if let Some(n) = &q.container_name {
         eq("container_name = ?", Value::Text(n.clone()));
@@ -833,7 +848,8 @@ pub fn query(conn: &Connection, q: &Query) -> Result<Vec<String>> {
     let mut sql = String::from("SELECT record FROM events");
     if !q.signals.is_empty() {
         let list: Vec<String> = q.signals.iter().map(i32::to_string).collect();
-        clauses.push(format!("signal IN ({})", list.join(",")));
+        let exits = if q.with_exits { " OR kind = 'exit'" } else { "" };
+        clauses.push(format!("(signal IN ({}){exits})", list.join(",")));
     }
     if !clauses.is_empty() {
         sql += " WHERE ";
@@ -900,10 +916,58 @@ mod tests {
         assert_eq!(pids(Query { pod: Some("web".into()), ..Default::default() }), vec![10, 12]);
         assert_eq!(pids(Query { pod: Some("web".into()), signals: vec![15], ..Default::default() }), vec![12]);
         assert_eq!(pids(Query { container: Some("db01".into()), ..Default::default() }), vec![11]);
+        // By the container's name too (Docker's and podman's names are users' handles).
+        assert_eq!(pids(Query { container: Some("app".into()), ..Default::default() }), vec![10, 11, 12]);
+        assert_eq!(pids(Query { container: Some("ap".into()), ..Default::default() }), Vec::<u32>::new());
         assert_eq!(pids(Query { pid: Some(11), ..Default::default() }), vec![11]);
         assert_eq!(pids(Query { last: Some(2), ..Default::default() }), vec![11, 12]);
         assert_eq!(pids(Query { namespace: Some("dev".into()), ..Default::default() }), Vec::<u32>::new());
         assert_eq!(pids(Query { since: Some(Duration::from_secs(3600)), ..Default::default() }).len(), 3);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn exits_are_found_by_their_container_and_with_signals() {
+        let path = temp_db("exits");
+        let mut w = Writer::open(
+            &path,
+            Limits { max_bytes: DEFAULT_MAX_BYTES, max_age: None },
+            Gauges::default(),
+            Access::default(),
+        )
+        .unwrap();
+        assert!(w.push(signal_in("web", 10, 15)));
+        let (status, signal, core_dumped) = crate::event::ExitRecord::decode(0);
+        assert!(w.push(Record::Exit(crate::event::ExitRecord {
+            time: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+            node: None,
+            boot_ns: None,
+            backend: "ebpf",
+            pid: 10,
+            tid: 10,
+            comm: "server".into(),
+            status,
+            signal,
+            core_dumped,
+            container: Some(sample_container("web")),
+            preceded_by: None,
+            stop: None,
+        })));
+        w.finish().unwrap();
+        let conn = open_ro(&path).unwrap();
+        let kinds = |q: Query| -> Vec<String> {
+            query(&conn, &q)
+                .unwrap()
+                .iter()
+                .map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap()["kind"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(kinds(Query { pod: Some("web".into()), ..Default::default() }), ["signal", "exit"]);
+        assert_eq!(kinds(Query { pid: Some(10), signals: vec![15], ..Default::default() }), ["signal"]);
+        assert_eq!(
+            kinds(Query { pid: Some(10), signals: vec![15], with_exits: true, ..Default::default() }),
+            ["signal", "exit"]
+        );
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod container;
 pub mod correlate;
 pub mod demo;
+pub mod docker;
 pub mod doctor;
 pub mod enrich;
 pub mod event;
@@ -22,10 +23,13 @@ pub mod metrics;
 pub mod naming;
 pub mod node;
 pub mod output;
+pub mod podman;
 pub mod redact;
 pub mod signals;
+pub mod story;
 pub mod target;
 pub mod watch;
+pub mod why;
 
 /// An error and its causes on one line, each said once: many errors (tonic's, io's) already
 /// print their source, and walking the chain would print it again.
@@ -118,6 +122,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 container_name,
                 socket: args.containerd.socket.clone(),
                 namespaces: args.containerd.namespaces(),
+                docker_socket: args.containerd.docker_socket.clone(),
             };
             let follower = if selector.is_empty() {
                 None
@@ -146,10 +151,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                     history: None,
                     metrics,
                     containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+                    docker_socket: args.containerd.docker_socket.clone(),
                 },
                 count: args.count,
                 duration: args.duration,
                 redact: args.redact.redactor(),
+                stop_window: args.stop_window,
             };
             let summary = watch::run(opts, || {}).await?;
             tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
@@ -196,10 +203,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                     history: Some(writer),
                     metrics,
                     containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+                    docker_socket: args.containerd.docker_socket.clone(),
                 },
                 count: None,
                 duration: None,
                 redact: args.redact.redactor(),
+                stop_window: args.stop_window,
             };
             watch::run(opts, || {}).await?;
             Ok(())
@@ -213,6 +222,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 container_name: args.container_name,
                 pid: args.pid,
                 signals: args.signals,
+                with_exits: false,
                 since: args.since,
                 last: args.last,
             };
@@ -249,6 +259,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Why(args) => why::run(args, verbose),
         Command::Demo(args) => {
             require_root()?;
             let format = args.common.output.unwrap_or_else(watch::default_format);

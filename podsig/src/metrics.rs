@@ -20,7 +20,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::event::{Record, SignalRecord};
+use crate::event::{ContainerRef, Record, Stop};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SignalLabels {
@@ -37,6 +37,14 @@ struct BackendLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StopLabels {
+    verdict: String,
+    namespace: String,
+    pod: String,
+    container: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -44,6 +52,7 @@ struct BuildLabels {
 pub struct Metrics {
     registry: Registry,
     signals: Family<SignalLabels, Counter>,
+    stops: Family<StopLabels, Counter>,
     lost: Counter,
     history_dropped: Counter,
     malformed: Family<BackendLabels, Counter>,
@@ -66,6 +75,13 @@ impl Metrics {
             "podsig_signals",
             "Signals reported, by signal, cause and the target's namespace, pod and container",
             signals.clone(),
+        );
+        let stops = Family::<StopLabels, Counter>::default();
+        registry.register(
+            "podsig_stops",
+            "Stops of containers (their init's) and host processes, by verdict and the container's namespace, pod \
+             and name",
+            stops.clone(),
         );
         let lost = Counter::default();
         registry.register(
@@ -92,19 +108,48 @@ impl Metrics {
             "The running podsig's version and commit",
             Info::new(BuildLabels { version: crate::cli::VERSION.to_string() }),
         );
-        Self { registry, signals, lost, history_dropped, malformed, history_bytes, attached: AtomicBool::new(false) }
+        Self {
+            registry,
+            signals,
+            stops,
+            lost,
+            history_dropped,
+            malformed,
+            history_bytes,
+            attached: AtomicBool::new(false),
+        }
     }
 
     pub fn record(&self, record: &Record) {
         match record {
             Record::Signal(s) => {
-                self.signals.get_or_create(&labels(s)).inc_by(s.count);
+                let c = s.target.container.as_ref();
+                let (namespace, pod, container) = names(c);
+                let labels = SignalLabels {
+                    signal: s.signal.name.clone(),
+                    cause: s.cause.as_str().to_string(),
+                    namespace,
+                    pod,
+                    container,
+                };
+                self.signals.get_or_create(&labels).inc_by(s.count);
+                self.stop(s.stop.as_ref(), c);
             }
+            Record::Exit(e) => self.stop(e.stop.as_ref(), e.container.as_ref()),
             Record::Lost(l) => {
                 self.lost.inc_by(l.count);
             }
-            Record::Exit(_) | Record::Oom(_) => {}
+            Record::Oom(_) => {}
         }
+    }
+
+    /// Counts a container's stop (its init's) or a host process's; not the stops of a
+    /// container's other processes, which its init's stop takes with it.
+    fn stop(&self, stop: Option<&Stop>, container: Option<&ContainerRef>) {
+        let Some(stop) = stop.filter(|s| s.container_init || container.is_none()) else { return };
+        let (namespace, pod, container) = names(container);
+        let verdict = stop.verdict.map_or("unknown", |v| v.as_str()).to_string();
+        self.stops.get_or_create(&StopLabels { verdict, namespace, pod, container }).inc();
     }
 
     pub fn set_attached(&self) {
@@ -127,16 +172,14 @@ impl Metrics {
     }
 }
 
-fn labels(s: &SignalRecord) -> SignalLabels {
-    let c = s.target.container.as_ref();
+/// (namespace, pod, container name); empty for the host, or what containerd did not say.
+fn names(c: Option<&ContainerRef>) -> (String, String, String) {
     let text = |v: Option<&String>| v.cloned().unwrap_or_default();
-    SignalLabels {
-        signal: s.signal.name.clone(),
-        cause: s.cause.as_str().to_string(),
-        namespace: text(c.and_then(|c| c.namespace.as_ref())),
-        pod: text(c.and_then(|c| c.pod.as_ref())),
-        container: text(c.and_then(|c| c.name.as_ref())),
-    }
+    (
+        text(c.and_then(|c| c.namespace.as_ref())),
+        text(c.and_then(|c| c.pod.as_ref())),
+        text(c.and_then(|c| c.name.as_ref())),
+    )
 }
 
 /// Serves `/metrics` and `/healthz` on `addr` from the watch's own event loop. Binding is
@@ -182,7 +225,7 @@ fn respond(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{sample_container, sample_signal};
+    use crate::event::{SignalRecord, Verdict, sample_container, sample_signal};
 
     #[test]
     fn exposition_has_bounded_labels() {
@@ -190,6 +233,16 @@ mod tests {
         let mut s = sample_signal();
         s.target.container = Some(sample_container("web"));
         m.record(&Record::Signal(s.clone()));
+        let stop = |container_init| Stop {
+            verdict: Some(Verdict::GraceExpiredTermIgnored),
+            elapsed_ms: Some(2000),
+            container_init,
+            summary: String::new(),
+            fix: String::new(),
+        };
+        // A member of the container: its stop goes with its init's, counted once.
+        m.record(&Record::Signal(SignalRecord { stop: Some(stop(false)), ..s.clone() }));
+        s.stop = Some(stop(true));
         m.record(&Record::Signal(s));
         m.record(&Record::Lost(crate::event::LostRecord {
             time: String::new(),
@@ -202,7 +255,13 @@ mod tests {
         let t = m.text();
         assert!(
             t.contains(
-                r#"podsig_signals_total{signal="SIGKILL",cause="unknown",namespace="prod",pod="web",container="app"} 2"#
+                r#"podsig_signals_total{signal="SIGKILL",cause="unknown",namespace="prod",pod="web",container="app"} 3"#
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                r#"podsig_stops_total{verdict="grace_expired_term_ignored",namespace="prod",pod="web",container="app"} 1"#
             ),
             "{t}"
         );

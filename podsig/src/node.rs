@@ -52,8 +52,13 @@ impl Filter {
     }
 
     pub fn keeps(&self, record: &Record) -> bool {
-        let Record::Signal(s) = record else { return true };
-        if let Some(sender) = &s.sender
+        let (container, sender) = match record {
+            Record::Signal(s) => (s.target.container.as_ref(), s.sender.as_ref()),
+            // An exit is placed by the watch, or by the signals its process got.
+            Record::Exit(e) => (e.container.as_ref(), None),
+            Record::Lost(_) | Record::Oom(_) => return true,
+        };
+        if let Some(sender) = sender
             && self.exclude_comm.iter().any(|c| comm_matches(c, &sender.comm))
         {
             return false;
@@ -61,7 +66,7 @@ impl Filter {
         if !self.needs_labels() {
             return true;
         }
-        let Some(c) = &s.target.container else { return false };
+        let Some(c) = container else { return false };
         let is = |want: &Option<String>, have: &Option<String>| want.as_ref().is_none_or(|w| Some(w) == have.as_ref());
         is(&self.namespace, &c.namespace) && is(&self.pod, &c.pod) && is(&self.container_name, &c.name)
     }

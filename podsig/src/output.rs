@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 
-use crate::event::{AncestrySource, ExitRecord, Record, Severity, SignalRecord};
+use crate::event::{AncestrySource, ContainerRef, ExitRecord, PrecededBy, Record, Severity, SignalRecord, Stop};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -90,7 +90,7 @@ fn colored(record: &Record, notes: bool) -> String {
             (BOLD, RESET)
         } else if line.starts_with("  alert:") || line.starts_with("  warning:") {
             (RED, RESET)
-        } else if line.starts_with("  why:") {
+        } else if line.starts_with("  why:") || line.starts_with("  stop:") || line.starts_with("  fix:") {
             (YELLOW, RESET)
         } else if line.starts_with("  ") {
             (DIM, RESET)
@@ -168,10 +168,7 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
         t += &format!(" syscall={sc}");
     }
     if let Some(c) = &s.target.container {
-        t += &format!(" container: {}", clean(c.name.as_deref().unwrap_or(&crate::container::short(&c.id))));
-        if let Some(pod) = &c.pod {
-            t += &format!(" pod: {}/{}", clean(c.namespace.as_deref().unwrap_or("?")), clean(pod));
-        }
+        t += &container_text(c);
     }
     if let Some(c) = s.sender.as_ref().and_then(|x| x.container.as_ref())
         && s.target.container.as_ref().is_none_or(|t| t.id != c.id)
@@ -195,6 +192,7 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     if !s.cause_detail.is_empty() {
         t += &format!("  why: {}\n", clean(&s.cause_detail));
     }
+    t += &story_text(s.preceded_by.as_ref(), s.stop.as_ref(), s.target.pid);
     for f in s.findings.iter().filter(|f| notes || f.severity != Severity::Note) {
         t += &format!("  {}: {}({}) {}\n", f.severity.as_str(), clean(&f.comm), f.pid, clean(&f.detail));
     }
@@ -209,7 +207,34 @@ fn exit_text(e: &ExitRecord) -> String {
         (None, Some(status)) => format!("exited with status {status}"),
         (None, None) => "exited".to_string(),
     };
-    format!("{}({}) {how}\n  {}\n", clean(&e.comm), e.pid, e.time)
+    let mut t = format!("{}({}) {how}\n  {}", clean(&e.comm), e.pid, e.time);
+    if let Some(c) = &e.container {
+        t += &container_text(c);
+    }
+    t.push('\n');
+    t + &story_text(e.preceded_by.as_ref(), e.stop.as_ref(), e.pid)
+}
+
+/// ` container: NAME pod: NS/POD` on a detail line.
+fn container_text(c: &ContainerRef) -> String {
+    let mut t = format!(" container: {}", clean(c.name.as_deref().unwrap_or(&crate::container::short(&c.id))));
+    if let Some(pod) = &c.pod {
+        t += &format!(" pod: {}/{}", clean(c.namespace.as_deref().unwrap_or("?")), clean(pod));
+    }
+    t
+}
+
+/// `after:` (the terminating signal before), `stop:` (the verdict) and `fix:` lines.
+fn story_text(after: Option<&PrecededBy>, stop: Option<&Stop>, pid: u32) -> String {
+    let mut t = String::new();
+    if let Some(p) = after {
+        t += &format!("  after: {}\n", clean(&crate::story::after(p, pid)));
+    }
+    if let Some(s) = stop {
+        let verdict = s.verdict.map_or("unknown", |v| v.as_str());
+        t += &format!("  stop: {verdict}: {}\n  fix: {}\n", clean(&s.summary), clean(&s.fix));
+    }
+    t
 }
 
 #[cfg(test)]
@@ -314,6 +339,9 @@ mod tests {
             status,
             signal,
             core_dumped,
+            container: None,
+            preceded_by: None,
+            stop: None,
         };
         assert_eq!(exit_text(&e), "server(7942) killed by SIGKILL\n  T\n");
     }

@@ -14,16 +14,17 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     backend::{self, Backend, BackendKind, WatchSpec},
     cause,
-    container::{self, Containerd, Selector, Watched},
+    container::{self, Managers, Selector, Source, Watched},
     correlate::Correlator,
     enrich::{Enricher, proc_state},
     event::Record,
     history,
     metrics::Metrics,
-    naming::{Namer, Snapshot},
+    naming::{self, Kind, Namer, Snapshot},
     node,
     output::{Format, Output},
     redact::Redactor,
+    story::Stories,
 };
 
 pub struct WatchOptions {
@@ -40,6 +41,8 @@ pub struct WatchOptions {
     pub duration: Option<Duration>,
     /// Masks secrets in argv before any output, metric or the history sees a record.
     pub redact: Redactor,
+    /// How far back a terminating signal is linked to the next one to the same target.
+    pub stop_window: Duration,
 }
 
 /// Node mode's additions: the node name, label filters, the history, metrics.
@@ -52,6 +55,8 @@ pub struct NodeOptions {
     /// containerd to name containers from, when not following containers (socket,
     /// namespaces); the default socket when None.
     pub containerd: Option<(PathBuf, Vec<String>)>,
+    /// Docker's socket (`--docker-socket`); None: the default one, if present.
+    pub docker_socket: Option<PathBuf>,
 }
 
 /// Keeps a container watch in step with the containers: processes started in them by
@@ -60,12 +65,12 @@ pub struct NodeOptions {
 pub struct Follower {
     selector: Selector,
     containers: Vec<Watched>,
-    /// The connection that resolved the containers, handed on to the naming agent, which
-    /// asks containerd from then on (the watch loop never waits on it).
-    client: Option<Containerd>,
+    /// The connections that resolved the containers, handed on to the naming agents,
+    /// which ask containerd and Docker from then on (the watch loop never waits on them).
+    clients: Managers,
     /// Pids handed to the backend, so each is added once.
     known: BTreeSet<u32>,
-    /// When each container's task was last seen to exit: containerd's answers from before
+    /// When each container's task was last seen to exit: its manager's answers from before
     /// that cannot bring it back.
     exited: std::collections::HashMap<String, Instant>,
     /// `following …` lines not yet printed.
@@ -74,11 +79,11 @@ pub struct Follower {
 
 impl Follower {
     pub async fn new(selector: Selector) -> Result<Self> {
-        let (containers, client) = container::resolve(&selector).await?;
+        let (containers, clients) = container::resolve(&selector).await?;
         let mut f = Self {
             selector,
             containers,
-            client,
+            clients,
             known: BTreeSet::new(),
             exited: Default::default(),
             followed: Vec::new(),
@@ -106,7 +111,7 @@ impl Follower {
         self.current_pids()
             .into_iter()
             .map(|(p, w)| {
-                let runtime = if w.info.as_ref().is_some_and(|i| i.ns == "moby") { "docker" } else { "containerd" };
+                let runtime = w.info.as_ref().map_or("containerd", container::ContainerInfo::runtime);
                 (p, w.id.clone(), runtime)
             })
             .collect()
@@ -121,7 +126,7 @@ impl Follower {
         enricher.members.extend(self.members().into_iter().map(|(p, id, rt)| (p, (id, rt))));
         enricher.pidns.extend(self.pid_namespaces());
         for info in self.containers.iter().filter_map(|w| w.info.clone()) {
-            enricher.names.by_id.insert(info.id.clone(), info);
+            enricher.names.learn(info);
         }
     }
 
@@ -150,12 +155,20 @@ impl Follower {
         self.containers.iter().map(|w| container::short(&w.id)).collect()
     }
 
-    /// New pids to watch since the last call, from containerd's latest answers (`snap`, when
-    /// there are new ones) and the containers' cgroups. A container's new task is announced
-    /// by [`Follower::announce`], once the caller watches it.
-    fn resync(&mut self, snap: Option<&Snapshot>) -> Vec<u32> {
-        // A pod's restarted container is a new container with the same labels.
-        if let Some(snap) = snap
+    /// Whether a watched container is one `kind` of manager tells about (its restarts are
+    /// followed through that manager's answers).
+    pub fn watches(&self, kind: Kind) -> bool {
+        self.containers.iter().any(|w| w.info.as_ref().is_some_and(|i| Kind::of(&i.source) == Some(kind)))
+    }
+
+    /// New pids to watch since the last call, from the managers' latest answers (`snaps`,
+    /// the rounds new since the last call), podman's conmons and the containers' cgroups. A
+    /// container's new task is announced by [`Follower::announce`], once the caller
+    /// watches it.
+    fn resync(&mut self, snaps: &[Arc<Snapshot>]) -> Vec<u32> {
+        // A pod's restarted container is a new container with the same labels, in
+        // containerd (pods are found there only).
+        if let Some(snap) = snaps.iter().find(|s| s.kind == Kind::Containerd)
             && (self.selector.pod.is_some()
                 || self
                     .containers
@@ -191,12 +204,24 @@ impl Follower {
                 }
             }
         }
+        // podman's conmons, read once for every podman container watched.
+        let podman = self
+            .containers
+            .iter()
+            .any(|w| w.info.as_ref().is_some_and(|i| i.source == Source::Podman))
+            .then(crate::podman::running);
         for w in &mut self.containers {
-            let now = match (&w.info, snap) {
-                (Some(_), Some(snap)) if self.exited.get(&w.id).is_none_or(|&t| snap.taken > t) => snap.task_pid(&w.id),
-                // Nothing new from containerd (down, restarting, hung): keep what is known.
-                (Some(_), _) => None,
-                (None, _) => container::pids_in_cgroups_of(&w.id).first().copied(),
+            let now = match &w.info {
+                Some(info) => match Kind::of(&info.source) {
+                    Some(kind) => match snaps.iter().find(|s| s.kind == kind) {
+                        Some(snap) if self.exited.get(&w.id).is_none_or(|&t| snap.taken > t) => snap.task_pid(&w.id),
+                        // Nothing new from its manager (down, restarting, hung): keep what is
+                        // known.
+                        _ => None,
+                    },
+                    None => podman.iter().flatten().find(|(c, _)| c.id == w.id).and_then(|(_, pid)| *pid),
+                },
+                None => container::pids_in_cgroups_of(&w.id).first().copied(),
             };
             if let Some(pid) = now
                 && w.pid != Some(pid)
@@ -257,29 +282,37 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     let started = Instant::now();
     let mut enricher = Enricher::new();
     enricher.node = opts.node.name.clone();
-    // containerd names the containers events mention, asked by an agent of its own so that
-    // nothing here waits on it: every second for a container watch (restarts, new
-    // containers of a pod), else when a container goes unnamed (quietly: hosts without
-    // containerd). Node mode, filters on pod labels, the history and metrics need a
-    // container's names on its first event (often its init's death): those name eagerly.
+    // containerd and Docker name the containers events mention, each asked by an agent
+    // of its own so that nothing here waits on them: every second for a container watch
+    // (restarts, new containers of a pod), else when a container goes unnamed (quietly:
+    // hosts without them); podman's conmons are read from /proc. Node mode, filters on pod
+    // labels, the history and metrics need a container's names on its first event (often
+    // its init's death): those name eagerly.
     let (socket, namespaces) = opts.node.containerd.clone().unwrap_or_else(|| {
         (container::DEFAULT_SOCKET.into(), container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
     });
     let eager =
         opts.spec.all || opts.node.filter.needs_labels() || opts.node.history.is_some() || opts.node.metrics.is_some();
-    let client = opts.follower.as_mut().and_then(|f| f.client.take());
-    let mut namer = Namer::start(&socket, &namespaces, client, eager, opts.follower.is_some());
+    let clients = opts.follower.as_mut().map(|f| std::mem::take(&mut f.clients)).unwrap_or_default();
+    let asking = naming::Asking {
+        eager,
+        containerd_periodic: opts.follower.is_some(),
+        docker_periodic: opts.follower.as_ref().is_some_and(|f| f.watches(Kind::Docker)),
+    };
+    let sockets =
+        naming::Sockets { containerd: &socket, namespaces: &namespaces, docker: opts.node.docker_socket.as_deref() };
+    let mut namer = Namer::start(sockets, clients, asking).await?;
     // Before attaching: a container killed the moment `attached` is printed must already be
     // known (its init leaves /proc at once; tasks started later are announced by events).
-    if eager && let Some(n) = namer.as_mut() {
-        n.first(&mut enricher, FIRST_NAMES).await;
+    if eager {
+        namer.first(&mut enricher, FIRST_NAMES).await;
     }
     let mut backend = backend::attach(opts.backend, &opts.spec).await?;
     if let Some(f) = opts.follower.as_mut() {
         // Forks are followed in the kernel from now on; a process the container started
         // between resolving it and attaching is in its cgroup already: pick those up, and
         // put every member in the filter, before saying `attached`.
-        f.resync(None);
+        f.resync(&[]);
         for pid in f.members_only() {
             backend.watch(pid)?;
         }
@@ -313,6 +346,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     let mut follow_tick = tokio::time::interval(FOLLOW_INTERVAL);
     follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut correlator = Correlator::default();
+    let mut stories = Stories::new(opts.stop_window);
     let mut out = opts.print.map(|format| {
         Output::new(format, BufWriter::new(io::stdout().lock()))
             .with_color(format == Format::Text && color_wanted())
@@ -342,12 +376,12 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             _ = sigint.recv() => interrupted = Some(Stop::Interrupted),
             _ = sigterm.recv() => interrupted = Some(Stop::Interrupted),
             _ = &mut sleep => interrupted = Some(Stop::Duration),
-            _ = follow_tick.tick(), if opts.follower.is_some() || namer.is_some() => {
+            _ = follow_tick.tick() => {
                 // Only what containerd already said: this never waits on it.
-                let snap = namer.as_mut().and_then(|n| n.tick(&mut enricher));
+                let snaps = namer.tick(&mut enricher);
                 if let Some(f) = opts.follower.as_mut() {
                     let inits = f.pids();
-                    for pid in f.resync(snap.as_deref()) {
+                    for pid in f.resync(&snaps) {
                         if f.pids().contains(&pid) && !inits.contains(&pid) {
                             // A new task: its exit is reported, like the first one's.
                             backend.watch_root(pid)?;
@@ -395,9 +429,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         for record in ready.iter_mut() {
             enricher.enrich(record);
         }
-        if let Some(n) = namer.as_mut() {
-            n.name(&mut enricher, &mut ready).await;
-        }
+        namer.name(&mut enricher, &mut ready).await;
         for mut record in ready.drain(..) {
             match &mut record {
                 Record::Signal(s) => cause::classify(s),
@@ -407,6 +439,8 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                 _ => {}
             }
             opts.redact.record(&mut record);
+            // Before the filters: a story's verdict does not depend on what is shown.
+            stories.apply(&mut record);
             if !opts.node.filter.keeps(&record) {
                 continue;
             }
@@ -440,7 +474,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             }
             // Last, so the record moves into the history rather than being copied per event.
             if let Some(h) = opts.node.history.as_mut()
-                && matches!(record, Record::Signal(_) | Record::Lost(_))
+                && matches!(record, Record::Signal(_) | Record::Exit(_) | Record::Lost(_))
                 && !h.push(record)
             {
                 return match opts.node.history.take().map(history::Writer::finish) {

@@ -356,6 +356,13 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("systemtap", "/usr/bin/stap"),
     ("containerd", "/usr/bin/containerd"),
     ("runc", "/usr/sbin/runc"),
+    // The runtimes test starts a dockerd of its own (private socket and data root) and
+    // runs podman rootful with crun and conmon. docker.io's own service is never used (its
+    // install may start one where systemd runs; the tests ignore it).
+    ("docker.io", "/usr/sbin/dockerd"),
+    ("podman", "/usr/bin/podman"),
+    ("crun", "/usr/bin/crun"),
+    ("conmon", "/usr/bin/conmon"),
     // The verdict tests: a tmux session kill, and small C scenarios (raise, timers).
     ("tmux", "/usr/bin/tmux"),
     ("gcc", "/usr/bin/cc"),

@@ -185,6 +185,13 @@ impl EbpfBackend {
             // buffer guarantees; per-CPU perf buffers report every signal.
             fold: ringbuf as u32,
             _pad: 0,
+            // Node mode reports no exits but those of processes that got a terminating
+            // signal: how their stop ended (crate::story).
+            exit_mask: if spec.all {
+                signals::mask(&crate::node::TERMINATING) & signals::mask(&spec.signals)
+            } else {
+                0
+            },
         };
         // No CO-RE relocations in the program: aya needs no kernel BTF to load it (and the
         // vendored aya no longer parses it unasked).
@@ -846,6 +853,9 @@ fn decode_other(bytes: &[u8]) -> Option<Record> {
                 status,
                 signal,
                 core_dumped,
+                container: None,
+                preceded_by: None,
+                stop: None,
             }))
         }
         EVENT_OOM => {
@@ -912,7 +922,9 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
                 _ => None,
             },
             blocked: btf.then_some(e.flags & FLAG_TARGET_BLOCKED != 0),
-            ns_init: btf.then_some(e.flags & FLAG_TARGET_UNKILLABLE != 0),
+            // A fatal signal's group exit overwrites signal->flags (SIGNAL_GROUP_EXIT) before
+            // the tracepoint, SIGNAL_UNKILLABLE with them: then its pid number says it.
+            ns_init: btf.then_some(e.flags & FLAG_TARGET_UNKILLABLE != 0 || e.target_ns_pid == 1),
             pidns: Some(e.target_pidns).filter(|&n| n != 0),
             memcg: Some(e.target_memcg).filter(|&n| n != 0),
             container: None,
@@ -1072,6 +1084,22 @@ mod tests {
         assert_eq!((s[1].signal.number, s[1].count), (15, 1));
         assert!(s[1].ancestry.shares(&s[0].ancestry));
         assert_eq!(s[1].sender.as_ref().unwrap().argv, s[0].sender.as_ref().unwrap().argv);
+    }
+
+    #[test]
+    fn a_namespace_init_is_one_after_a_fatal_signal_too() {
+        // SIGKILL's group exit has overwritten signal->flags (SIGNAL_UNKILLABLE with them) by
+        // the time the tracepoint runs: its pid number in its namespace still says it.
+        let from = |flags: u32, ns_pid: u32| {
+            // SAFETY: all-zero is a valid SignalEvent.
+            let mut e: SignalEvent = unsafe { std::mem::zeroed() };
+            (e.kind, e.sig, e.flags, e.target_ns_pid) = (EVENT_SIGNAL, 9, flags, ns_pid);
+            signal_record(&e).target.ns_init
+        };
+        assert_eq!(from(FLAG_TARGET_UNKILLABLE, 1), Some(true));
+        assert_eq!(from(0, 1), Some(true));
+        assert_eq!(from(0, 7), Some(false));
+        assert_eq!(from(FLAG_NO_BTF, 1), None, "no BTF: not captured");
     }
 
     #[test]

@@ -213,6 +213,9 @@ fn exit(f: &[&str]) -> Option<ExitRecord> {
         status,
         signal,
         core_dumped,
+        container: None,
+        preceded_by: None,
+        stop: None,
     })
 }
 
