@@ -573,6 +573,12 @@ fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
 #[derive(Default)]
 struct Decoder {
     senders: std::collections::HashMap<(u32, u64), SenderInfo>,
+    /// Per CPU, the sender whose detail that CPU sent last (ring-buffer builds, whose
+    /// records say their CPU). The kernel's repeat records refer to exactly that detail:
+    /// its sender cache is per CPU, and a new sender there sends its detail first. A detail
+    /// no CPU refers to any more is dropped at once, so 10,000 short-lived senders cost what
+    /// one does.
+    detail_of_cpu: std::collections::HashMap<u32, (u32, u64)>,
     /// Bumped for every new sender detail, so a run never spans two.
     generation: u64,
     pending: Option<Pending>,
@@ -786,6 +792,13 @@ impl Decoder {
             unsafe { std::slice::from_raw_parts(ancestry.as_ptr() as *const u8, std::mem::size_of_val(ancestry)) };
         let flags = e.flags & DETAIL_FLAGS;
         let key = (e.sender_pid, e.sender_start_ns);
+        if e.seq != 0
+            && let Some(old) = self.detail_of_cpu.insert((e.seq >> 48) as u32, key)
+            && old != key
+            && !self.detail_of_cpu.values().any(|k| *k == old)
+        {
+            self.senders.remove(&old);
+        }
         if let Some(s) = self.senders.get_mut(&key)
             && s.flags == flags
             && s.wire.len() == argv_len + ancestry_bytes.len()
@@ -796,7 +809,8 @@ impl Decoder {
             return s.generation;
         }
         if self.senders.len() >= 1024 {
-            // The kernel refers back at most one window; keep a few for clock skew between CPUs.
+            // Records that do not say their CPU (perf-buffer builds): the kernel refers back
+            // at most one window; keep a few for clock skew between CPUs.
             let keep_after = self.newest_ns.saturating_sub(5 * REPEAT_WINDOW_MS as u64 * 1_000_000);
             self.senders.retain(|_, s| s.sent_ns >= keep_after);
         }
