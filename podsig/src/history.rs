@@ -987,7 +987,7 @@ mod tests {
             .unwrap();
         for i in 0..20_000 {
             // The queue is far smaller than this: wait for the writer instead of dropping.
-            while w.tx.as_ref().unwrap().try_send(signal_in("web", i, 9)).is_err() {
+            while w.tx.as_ref().unwrap().try_send(Box::new(signal_in("web", i, 9))).is_err() {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
