@@ -173,7 +173,7 @@ fn deleted_binary_in_tmp_is_flagged() {
     let t = target.pid();
     let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
     let evil = std::env::temp_dir().join(format!("evil-{}", std::process::id()));
-    fs::copy(realpath("/bin/sh"), &evil).unwrap();
+    copy_executable(realpath("/bin/sh"), &evil);
     // The shell deletes its own executable, then sends, and lingers so /proc can be read.
     let mut sender = Command::new(&evil)
         .args(["-c", &format!("rm -f {}; kill -TERM $T; sleep 2", evil.display())])
@@ -230,7 +230,7 @@ fn host_process_running_a_container_binary_is_flagged() {
     let root = std::env::temp_dir().join(format!("podsig-e2e-root-{}", std::process::id()));
     fs::create_dir_all(root.join("bin")).unwrap();
     let inner = root.join("bin/busybox");
-    fs::copy(busybox, &inner).unwrap();
+    copy_executable(busybox, &inner);
     let mut container = Command::new("unshare")
         .args(["--mount", "--root", root.to_str().unwrap(), "/bin/busybox", "sleep", "30"])
         .spawn()

@@ -44,7 +44,7 @@ fn import_image(sock: &str, name: &str) {
     let dir = std::env::temp_dir().join(format!("podsig-e2e-image-{}", std::process::id()));
     let root = dir.join("rootfs");
     fs::create_dir_all(root.join("bin")).unwrap();
-    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    copy_executable("/bin/busybox", root.join("bin/busybox"));
     for a in ["sh", "sleep", "kill"] {
         let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(a));
     }

@@ -111,7 +111,7 @@ struct Copy(PathBuf);
 impl Copy {
     fn of(src: &Path, path: PathBuf) -> Self {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::copy(fs::canonicalize(src).unwrap(), &path).unwrap();
+        copy_executable(src, &path);
         Self(path)
     }
 }
@@ -194,7 +194,7 @@ impl Namespace {
     fn new() -> Self {
         let root = scratch("nsroot");
         fs::create_dir_all(root.join("bin")).unwrap();
-        fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        copy_executable("/bin/busybox", root.join("bin/busybox"));
         let child = Command::new("unshare")
             .args(["--mount", "--root", root.to_str().unwrap(), "/bin/busybox", "sleep", "30"])
             .spawn()
@@ -304,7 +304,7 @@ fn precision_a_binary_replaced_by_an_upgrade_while_it_runs() {
         .unwrap();
     // dpkg's way: the new file next to the old, renamed over it while the old one runs.
     let new = dir.join("app.dpkg-new");
-    fs::copy(fs::canonicalize("/bin/sh").unwrap(), &new).unwrap();
+    copy_executable("/bin/sh", &new);
     fs::rename(&new, &app.0).unwrap();
     gate.go();
     c.wait().unwrap();

@@ -468,7 +468,7 @@ pub fn busybox_rootfs() -> PathBuf {
         if !bin.join("busybox").exists() {
             std::fs::create_dir_all(&bin).unwrap();
             let tmp = bin.join(format!("busybox.{}", std::process::id()));
-            std::fs::copy("/bin/busybox", &tmp).unwrap();
+            copy_executable("/bin/busybox", &tmp);
             std::fs::rename(&tmp, bin.join("busybox")).unwrap();
         }
         for applet in ["sh", "sleep", "kill"] {
@@ -665,4 +665,14 @@ impl Drop for PrivateContainerd {
         let _ = std::fs::remove_dir_all(&self.root);
         let _ = std::fs::remove_dir_all(&self.base);
     }
+}
+
+/// Copies an executable with cp(1), not from this process: a file this process holds open
+/// for writing leaks into any child another test forks meanwhile, and exec'ing the copy
+/// then fails with ETXTBSY until that child execs.
+pub fn copy_executable(src: impl AsRef<std::path::Path>, dst: impl AsRef<std::path::Path>) {
+    let (src, dst) = (src.as_ref(), dst.as_ref());
+    let ok =
+        std::process::Command::new("cp").arg(std::fs::canonicalize(src).unwrap()).arg(dst).status().unwrap().success();
+    assert!(ok, "cp {} {}", src.display(), dst.display());
 }

@@ -96,7 +96,7 @@ fn the_recorder_answers_while_running_and_after_kill_9() {
 
     // The history holds command lines: root only (0600), unless a group is named.
     let bin = dir.join("podsig");
-    std::fs::copy(podsig_bin(), &bin).unwrap();
+    copy_executable(podsig_bin(), &bin);
     let as_nobody = || {
         let o = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])

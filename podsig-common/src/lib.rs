@@ -178,7 +178,26 @@ pub struct KernelOffsets {
     pub vfsmount_root: u32,
     pub task_nsproxy: u32,
     pub nsproxy_mnt_ns: u32,
-    pub _pad: u32,
+    /// Non-zero: the kernel has `bpf_get_current_task_btf` (5.11+), so the typed builds of
+    /// the hook load the sender's fields directly instead of through a helper call.
+    pub task_btf: u32,
+    /// The OOM killer's victim mark, read through the raw `mark_victim` tracepoint (the
+    /// classic one costs ~60 ms to detach). `oom_task_arg`: its first argument is the victim's
+    /// `task_struct` (6.x, with the figures below read from it as the classic event computes
+    /// them), else its pid. 0 in an offset: that figure is not there on this kernel.
+    pub oom_task_arg: u32,
+    /// `mm_struct::total_vm` (pages), `::pgtables_bytes` (an atomic long), `::rss_stat`: an
+    /// array of per-counter records `rss_stride` bytes apart whose count (a long) is at
+    /// `rss_count` (`percpu_counter::count` since 6.2, `atomic_long_t` before).
+    pub mm_total_vm: u32,
+    pub mm_pgtables_bytes: u32,
+    pub mm_rss_stat: u32,
+    pub rss_stride: u32,
+    pub rss_count: u32,
+    /// `signal_struct::oom_score_adj` (a short).
+    pub signal_oom_score_adj: u32,
+    /// Pages to kB: log2(page size) - 10.
+    pub page_kb_shift: u32,
 }
 
 /// `KernelOffsets::preempt_source`.

@@ -8,6 +8,17 @@ use aya_ebpf::{
     maps::{RingBuf, ring_buf::RingBufEntry},
 };
 
+/// A subprogram of the hook as a global function (5.6+; this build needs 5.8): verified once,
+/// on its own, rather than at every call in every state its caller reaches it in.
+macro_rules! subprogram {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $t:ty),*) -> $r:ty $body:block) => {
+        $(#[$m])*
+        #[unsafe(no_mangle)]
+        #[inline(never)]
+        pub extern "C" fn $name($($arg: $t),*) -> $r $body
+    };
+}
+
 include!("programs.rs");
 
 #[map]
@@ -15,12 +26,6 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_AVAIL_DATA: u64 = 0;
-
-/// A small record copied out whole; false when the buffer had no room.
-#[inline(always)]
-fn output<T: 'static, C: EbpfContext>(_ctx: &C, record: &T, cfg: &FilterConfig) -> bool {
-    EVENTS.output::<T>(record, wakeup_flags(cfg)).is_ok()
-}
 
 /// Room for one record, written in place.
 struct Slot<T: 'static>(RingBufEntry<T>);
@@ -41,6 +46,14 @@ impl<T: 'static> Slot<T> {
         let flags = if wake == Wake::Now { BPF_RB_FORCE_WAKEUP as u64 } else { wakeup_flags(cfg) };
         self.0.submit(flags);
     }
+}
+
+/// Copies a record out (one the program assembled in its own memory); false when the buffer
+/// had no room for it.
+#[inline(always)]
+fn output<C: EbpfContext>(_ctx: &C, data: &[u8], wake: Wake, cfg: &FilterConfig) -> bool {
+    let flags = if wake == Wake::Now { BPF_RB_FORCE_WAKEUP as u64 } else { wakeup_flags(cfg) };
+    EVENTS.output::<[u8]>(data, flags).is_ok()
 }
 
 /// Submit without waking the reader unless this record takes the buffer past the wakeup

@@ -6,6 +6,16 @@
 
 use aya_ebpf::maps::PerfEventByteArray;
 
+/// A subprogram of the hook, inlined: this build serves kernels from before global functions
+/// (5.6), and its verification time matters less than loading at all.
+macro_rules! subprogram {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $t:ty),*) -> $r:ty $body:block) => {
+        $(#[$m])*
+        #[inline(always)]
+        fn $name($($arg: $t),*) -> $r $body
+    };
+}
+
 include!("programs.rs");
 
 #[map]
@@ -14,14 +24,6 @@ static EVENTS: PerfEventByteArray = PerfEventByteArray::new(0);
 /// One record's worth of space per CPU (the largest record type, SignalFull).
 #[map]
 static SCRATCH: PerCpuArray<SignalFull> = PerCpuArray::with_max_entries(1, 0);
-
-/// A small record copied out whole (the kernel counts what the perf buffer drops).
-#[inline(always)]
-fn output<T: 'static, C: EbpfContext>(ctx: &C, record: &T, _cfg: &FilterConfig) -> bool {
-    let bytes = unsafe { core::slice::from_raw_parts(record as *const T as *const u8, core::mem::size_of::<T>()) };
-    EVENTS.output(ctx, bytes, 0);
-    true
-}
 
 struct Slot<T: 'static>(*mut T);
 
@@ -43,4 +45,12 @@ impl<T: 'static> Slot<T> {
         let bytes = unsafe { core::slice::from_raw_parts(self.0 as *const u8, core::mem::size_of::<T>()) };
         EVENTS.output(ctx, bytes, 0);
     }
+}
+
+/// Copies a record out. The kernel counts what the perf buffer could not take (userspace
+/// reads that count), so this never says it failed.
+#[inline(always)]
+fn output<C: EbpfContext>(ctx: &C, data: &[u8], _wake: Wake, _cfg: &FilterConfig) -> bool {
+    EVENTS.output(ctx, data, 0);
+    true
 }

@@ -126,11 +126,32 @@ fn layout() -> Result<Layout> {
             offsets::VMLINUX_BTF
         );
     }
+    // The fallback reads the classic tracepoints' formats (and ids) from tracefs.
+    if let Err(e) = tracefs::ensure_mounted() {
+        tracing::warn!("{e:#}");
+    }
     Ok(Layout::Tracepoint(tracefs::tracepoint_format()?))
+}
+
+/// aya's probes of the kernel's BPF features (a dozen small loads, ~2 ms), and whether the
+/// kernel has ring buffers, asked on a thread of their own as soon as podsig knows it will
+/// attach: with the kernel's layout cached, they are what attaching would wait for first.
+static PROBES: std::sync::Mutex<Option<std::thread::JoinHandle<bool>>> = std::sync::Mutex::new(None);
+
+fn spawn_probes() -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(|| {
+        aya::features();
+        !forced("ringbuf") && crate::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
+    })
 }
 
 /// Starts what attaching will need first, while the caller gets on with the rest.
 pub(super) fn prefetch() {
+    if let Ok(mut slot) = PROBES.lock()
+        && slot.is_none()
+    {
+        *slot = Some(spawn_probes());
+    }
     if !forced("btf") {
         offsets::prefetch();
     }
@@ -140,25 +161,14 @@ impl EbpfBackend {
     pub fn attach(spec: &WatchSpec) -> Result<Self> {
         let t0 = std::time::Instant::now();
         raise_memlock();
-        // Needed by the fallback (formats, tracepoint ids); raw tracepoints work without it.
-        if let Err(e) = tracefs::ensure_mounted() {
-            tracing::warn!("{e:#}");
-        }
-        // aya probes the kernel's BPF features (a dozen small loads, ~2 ms) on first use: let
-        // the other core do that while this one reads the kernel's layout.
-        let features = std::thread::spawn(|| {
-            aya::features();
-        });
+        let probes = PROBES.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(spawn_probes);
         let layout = layout()?;
         tracing::debug!("kernel layout read in {:?}", t0.elapsed());
-        let _ = features.join();
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
-        let ringbuf = if forced("ringbuf") {
+        let ringbuf = probes.join().unwrap_or(false);
+        if forced("ringbuf") {
             tracing::info!("{FORCE_FALLBACK_ENV}: not using the BPF ring buffer");
-            false
-        } else {
-            crate::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
-        };
+        }
         if !ringbuf {
             tracing::info!("no BPF ring buffer on this kernel: using a perf event array");
         }
@@ -206,9 +216,15 @@ impl EbpfBackend {
                 (Mode::Tracepoint, ["signal_generate_tp", "sched_process_exit_tp"])
             }
         };
-        // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL.
-        let oom_format =
-            tracefs::oom_format().map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}")).ok();
+        // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL. With
+        // BTF it is a raw tracepoint; the classic one (record layout from tracefs) only serves
+        // kernels without BTF.
+        let oom_format = match mode {
+            Mode::Btf => None,
+            Mode::Tracepoint => {
+                tracefs::oom_format().map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}")).ok()
+            }
+        };
         if let Some(f) = &oom_format {
             loader.override_global("OOM_FORMAT", f, true);
         }
@@ -310,9 +326,11 @@ impl EbpfBackend {
             p.load().context("verifying program sched_process_fork")?;
             p.attach("sched_process_fork").context("attaching to raw tracepoint sched_process_fork")?;
         }
-        if oom_format.is_some()
-            && let Err(e) = me.attach_oom()
-        {
+        let oom = match mode {
+            Mode::Btf => Some(me.attach_raw("mark_victim", "mark_victim")),
+            Mode::Tracepoint => oom_format.is_some().then(|| me.attach_oom()),
+        };
+        if let Some(Err(e)) = oom {
             tracing::warn!("OOM kills cannot be recognised: {e:#}");
         }
         let walk = match hook {
@@ -555,6 +573,12 @@ fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
 #[derive(Default)]
 struct Decoder {
     senders: std::collections::HashMap<(u32, u64), SenderInfo>,
+    /// Per CPU, the sender whose detail that CPU sent last (ring-buffer builds, whose
+    /// records say their CPU). The kernel's repeat records refer to exactly that detail:
+    /// its sender cache is per CPU, and a new sender there sends its detail first. A detail
+    /// no CPU refers to any more is dropped at once, so 10,000 short-lived senders cost what
+    /// one does.
+    detail_of_cpu: std::collections::HashMap<u32, (u32, u64)>,
     /// Bumped for every new sender detail, so a run never spans two.
     generation: u64,
     pending: Option<Pending>,
@@ -768,6 +792,13 @@ impl Decoder {
             unsafe { std::slice::from_raw_parts(ancestry.as_ptr() as *const u8, std::mem::size_of_val(ancestry)) };
         let flags = e.flags & DETAIL_FLAGS;
         let key = (e.sender_pid, e.sender_start_ns);
+        if e.seq != 0
+            && let Some(old) = self.detail_of_cpu.insert((e.seq >> 48) as u32, key)
+            && old != key
+            && !self.detail_of_cpu.values().any(|k| *k == old)
+        {
+            self.senders.remove(&old);
+        }
         if let Some(s) = self.senders.get_mut(&key)
             && s.flags == flags
             && s.wire.len() == argv_len + ancestry_bytes.len()
@@ -778,7 +809,8 @@ impl Decoder {
             return s.generation;
         }
         if self.senders.len() >= 1024 {
-            // The kernel refers back at most one window; keep a few for clock skew between CPUs.
+            // Records that do not say their CPU (perf-buffer builds): the kernel refers back
+            // at most one window; keep a few for clock skew between CPUs.
             let keep_after = self.newest_ns.saturating_sub(5 * REPEAT_WINDOW_MS as u64 * 1_000_000);
             self.senders.retain(|_, s| s.sent_ns >= keep_after);
         }
