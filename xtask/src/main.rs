@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         }
         // Used by the bench: the signal storm, as a separate process.
         Some("storm") => bench::storm(&args[1..]),
+        Some("senders") => bench::senders(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -334,6 +335,11 @@ fn vm_test(args: &[String]) -> Result<()> {
 fn bench_task() -> Result<()> {
     prereqs()?;
     apt_ensure("peers", &[("bpftrace", "/usr/bin/bpftrace"), ("libbpf-tools", "/usr/sbin/sigsnoop")])?;
+    // The fork storm runs in a container (busybox) of a containerd of the bench's own.
+    apt_ensure(
+        "fork storm",
+        &[("busybox-static", "/bin/busybox"), ("containerd", "/usr/bin/containerd"), ("runc", "/usr/sbin/runc")],
+    )?;
     build(true)?;
     if !is_root() {
         bail!("the bench loads eBPF programs: run it as root (sudo cargo xtask bench)");
@@ -386,8 +392,12 @@ struct TestContainerd {
 impl TestContainerd {
     fn start() -> Result<Self> {
         // PODSIG_TEST_CONTAINERD_NAME lets two checkouts test side by side on one machine.
-        let name = env::var("PODSIG_TEST_CONTAINERD_NAME").unwrap_or_else(|_| "podsig-test-containerd".into());
-        let base = PathBuf::from("/run").join(&name);
+        Self::named(&env::var("PODSIG_TEST_CONTAINERD_NAME").unwrap_or_else(|_| "podsig-test-containerd".into()))
+    }
+
+    /// One whose socket, root and state are named `name` (/run/NAME, /var/lib/NAME).
+    fn named(name: &str) -> Result<Self> {
+        let base = PathBuf::from("/run").join(name);
         let _ = std::fs::create_dir_all(&base);
         let socket = base.join("containerd.sock");
         let _ = std::fs::remove_file(&socket);
