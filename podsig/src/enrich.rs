@@ -17,6 +17,9 @@ use crate::{
     findings::Inspector,
 };
 
+/// A container ID and its runtime, as a process's cgroup path names them.
+type Placed = (String, &'static str);
+
 pub struct Enricher {
     /// CLOCK_REALTIME − CLOCK_BOOTTIME, so kernel boot-clock stamps become wall time.
     wall_minus_boot_ns: i128,
@@ -25,7 +28,7 @@ pub struct Enricher {
     /// (pid, start_ns) → executable, so a storm from one sender reads /proc once a second.
     exes: HashMap<(u32, u64), (Instant, Option<String>)>,
     /// pid → (when, container id and runtime from its cgroup path).
-    cgroups: HashMap<u32, (Instant, Option<(String, &'static str)>)>,
+    cgroups: HashMap<u32, (Instant, Option<Placed>)>,
     /// containerd labels by container ID, kept fresh by the watch loop.
     pub names: Names,
     /// Container IDs seen without names: the watch loop asks containerd about them.

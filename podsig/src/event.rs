@@ -12,6 +12,9 @@ use crate::{interned, signals};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+// Records are boxed where they queue (the history's channel); boxing the variant would touch
+// every match on a record for no gain on the hot path, which moves one record at a time.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     Signal(SignalRecord),
     Exit(ExitRecord),

@@ -115,13 +115,16 @@ impl Found {
     }
 }
 
+/// (dev, ino) of a root directory → a pid whose root it is.
+type Roots = HashMap<(u64, u64), u32>;
+
 #[derive(Default)]
 pub struct Inspector {
     /// (pid, start_ns, executable inode) → when judged, and what was found. The inode is
     /// in the key because an exec changes what a process runs without changing its start.
     cache: HashMap<(u32, u64, u64), (Instant, Vec<Found>)>,
     /// (dev, ino) of the root directories of processes in other mount namespaces.
-    container_roots: Option<(Instant, HashMap<(u64, u64), u32>)>,
+    container_roots: Option<(Instant, Roots)>,
 }
 
 impl Inspector {

@@ -110,7 +110,8 @@ impl AsRawFd for RawFdWrapper {
 }
 
 enum Layout {
-    Btf(offsets::BtfLayout),
+    /// Boxed: the BTF layout is several hundred bytes, the tracepoint one a few dozen.
+    Btf(Box<offsets::BtfLayout>),
     Tracepoint(TracepointFormat),
 }
 
@@ -118,7 +119,7 @@ fn layout() -> Result<Layout> {
     if forced("btf") {
         tracing::info!("{FORCE_FALLBACK_ENV}: not using kernel BTF");
     } else if Path::new(offsets::VMLINUX_BTF).exists() {
-        return Ok(Layout::Btf(offsets::layout()?));
+        return Ok(Layout::Btf(Box::new(offsets::layout()?)));
     } else {
         tracing::warn!(
             "this kernel has no BTF ({}): sender ancestry and argv will be read from /proc, \

@@ -32,7 +32,7 @@ pub fn fields(category: &str, name: &str) -> Result<HashMap<String, (u32, u32)>>
     Ok(parse_format(&text))
 }
 
-/// Parses lines like `field:char comm[16];	offset:20;	size:16;	signed:0;`.
+/// Parses lines like `field:char comm[16];<TAB>offset:20;<TAB>size:16;<TAB>signed:0;`.
 pub fn parse_format(text: &str) -> HashMap<String, (u32, u32)> {
     let mut out = HashMap::new();
     for line in text.lines() {
