@@ -7,7 +7,7 @@ use std::{cell::RefCell, sync::Arc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-pub use crate::container::ContainerRef;
+pub use crate::containers::ContainerRef;
 use crate::{interned, signals};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,35 +1,20 @@
 //! podsig: who sent a signal to a process, with the sender's ancestry, from eBPF.
 //!
-//! Data flows one way: `target` (what to watch) → `backend` (kernel hooks) → `event`
-//! (one model for every backend) → `correlate` (OOM marks) → `enrich` (/proc facts, wall
-//! time, `findings`) → `cause` (the verdict) → `redact` (secrets out of argv) → `output` and
-//! the `history`.
+//! Data flows one way, and the folders follow it: `source` (what to watch, and the backend
+//! whose kernel hooks fill the ring buffer) → `event` (one model for every backend) →
+//! `pipeline` (OOM marks, /proc facts and containers, findings, the verdict, stories,
+//! redaction) → `sink` (output, the history, metrics). `containers` names where processes
+//! live for the pipeline; `cmd` holds the subcommands that run it.
 
-pub mod backend;
-pub mod cause;
 pub mod cli;
-pub mod container;
-pub mod correlate;
-pub mod demo;
-pub mod docker;
-pub mod doctor;
-pub mod enrich;
+pub mod cmd;
+pub mod containers;
 pub mod event;
-pub mod explain;
-pub mod findings;
-pub mod history;
 pub mod interned;
-pub mod metrics;
-pub mod naming;
-pub mod node;
-pub mod output;
-pub mod podman;
-pub mod redact;
+pub mod pipeline;
 pub mod signals;
-pub mod story;
-pub mod target;
-pub mod watch;
-pub mod why;
+pub mod sink;
+pub mod source;
 
 /// An error and its causes on one line, each said once: many errors (tonic's, io's) already
 /// print their source, and walking the chain would print it again.
@@ -59,9 +44,11 @@ use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 
 use crate::{
-    backend::WatchSpec,
     cli::{Cli, Command},
-    watch::WatchOptions,
+    cmd::{demo, doctor, explain, watch, watch::WatchOptions, why},
+    pipeline::node_filter,
+    sink::{history, metrics, output},
+    source::{WatchSpec, target},
 };
 
 fn require_root() -> Result<()> {
@@ -80,30 +67,27 @@ pub async fn run(cli: Cli) -> Result<()> {
                 bail!("--namespace and --container-name narrow --pod (or --all): add one of them");
             }
             let signals =
-                if args.all { node::signals(&args.signals, args.node.any_signal) } else { args.signals.clone() };
+                if args.all { node_filter::signals(&args.signals, args.node.any_signal) } else { args.signals.clone() };
             if args.print_script {
-                if args.backend != backend::BackendKind::Stap {
+                if args.backend != source::BackendKind::Stap {
                     bail!("--print-script prints the SystemTap script: add --backend stap");
                 }
                 let spec = WatchSpec { pids: args.pids, all: args.all, signals, ..Default::default() };
-                let params: Vec<String> = backend::stap::script_spec(&spec)
-                    .params()
-                    .into_iter()
-                    .map(|(k, v)| format!("-G {k}={v}"))
-                    .collect();
+                let params: Vec<String> =
+                    source::stap::script_spec(&spec).params().into_iter().map(|(k, v)| format!("-G {k}={v}")).collect();
                 let run = format!("// Run as root: stap {} podsig.stp\n", params.join(" "));
-                return print_out(&(run + &backend::stap::script::generate()));
+                return print_out(&(run + &source::stap::script::generate()));
             }
             let backend_kind = match (&args.stap_module, args.backend) {
-                (Some(_), backend::BackendKind::Auto) => backend::BackendKind::Stap,
+                (Some(_), source::BackendKind::Auto) => source::BackendKind::Stap,
                 (_, kind) => kind,
             };
             require_root()?;
-            backend::prefetch(backend_kind);
+            source::prefetch(backend_kind);
             let mut pids = target::resolve_pids(&args.pids)?;
             // With --all the pod flags filter what is reported; without, they pick what to watch.
             let (selector_pod, filter) = if args.all {
-                let filter = node::Filter {
+                let filter = node_filter::Filter {
                     namespace: args.pod_namespace,
                     pod: args.pod,
                     container_name: args.container_name,
@@ -111,11 +95,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 };
                 (None, filter)
             } else {
-                let filter = node::Filter { exclude_comm: args.node.exclude_comm.clone(), ..Default::default() };
+                let filter = node_filter::Filter { exclude_comm: args.node.exclude_comm.clone(), ..Default::default() };
                 (Some((args.pod, args.pod_namespace, args.container_name)), filter)
             };
             let (pod, pod_namespace, container_name) = selector_pod.unwrap_or_default();
-            let selector = container::Selector {
+            let selector = containers::Selector {
                 ids: args.containers,
                 pod,
                 pod_namespace,
@@ -146,7 +130,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 follower,
                 print: Some(args.common.output.unwrap_or_else(watch::default_format)),
                 node: watch::NodeOptions {
-                    name: node::name(args.node.node_name),
+                    name: node_filter::name(args.node.node_name),
                     filter,
                     history: None,
                     metrics,
@@ -168,11 +152,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 bail!("'{release}' is not a kernel release (as `uname -r` prints it, e.g. 6.12.117+deb13-amd64)");
             }
             let out = args.output.unwrap_or_else(|| format!("podsig-{release}.ko").into());
-            backend::stap::module::build(release, &out, verbose).await
+            source::stap::module::build(release, &out, verbose).await
         }
         Command::Record(args) => {
             require_root()?;
-            backend::prefetch(args.backend);
+            source::prefetch(args.backend);
             let metrics = serve_metrics(args.node.metrics_addr).await?;
             let gauges = history::Gauges { bytes: metrics.as_ref().map(|m| m.history_bytes.clone()) };
             let limits = history::Limits { max_bytes: args.history_max, max_age: Some(args.history_age) };
@@ -184,7 +168,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 spec: WatchSpec {
                     pids: Vec::new(),
                     all: true,
-                    signals: node::signals(&args.signals, args.node.any_signal),
+                    signals: node_filter::signals(&args.signals, args.node.any_signal),
                     ring_bytes: args.ring_size,
                     verbose,
                     follow: false,
@@ -193,8 +177,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 follower: None,
                 print: args.output,
                 node: watch::NodeOptions {
-                    name: node::name(args.node.node_name),
-                    filter: node::Filter {
+                    name: node_filter::name(args.node.node_name),
+                    filter: node_filter::Filter {
                         namespace: args.pod_namespace,
                         pod: args.pod,
                         container_name: args.container_name,
@@ -290,7 +274,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Floor => {
             require_root()?;
-            let _held = backend::ebpf::attach_empty()?;
+            let _held = source::ebpf::attach_empty()?;
             eprintln!("podsig: attached (empty program on signal_generate)");
             tokio::signal::ctrl_c().await.context("waiting for SIGINT")?;
             Ok(())

@@ -12,19 +12,19 @@ use anyhow::{Context as _, Result, bail};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    backend::{self, Backend, BackendKind, WatchSpec},
-    cause,
-    container::{self, Managers, Selector, Source, Watched},
-    correlate::Correlator,
-    enrich::{Enricher, proc_state},
+    containers::namer::{self, Kind, Namer, Snapshot},
+    containers::{self, Managers, Selector, Source, Watched},
     event::Record,
-    history,
-    metrics::Metrics,
-    naming::{self, Kind, Namer, Snapshot},
-    node,
-    output::{Format, Output},
-    redact::Redactor,
-    story::Stories,
+    pipeline::cause,
+    pipeline::correlate::Correlator,
+    pipeline::enrich::{Enricher, proc_state},
+    pipeline::node_filter,
+    pipeline::redact::Redactor,
+    pipeline::story::Stories,
+    sink::history,
+    sink::metrics::Metrics,
+    sink::output::{Format, Output},
+    source::{self, Backend, BackendKind, WatchSpec},
 };
 
 pub struct WatchOptions {
@@ -49,7 +49,7 @@ pub struct WatchOptions {
 #[derive(Default)]
 pub struct NodeOptions {
     pub name: Option<String>,
-    pub filter: node::Filter,
+    pub filter: node_filter::Filter,
     pub history: Option<history::Writer>,
     pub metrics: Option<Arc<Metrics>>,
     /// containerd to name containers from, when not following containers (socket,
@@ -79,7 +79,7 @@ pub struct Follower {
 
 impl Follower {
     pub async fn new(selector: Selector) -> Result<Self> {
-        let (containers, clients) = container::resolve(&selector).await?;
+        let (containers, clients) = containers::resolve(&selector).await?;
         let mut f = Self {
             selector,
             containers,
@@ -99,7 +99,7 @@ impl Follower {
         for w in &self.containers {
             if let Some(p) = w.pid {
                 pids.push((p, w));
-                pids.extend(container::cgroup_procs(p).into_iter().filter(|&c| c != p).map(|c| (c, w)));
+                pids.extend(containers::cgroup_procs(p).into_iter().filter(|&c| c != p).map(|c| (c, w)));
             }
         }
         pids
@@ -111,7 +111,7 @@ impl Follower {
         self.current_pids()
             .into_iter()
             .map(|(p, w)| {
-                let runtime = w.info.as_ref().map_or("containerd", container::ContainerInfo::runtime);
+                let runtime = w.info.as_ref().map_or("containerd", containers::ContainerInfo::runtime);
                 (p, w.id.clone(), runtime)
             })
             .collect()
@@ -134,8 +134,8 @@ impl Follower {
     pub fn pid_namespaces(&self) -> Vec<(u32, (String, &'static str))> {
         self.members()
             .into_iter()
-            .filter_map(|(p, id, rt)| Some((crate::enrich::pidns_of(&p.to_string())?, (id, rt))))
-            .filter(|(ns, _)| Some(*ns) != crate::enrich::pidns_of("self"))
+            .filter_map(|(p, id, rt)| Some((crate::pipeline::enrich::pidns_of(&p.to_string())?, (id, rt))))
+            .filter(|(ns, _)| Some(*ns) != crate::pipeline::enrich::pidns_of("self"))
             .collect()
     }
 
@@ -152,7 +152,7 @@ impl Follower {
     }
 
     pub fn ids(&self) -> Vec<String> {
-        self.containers.iter().map(|w| container::short(&w.id)).collect()
+        self.containers.iter().map(|w| containers::short(&w.id)).collect()
     }
 
     /// Whether a watched container is one `kind` of manager tells about (its restarts are
@@ -173,7 +173,7 @@ impl Follower {
                 || self
                     .containers
                     .iter()
-                    .any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(container::LABEL_POD))))
+                    .any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(containers::LABEL_POD))))
         {
             for c in &snap.containers {
                 if self.containers.iter().any(|w| w.id == c.id) {
@@ -181,23 +181,23 @@ impl Follower {
                 }
                 let same_as = |w: &Watched| {
                     w.info.as_ref().is_some_and(|i| {
-                        [container::LABEL_POD, container::LABEL_POD_NAMESPACE, container::LABEL_CONTAINER]
+                        [containers::LABEL_POD, containers::LABEL_POD_NAMESPACE, containers::LABEL_CONTAINER]
                             .iter()
                             .all(|k| i.labels.contains_key(*k) && i.labels.get(*k) == c.labels.get(*k))
                     })
                 };
                 let pod_match =
-                    self.selector.pod.as_ref().is_some_and(|p| c.labels.get(container::LABEL_POD) == Some(p))
+                    self.selector.pod.as_ref().is_some_and(|p| c.labels.get(containers::LABEL_POD) == Some(p))
                         && self
                             .selector
                             .pod_namespace
                             .as_ref()
-                            .is_none_or(|n| c.labels.get(container::LABEL_POD_NAMESPACE) == Some(n))
+                            .is_none_or(|n| c.labels.get(containers::LABEL_POD_NAMESPACE) == Some(n))
                         && self
                             .selector
                             .container_name
                             .as_ref()
-                            .is_none_or(|n| c.labels.get(container::LABEL_CONTAINER) == Some(n))
+                            .is_none_or(|n| c.labels.get(containers::LABEL_CONTAINER) == Some(n))
                         && c.labels.get("io.cri-containerd.kind").is_none_or(|k| k == "container");
                 if pod_match || self.containers.iter().any(same_as) {
                     self.containers.push(Watched { id: c.id.clone(), info: Some(c.clone()), pid: None });
@@ -209,7 +209,7 @@ impl Follower {
             .containers
             .iter()
             .any(|w| w.info.as_ref().is_some_and(|i| i.source == Source::Podman))
-            .then(crate::podman::running);
+            .then(crate::containers::podman::running);
         for w in &mut self.containers {
             let now = match &w.info {
                 Some(info) => match Kind::of(&info.source) {
@@ -221,12 +221,12 @@ impl Follower {
                     },
                     None => podman.iter().flatten().find(|(c, _)| c.id == w.id).and_then(|(_, pid)| *pid),
                 },
-                None => container::pids_in_cgroups_of(&w.id).first().copied(),
+                None => containers::pids_in_cgroups_of(&w.id).first().copied(),
             };
             if let Some(pid) = now
                 && w.pid != Some(pid)
             {
-                self.followed.push(format!("podsig: following {} (new pid {pid})", container::short(&w.id)));
+                self.followed.push(format!("podsig: following {} (new pid {pid})", containers::short(&w.id)));
                 w.pid = Some(pid);
             }
         }
@@ -289,25 +289,25 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     // labels, the history and metrics need a container's names on its first event (often
     // its init's death): those name eagerly.
     let (socket, namespaces) = opts.node.containerd.clone().unwrap_or_else(|| {
-        (container::DEFAULT_SOCKET.into(), container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
+        (containers::DEFAULT_SOCKET.into(), containers::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
     });
     let eager =
         opts.spec.all || opts.node.filter.needs_labels() || opts.node.history.is_some() || opts.node.metrics.is_some();
     let clients = opts.follower.as_mut().map(|f| std::mem::take(&mut f.clients)).unwrap_or_default();
-    let asking = naming::Asking {
+    let asking = namer::Asking {
         eager,
         containerd_periodic: opts.follower.is_some(),
         docker_periodic: opts.follower.as_ref().is_some_and(|f| f.watches(Kind::Docker)),
     };
     let sockets =
-        naming::Sockets { containerd: &socket, namespaces: &namespaces, docker: opts.node.docker_socket.as_deref() };
+        namer::Sockets { containerd: &socket, namespaces: &namespaces, docker: opts.node.docker_socket.as_deref() };
     let mut namer = Namer::start(sockets, clients, asking).await?;
     // Before attaching: a container killed the moment `attached` is printed must already be
     // known (its init leaves /proc at once; tasks started later are announced by events).
     if eager {
         namer.first(&mut enricher, FIRST_NAMES).await;
     }
-    let mut backend = backend::attach(opts.backend, &opts.spec).await?;
+    let mut backend = source::attach(opts.backend, &opts.spec).await?;
     if let Some(f) = opts.follower.as_mut() {
         // Forks are followed in the kernel from now on; a process the container started
         // between resolving it and attaching is in its cgroup already: pick those up, and

@@ -12,9 +12,9 @@ use std::{
 use procfs::process::Process;
 
 use crate::{
-    container::{self, ContainerRef, Names},
+    containers::{self, ContainerRef, Names},
     event::{Ancestor, AncestrySource, OomInfo, Record, SignalRecord},
-    findings::Inspector,
+    pipeline::findings::Inspector,
 };
 
 /// A container ID and its runtime, as a process's cgroup path names them.
@@ -207,7 +207,7 @@ impl Enricher {
         let found = match fresh {
             Some(c) => c,
             None => {
-                let c = container::container_of_pid(pid);
+                let c = containers::container_of_pid(pid);
                 if self.cgroups.len() >= EXE_CACHE_MAX {
                     self.cgroups.clear();
                 }
@@ -319,7 +319,7 @@ fn same_process(clk_tck: u64, pid: u32, start_ns: Option<u64>) -> bool {
 fn memory_cgroup(oom: &mut OomInfo, memcg_ino: Option<u64>) {
     if let Some(ino) = memcg_ino {
         for (mount, limit_file) in [("memory", "memory.limit_in_bytes"), ("", "memory.max")] {
-            let Some(root) = container::cgroup_mount(mount) else { continue };
+            let Some(root) = containers::cgroup_mount(mount) else { continue };
             if let Some(dir) = find_inode(Path::new(&root), ino, 0) {
                 let rel = dir.strip_prefix(&root).map(|r| format!("/{}", r.display())).unwrap_or_default();
                 oom.memory_cgroup = Some(if rel == "/" { rel } else { rel.trim_end_matches('/').to_string() });
@@ -343,7 +343,7 @@ fn memory_cgroup(oom: &mut OomInfo, memcg_ino: Option<u64>) {
         } else {
             continue;
         };
-        let dir = container::cgroup_mount(controllers);
+        let dir = containers::cgroup_mount(controllers);
         oom.memory_cgroup = Some(path.to_string());
         oom.memory_limit_bytes =
             dir.and_then(|d| std::fs::read_to_string(format!("{d}{path}/{limit_file}")).ok()?.trim().parse().ok());

@@ -25,10 +25,10 @@ use std::{
 use anyhow::Result;
 
 use crate::{
-    container::{ContainerInfo, Containerd, Managers, Source, TaskStart},
-    docker::{Docker, DockerAt},
-    enrich::{Enricher, pidns_of},
+    containers::docker::{Docker, DockerAt},
+    containers::{ContainerInfo, Containerd, Managers, Source, TaskStart},
     event::Record,
+    pipeline::enrich::{Enricher, pidns_of},
 };
 
 /// IDs and namespaces no manager knew are not waited for again before this.
@@ -459,11 +459,14 @@ impl Namer {
             (None, Some(s)) => Some(Docker::open(s).await?),
             (None, None) => None,
         };
-        if persistent || docker.is_some() || crate::docker::default_socket().is_some() {
+        if persistent || docker.is_some() || crate::containers::docker::default_socket().is_some() {
             let at = DockerAt { socket: sockets.docker.map(Path::to_path_buf) };
             agents.push(Agent::spawn(at, docker.map(Into::into), docker_periodic || eager, eager));
         } else {
-            tracing::debug!("no Docker names: no Docker socket at {}", crate::docker::DEFAULT_SOCKETS.join(" or "));
+            tracing::debug!(
+                "no Docker names: no Docker socket at {}",
+                crate::containers::docker::DEFAULT_SOCKETS.join(" or ")
+            );
         }
         Ok(Self {
             agents,
@@ -505,7 +508,7 @@ impl Namer {
         let snaps = std::mem::take(&mut self.for_follower);
         if !self.eager && !enricher.unnamed.is_empty() && self.asked.is_none_or(|t| t.elapsed() > LAZY_INTERVAL) {
             self.agents.iter().for_each(Agent::refresh);
-            learn_podman(enricher, crate::podman::running());
+            learn_podman(enricher, crate::containers::podman::running());
             // Asked: each is asked about again when an event names it again.
             enricher.unnamed.clear();
             self.asked = Some(Instant::now());
@@ -516,7 +519,7 @@ impl Namer {
     /// podman's conmons that pid 1 adopted (conmon double-forks): cheap enough for every
     /// tick once podman containers were seen.
     fn read_podman_adopted(&mut self, enricher: &mut Enricher) {
-        let running = crate::podman::running_adopted();
+        let running = crate::containers::podman::running_adopted();
         let seen = self.podman_read.is_some_and(|(_, seen)| seen) || !running.is_empty();
         self.podman_read = Some((Instant::now(), seen));
         learn_podman(enricher, running);
@@ -532,7 +535,7 @@ impl Namer {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         self.take(enricher);
-        let running = crate::podman::running();
+        let running = crate::containers::podman::running();
         self.podman_read = Some((Instant::now(), !running.is_empty()));
         learn_podman(enricher, running);
     }
@@ -560,7 +563,7 @@ impl Namer {
             return;
         }
         if self.unnamed_news(enricher) {
-            learn_podman(enricher, crate::podman::running());
+            learn_podman(enricher, crate::containers::podman::running());
             // Placed again, the records leave unnamed only what is still nameless.
             enricher.unnamed.clear();
             ready.iter_mut().for_each(|r| enricher.place(r));

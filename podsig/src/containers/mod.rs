@@ -1,6 +1,10 @@
 //! Containers: naming them (containerd's API, Docker's API, podman's conmon, the process's
 //! cgroup path), resolving a container ID, name or pod to processes, and noticing restarts.
 
+pub mod docker;
+pub mod namer;
+pub mod podman;
+
 use std::{
     collections::{BTreeSet, HashMap},
     fs,
@@ -20,7 +24,7 @@ use containerd_client::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::docker::Docker;
+use crate::containers::docker::Docker;
 
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Kubernetes (CRI), Docker, and `ctr`'s default.
@@ -223,7 +227,7 @@ impl Containerd {
                 let runtime = if env.namespace == "moby" { "docker" } else { "containerd" };
                 // Read now, while the task surely lives: it may be killed before the watch
                 // loop takes this in, and then /proc has nothing to say.
-                let pidns = crate::enrich::pidns_of(&start.pid.to_string());
+                let pidns = crate::pipeline::enrich::pidns_of(&start.pid.to_string());
                 let started = TaskStart { id: start.container_id, runtime, pidns, info: None, seen: Instant::now() };
                 if tx.send(started).is_err() {
                     return;
@@ -289,7 +293,7 @@ impl Managers {
             Source::Docker => self.docker.as_ref()?.inspect(&info.id).await.ok()??.1,
             Source::Podman => match podman {
                 Some(running) => running.iter().find(|(c, _)| c.id == info.id)?.1,
-                None => crate::podman::running().into_iter().find(|(c, _)| c.id == info.id)?.1,
+                None => crate::containers::podman::running().into_iter().find(|(c, _)| c.id == info.id)?.1,
             },
         }
     }
@@ -366,7 +370,7 @@ pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
             Err(e) => tracing::warn!("{e:#}; looking for containers elsewhere"),
         }
     }
-    merge(&mut listed, crate::podman::running().into_iter().map(|(info, _)| info).collect());
+    merge(&mut listed, crate::containers::podman::running().into_iter().map(|(info, _)| info).collect());
     let where_ = || {
         let mut w = format!("containerd namespaces {}", sel.namespaces.join(", "));
         if unreachable {
@@ -514,7 +518,7 @@ pub fn pids_in_cgroups_of(id: &str) -> Vec<u32> {
     for e in dir.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         if container_of_pid(pid).is_some_and(|(cid, _)| cid.starts_with(id)) {
-            let start = crate::enrich::proc_start_ticks(pid).unwrap_or(u64::MAX);
+            let start = crate::pipeline::enrich::proc_start_ticks(pid).unwrap_or(u64::MAX);
             found.push((start, pid));
         }
     }

@@ -5,7 +5,7 @@ use std::{fs, os::fd::FromRawFd, path::Path, process::Command};
 
 use serde::Serialize;
 
-use crate::backend::ebpf::{offsets, tracefs};
+use crate::source::ebpf::{offsets, tracefs};
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -222,7 +222,7 @@ pub fn run() -> Report {
         fix: None,
     });
 
-    let docker = crate::docker::DEFAULT_SOCKETS.iter().map(Path::new).find(|p| p.exists());
+    let docker = crate::containers::docker::DEFAULT_SOCKETS.iter().map(Path::new).find(|p| p.exists());
     checks.push(Check {
         name: "docker",
         status: Status::Info,
@@ -230,7 +230,7 @@ pub fn run() -> Report {
             Some(sock) => format!("socket {} present (names Docker's containers)", sock.display()),
             None => format!(
                 "no socket at {} (only needed to name Docker's containers)",
-                crate::docker::DEFAULT_SOCKETS.join(" or ")
+                crate::containers::docker::DEFAULT_SOCKETS.join(" or ")
             ),
         },
         fix: None,

@@ -24,10 +24,10 @@ use std::{
 };
 
 use crate::{
-    cause,
     event::{Cause, ContainerRef, ExitRecord, Party, PrecededBy, Record, SignalId, SignalRecord, Stop, Verdict},
     interned::Str,
-    node,
+    pipeline::cause,
+    pipeline::node_filter,
 };
 
 /// How far back a terminating signal is linked to the next one to the same target.
@@ -43,7 +43,7 @@ const MAX_STORIES: usize = 16384;
 
 /// The signals a story is made of: the ones that end a process (node mode's default set).
 pub fn in_story(sig: i32) -> bool {
-    node::TERMINATING.contains(&sig)
+    node_filter::TERMINATING.contains(&sig)
 }
 
 /// A terminating signal, as the story remembers it.

@@ -142,7 +142,7 @@ static PROBES: std::sync::Mutex<Option<std::thread::JoinHandle<bool>>> = std::sy
 fn spawn_probes() -> std::thread::JoinHandle<bool> {
     std::thread::spawn(|| {
         aya::features();
-        !forced("ringbuf") && crate::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
+        !forced("ringbuf") && crate::cmd::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
     })
 }
 
@@ -187,9 +187,9 @@ impl EbpfBackend {
             fold: ringbuf as u32,
             _pad: 0,
             // Node mode reports no exits but those of processes that got a terminating
-            // signal: how their stop ended (crate::story).
+            // signal: how their stop ended (crate::pipeline::story).
             exit_mask: if spec.all {
-                signals::mask(&crate::node::TERMINATING) & signals::mask(&spec.signals)
+                signals::mask(&crate::pipeline::node_filter::TERMINATING) & signals::mask(&spec.signals)
             } else {
                 0
             },
@@ -1237,7 +1237,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::{cause, event::Cause};
+        use crate::{event::Cause, pipeline::cause};
 
         /// Syscalls the sender may be in: every number podsig names, none, and unknown.
         fn syscall_nrs() -> Vec<i32> {

@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn golden() {
         let got = generate();
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/backend/stap/golden/podsig.stp");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/source/stap/golden/podsig.stp");
         if std::env::var_os("PODSIG_BLESS").is_some() {
             std::fs::write(path, &got).unwrap();
         }

@@ -9,9 +9,9 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    backend::{BackendKind, WatchSpec},
-    output::Format,
-    watch::{self, WatchOptions},
+    cmd::watch::{self, WatchOptions},
+    sink::output::Format,
+    source::{BackendKind, WatchSpec},
 };
 
 pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
@@ -34,13 +34,13 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
             stap_module: None,
         },
         print: Some(format),
-        node: watch::NodeOptions { name: crate::node::name(None), ..Default::default() },
+        node: watch::NodeOptions { name: crate::pipeline::node_filter::name(None), ..Default::default() },
         count: None,
         follower: None,
         // The sender runs right after attach; this only bounds a demo gone wrong.
         duration: Some(Duration::from_secs(10)),
         redact: Default::default(),
-        stop_window: crate::story::DEFAULT_WINDOW,
+        stop_window: crate::pipeline::story::DEFAULT_WINDOW,
     };
     let mut sender: Option<Child> = None;
     let result = watch::run(opts, || {

@@ -3,7 +3,7 @@
 //! then the records it rests on.
 //!
 //! The stored records are replayed through the same story stage the live watch runs
-//! ([`crate::story`]), so older rows (recorded before stories existed) get a verdict too. A
+//! ([`crate::pipeline::story`]), so older rows (recorded before stories existed) get a verdict too. A
 //! link the replay cannot make, because its other half lies outside the selection (`--pid`
 //! of a container process whose SIGTERM went to the init), is kept as it was recorded.
 
@@ -17,11 +17,11 @@ use serde::Serialize;
 
 use crate::{
     cli::WhyArgs,
-    container::{self, ContainerRef},
+    containers::{self, ContainerRef},
     event::{Record, Stop},
-    history,
-    output::{self, Format},
-    story::{self, Stories},
+    pipeline::story::{self, Stories},
+    sink::history,
+    sink::output::{self, Format},
 };
 
 /// What stopped: the process, its container and node.
@@ -66,7 +66,7 @@ pub fn run(args: WhyArgs, verbose: bool) -> Result<()> {
         container: args.container.clone(),
         container_name: args.container_name.clone(),
         pid: args.pid,
-        signals: crate::node::TERMINATING.to_vec(),
+        signals: crate::pipeline::node_filter::TERMINATING.to_vec(),
         with_exits: true,
         // The stop's first signal may precede --since by up to the window.
         since: args.since.map(|s| s + args.stop_window),
@@ -86,7 +86,7 @@ pub fn run(args: WhyArgs, verbose: bool) -> Result<()> {
     }
     let cutoff = args.since.map(|s| now_ns() - s.as_nanos() as i128);
     let answer = answer(records, args.stop_window, cutoff, &what);
-    let format = args.output.unwrap_or_else(crate::watch::default_format);
+    let format = args.output.unwrap_or_else(crate::cmd::watch::default_format);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match format {
         Format::Json => {
@@ -113,7 +113,7 @@ fn selection(args: &WhyArgs) -> String {
         parts.push(format!("container {n}"));
     }
     if let Some(c) = &args.container {
-        parts.push(format!("container {}", container::short(c)));
+        parts.push(format!("container {}", containers::short(c)));
     }
     if let Some(p) = args.pid {
         parts.push(format!("pid {p}"));
@@ -303,12 +303,12 @@ fn inconclusive(replayed: Vec<(Record, Option<u64>)>, cutoff: Option<i128>, what
 fn describe(t: &Subject, init: bool) -> String {
     let node = t.node.as_ref().map_or(String::new(), |n| format!(" on node {n}"));
     let Some(c) = &t.container else { return format!("{}({}){node}", t.comm, t.pid) };
-    let mut s = format!("Container {}", c.name.as_deref().unwrap_or(&container::short(&c.id)));
+    let mut s = format!("Container {}", c.name.as_deref().unwrap_or(&containers::short(&c.id)));
     if let Some(pod) = &c.pod {
         s += &format!(" of pod {}/{pod}", c.namespace.as_deref().unwrap_or("?"));
     }
     if c.name.is_some() {
-        s += &format!(" ({})", container::short(&c.id));
+        s += &format!(" ({})", containers::short(&c.id));
     }
     if init {
         format!("{s}, its init {}({}){node},", t.comm, t.pid)

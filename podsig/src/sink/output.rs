@@ -173,7 +173,7 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     if let Some(c) = s.sender.as_ref().and_then(|x| x.container.as_ref())
         && s.target.container.as_ref().is_none_or(|t| t.id != c.id)
     {
-        t += &format!(" sender-container: {}", clean(c.name.as_deref().unwrap_or(&crate::container::short(&c.id))));
+        t += &format!(" sender-container: {}", clean(c.name.as_deref().unwrap_or(&crate::containers::short(&c.id))));
     }
     t += &format!(" cause: {}", s.cause.as_str());
     if let Some(sender) = s.sender.as_ref().filter(|x| !x.argv.is_empty()) {
@@ -217,7 +217,7 @@ fn exit_text(e: &ExitRecord) -> String {
 
 /// ` container: NAME pod: NS/POD` on a detail line.
 fn container_text(c: &ContainerRef) -> String {
-    let mut t = format!(" container: {}", clean(c.name.as_deref().unwrap_or(&crate::container::short(&c.id))));
+    let mut t = format!(" container: {}", clean(c.name.as_deref().unwrap_or(&crate::containers::short(&c.id))));
     if let Some(pod) = &c.pod {
         t += &format!(" pod: {}/{}", clean(c.namespace.as_deref().unwrap_or("?")), clean(pod));
     }
@@ -228,7 +228,7 @@ fn container_text(c: &ContainerRef) -> String {
 fn story_text(after: Option<&PrecededBy>, stop: Option<&Stop>, pid: u32) -> String {
     let mut t = String::new();
     if let Some(p) = after {
-        t += &format!("  after: {}\n", clean(&crate::story::after(p, pid)));
+        t += &format!("  after: {}\n", clean(&crate::pipeline::story::after(p, pid)));
     }
     if let Some(s) = stop {
         let verdict = s.verdict.map_or("unknown", |v| v.as_str());

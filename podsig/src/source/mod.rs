@@ -1,15 +1,17 @@
-//! Backends turn a watch request into kernel hooks and hand back raw events.
+//! Where records come from: `target` (what to watch), then a backend (`ebpf`, or `stap` where
+//! eBPF cannot run) turns the watch request into kernel hooks and hands back raw events.
 //!
 //! Each backend produces the same `event::Record`s; enrichment and output never know which
 //! backend ran.
 
 pub mod ebpf;
 pub mod stap;
+pub mod target;
 
 use anyhow::{Result, bail};
 use clap::ValueEnum;
 
-use crate::{doctor, event::Record};
+use crate::{cmd::doctor, event::Record};
 
 /// What to watch, already validated.
 #[derive(Clone, Debug, Default)]
