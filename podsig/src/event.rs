@@ -7,7 +7,6 @@ use std::{cell::RefCell, sync::Arc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-pub use crate::containers::ContainerRef;
 use crate::{interned, signals};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -21,6 +20,20 @@ pub enum Record {
     Lost(LostRecord),
     /// The OOM killer's victim mark; folded into the SIGKILL it follows, never printed alone.
     Oom(OomInfo),
+}
+
+/// Where a process lives, as events report it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub id: String,
+    /// The Kubernetes container name (its CRI label), else the runtime's own name for the
+    /// container (`docker run --name`, `podman run --name`), when known.
+    pub name: Option<String>,
+    /// containerd, docker, podman, cri-o or unknown.
+    #[serde(deserialize_with = "crate::interned::string")]
+    pub runtime: crate::interned::Str,
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

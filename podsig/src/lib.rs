@@ -12,6 +12,7 @@ pub mod containers;
 pub mod event;
 pub mod interned;
 pub mod pipeline;
+pub mod proc;
 pub mod signals;
 pub mod sink;
 pub mod source;

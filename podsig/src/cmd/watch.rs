@@ -17,10 +17,11 @@ use crate::{
     event::Record,
     pipeline::cause,
     pipeline::correlate::Correlator,
-    pipeline::enrich::{Enricher, proc_state},
+    pipeline::enrich::Enricher,
     pipeline::node_filter,
     pipeline::redact::Redactor,
     pipeline::story::Stories,
+    proc::proc_state,
     sink::history,
     sink::metrics::Metrics,
     sink::output::{Format, Output},
@@ -99,7 +100,7 @@ impl Follower {
         for w in &self.containers {
             if let Some(p) = w.pid {
                 pids.push((p, w));
-                pids.extend(containers::cgroup_procs(p).into_iter().filter(|&c| c != p).map(|c| (c, w)));
+                pids.extend(crate::proc::cgroup_procs(p).into_iter().filter(|&c| c != p).map(|c| (c, w)));
             }
         }
         pids
@@ -134,8 +135,8 @@ impl Follower {
     pub fn pid_namespaces(&self) -> Vec<(u32, (String, &'static str))> {
         self.members()
             .into_iter()
-            .filter_map(|(p, id, rt)| Some((crate::pipeline::enrich::pidns_of(&p.to_string())?, (id, rt))))
-            .filter(|(ns, _)| Some(*ns) != crate::pipeline::enrich::pidns_of("self"))
+            .filter_map(|(p, id, rt)| Some((crate::proc::pidns_of(&p.to_string())?, (id, rt))))
+            .filter(|(ns, _)| Some(*ns) != crate::proc::pidns_of("self"))
             .collect()
     }
 
@@ -221,7 +222,7 @@ impl Follower {
                     },
                     None => podman.iter().flatten().find(|(c, _)| c.id == w.id).and_then(|(_, pid)| *pid),
                 },
-                None => containers::pids_in_cgroups_of(&w.id).first().copied(),
+                None => crate::proc::pids_in_cgroups_of(&w.id).first().copied(),
             };
             if let Some(pid) = now
                 && w.pid != Some(pid)

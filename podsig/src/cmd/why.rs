@@ -17,7 +17,8 @@ use serde::Serialize;
 
 use crate::{
     cli::WhyArgs,
-    containers::{self, ContainerRef},
+    containers,
+    event::ContainerRef,
     event::{Record, Stop},
     pipeline::story::{self, Stories},
     sink::history,

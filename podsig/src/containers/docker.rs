@@ -158,11 +158,11 @@ impl Manager for DockerAt {
                 .inits
                 .get(&info.id)
                 .copied()
-                .filter(|&(pid, ns)| ns.is_some() && crate::pipeline::enrich::pidns_of(&pid.to_string()) == ns);
+                .filter(|&(pid, ns)| ns.is_some() && crate::proc::pidns_of(&pid.to_string()) == ns);
             let (pid, ns) = match known {
                 Some(k) => k,
                 None => match c.docker.inspect(&info.id).await? {
-                    Some((_, Some(pid))) => (pid, crate::pipeline::enrich::pidns_of(&pid.to_string())),
+                    Some((_, Some(pid))) => (pid, crate::proc::pidns_of(&pid.to_string())),
                     _ => continue,
                 },
             };
@@ -220,7 +220,7 @@ impl Manager for DockerAt {
                 };
                 let Some(id) = msg.actor.and_then(|a| a.id) else { continue };
                 let Ok(Some((info, pid))) = c.docker.inspect(&id).await else { continue };
-                let pidns = pid.and_then(|p| crate::pipeline::enrich::pidns_of(&p.to_string()));
+                let pidns = pid.and_then(|p| crate::proc::pidns_of(&p.to_string()));
                 let seen = Instant::now();
                 if tx.send(TaskStart { id, runtime: "docker", pidns, info: Some(info), seen }).is_err() {
                     return;

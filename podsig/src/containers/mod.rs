@@ -6,8 +6,7 @@ pub mod namer;
 pub mod podman;
 
 use std::{
-    collections::{BTreeSet, HashMap},
-    fs,
+    collections::HashMap,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -22,9 +21,8 @@ use containerd_client::{
     types::v1::Status,
     with_namespace,
 };
-use serde::{Deserialize, Serialize};
 
-use crate::containers::docker::Docker;
+use crate::{containers::docker::Docker, event::ContainerRef, proc::pids_in_cgroups_of};
 
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Kubernetes (CRI), Docker, and `ctr`'s default.
@@ -34,20 +32,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const LABEL_POD: &str = "io.kubernetes.pod.name";
 pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
-
-/// Where a process lives, as events report it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ContainerRef {
-    pub id: String,
-    /// The Kubernetes container name (its CRI label), else the runtime's own name for the
-    /// container (`docker run --name`, `podman run --name`), when known.
-    pub name: Option<String>,
-    /// containerd, docker, podman, cri-o or unknown.
-    #[serde(deserialize_with = "crate::interned::string")]
-    pub runtime: crate::interned::Str,
-    pub pod: Option<String>,
-    pub namespace: Option<String>,
-}
 
 /// Who told podsig about a container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,7 +211,7 @@ impl Containerd {
                 let runtime = if env.namespace == "moby" { "docker" } else { "containerd" };
                 // Read now, while the task surely lives: it may be killed before the watch
                 // loop takes this in, and then /proc has nothing to say.
-                let pidns = crate::pipeline::enrich::pidns_of(&start.pid.to_string());
+                let pidns = crate::proc::pidns_of(&start.pid.to_string());
                 let started = TaskStart { id: start.container_id, runtime, pidns, info: None, seen: Instant::now() };
                 if tx.send(started).is_err() {
                     return;
@@ -460,106 +444,6 @@ pub fn short(id: &str) -> String {
     }
 }
 
-/// Container named by a process's cgroup path: (id, runtime). Knows the path forms of
-/// Docker, containerd (CRI and ctr), CRI-O and Podman, with systemd or cgroupfs drivers.
-pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
-    let is_hex64 = |s: &str| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit());
-    for line in text.lines() {
-        let path = line.splitn(3, ':').nth(2).unwrap_or("");
-        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        for (i, seg) in segs.iter().enumerate().rev() {
-            let scoped = |prefix: &str| {
-                seg.strip_prefix(prefix).and_then(|r| r.strip_suffix(".scope")).filter(|id| is_hex64(id))
-            };
-            if let Some(id) = scoped("docker-") {
-                return Some((id.into(), "docker"));
-            }
-            if let Some(id) = scoped("cri-containerd-") {
-                return Some((id.into(), "containerd"));
-            }
-            if let Some(id) = scoped("crio-") {
-                return Some((id.into(), "cri-o"));
-            }
-            if let Some(id) = scoped("libpod-") {
-                return Some((id.into(), "podman"));
-            }
-            let parent = if i > 0 { segs[i - 1] } else { "" };
-            match parent {
-                // podman with the cgroupfs manager: /libpod_parent/libpod-<id> (its conmons sit
-                // beside, in /libpod_parent/conmon).
-                "libpod_parent" => {
-                    if let Some(id) = seg.strip_prefix("libpod-").filter(|id| is_hex64(id)) {
-                        return Some((id.to_string(), "podman"));
-                    }
-                }
-                // cgroupfs driver: /docker/<id>, and containerd's /<namespace>/<id>.
-                "docker" if is_hex64(seg) => return Some((seg.to_string(), "docker")),
-                "moby" => return Some((seg.to_string(), "docker")),
-                "k8s.io" | "default" => return Some((seg.to_string(), "containerd")),
-                _ => {}
-            }
-            // kubelet's cgroupfs layout: /kubepods/<qos>/pod<uid>/<id>.
-            if parent.starts_with("pod") && is_hex64(seg) && segs.iter().any(|s| s.starts_with("kubepods")) {
-                return Some((seg.to_string(), "unknown"));
-            }
-        }
-    }
-    None
-}
-
-pub fn container_of_pid(pid: u32) -> Option<(String, &'static str)> {
-    container_of_cgroup(&fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
-}
-
-/// Processes whose cgroup names the container (ID or prefix), oldest first.
-pub fn pids_in_cgroups_of(id: &str) -> Vec<u32> {
-    let mut found: Vec<(u64, u32)> = Vec::new();
-    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        if container_of_pid(pid).is_some_and(|(cid, _)| cid.starts_with(id)) {
-            let start = crate::pipeline::enrich::proc_start_ticks(pid).unwrap_or(u64::MAX);
-            found.push((start, pid));
-        }
-    }
-    found.sort();
-    found.into_iter().map(|(_, p)| p).collect()
-}
-
-/// The processes in the container cgroup of `pid` (a container's init), from cgroup.procs
-/// of a v1 hierarchy or the v2 tree: only a hierarchy whose path names the container counts
-/// (in others, such as a hybrid host's name=systemd, the container may sit at the root,
-/// beside every process on the host).
-pub fn cgroup_procs(pid: u32) -> BTreeSet<u32> {
-    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else { return BTreeSet::new() };
-    for line in text.lines().filter(|l| container_of_cgroup(l).is_some()) {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        if let Some(m) = cgroup_mount(ctrls)
-            && let Ok(procs) = fs::read_to_string(format!("{m}{path}/cgroup.procs"))
-        {
-            return procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
-        }
-    }
-    BTreeSet::new()
-}
-
-/// Where the hierarchy of a /proc/PID/cgroup line is mounted, given the controllers that
-/// line names (empty: the v2 tree).
-pub fn cgroup_mount(controllers: &str) -> Option<String> {
-    let mounts = fs::read_to_string("/proc/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let ok = f.len() > 3
-            && if controllers.is_empty() {
-                f[2] == "cgroup2"
-            } else {
-                f[2] == "cgroup" && controllers.split(',').all(|c| f[3].split(',').any(|o| o == c))
-            };
-        ok.then(|| f[1].to_string())
-    })
-}
-
 /// Names and labels by container ID (containerd's, Docker's, podman's), for naming where
 /// processes live.
 #[derive(Default)]
@@ -604,35 +488,6 @@ mod tests {
         assert_eq!(normalize_id("5fb8").unwrap(), "5fb8");
         assert!(normalize_id("a b").is_err());
         assert!(normalize_id("").is_err());
-    }
-
-    #[test]
-    fn cgroup_path_forms() {
-        let cases = [
-            (format!("0::/system.slice/docker-{ID}.scope"), "docker"),
-            (format!("12:pids:/docker/{ID}"), "docker"),
-            (
-                format!(
-                    "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope"
-                ),
-                "containerd",
-            ),
-            (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), "cri-o"),
-            (format!("0::/machine.slice/libpod-{ID}.scope"), "podman"),
-            (format!("0::/machine.slice/libpod-{ID}.scope/container"), "podman"),
-            (format!("8:pids:/libpod_parent/libpod-{ID}"), "podman"),
-            (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), "unknown"),
-            (format!("3:cpu:/k8s.io/{ID}"), "containerd"),
-        ];
-        for (text, runtime) in cases {
-            assert_eq!(container_of_cgroup(&text), Some((ID.to_string(), runtime)), "{text}");
-        }
-        assert_eq!(container_of_cgroup("5:pids:/default/web"), Some(("web".into(), "containerd")));
-        assert_eq!(container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope"), None);
-        assert_eq!(container_of_cgroup("0::/"), None);
-        // podman's conmons are not in the container.
-        assert_eq!(container_of_cgroup("8:pids:/libpod_parent/conmon"), None);
-        assert_eq!(container_of_cgroup(&format!("0::/machine.slice/libpod-conmon-{ID}.scope")), None);
     }
 
     fn info(id: &str, source: Source, name: Option<&str>, labels: &[(&str, &str)]) -> ContainerInfo {

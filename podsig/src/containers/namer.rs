@@ -28,7 +28,8 @@ use crate::{
     containers::docker::{Docker, DockerAt},
     containers::{ContainerInfo, Containerd, Managers, Source, TaskStart},
     event::Record,
-    pipeline::enrich::{Enricher, pidns_of},
+    pipeline::enrich::Enricher,
+    proc::pidns_of,
 };
 
 /// IDs and namespaces no manager knew are not waited for again before this.

@@ -11,8 +11,11 @@ use std::{
 
 use procfs::process::Process;
 
+use crate::proc::{cgroup_mount, container_of_pid, pidns_of, proc_start_ticks, proc_state, process};
+
 use crate::{
-    containers::{self, ContainerRef, Names},
+    containers::Names,
+    event::ContainerRef,
     event::{Ancestor, AncestrySource, OomInfo, Record, SignalRecord},
     pipeline::findings::Inspector,
 };
@@ -58,20 +61,6 @@ fn clock_ns(clock: libc::clockid_t) -> i128 {
     // SAFETY: valid pointer, valid clock id.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-}
-
-fn process(pid: u32) -> Option<Process> {
-    Process::new(i32::try_from(pid).ok()?).ok()
-}
-
-/// Field 22 of /proc/PID/stat: start time in clock ticks since boot.
-pub fn proc_start_ticks(pid: u32) -> Option<u64> {
-    Some(process(pid)?.stat().ok()?.starttime)
-}
-
-/// Field 3 of /proc/PID/stat: the state letter ('Z' zombie, 'X' dead, …).
-pub fn proc_state(pid: u32) -> Option<char> {
-    Some(process(pid)?.stat().ok()?.state)
 }
 
 /// Pid as seen in the process's own (innermost) pid namespace.
@@ -207,7 +196,7 @@ impl Enricher {
         let found = match fresh {
             Some(c) => c,
             None => {
-                let c = containers::container_of_pid(pid);
+                let c = container_of_pid(pid);
                 if self.cgroups.len() >= EXE_CACHE_MAX {
                     self.cgroups.clear();
                 }
@@ -296,12 +285,6 @@ impl Enricher {
     }
 }
 
-/// Inode of /proc/PID/ns/pid (`self` for this process).
-pub fn pidns_of(pid: &str) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok().map(|m| m.ino() as u32)
-}
-
 /// Whether `pid` still names the process that started at `start_ns` (ns since boot).
 fn same_process(clk_tck: u64, pid: u32, start_ns: Option<u64>) -> bool {
     let Some(ticks) = proc_start_ticks(pid) else { return false };
@@ -319,7 +302,7 @@ fn same_process(clk_tck: u64, pid: u32, start_ns: Option<u64>) -> bool {
 fn memory_cgroup(oom: &mut OomInfo, memcg_ino: Option<u64>) {
     if let Some(ino) = memcg_ino {
         for (mount, limit_file) in [("memory", "memory.limit_in_bytes"), ("", "memory.max")] {
-            let Some(root) = containers::cgroup_mount(mount) else { continue };
+            let Some(root) = cgroup_mount(mount) else { continue };
             if let Some(dir) = find_inode(Path::new(&root), ino, 0) {
                 let rel = dir.strip_prefix(&root).map(|r| format!("/{}", r.display())).unwrap_or_default();
                 oom.memory_cgroup = Some(if rel == "/" { rel } else { rel.trim_end_matches('/').to_string() });
@@ -343,7 +326,7 @@ fn memory_cgroup(oom: &mut OomInfo, memcg_ino: Option<u64>) {
         } else {
             continue;
         };
-        let dir = containers::cgroup_mount(controllers);
+        let dir = cgroup_mount(controllers);
         oom.memory_cgroup = Some(path.to_string());
         oom.memory_limit_bytes =
             dir.and_then(|d| std::fs::read_to_string(format!("{d}{path}/{limit_file}")).ok()?.trim().parse().ok());
@@ -378,15 +361,6 @@ fn find_inode(dir: &Path, ino: u64, depth: u32) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn own_process_facts() {
-        let me = std::process::id();
-        assert!(proc_start_ticks(me).is_some());
-        // The main thread waits on the test threads: running or sleeping, never a zombie.
-        assert!(matches!(proc_state(me), Some('R' | 'S')));
-        assert!(proc_state(i32::MAX as u32).is_none());
-    }
 
     #[test]
     fn wall_time_is_rfc3339_nanos() {

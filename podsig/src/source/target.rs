@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{Result, bail};
 
-use crate::pipeline::enrich::proc_state;
+use crate::proc::proc_state;
 
 /// `--pid` values: positive numbers only.
 pub fn parse_pid(s: &str) -> Result<u32, String> {
