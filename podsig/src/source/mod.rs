@@ -5,13 +5,14 @@
 //! backend ran.
 
 pub mod ebpf;
+pub mod probe;
 pub mod stap;
 pub mod target;
 
 use anyhow::{Result, bail};
 use clap::ValueEnum;
 
-use crate::{cmd::doctor, event::Record};
+use crate::event::Record;
 
 /// What to watch, already validated.
 #[derive(Clone, Debug, Default)]
@@ -95,14 +96,14 @@ impl Backend for AnyBackend {
 /// What the eBPF backend needs from this kernel, or what is missing.
 pub fn ebpf_missing() -> Vec<String> {
     let mut missing = Vec::new();
-    if let Err(e) = doctor::bpf_map_create(2, 4, 4, 1) {
+    if let Err(e) = probe::bpf_map_create(2, 4, 4, 1) {
         missing.push(format!("the bpf() syscall ({e}; run as root, kernel with CONFIG_BPF_SYSCALL)"));
     }
     let _ = ebpf::tracefs::ensure_mounted();
     // Only whether BTF is there: reading it is the attach's job (a few ms, not done twice),
     // and a kernel whose BTF lacks what podsig needs fails there with its own message.
     let in_btf = std::path::Path::new(ebpf::offsets::VMLINUX_BTF).exists();
-    if !in_btf && !doctor::tracepoint("signal", "signal_generate") {
+    if !in_btf && !probe::tracepoint("signal", "signal_generate") {
         missing.push("the signal:signal_generate tracepoint (a 3.x+ kernel with tracepoints)".into());
     }
     // No ring buffer (< 5.8) is fine: the perf event array fallback takes over.
@@ -111,7 +112,7 @@ pub fn ebpf_missing() -> Vec<String> {
 
 /// Why SystemTap cannot run here, if it cannot.
 pub fn stap_missing() -> Option<String> {
-    let (_, usable, why) = doctor::stap_checks(&doctor::kernel_release());
+    let (_, usable, why) = probe::stap_checks(&probe::kernel_release());
     (!usable).then_some(why)
 }
 

@@ -142,7 +142,7 @@ static PROBES: std::sync::Mutex<Option<std::thread::JoinHandle<bool>>> = std::sy
 fn spawn_probes() -> std::thread::JoinHandle<bool> {
     std::thread::spawn(|| {
         aya::features();
-        !forced("ringbuf") && crate::cmd::doctor::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
+        !forced("ringbuf") && crate::source::probe::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
     })
 }
 

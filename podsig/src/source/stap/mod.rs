@@ -92,7 +92,7 @@ impl StapBackend {
         let mut dir: Option<PrivateDir>;
         let (action, mut command, missing) = match &spec.stap_module {
             Some(module) => {
-                let info = module::check(module, &crate::cmd::doctor::kernel_release())?;
+                let info = module::check(module, &crate::source::probe::kernel_release())?;
                 let (load, d) = module::staged(module, &info)?;
                 dir = d;
                 eprintln!("podsig: loading SystemTap module {}…", module.display());
@@ -138,7 +138,7 @@ impl StapBackend {
                         while let Ok(Some(l)) = stderr.next_line().await {
                             log.push(l);
                         }
-                        return Err(stap_failure(action, &crate::cmd::doctor::kernel_release(), &log, status, verbose));
+                        return Err(stap_failure(action, &crate::source::probe::kernel_release(), &log, status, verbose));
                     }
                 },
                 line = stderr.next_line(), if stderr_open => match line {
@@ -217,7 +217,7 @@ fn stap_failure(
     anyhow!(
         "{} could not {action} its module for kernel {} ({}; {first_error}): upgrade \
          SystemTap to a release that supports this kernel, or use --backend ebpf{}",
-        crate::cmd::doctor::stap_version().unwrap_or_else(|| "stap (version unknown)".into()),
+        crate::source::probe::stap_version().unwrap_or_else(|| "stap (version unknown)".into()),
         release,
         status.map_or("stap exited".to_string(), |s| format!("stap {s}")),
         if verbose { "" } else { " (--verbose shows stap's output)" }
@@ -227,13 +227,13 @@ fn stap_failure(
 /// What the recipe's preparation section had people check by hand: say exactly what is
 /// missing for this kernel instead of letting stap fail obscurely.
 fn preflight() -> Result<()> {
-    let (checks, usable, _) = crate::cmd::doctor::stap_checks(&crate::cmd::doctor::kernel_release());
+    let (checks, usable, _) = crate::source::probe::stap_checks(&crate::source::probe::kernel_release());
     if usable {
         return Ok(());
     }
     let missing: Vec<String> = checks
         .iter()
-        .filter(|c| c.status == crate::cmd::doctor::Status::Missing)
+        .filter(|c| c.status == crate::source::probe::Status::Missing)
         .map(|c| format!("{} ({}; fix: {})", c.name, c.detail, c.fix.as_deref().unwrap_or("-")))
         .collect();
     bail!("the SystemTap backend cannot run here: {}", missing.join("; "))
