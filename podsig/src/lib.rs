@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod containers;
+pub mod error;
 pub mod event;
 pub mod interned;
 pub mod pipeline;
@@ -17,19 +18,7 @@ pub mod signals;
 pub mod sink;
 pub mod source;
 
-/// An error and its causes on one line, each said once: many errors (tonic's, io's) already
-/// print their source, and walking the chain would print it again.
-pub fn error_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let m = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-        if m.is_empty() || parts.iter().any(|p| p.contains(&m)) {
-            continue;
-        }
-        parts.push(m);
-    }
-    parts.join(": ")
-}
+pub use error::error_line;
 
 use std::io::Write;
 

@@ -12,8 +12,9 @@ use anyhow::{Context as _, Result, bail};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    containers::namer::{self, Kind, Namer, Snapshot},
-    containers::{self, Managers, Selector, Source, Watched},
+    containers::manager::Kind,
+    containers::namer::{self, Namer, Snapshot},
+    containers::{self, ContainerIndex, Managers, Selector, Source, Watched},
     event::Record,
     pipeline::cause,
     pipeline::correlate::Correlator,
@@ -118,16 +119,12 @@ impl Follower {
             .collect()
     }
 
-    /// Tells the enricher which container each known process and pid namespace belongs
+    /// Tells the container index which container each known process and pid namespace belongs
     /// to, and the containers' names.
-    fn share_membership(&self, enricher: &mut Enricher) {
-        if enricher.members.len() > 65536 {
-            enricher.members.clear();
-        }
-        enricher.members.extend(self.members().into_iter().map(|(p, id, rt)| (p, (id, rt))));
-        enricher.pidns.extend(self.pid_namespaces());
+    fn share_membership(&self, index: &mut ContainerIndex) {
+        index.learn_members(self.members().into_iter().map(|(p, id, rt)| (p, (id, rt))), self.pid_namespaces());
         for info in self.containers.iter().filter_map(|w| w.info.clone()) {
-            enricher.names.learn(info);
+            index.learn(info);
         }
     }
 
@@ -306,7 +303,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     // Before attaching: a container killed the moment `attached` is printed must already be
     // known (its init leaves /proc at once; tasks started later are announced by events).
     if eager {
-        namer.first(&mut enricher, FIRST_NAMES).await;
+        namer.first(enricher.containers(), FIRST_NAMES).await;
     }
     let mut backend = source::attach(opts.backend, &opts.spec).await?;
     if let Some(f) = opts.follower.as_mut() {
@@ -342,7 +339,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     }
 
     if let Some(f) = &opts.follower {
-        f.share_membership(&mut enricher);
+        f.share_membership(enricher.containers());
     }
     let mut follow_tick = tokio::time::interval(FOLLOW_INTERVAL);
     follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -379,7 +376,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
             _ = &mut sleep => interrupted = Some(Stop::Duration),
             _ = follow_tick.tick() => {
                 // Only what containerd already said: this never waits on it.
-                let snaps = namer.tick(&mut enricher);
+                let snaps = namer.tick(enricher.containers());
                 if let Some(f) = opts.follower.as_mut() {
                     let inits = f.pids();
                     for pid in f.resync(&snaps) {
@@ -392,7 +389,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
                         }
                     }
                     f.announce();
-                    f.share_membership(&mut enricher);
+                    f.share_membership(enricher.containers());
                 }
             }
         }
@@ -430,7 +427,7 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
         for record in ready.iter_mut() {
             enricher.enrich(record);
         }
-        namer.name(&mut enricher, &mut ready).await;
+        namer.name(enricher.containers(), &mut ready).await;
         for mut record in ready.drain(..) {
             match &mut record {
                 Record::Signal(s) => cause::classify(s),

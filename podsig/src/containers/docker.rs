@@ -17,8 +17,8 @@ use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
 use crate::{
-    containers::namer::{Kind, Manager, Round},
-    containers::{ContainerInfo, Source, TaskStart},
+    containers::manager::{Kind, Manager, Round},
+    containers::model::{ContainerInfo, Source, TaskStart},
 };
 
 /// Where Docker listens unless --docker-socket says otherwise (/var/run is usually /run).
@@ -233,7 +233,7 @@ impl Manager for DockerAt {
     }
 
     fn reason(e: &anyhow::Error) -> String {
-        crate::error_line(e)
+        crate::error::error_line(e)
     }
 }
 

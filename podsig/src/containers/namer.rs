@@ -25,10 +25,14 @@ use std::{
 use anyhow::Result;
 
 use crate::{
-    containers::docker::{Docker, DockerAt},
-    containers::{ContainerInfo, Containerd, Managers, Source, TaskStart},
+    containers::{
+        containerd::Containerd,
+        docker::{Docker, DockerAt},
+        index::ContainerIndex,
+        manager::{Kind, Manager, Round, Task},
+        model::{ContainerInfo, Source, TaskStart},
+    },
     event::Record,
-    pipeline::enrich::Enricher,
     proc::pidns_of,
 };
 
@@ -50,51 +54,27 @@ const INTERVAL: Duration = Duration::from_secs(1);
 /// container, and this often until then.
 const PODMAN_IDLE_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Which manager a round of answers came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Containerd,
-    Docker,
+/// The container managers podsig reached: containerd and Docker answer on their sockets;
+/// podman, which runs no daemon, is read from its conmons in /proc.
+#[derive(Default)]
+pub struct Managers {
+    pub containerd: Option<Containerd>,
+    pub docker: Option<Docker>,
 }
 
-impl Kind {
-    /// The manager that tells about a container from `source` (podman has no agent).
-    pub fn of(source: &Source) -> Option<Self> {
-        match source {
-            Source::Containerd(_) => Some(Self::Containerd),
-            Source::Docker => Some(Self::Docker),
-            Source::Podman => None,
+impl Managers {
+    /// The pid of the container's running task (its init), from whoever told of it.
+    /// `podman`: the conmons read this round, if already read.
+    pub async fn task_pid(&self, info: &ContainerInfo, podman: Option<&[(ContainerInfo, Option<u32>)]>) -> Option<u32> {
+        match &info.source {
+            Source::Containerd(ns) => self.containerd.as_ref()?.task_pid(ns, &info.id).await,
+            Source::Docker => self.docker.as_ref()?.inspect(&info.id).await.ok()??.1,
+            Source::Podman => match podman {
+                Some(running) => running.iter().find(|(c, _)| c.id == info.id)?.1,
+                None => crate::containers::podman::running().into_iter().find(|(c, _)| c.id == info.id)?.1,
+            },
         }
     }
-}
-
-/// A running task: its container, runtime, its init's pid and pid namespace.
-pub type Task = (String, &'static str, u32, Option<u32>);
-
-/// One round of a manager's answers: every container with its names, every running task.
-pub struct Round {
-    pub containers: Vec<ContainerInfo>,
-    pub tasks: Vec<Task>,
-}
-
-/// A container manager an [`Agent`] asks: containerd ([`ContainerdAt`]) or Docker
-/// ([`DockerAt`]).
-pub trait Manager: Send + Sync + 'static {
-    type Client: Send + 'static;
-    /// As podsig's lines on stderr name it.
-    const NAME: &'static str;
-    const KIND: Kind;
-    fn connect(&self) -> impl Future<Output = Result<Self::Client>> + Send;
-    /// One round of questions.
-    fn ask(&self, client: &mut Self::Client) -> impl Future<Output = Result<Round>> + Send;
-    /// Sends every task started from now on, as the manager announces it, connecting again
-    /// whenever it goes away, until `tx` is closed.
-    fn task_starts(
-        self: Arc<Self>,
-        tx: tokio::sync::mpsc::UnboundedSender<TaskStart>,
-    ) -> impl Future<Output = ()> + Send;
-    /// An error from asking, short, for one line on stderr.
-    fn reason(e: &anyhow::Error) -> String;
 }
 
 /// containerd as a [`Manager`]: its socket and the namespaces searched.
@@ -356,24 +336,24 @@ impl Agent {
 }
 
 /// Names and pid namespaces from one round of a manager's answers.
-fn apply(enricher: &mut Enricher, snap: &Snapshot) {
+fn apply(index: &mut ContainerIndex, snap: &Snapshot) {
     for info in &snap.containers {
-        enricher.names.learn(info.clone());
+        index.learn(info.clone());
     }
     for (id, runtime, _, ns) in &snap.tasks {
         if let Some(ns) = ns {
-            enricher.learn_pidns(*ns, id.clone(), runtime);
+            index.learn_pidns(*ns, id.clone(), runtime);
         }
     }
-    enricher.unnamed.clear();
+    index.forget_unnamed();
 }
 
-fn learn_start(enricher: &mut Enricher, start: TaskStart) {
+fn learn_start(index: &mut ContainerIndex, start: TaskStart) {
     if let Some(info) = start.info {
-        enricher.names.learn(info);
+        index.learn(info);
     }
     if let Some(ns) = start.pidns {
-        enricher.learn_pidns(ns, start.id, start.runtime);
+        index.learn_pidns(ns, start.id, start.runtime);
     }
 }
 
@@ -381,24 +361,24 @@ fn learn_start(enricher: &mut Enricher, start: TaskStart) {
 /// not undo a start announced after it began, nor does a start announced before it began
 /// undo the round (the kernel reuses a gone pid namespace's number, and a container started
 /// since may have a stopped one's).
-fn take_in_order(enricher: &mut Enricher, snap: Option<&Snapshot>, starts: Vec<TaskStart>) {
+fn take_in_order(index: &mut ContainerIndex, snap: Option<&Snapshot>, starts: Vec<TaskStart>) {
     let (before, after): (Vec<_>, Vec<_>) =
         starts.into_iter().partition(|s| snap.is_some_and(|snap| s.seen < snap.taken));
-    before.into_iter().for_each(|s| learn_start(enricher, s));
+    before.into_iter().for_each(|s| learn_start(index, s));
     if let Some(snap) = snap {
-        apply(enricher, snap);
+        apply(index, snap);
     }
-    after.into_iter().for_each(|s| learn_start(enricher, s));
+    after.into_iter().for_each(|s| learn_start(index, s));
 }
 
 /// podman's running containers: names, and their inits' pid namespaces (learned while
 /// they live: a container killed outright is gone from /proc when its event is read).
-fn learn_podman(enricher: &mut Enricher, running: Vec<(ContainerInfo, Option<u32>)>) {
+fn learn_podman(index: &mut ContainerIndex, running: Vec<(ContainerInfo, Option<u32>)>) {
     for (info, pid) in running {
         if let Some(ns) = pid.and_then(|p| pidns_of(&p.to_string())) {
-            enricher.learn_pidns(ns, info.id.clone(), "podman");
+            index.learn_pidns(ns, info.id.clone(), "podman");
         }
-        enricher.names.learn(info);
+        index.learn(info);
     }
 }
 
@@ -483,13 +463,13 @@ impl Namer {
 
     /// Takes in what the managers said since the last call, without waiting: names, pid
     /// namespaces, task starts. True when there was anything new.
-    fn take(&mut self, enricher: &mut Enricher) -> bool {
+    fn take(&mut self, index: &mut ContainerIndex) -> bool {
         let mut any = false;
         for i in 0..self.agents.len() {
             let starts = self.agents[i].starts();
             let snap = self.agents[i].news();
             any |= !starts.is_empty() || snap.is_some();
-            take_in_order(enricher, snap.as_deref(), starts);
+            take_in_order(index, snap.as_deref(), starts);
             if let Some(snap) = snap {
                 self.for_follower.retain(|s| s.kind != snap.kind);
                 self.for_follower.push(snap);
@@ -501,17 +481,17 @@ impl Namer {
     /// On the watch's periodic tick: what the managers said (for the container follower:
     /// the newest round of each); node mode reads podman's conmons; a lazy watch with
     /// unnamed containers asks again.
-    pub fn tick(&mut self, enricher: &mut Enricher) -> Vec<Arc<Snapshot>> {
-        self.take(enricher);
+    pub fn tick(&mut self, index: &mut ContainerIndex) -> Vec<Arc<Snapshot>> {
+        self.take(index);
         if self.eager && self.podman_read.is_none_or(|(at, seen)| seen || at.elapsed() > PODMAN_IDLE_INTERVAL) {
-            self.read_podman_adopted(enricher);
+            self.read_podman_adopted(index);
         }
         let snaps = std::mem::take(&mut self.for_follower);
-        if !self.eager && !enricher.unnamed.is_empty() && self.asked.is_none_or(|t| t.elapsed() > LAZY_INTERVAL) {
+        if !self.eager && !index.unnamed().is_empty() && self.asked.is_none_or(|t| t.elapsed() > LAZY_INTERVAL) {
             self.agents.iter().for_each(Agent::refresh);
-            learn_podman(enricher, crate::containers::podman::running());
+            learn_podman(index, crate::containers::podman::running());
             // Asked: each is asked about again when an event names it again.
-            enricher.unnamed.clear();
+            index.forget_unnamed();
             self.asked = Some(Instant::now());
         }
         snaps
@@ -519,26 +499,26 @@ impl Namer {
 
     /// podman's conmons that pid 1 adopted (conmon double-forks): cheap enough for every
     /// tick once podman containers were seen.
-    fn read_podman_adopted(&mut self, enricher: &mut Enricher) {
+    fn read_podman_adopted(&mut self, index: &mut ContainerIndex) {
         let running = crate::containers::podman::running_adopted();
         let seen = self.podman_read.is_some_and(|(_, seen)| seen) || !running.is_empty();
         self.podman_read = Some((Instant::now(), seen));
-        learn_podman(enricher, running);
+        learn_podman(index, running);
     }
 
     /// Before attaching: what the managers say now, if they answer within `bound` (at once
     /// when there is none to ask), and podman's running containers.
-    pub async fn first(&mut self, enricher: &mut Enricher, bound: Duration) {
+    pub async fn first(&mut self, index: &mut ContainerIndex, bound: Duration) {
         let start: Vec<u64> = self.agents.iter().map(Agent::rounds).collect();
         self.agents.iter().for_each(Agent::refresh);
         let deadline = Instant::now() + bound;
         while self.agents.iter().zip(&start).any(|(a, &s)| a.rounds() == s) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        self.take(enricher);
+        self.take(index);
         let running = crate::containers::podman::running();
         self.podman_read = Some((Instant::now(), !running.is_empty()));
-        learn_podman(enricher, running);
+        learn_podman(index, running);
     }
 
     /// Before enriched records go out: what the managers said meanwhile is taken in (names
@@ -548,9 +528,9 @@ impl Namer {
     /// lies in a pid namespace no known container has: podman's conmons are read, and the
     /// managers that answer are waited for a moment (their announcement of a task just
     /// started, or a fresh list), and the records placed again.
-    pub async fn name(&mut self, enricher: &mut Enricher, ready: &mut [Record]) {
-        if self.take(enricher) {
-            ready.iter_mut().for_each(|r| enricher.place(r));
+    pub async fn name(&mut self, index: &mut ContainerIndex, ready: &mut [Record]) {
+        if self.take(index) {
+            ready.iter_mut().for_each(|r| index.place(r));
         }
         if !self.eager {
             return;
@@ -560,27 +540,27 @@ impl Namer {
             self.unknown_pidns.clear();
             self.unknown_since = Instant::now();
         }
-        if !self.news(enricher, ready) {
+        if !self.news(index, ready) {
             return;
         }
-        if self.unnamed_news(enricher) {
-            learn_podman(enricher, crate::containers::podman::running());
+        if self.unnamed_news(index) {
+            learn_podman(index, crate::containers::podman::running());
             // Placed again, the records leave unnamed only what is still nameless.
-            enricher.unnamed.clear();
-            ready.iter_mut().for_each(|r| enricher.place(r));
+            index.forget_unnamed();
+            ready.iter_mut().for_each(|r| index.place(r));
         }
-        if self.news(enricher, ready) {
-            self.wait(enricher, ready).await;
+        if self.news(index, ready) {
+            self.wait(index, ready).await;
         }
-        self.unknown_ids.extend(std::mem::take(&mut enricher.unnamed));
-        self.unknown_pidns.extend(ready.iter().filter_map(|r| enricher.unplaced_pidns(r)));
+        self.unknown_ids.extend(index.take_unnamed());
+        self.unknown_pidns.extend(ready.iter().filter_map(|r| index.unplaced_pidns(r)));
     }
 
     /// Asks the managers now, and waits — at most [`START_GRACE`], and only while one
     /// answers — until each that answers has listed since, and no record lies in a pid
     /// namespace not asked about.
-    async fn wait(&mut self, enricher: &mut Enricher, ready: &mut [Record]) {
-        tracing::debug!("asking about containers {:?} not asked about lately", enricher.unnamed);
+    async fn wait(&mut self, index: &mut ContainerIndex, ready: &mut [Record]) {
+        tracing::debug!("asking about containers {:?} not asked about lately", index.unnamed());
         self.agents.iter().for_each(Agent::refresh);
         let asked = Instant::now();
         let deadline = asked + START_GRACE;
@@ -592,7 +572,7 @@ impl Namer {
                 break;
             }
             let listed = answering.iter().all(|a| a.newest.is_some_and(|t| t >= asked));
-            if listed && !self.unplaced_news(enricher, ready) {
+            if listed && !self.unplaced_news(index, ready) {
                 break;
             }
             let mut arrivals: Vec<Pin<Box<_>>> = self.agents.iter_mut().map(|a| Box::pin(a.arrival())).collect();
@@ -608,9 +588,9 @@ impl Namer {
                 () = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
             drop(arrivals);
-            self.take(enricher);
-            ready.iter_mut().for_each(|r| enricher.place(r));
-            if !self.news(enricher, ready) {
+            self.take(index);
+            ready.iter_mut().for_each(|r| index.place(r));
+            if !self.news(index, ready) {
                 break;
             }
         }
@@ -618,16 +598,16 @@ impl Namer {
 
     /// Whether `ready` names a container or pid namespace the managers have not been asked
     /// about lately.
-    fn news(&self, enricher: &Enricher, ready: &[Record]) -> bool {
-        self.unnamed_news(enricher) || self.unplaced_news(enricher, ready)
+    fn news(&self, index: &ContainerIndex, ready: &[Record]) -> bool {
+        self.unnamed_news(index) || self.unplaced_news(index, ready)
     }
 
-    fn unnamed_news(&self, enricher: &Enricher) -> bool {
-        enricher.unnamed.iter().any(|id| !self.unknown_ids.contains(id))
+    fn unnamed_news(&self, index: &ContainerIndex) -> bool {
+        index.unnamed().iter().any(|id| !self.unknown_ids.contains(id))
     }
 
-    fn unplaced_news(&self, enricher: &Enricher, ready: &[Record]) -> bool {
-        ready.iter().filter_map(|r| enricher.unplaced_pidns(r)).any(|ns| !self.unknown_pidns.contains(&ns))
+    fn unplaced_news(&self, index: &ContainerIndex, ready: &[Record]) -> bool {
+        ready.iter().filter_map(|r| index.unplaced_pidns(r)).any(|ns| !self.unknown_pidns.contains(&ns))
     }
 }
 
@@ -653,29 +633,29 @@ mod tests {
 
     #[test]
     fn a_round_older_than_a_start_does_not_undo_it() {
-        let mut e = Enricher::new();
+        let mut e = ContainerIndex::new();
         let asked = Instant::now();
         let started = asked + Duration::from_millis(5);
         take_in_order(&mut e, Some(&round(asked, "a", NS)), vec![start("b", NS, started)]);
-        assert_eq!(e.pidns[&NS].0, "b");
+        assert_eq!(e.pidns_owner(NS).unwrap(), "b");
     }
 
     #[test]
     fn a_start_older_than_a_round_does_not_undo_it() {
-        let mut e = Enricher::new();
+        let mut e = ContainerIndex::new();
         let started = Instant::now();
         let asked = started + Duration::from_millis(5);
         take_in_order(&mut e, Some(&round(asked, "b", NS)), vec![start("a", NS, started)]);
-        assert_eq!(e.pidns[&NS].0, "b");
+        assert_eq!(e.pidns_owner(NS).unwrap(), "b");
         // Starts alone, in the order announced.
-        let mut e = Enricher::new();
+        let mut e = ContainerIndex::new();
         take_in_order(&mut e, None, vec![start("a", NS, started), start("b", NS, asked)]);
-        assert_eq!(e.pidns[&NS].0, "b");
+        assert_eq!(e.pidns_owner(NS).unwrap(), "b");
     }
 
     #[test]
     fn a_start_carries_dockers_names() {
-        let mut e = Enricher::new();
+        let mut e = ContainerIndex::new();
         let info = ContainerInfo {
             id: "c".into(),
             source: Source::Docker,
@@ -683,7 +663,7 @@ mod tests {
             name: Some("web".into()),
         };
         take_in_order(&mut e, None, vec![TaskStart { info: Some(info), ..start("c", NS, Instant::now()) }]);
-        let r = e.names.reference("c", "unknown");
+        let r = e.reference("c", "unknown");
         assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), "docker"));
     }
 }

@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, fs, path::PathBuf};
 
-use crate::containers::{ContainerInfo, Source};
+use crate::containers::model::{ContainerInfo, Source};
 
 /// podman's running containers (each with its init's pid, when known), from their conmons:
 /// a pass over every process.

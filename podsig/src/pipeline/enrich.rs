@@ -11,17 +11,13 @@ use std::{
 
 use procfs::process::Process;
 
-use crate::proc::{cgroup_mount, container_of_pid, pidns_of, proc_start_ticks, proc_state, process};
+use crate::proc::{cgroup_mount, proc_start_ticks, proc_state, process};
 
 use crate::{
-    containers::Names,
-    event::ContainerRef,
+    containers::ContainerIndex,
     event::{Ancestor, AncestrySource, OomInfo, Record, SignalRecord},
     pipeline::findings::Inspector,
 };
-
-/// A container ID and its runtime, as a process's cgroup path names them.
-type Placed = (String, &'static str);
 
 pub struct Enricher {
     /// CLOCK_REALTIME − CLOCK_BOOTTIME, so kernel boot-clock stamps become wall time.
@@ -30,19 +26,9 @@ pub struct Enricher {
     inspector: Inspector,
     /// (pid, start_ns) → executable, so a storm from one sender reads /proc once a second.
     exes: HashMap<(u32, u64), (Instant, Option<String>)>,
-    /// pid → (when, container id and runtime from its cgroup path).
-    cgroups: HashMap<u32, (Instant, Option<Placed>)>,
-    /// containerd labels by container ID, kept fresh by the watch loop.
-    pub names: Names,
-    /// Container IDs seen without names: the watch loop asks containerd about them.
-    pub unnamed: std::collections::BTreeSet<String>,
-    /// pid → container, for the processes of watched containers (kept by the watch loop).
-    pub members: HashMap<u32, (String, &'static str)>,
-    /// pid namespace inode → container: names short-lived processes of a container (a
-    /// `kubectl exec … kill`) after they are gone from /proc.
-    pub pidns: HashMap<u32, (String, &'static str)>,
-    /// This process's own pid namespace (the host's, for podsig on the host).
-    own_pidns: Option<u32>,
+    /// Which container a process is in, and its names: fed by the watch's follower and the
+    /// namer, read here.
+    containers: ContainerIndex,
     /// Put on every record.
     pub node: Option<String>,
 }
@@ -76,14 +62,14 @@ impl Enricher {
             clk_tck: procfs::ticks_per_second().max(1),
             inspector: Inspector::default(),
             exes: HashMap::new(),
-            cgroups: HashMap::new(),
-            names: Names::default(),
-            unnamed: Default::default(),
-            members: HashMap::new(),
-            pidns: HashMap::new(),
-            own_pidns: pidns_of("self"),
+            containers: ContainerIndex::new(),
             node: None,
         }
+    }
+
+    /// The container index the follower and the namer feed.
+    pub fn containers(&mut self) -> &mut ContainerIndex {
+        &mut self.containers
     }
 
     /// RFC 3339 UTC with nanoseconds for a boot-clock timestamp.
@@ -134,9 +120,9 @@ impl Enricher {
                 if let Some(oom) = &mut s.oom {
                     memory_cgroup(oom, s.target.memcg);
                 }
-                s.target.container = self.container_of(s.target.pid, s.target.pidns);
+                s.target.container = self.containers.container_of(s.target.pid, s.target.pidns);
                 if let Some(sender) = s.sender.as_mut() {
-                    sender.container = self.container_of(sender.pid, sender.pidns);
+                    sender.container = self.containers.container_of(sender.pid, sender.pidns);
                 }
             }
             Record::Oom(_) => {}
@@ -145,8 +131,8 @@ impl Enricher {
                     e.time = self.wall_time(ns);
                 }
                 // A watched container's process; otherwise its story may place it.
-                if let Some((id, runtime)) = self.members.get(&e.pid).cloned() {
-                    e.container = Some(self.names.reference(&id, runtime));
+                if let Some(c) = self.containers.member(e.pid) {
+                    e.container = Some(c);
                 }
                 if e.status.is_none() && e.signal.is_none() {
                     // Fallback mode: a zombie still shows its exit code in /proc.
@@ -158,66 +144,6 @@ impl Enricher {
             }
             Record::Lost(l) => l.time = self.now(),
         }
-    }
-
-    /// Places a record's processes in containers again, after `names` and the pid
-    /// namespace map learned more.
-    pub fn place(&mut self, record: &mut Record) {
-        if let Record::Signal(s) = record {
-            s.target.container = self.container_of(s.target.pid, s.target.pidns);
-            if let Some(sender) = s.sender.as_mut() {
-                sender.container = self.container_of(sender.pid, sender.pidns);
-            }
-        }
-    }
-
-    /// The target's pid namespace, when it is not this host's and no known container has
-    /// it: a container process that exited before its event was read.
-    pub fn unplaced_pidns(&self, record: &Record) -> Option<u32> {
-        let Record::Signal(s) = record else { return None };
-        let ns = s.target.pidns.filter(|&n| Some(n) != self.own_pidns)?;
-        (s.target.container.is_none() && !self.pidns.contains_key(&ns)).then_some(ns)
-    }
-
-    pub fn learn_pidns(&mut self, ns: u32, id: String, runtime: &'static str) {
-        if Some(ns) == self.own_pidns {
-            return; // a container sharing the host's pid namespace
-        }
-        if self.pidns.len() >= EXE_CACHE_MAX {
-            self.pidns.clear();
-        }
-        self.pidns.insert(ns, (id, runtime));
-    }
-
-    /// Where `pid` lives, from its cgroup path (cached for a second: a storm reads /proc
-    /// once), named from containerd's labels when known.
-    pub fn container_of(&mut self, pid: u32, pidns: Option<u32>) -> Option<ContainerRef> {
-        let fresh = self.cgroups.get(&pid).filter(|(t, _)| t.elapsed() < EXE_TTL).map(|(_, c)| c.clone());
-        let found = match fresh {
-            Some(c) => c,
-            None => {
-                let c = container_of_pid(pid);
-                if self.cgroups.len() >= EXE_CACHE_MAX {
-                    self.cgroups.clear();
-                }
-                self.cgroups.insert(pid, (Instant::now(), c.clone()));
-                c
-            }
-        };
-        let foreign_ns = pidns.filter(|&n| Some(n) != self.own_pidns);
-        if let (Some(found), Some(ns)) = (&found, foreign_ns) {
-            if self.pidns.len() >= EXE_CACHE_MAX {
-                self.pidns.clear();
-            }
-            self.pidns.insert(ns, found.clone());
-        }
-        let (id, runtime) = found
-            .or_else(|| self.members.get(&pid).cloned())
-            .or_else(|| foreign_ns.and_then(|ns| self.pidns.get(&ns).cloned()))?;
-        if !self.names.by_id.contains_key(&id) {
-            self.unnamed.insert(id.clone());
-        }
-        Some(self.names.reference(&id, runtime))
     }
 
     fn cached_exe(&mut self, pid: u32, start_ns: u64) -> Option<String> {
