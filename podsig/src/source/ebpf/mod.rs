@@ -562,10 +562,18 @@ fn record_time(r: &Record) -> u64 {
     }
 }
 
-fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
-    (bytes.len() >= size_of::<T>())
-        // SAFETY: length checked; T is a repr(C) wire type valid for any bit pattern.
-        .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+fn read_pod<T: bytemuck::Pod>(bytes: &[u8]) -> Option<T> {
+    bytes.get(..size_of::<T>()).map(bytemuck::pod_read_unaligned)
+}
+
+/// A wire struct at the start of `bytes`: borrowed in place when aligned (ring-buffer
+/// records are 8-byte aligned), else copied out.
+fn view<T: bytemuck::Pod>(bytes: &[u8]) -> Option<std::borrow::Cow<'_, T>> {
+    let head = bytes.get(..size_of::<T>())?;
+    Some(match bytemuck::try_from_bytes(head) {
+        Ok(v) => std::borrow::Cow::Borrowed(v),
+        Err(_) => std::borrow::Cow::Owned(bytemuck::pod_read_unaligned(head)),
+    })
 }
 
 /// Turns ring-buffer bytes into records: keeps each sender's argv and ancestry for the
@@ -643,14 +651,7 @@ impl Decoder {
             Some(EVENT_SIGNAL) if bytes.len() >= size_of::<SignalEvent>() => {
                 let rest = &bytes[size_of::<SignalEvent>()..];
                 // Ring-buffer records are 8-byte aligned: read in place rather than copy.
-                let p = bytes.as_ptr() as *const SignalEvent;
-                let head = if p.is_aligned() {
-                    // SAFETY: length and alignment checked; a repr(C) wire type valid for any
-                    // bit pattern, borrowed only while `bytes` lives.
-                    std::borrow::Cow::Borrowed(unsafe { &*p })
-                } else {
-                    std::borrow::Cow::Owned(read_pod::<SignalEvent>(bytes).expect("length checked"))
-                };
+                let head = view::<SignalEvent>(bytes).expect("length checked");
                 // A full record (not a repeat, BTF mode) must carry its sender's detail.
                 let needs_detail = head.flags & (FLAG_SENDER_REPEAT | FLAG_NO_BTF) == 0 && !in_interrupt(&head);
                 if needs_detail && rest.len() < size_of::<SenderDetail>() {
@@ -686,10 +687,7 @@ impl Decoder {
             generation = self.senders.get(&key).map_or(0, |s| s.generation);
         }
         let mut identity = [0u8; size_of::<SignalEvent>()];
-        // SAFETY: a repr(C) wire type with explicit padding, read from initialised memory.
-        identity.copy_from_slice(unsafe {
-            std::slice::from_raw_parts(e as *const SignalEvent as *const u8, size_of::<SignalEvent>())
-        });
+        identity.copy_from_slice(bytemuck::bytes_of(e));
         {
             let id = &mut identity;
             let zero = |id: &mut [u8], at: usize, len: usize| id[at..at + len].fill(0);
@@ -788,9 +786,7 @@ impl Decoder {
         let argv_len = (e.argv_len as usize).min(d.argv.len());
         let depth = (e.depth as usize).min(MAX_ANCESTRY);
         let ancestry = &d.ancestry[..depth];
-        // SAFETY: a repr(C) wire type with explicit padding, read from initialised memory.
-        let ancestry_bytes =
-            unsafe { std::slice::from_raw_parts(ancestry.as_ptr() as *const u8, std::mem::size_of_val(ancestry)) };
+        let ancestry_bytes: &[u8] = bytemuck::cast_slice(ancestry);
         let flags = e.flags & DETAIL_FLAGS;
         let key = (e.sender_pid, e.sender_start_ns);
         if e.seq != 0
@@ -839,16 +835,7 @@ impl Decoder {
 }
 
 fn read_detail(bytes: &[u8]) -> Option<std::borrow::Cow<'_, SenderDetail>> {
-    if bytes.len() < size_of::<SenderDetail>() {
-        return None;
-    }
-    let p = bytes.as_ptr() as *const SenderDetail;
-    if p.is_aligned() {
-        // SAFETY: as for the head: length and alignment checked, valid for any bit pattern.
-        Some(std::borrow::Cow::Borrowed(unsafe { &*p }))
-    } else {
-        read_pod(bytes).map(std::borrow::Cow::Owned)
-    }
+    view(bytes)
 }
 
 fn decode_other(bytes: &[u8]) -> Option<Record> {
@@ -1040,17 +1027,24 @@ fn privilege_hint(err: anyhow::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytemuck::Zeroable as _;
     use podsig_common::{ARGV_LEN, SignalFull};
 
-    fn bytes<T>(v: &T) -> Vec<u8> {
-        // SAFETY: repr(C) wire types with explicit padding, zero-initialised.
-        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }.to_vec()
+    fn bytes<T: bytemuck::Pod>(v: &T) -> Vec<u8> {
+        bytemuck::bytes_of(v).to_vec()
+    }
+
+    /// Changes the head of a record held in an unaligned byte buffer.
+    fn edit_head(bytes: &mut [u8], edit: impl FnOnce(&mut SignalEvent)) {
+        let n = size_of::<SignalEvent>();
+        let mut h: SignalEvent = bytemuck::pod_read_unaligned(&bytes[..n]);
+        edit(&mut h);
+        bytes[..n].copy_from_slice(bytemuck::bytes_of(&h));
     }
 
     /// pkill(23549) sends `sig` to 7942 at `ns`, with its detail (`full`) or as a repeat.
     fn record(sig: i32, ns: u64, full: bool) -> Vec<u8> {
-        // SAFETY: all-zero is a valid value of these plain-data types.
-        let mut f: SignalFull = unsafe { std::mem::zeroed() };
+        let mut f = SignalFull::zeroed();
         let h = &mut f.head;
         (h.kind, h.sig, h.boot_ns, h.target_pid, h.sender_pid, h.sender_tid) =
             (EVENT_SIGNAL, sig, ns, 7942, 23549, 23549);
@@ -1106,8 +1100,7 @@ mod tests {
         // SIGKILL's group exit has overwritten signal->flags (SIGNAL_UNKILLABLE with them) by
         // the time the tracepoint runs: its pid number in its namespace still says it.
         let from = |flags: u32, ns_pid: u32| {
-            // SAFETY: all-zero is a valid SignalEvent.
-            let mut e: SignalEvent = unsafe { std::mem::zeroed() };
+            let mut e = SignalEvent::zeroed();
             (e.kind, e.sig, e.flags, e.target_ns_pid) = (EVENT_SIGNAL, 9, flags, ns_pid);
             signal_record(&e).target.ns_init
         };
@@ -1134,8 +1127,7 @@ mod tests {
         let mut out = Vec::new();
         d.decode(&record(10, 100, true), &mut out);
         d.decode(&record(10, 101, false), &mut out);
-        // SAFETY: all-zero is a valid ExitEvent.
-        let mut exit: ExitEvent = unsafe { std::mem::zeroed() };
+        let mut exit = ExitEvent::zeroed();
         (exit.kind, exit.pid, exit.exit_code) = (EVENT_EXIT, 7942, 10);
         d.decode(&bytes(&exit), &mut out);
         d.decode(&record(10, 102, false), &mut out);
@@ -1158,8 +1150,7 @@ mod tests {
         let mut out = Vec::new();
         let mut first = record(10, 100, true);
         let seq = (1u64 << 48) | 7;
-        // SAFETY: the record starts with its head.
-        unsafe { (*(first.as_mut_ptr() as *mut SignalEvent)).seq = seq };
+        edit_head(&mut first, |h| h.seq = seq);
         d.decode(&first, &mut out);
         let st = |count, last_ns, v| FoldState {
             v_start: v,
@@ -1218,8 +1209,7 @@ mod tests {
                 for r in &records {
                     // Ring records are 8-byte aligned; garbled ones need not be.
                     let mut aligned = vec![0u64; r.len().div_ceil(8)];
-                    // SAFETY: the u64 buffer is at least r.len() bytes.
-                    let buf = unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr() as *mut u8, r.len()) };
+                    let buf = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..r.len()];
                     buf.copy_from_slice(r);
                     d.decode(buf, &mut out);
                     d.decode(r, &mut out);
@@ -1264,18 +1254,18 @@ mod tests {
                 arg0 in any::<i64>(),
             ) {
                 let mut bytes = record(sig, 100, true);
-                // SAFETY: the record starts with its head, a plain-data wire type.
-                let h = unsafe { &mut *(bytes.as_mut_ptr() as *mut SignalEvent) };
-                h.code = code;
-                h.syscall_nr = nr;
-                h.syscall_arg0 = arg0;
-                h.context = context;
-                if to_itself {
-                    h.target_pid = h.sender_pid;
-                }
-                if exiting {
-                    h.flags |= podsig_common::FLAG_SENDER_EXITING;
-                }
+                edit_head(&mut bytes, |h| {
+                    h.code = code;
+                    h.syscall_nr = nr;
+                    h.syscall_arg0 = arg0;
+                    h.context = context;
+                    if to_itself {
+                        h.target_pid = h.sender_pid;
+                    }
+                    if exiting {
+                        h.flags |= podsig_common::FLAG_SENDER_EXITING;
+                    }
+                });
                 let mut d = Decoder::default();
                 let mut out = Vec::new();
                 d.decode(&bytes, &mut out);

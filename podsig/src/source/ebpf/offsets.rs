@@ -145,8 +145,7 @@ mod cache {
         if body.len() != n + 6 {
             return None;
         }
-        // SAFETY: KernelOffsets is plain u32/i32 fields, valid for any bytes; length checked.
-        let offsets = unsafe { std::ptr::read_unaligned(body.as_ptr() as *const KernelOffsets) };
+        let offsets: KernelOffsets = bytemuck::pod_read_unaligned(&body[..n]);
         let id = u32::from_le_bytes(body[n + 2..n + 6].try_into().ok()?);
         Some(BtfLayout { offsets, has_loop: body[n] != 0, signal_generate_btf_id: (body[n + 1] != 0).then_some(id) })
     }
@@ -164,10 +163,7 @@ mod cache {
         }
         let mut body = key.as_bytes().to_vec();
         body.push(b'\n');
-        // SAFETY: KernelOffsets is repr(C) plain data without padding.
-        body.extend_from_slice(unsafe {
-            std::slice::from_raw_parts(&layout.offsets as *const KernelOffsets as *const u8, size_of::<KernelOffsets>())
-        });
+        body.extend_from_slice(bytemuck::bytes_of(&layout.offsets));
         body.push(layout.has_loop as u8);
         body.push(layout.signal_generate_btf_id.is_some() as u8);
         body.extend_from_slice(&layout.signal_generate_btf_id.unwrap_or(0).to_le_bytes());
@@ -724,8 +720,7 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("podsig-layout-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        // SAFETY: all-zero is a valid KernelOffsets.
-        let mut offsets: KernelOffsets = unsafe { std::mem::zeroed() };
+        let mut offsets = KernelOffsets::default();
         (offsets.task_tgid, offsets.percpu_preempt_delta, offsets.task_btf) = (2484, -12, 1);
         let layout = BtfLayout { offsets, has_loop: true, signal_generate_btf_id: Some(77) };
         cache::write(&dir, "k1", &layout);
