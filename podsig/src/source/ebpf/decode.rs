@@ -50,7 +50,7 @@ pub(super) struct Decoder {
     /// started it, and how many of its folded signals have been reported.
     runs: std::collections::HashMap<u32, Run>,
     /// Records that could not be decoded (cut short, of an unknown kind).
-    pub(super) malformed: crate::source::Malformed,
+    pub(super) malformed: crate::source::backend::Malformed,
 }
 
 struct Run {

@@ -20,7 +20,7 @@ use aya::{
 use podsig_common::{FilterConfig, TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat};
 
 use self::{decode::REPEAT_WINDOW_MS, reader::Reader};
-use super::{Backend, WatchSpec};
+use crate::source::backend::{Backend, WatchSpec};
 use crate::{event::Record, signals};
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/podsig"));

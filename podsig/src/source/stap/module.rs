@@ -6,7 +6,10 @@ use std::{fs, path::Path};
 use anyhow::{Context as _, Result, bail};
 use object::{Object as _, ObjectSection as _};
 
-use super::script;
+use super::{
+    script,
+    staging::{NO_PREFLIGHT_ENV, PrivateDir, stap_failure, write_private},
+};
 
 /// What a module's `.modinfo` says about it.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,12 +68,12 @@ pub fn check(path: &Path, running: &str) -> Result<ModInfo> {
 /// staprun finds a module's control channel by the file's name, which must be the
 /// module's own: a renamed file (`podsig-6.12.ko`) is loaded from a private copy named
 /// right.
-pub(super) fn staged(path: &Path, info: &ModInfo) -> Result<(std::path::PathBuf, Option<super::PrivateDir>)> {
+pub(super) fn staged(path: &Path, info: &ModInfo) -> Result<(std::path::PathBuf, Option<PrivateDir>)> {
     let Some(name) = &info.name else { return Ok((path.to_path_buf(), None)) };
     if path.file_stem().is_some_and(|s| s.to_string_lossy() == *name) {
         return Ok((path.to_path_buf(), None));
     }
-    let dir = super::PrivateDir::new()?;
+    let dir = PrivateDir::new()?;
     let copy = dir.0.join(format!("{name}.ko"));
     fs::copy(path, &copy).with_context(|| format!("copying {} to {}", path.display(), copy.display()))?;
     Ok((copy, Some(dir)))
@@ -79,7 +82,7 @@ pub(super) fn staged(path: &Path, info: &ModInfo) -> Result<(std::path::PathBuf,
 /// `podsig stap-build`: the module for `release`, written to `out`.
 pub async fn build(release: &str, out: &Path, verbose: bool) -> Result<()> {
     let (checks, _, _) = crate::source::probe::stap_checks(release);
-    let skip = std::env::var_os(super::NO_PREFLIGHT_ENV).is_some();
+    let skip = std::env::var_os(NO_PREFLIGHT_ENV).is_some();
     // Loading is the node's business, not the build host's.
     let missing: Vec<String> = checks
         .iter()
@@ -89,9 +92,9 @@ pub async fn build(release: &str, out: &Path, verbose: bool) -> Result<()> {
     if !missing.is_empty() && !skip {
         bail!("cannot build a SystemTap module for kernel {release} here: {}", missing.join("; "));
     }
-    let dir = super::PrivateDir::new()?;
+    let dir = PrivateDir::new()?;
     let script_path = dir.0.join("podsig.stp");
-    super::write_private(&script_path, &script::generate())?;
+    write_private(&script_path, &script::generate())?;
     let name = script::module_name();
     eprintln!("podsig: building {name}.ko for kernel {release} (stap -p4)…");
     let output = tokio::process::Command::new("stap")
@@ -105,7 +108,7 @@ pub async fn build(release: &str, out: &Path, verbose: bool) -> Result<()> {
     let log: Vec<String> = String::from_utf8_lossy(&output.stderr).lines().map(str::to_string).collect();
     let built = dir.0.join(format!("{name}.ko"));
     if !output.status.success() || !built.exists() {
-        return Err(super::stap_failure("build", release, &log, Some(output.status), verbose));
+        return Err(stap_failure("build", release, &log, Some(output.status), verbose));
     }
     if verbose {
         for l in &log {
