@@ -274,18 +274,383 @@ pub struct Summary {
     pub signals: u64,
 }
 
+/// How a step of the loop ended the watch: a clean stop, or a summary already final (stdout
+/// closed).
+enum Ended {
+    Stop(Stop),
+    Summary(Summary),
+}
+
+/// A warning given at most once per 10 s, with what happened since it was last given.
+#[derive(Default)]
+struct Throttled {
+    last: Option<Instant>,
+}
+
+impl Throttled {
+    fn due(&mut self) -> bool {
+        let due = self.last.is_none_or(|t| t.elapsed() > Duration::from_secs(10));
+        if due {
+            self.last = Some(Instant::now());
+        }
+        due
+    }
+}
+
+/// One watch, attached: the source (`backend`), the pipeline a record goes through in
+/// order (`correlator` → `enricher` and `namer` → cause → `opts.redact` → `stories` → the
+/// node filter), and the sinks (`out`, metrics and the history in `opts.node`).
+struct Watch {
+    opts: WatchOptions,
+    backend: source::AnyBackend,
+    enricher: Enricher,
+    namer: Namer,
+    correlator: Correlator,
+    stories: Stories,
+    out: Option<Output<BufWriter<io::StdoutLock<'static>>>>,
+    /// Processes whose exits are reported; the watch ends when the last one exits.
+    watched: BTreeSet<u32>,
+    /// Exited between our check and the attach? Then no exit record will ever come for it
+    /// unless it exited after the attach; the first drain tells which.
+    gone_at_attach: BTreeSet<u32>,
+    first: bool,
+    signals: u64,
+    batch: Vec<Record>,
+    ready: Vec<Record>,
+    malformed_warned: Throttled,
+    malformed_unreported: u64,
+    history_dropped_warned: Throttled,
+}
+
 /// Runs a watch to its end. `on_attached` runs once the probes are live (the demo starts
 /// its sender there).
-pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summary> {
+pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summary> {
     let started = Instant::now();
-    let mut enricher = Enricher::new();
-    enricher.node = opts.node.name.clone();
-    // containerd and Docker name the containers events mention, each asked by an agent
-    // of its own so that nothing here waits on them: every second for a container watch
-    // (restarts, new containers of a pod), else when a container goes unnamed (quietly:
-    // hosts without them); podman's conmons are read from /proc. Node mode, filters on pod
-    // labels, the history and metrics need a container's names on its first event (often
-    // its init's death): those name eagerly.
+    let mut w = Watch::attach(opts).await?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    w.announce(started, on_attached);
+    let mut follow_tick = tokio::time::interval(FOLLOW_INTERVAL);
+    follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = w.opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let sleep = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep);
+    let stop = loop {
+        let mut interrupted = None;
+        tokio::select! {
+            r = w.backend.ready() => r?,
+            _ = sigint.recv() => interrupted = Some(Stop::Interrupted),
+            _ = sigterm.recv() => interrupted = Some(Stop::Interrupted),
+            _ = &mut sleep => interrupted = Some(Stop::Duration),
+            _ = follow_tick.tick() => w.follow()?,
+        }
+        match w.step(interrupted).await? {
+            None => {}
+            Some(Ended::Stop(stop)) => break stop,
+            Some(Ended::Summary(summary)) => return Ok(summary),
+        }
+    };
+    w.finish(stop)
+}
+
+impl Watch {
+    /// Starts the namer, attaches the backend, and puts a container watch's processes in
+    /// the filter.
+    async fn attach(mut opts: WatchOptions) -> Result<Self> {
+        let mut enricher = Enricher::new();
+        enricher.node = opts.node.name.clone();
+        let (mut namer, eager) = start_namer(&mut opts).await?;
+        // Before attaching: a container killed the moment `attached` is printed must already
+        // be known (its init leaves /proc at once; tasks started later are announced by events).
+        if eager {
+            namer.first(enricher.containers(), FIRST_NAMES).await;
+        }
+        let mut backend = source::attach(opts.backend, &opts.spec).await?;
+        if let Some(f) = opts.follower.as_mut() {
+            // Forks are followed in the kernel from now on; a process the container started
+            // between resolving it and attaching is in its cgroup already: pick those up, and
+            // put every member in the filter, before saying `attached`.
+            f.resync(&[]);
+            for pid in f.members_only() {
+                backend.watch(pid)?;
+            }
+            f.announce();
+        }
+        let watched: BTreeSet<u32> = opts.spec.pids.iter().copied().collect();
+        let out = opts.print.map(|format| {
+            Output::new(format, BufWriter::new(io::stdout().lock()))
+                .with_color(format == Format::Text && color_wanted())
+                .with_notes(opts.spec.verbose)
+        });
+        Ok(Self {
+            stories: Stories::new(opts.stop_window),
+            opts,
+            backend,
+            enricher,
+            namer,
+            correlator: Correlator::default(),
+            out,
+            watched,
+            gone_at_attach: BTreeSet::new(),
+            first: true,
+            signals: 0,
+            batch: Vec::new(),
+            ready: Vec::new(),
+            malformed_warned: Throttled::default(),
+            malformed_unreported: 0,
+            history_dropped_warned: Throttled::default(),
+        })
+    }
+
+    /// Says `attached` (the signal handlers are in place by now), and notes which watched
+    /// processes were gone by then.
+    fn announce(&mut self, started: Instant, on_attached: impl FnOnce()) {
+        self.gone_at_attach = self
+            .watched
+            .iter()
+            .copied()
+            .filter(|&p| !matches!(proc_state(p), Some(s) if s != 'Z' && s != 'X'))
+            .collect();
+        let what = watching(&self.opts, &self.watched);
+        let (name, ms) = (self.backend.name(), started.elapsed().as_millis());
+        eprintln!("podsig: attached (backend {name}, watching {what}, {ms} ms)");
+        on_attached();
+        if let Some(m) = &self.opts.node.metrics {
+            m.set_attached();
+        }
+        if let Some(f) = &self.opts.follower {
+            f.share_membership(self.enricher.containers());
+        }
+    }
+
+    /// The follow tick: brings a container watch in step with what the managers already
+    /// said (this never waits on them), new tasks and processes into the filter.
+    fn follow(&mut self) -> Result<()> {
+        let snaps = self.namer.tick(self.enricher.containers());
+        if let Some(f) = self.opts.follower.as_mut() {
+            let inits = f.pids();
+            for pid in f.resync(&snaps) {
+                if f.pids().contains(&pid) && !inits.contains(&pid) {
+                    // A new task: its exit is reported, like the first one's.
+                    self.backend.watch_root(pid)?;
+                    self.watched.insert(pid);
+                } else {
+                    self.backend.watch(pid)?;
+                }
+            }
+            f.announce();
+            f.share_membership(self.enricher.containers());
+        }
+        Ok(())
+    }
+
+    /// One turn of the loop: drain the source, take what is ready through the pipeline to
+    /// the sinks, and say whether the watch is over.
+    async fn step(&mut self, interrupted: Option<Stop>) -> Result<Option<Ended>> {
+        // Always drain before deciding: nothing captured is dropped on the way out.
+        self.drain()?;
+        let now = Instant::now();
+        if interrupted.is_some() {
+            self.correlator.flush(&mut self.ready);
+        } else {
+            self.correlator.ready(now, &mut self.ready);
+        }
+        for record in self.ready.iter_mut() {
+            self.enricher.enrich(record);
+        }
+        self.namer.name(self.enricher.containers(), &mut self.ready).await;
+        let done = match self.emit()? {
+            Ok(done) => done,
+            Err(summary) => return Ok(Some(Ended::Summary(summary))),
+        };
+        if self.first {
+            self.first = false;
+            self.settle_attach(done.is_some())?;
+        }
+        self.account_history();
+        if let Some(out) = self.out.as_mut()
+            && let Err(e) = out.flush()
+        {
+            return finish(e, self.signals, self.opts.node.history.take()).map(|s| Some(Ended::Summary(s)));
+        }
+        Ok(done.or(interrupted).map(Ended::Stop))
+    }
+
+    /// Moves what the backend has into the correlator, counting what it could not decode.
+    fn drain(&mut self) -> Result<()> {
+        self.backend.drain(&mut self.batch)?;
+        let malformed = self.backend.take_malformed();
+        if malformed > 0 {
+            if let Some(m) = &self.opts.node.metrics {
+                m.malformed(self.backend.name(), malformed);
+            }
+            self.malformed_unreported += malformed;
+            if self.malformed_warned.due() {
+                self.warn_malformed();
+            }
+        }
+        let now = Instant::now();
+        for record in self.batch.drain(..) {
+            if let Record::Exit(e) = &record {
+                self.gone_at_attach.remove(&e.pid);
+            }
+            self.correlator.push(record, now);
+        }
+        Ok(())
+    }
+
+    fn warn_malformed(&mut self) {
+        eprintln!(
+            "podsig: skipped {} malformed records from the {} backend (podsig_malformed_records_total)",
+            self.malformed_unreported,
+            self.backend.name()
+        );
+        self.malformed_unreported = 0;
+    }
+
+    /// The ready records, each through cause, redaction, stories and the filter, to the
+    /// sinks. Ok(Err(summary)): stdout closed, the watch is over.
+    fn emit(&mut self) -> Result<Result<Option<Stop>, Summary>> {
+        let mut done = None;
+        let mut ready = std::mem::take(&mut self.ready);
+        for mut record in ready.drain(..) {
+            match &mut record {
+                Record::Signal(s) => cause::classify(s),
+                Record::Lost(l) => {
+                    eprintln!("podsig: lost {} events: the ring buffer was full (raise --ring-size)", l.count)
+                }
+                _ => {}
+            }
+            self.opts.redact.record(&mut record);
+            // Before the filters: a story's verdict does not depend on what is shown.
+            self.stories.apply(&mut record);
+            if !self.opts.node.filter.keeps(&record) {
+                continue;
+            }
+            if let Some(m) = &self.opts.node.metrics {
+                m.record(&record);
+            }
+            if let Some(out) = self.out.as_mut()
+                && let Err(e) = out.write(&record)
+            {
+                return finish(e, self.signals, self.opts.node.history.take()).map(Err);
+            }
+            if let Some(stop) = self.count(&record)? {
+                done = Some(stop);
+            }
+            // Last, so the record moves into the history rather than being copied per event.
+            if let Some(h) = self.opts.node.history.as_mut()
+                && matches!(record, Record::Signal(_) | Record::Exit(_) | Record::Lost(_))
+                && !h.push(record)
+            {
+                return match self.opts.node.history.take().map(history::Writer::finish) {
+                    Some(Err(e)) => Err(e),
+                    _ => Err(anyhow::anyhow!("the history writer stopped")),
+                };
+            }
+            if done == Some(Stop::Count) {
+                break;
+            }
+        }
+        // What a --count stop left unread is dropped, as before; the buffer is kept.
+        ready.clear();
+        self.ready = ready;
+        Ok(Ok(done))
+    }
+
+    /// Counts a shown record: signals towards --count, a watched process's exit towards
+    /// the end of the watch.
+    fn count(&mut self, record: &Record) -> Result<Option<Stop>> {
+        match record {
+            Record::Signal(s) => {
+                self.signals += s.count;
+                if self.opts.count.is_some_and(|c| self.signals >= c) {
+                    return Ok(Some(Stop::Count));
+                }
+            }
+            Record::Exit(e) => {
+                if self.watched.remove(&e.pid) {
+                    self.backend.unwatch(e.pid)?;
+                    if let Some(f) = self.opts.follower.as_mut() {
+                        // A container's task may be restarted: keep watching for it.
+                        f.forget(e.pid);
+                    } else if self.watched.is_empty() && !self.opts.spec.all {
+                        return Ok(Some(Stop::TargetsExited));
+                    }
+                }
+            }
+            Record::Lost(_) | Record::Oom(_) => {}
+        }
+        Ok(None)
+    }
+
+    /// After the first drain: processes that were gone before the attach (no exit of theirs
+    /// came) are not watched; if that leaves nothing, there is nothing to watch.
+    fn settle_attach(&mut self, done: bool) -> Result<()> {
+        for pid in std::mem::take(&mut self.gone_at_attach) {
+            if self.opts.follower.is_some() {
+                tracing::debug!("container process {pid} exited before podsig attached");
+            } else {
+                tracing::warn!("process {pid} exited before podsig attached; not watching it");
+            }
+            self.watched.remove(&pid);
+            self.backend.unwatch(pid)?;
+        }
+        if self.watched.is_empty()
+            && !self.opts.spec.all
+            && self.opts.follower.is_none()
+            && !done
+            && self.correlator.is_empty()
+        {
+            bail!("every watched process exited before podsig attached; nothing to watch");
+        }
+        Ok(())
+    }
+
+    /// What the history could not keep: counted in the metrics, warned about now and then.
+    fn account_history(&mut self) {
+        if let Some(h) = self.opts.node.history.as_ref()
+            && let Some(m) = &self.opts.node.metrics
+        {
+            // Not stored because the history's file system failed (the writer says so).
+            m.history_dropped(h.take_unstored());
+        }
+        if let Some(h) = self.opts.node.history.as_mut()
+            && h.dropped > 0
+        {
+            if let Some(m) = &self.opts.node.metrics {
+                m.history_dropped(h.dropped);
+            }
+            if self.history_dropped_warned.due() {
+                eprintln!("podsig: the history writer fell behind: {} events not stored", h.dropped);
+            }
+            h.dropped = 0;
+        }
+    }
+
+    fn finish(mut self, stop: Stop) -> Result<Summary> {
+        if self.malformed_unreported > 0 {
+            self.warn_malformed();
+        }
+        if let Some(h) = self.opts.node.history.take() {
+            h.finish()?;
+        }
+        Ok(Summary { stop, signals: self.signals })
+    }
+}
+
+/// containerd and Docker name the containers events mention, each asked by an agent of its
+/// own so that nothing in the loop waits on them: every second for a container watch
+/// (restarts, new containers of a pod), else when a container goes unnamed (quietly: hosts
+/// without them); podman's conmons are read from /proc. Node mode, filters on pod labels,
+/// the history and metrics need a container's names on its first event (often its init's
+/// death): those name eagerly (the second value).
+async fn start_namer(opts: &mut WatchOptions) -> Result<(Namer, bool)> {
     let (socket, namespaces) = opts.node.containerd.clone().unwrap_or_else(|| {
         (containers::DEFAULT_SOCKET.into(), containers::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect())
     });
@@ -299,249 +664,19 @@ pub async fn run(mut opts: WatchOptions, on_attached: impl FnOnce()) -> Result<S
     };
     let sockets =
         namer::Sockets { containerd: &socket, namespaces: &namespaces, docker: opts.node.docker_socket.as_deref() };
-    let mut namer = Namer::start(sockets, clients, asking).await?;
-    // Before attaching: a container killed the moment `attached` is printed must already be
-    // known (its init leaves /proc at once; tasks started later are announced by events).
-    if eager {
-        namer.first(enricher.containers(), FIRST_NAMES).await;
-    }
-    let mut backend = source::attach(opts.backend, &opts.spec).await?;
-    if let Some(f) = opts.follower.as_mut() {
-        // Forks are followed in the kernel from now on; a process the container started
-        // between resolving it and attaching is in its cgroup already: pick those up, and
-        // put every member in the filter, before saying `attached`.
-        f.resync(&[]);
-        for pid in f.members_only() {
-            backend.watch(pid)?;
-        }
-        f.announce();
-    }
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut watched: BTreeSet<u32> = opts.spec.pids.iter().copied().collect();
-    // Exited between our check and the attach? Then no exit record will ever come for it
-    // unless it exited after the attach; the first drain tells which.
-    let mut gone_at_attach: BTreeSet<u32> =
-        watched.iter().copied().filter(|&p| !matches!(proc_state(p), Some(s) if s != 'Z' && s != 'X')).collect();
+    Ok((Namer::start(sockets, clients, asking).await?, eager))
+}
 
-    let what = if opts.spec.all {
+/// What `attached` says is watched.
+fn watching(opts: &WatchOptions, watched: &BTreeSet<u32>) -> String {
+    if opts.spec.all {
         "every process".to_string()
     } else if let Some(f) = &opts.follower {
         format!("container {}", f.ids().join(", "))
     } else {
         let pids: Vec<String> = watched.iter().map(u32::to_string).collect();
         format!("pid {}", pids.join(", "))
-    };
-    eprintln!("podsig: attached (backend {}, watching {what}, {} ms)", backend.name(), started.elapsed().as_millis());
-    on_attached();
-    if let Some(m) = &opts.node.metrics {
-        m.set_attached();
     }
-
-    if let Some(f) = &opts.follower {
-        f.share_membership(enricher.containers());
-    }
-    let mut follow_tick = tokio::time::interval(FOLLOW_INTERVAL);
-    follow_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut correlator = Correlator::default();
-    let mut stories = Stories::new(opts.stop_window);
-    let mut out = opts.print.map(|format| {
-        Output::new(format, BufWriter::new(io::stdout().lock()))
-            .with_color(format == Format::Text && color_wanted())
-            .with_notes(opts.spec.verbose)
-    });
-    // When each warning was last given (at most one per 10 s each).
-    let mut history_dropped_warned: Option<Instant> = None;
-    let mut malformed_warned: Option<Instant> = None;
-    let mut malformed_unreported = 0u64;
-    let mut signals = 0u64;
-    let mut batch = Vec::new();
-    let mut ready = Vec::new();
-    let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
-    let sleep = async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(sleep);
-
-    let mut first = true;
-    let stop = loop {
-        let mut interrupted = None;
-        tokio::select! {
-            r = backend.ready() => r?,
-            _ = sigint.recv() => interrupted = Some(Stop::Interrupted),
-            _ = sigterm.recv() => interrupted = Some(Stop::Interrupted),
-            _ = &mut sleep => interrupted = Some(Stop::Duration),
-            _ = follow_tick.tick() => {
-                // Only what containerd already said: this never waits on it.
-                let snaps = namer.tick(enricher.containers());
-                if let Some(f) = opts.follower.as_mut() {
-                    let inits = f.pids();
-                    for pid in f.resync(&snaps) {
-                        if f.pids().contains(&pid) && !inits.contains(&pid) {
-                            // A new task: its exit is reported, like the first one's.
-                            backend.watch_root(pid)?;
-                            watched.insert(pid);
-                        } else {
-                            backend.watch(pid)?;
-                        }
-                    }
-                    f.announce();
-                    f.share_membership(enricher.containers());
-                }
-            }
-        }
-        // Always drain before deciding: nothing captured is dropped on the way out.
-        backend.drain(&mut batch)?;
-        let malformed = backend.take_malformed();
-        if malformed > 0 {
-            if let Some(m) = &opts.node.metrics {
-                m.malformed(backend.name(), malformed);
-            }
-            malformed_unreported += malformed;
-            if malformed_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                eprintln!(
-                    "podsig: skipped {malformed_unreported} malformed records from the {} backend \
-                     (podsig_malformed_records_total)",
-                    backend.name()
-                );
-                malformed_warned = Some(Instant::now());
-                malformed_unreported = 0;
-            }
-        }
-        let now = Instant::now();
-        for record in batch.drain(..) {
-            if let Record::Exit(e) = &record {
-                gone_at_attach.remove(&e.pid);
-            }
-            correlator.push(record, now);
-        }
-        if interrupted.is_some() {
-            correlator.flush(&mut ready);
-        } else {
-            correlator.ready(now, &mut ready);
-        }
-        let mut done = None;
-        for record in ready.iter_mut() {
-            enricher.enrich(record);
-        }
-        namer.name(enricher.containers(), &mut ready).await;
-        for mut record in ready.drain(..) {
-            match &mut record {
-                Record::Signal(s) => cause::classify(s),
-                Record::Lost(l) => {
-                    eprintln!("podsig: lost {} events: the ring buffer was full (raise --ring-size)", l.count)
-                }
-                _ => {}
-            }
-            opts.redact.record(&mut record);
-            // Before the filters: a story's verdict does not depend on what is shown.
-            stories.apply(&mut record);
-            if !opts.node.filter.keeps(&record) {
-                continue;
-            }
-            if let Some(m) = &opts.node.metrics {
-                m.record(&record);
-            }
-            if let Some(out) = out.as_mut()
-                && let Err(e) = out.write(&record)
-            {
-                return finish(e, signals, opts.node.history.take());
-            }
-            match &record {
-                Record::Signal(s) => {
-                    signals += s.count;
-                    if opts.count.is_some_and(|c| signals >= c) {
-                        done = Some(Stop::Count);
-                    }
-                }
-                Record::Exit(e) => {
-                    if watched.remove(&e.pid) {
-                        backend.unwatch(e.pid)?;
-                        if let Some(f) = opts.follower.as_mut() {
-                            // A container's task may be restarted: keep watching for it.
-                            f.forget(e.pid);
-                        } else if watched.is_empty() && !opts.spec.all {
-                            done = Some(Stop::TargetsExited);
-                        }
-                    }
-                }
-                Record::Lost(_) | Record::Oom(_) => {}
-            }
-            // Last, so the record moves into the history rather than being copied per event.
-            if let Some(h) = opts.node.history.as_mut()
-                && matches!(record, Record::Signal(_) | Record::Exit(_) | Record::Lost(_))
-                && !h.push(record)
-            {
-                return match opts.node.history.take().map(history::Writer::finish) {
-                    Some(Err(e)) => Err(e),
-                    _ => Err(anyhow::anyhow!("the history writer stopped")),
-                };
-            }
-            if done == Some(Stop::Count) {
-                break;
-            }
-        }
-        if first {
-            first = false;
-            for pid in std::mem::take(&mut gone_at_attach) {
-                if opts.follower.is_some() {
-                    tracing::debug!("container process {pid} exited before podsig attached");
-                } else {
-                    tracing::warn!("process {pid} exited before podsig attached; not watching it");
-                }
-                watched.remove(&pid);
-                backend.unwatch(pid)?;
-            }
-            if watched.is_empty()
-                && !opts.spec.all
-                && opts.follower.is_none()
-                && done.is_none()
-                && correlator.is_empty()
-            {
-                bail!("every watched process exited before podsig attached; nothing to watch");
-            }
-        }
-        if let Some(h) = opts.node.history.as_ref()
-            && let Some(m) = &opts.node.metrics
-        {
-            // Not stored because the history's file system failed (the writer says so).
-            m.history_dropped(h.take_unstored());
-        }
-        if let Some(h) = opts.node.history.as_mut()
-            && h.dropped > 0
-        {
-            if let Some(m) = &opts.node.metrics {
-                m.history_dropped(h.dropped);
-            }
-            if history_dropped_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                eprintln!("podsig: the history writer fell behind: {} events not stored", h.dropped);
-                history_dropped_warned = Some(Instant::now());
-            }
-            h.dropped = 0;
-        }
-        if let Some(out) = out.as_mut()
-            && let Err(e) = out.flush()
-        {
-            return finish(e, signals, opts.node.history.take());
-        }
-        if let Some(stop) = done.or(interrupted) {
-            break stop;
-        }
-    };
-    if malformed_unreported > 0 {
-        eprintln!(
-            "podsig: skipped {malformed_unreported} malformed records from the {} backend \
-             (podsig_malformed_records_total)",
-            backend.name()
-        );
-    }
-    if let Some(h) = opts.node.history.take() {
-        h.finish()?;
-    }
-    Ok(Summary { stop, signals })
 }
 
 /// A closed stdout (`podsig … | head -1`) ends the watch quietly; other write errors fail.
