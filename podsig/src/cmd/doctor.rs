@@ -48,7 +48,24 @@ pub fn run() -> Report {
     let release = kernel_release();
     let mut checks = Vec::new();
     checks.push(Check { name: "kernel", status: Status::Info, detail: release.clone(), fix: None });
+    let (privileged, bpf) = access_checks(&mut checks);
+    let (mounted, sg, ex) = tracing_checks(&mut checks);
+    let (btf_ok, confidential) = feature_checks(&mut checks);
+    manager_checks(&mut checks);
+    let ebpf_usable = privileged && bpf && sg && ex && (btf_ok || mounted) && !confidential;
+    let ebpf_why = ebpf_why(&checks, ebpf_usable, btf_ok);
+    let (stap_checks, stap_usable, stap_why) = stap_checks(&release);
+    checks.extend(stap_checks);
+    Report {
+        kernel: release,
+        checks,
+        ebpf: BackendVerdict { usable: ebpf_usable, why: ebpf_why },
+        stap: BackendVerdict { usable: stap_usable, why: stap_why },
+    }
+}
 
+/// Privilege and the bpf() syscall: (privileged, bpf() works).
+fn access_checks(checks: &mut Vec<Check>) -> (bool, bool) {
     let caps = cap_eff();
     let has = |c: u32| caps & (1u64 << c) != 0;
     let privileged = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
@@ -69,7 +86,11 @@ pub fn run() -> Report {
         },
         "needs CONFIG_BPF_SYSCALL=y and privilege; check kernel.unprivileged_bpf_disabled is not the issue by running as root",
     ));
+    (privileged, bpf.is_ok())
+}
 
+/// tracefs and the tracepoints podsig hooks: (tracefs mounted, signal_generate, exit).
+fn tracing_checks(checks: &mut Vec<Check>) -> (bool, bool, bool) {
     let mounted_before = Path::new(tracefs::TRACEFS).join("events").exists();
     let mount = tracefs::ensure_mounted();
     checks.push(check(
@@ -104,7 +125,11 @@ pub fn run() -> Report {
         if oom { "present: OOM kills are recognised" } else { "absent: OOM kills are reported as kernel SIGKILLs" },
         "a kernel with the oom tracepoints (4.x+)",
     ));
+    (mount.is_ok(), sg, ex)
+}
 
+/// Kernel BTF, syscall evidence, the ring buffer, lockdown: (BTF usable, lockdown forbids).
+fn feature_checks(checks: &mut Vec<Check>) -> (bool, bool) {
     let btf_path = Path::new(offsets::VMLINUX_BTF);
     let btf = offsets::KernelBtf::open(btf_path);
     let (btf_ok, btf_detail, helper) = match &btf {
@@ -155,7 +180,11 @@ pub fn run() -> Report {
         mode.map_or("not enforced (no lockdown LSM)".to_string(), |m| format!("mode {m}")),
         "confidentiality lockdown forbids reading kernel memory from BPF; boot with lockdown=integrity or none",
     ));
+    (btf_ok, confidential)
+}
 
+/// The container managers that name containers (informational).
+fn manager_checks(checks: &mut Vec<Check>) {
     let sock = Path::new("/run/containerd/containerd.sock");
     let namespaces: Vec<String> = fs::read_dir("/run/containerd/io.containerd.runtime.v2.task")
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
@@ -188,9 +217,11 @@ pub fn run() -> Report {
         },
         fix: None,
     });
+}
 
-    let ebpf_usable = privileged && bpf.is_ok() && sg && ex && (btf_ok || mount.is_ok()) && !confidential;
-    let ebpf_why = if ebpf_usable {
+/// Why eBPF is usable or not: the missing checks that matter (not the optional ones).
+fn ebpf_why(checks: &[Check], usable: bool, btf_ok: bool) -> String {
+    if usable {
         if btf_ok { "everything podsig's eBPF backend uses is here" } else { "usable through the no-BTF fallback" }
             .to_string()
     } else {
@@ -209,15 +240,6 @@ pub fn run() -> Report {
             .map(|c| c.name)
             .collect();
         format!("missing: {}", missing.join(", "))
-    };
-
-    let (stap_checks, stap_usable, stap_why) = stap_checks(&release);
-    checks.extend(stap_checks);
-    Report {
-        kernel: release,
-        checks,
-        ebpf: BackendVerdict { usable: ebpf_usable, why: ebpf_why },
-        stap: BackendVerdict { usable: stap_usable, why: stap_why },
     }
 }
 
