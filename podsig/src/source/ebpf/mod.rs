@@ -127,65 +127,8 @@ impl EbpfBackend {
         if !ringbuf {
             tracing::info!("no BPF ring buffer on this kernel: using a perf event array");
         }
-        let config = FilterConfig {
-            watch_all: spec.all as u32,
-            // Wake the reader early enough that a storm never fills the buffer between polls.
-            wakeup_bytes: ring_bytes / 4,
-            signal_mask: signals::mask(&spec.signals),
-            follow_forks: spec.follow as u32,
-            // A ring buffer keeps whatever it accepted, in order; a perf buffer may drop a
-            // record after the program sent it, so there every record carries its detail.
-            repeat_window_ms: if ringbuf { REPEAT_WINDOW_MS } else { 0 },
-            // A run's end must be reported after its first record, which only one ordered
-            // buffer guarantees; per-CPU perf buffers report every signal.
-            fold: ringbuf as u32,
-            _pad: 0,
-            // Node mode reports no exits but those of processes that got a terminating
-            // signal: how their stop ended (crate::pipeline::story).
-            exit_mask: if spec.all {
-                signals::mask(&crate::pipeline::node_filter::TERMINATING) & signals::mask(&spec.signals)
-            } else {
-                0
-            },
-        };
-        // No CO-RE relocations in the program: aya needs no kernel BTF to load it (and the
-        // vendored aya no longer parses it unasked).
-        let mut loader = EbpfLoader::new();
-        loader.btf(None).override_global("CONFIG", &config, true);
-        if ringbuf {
-            loader.map_max_entries("EVENTS", ring_bytes);
-        }
-        let (mode, programs): (Mode, [&str; 2]) = match &layout {
-            Layout::Btf(l) => {
-                loader.override_global("OFFSETS", &l.offsets, true);
-                let hook = match l.signal_generate_btf_id {
-                    _ if forced("tp_btf") => "signal_generate_raw",
-                    None => "signal_generate_raw",
-                    Some(_) if l.has_loop && !forced("loop") => "signal_generate",
-                    Some(_) => "signal_generate_bounded",
-                };
-                (Mode::Btf, [hook, "sched_process_exit"])
-            }
-            Layout::Tracepoint(fmt) => {
-                loader.override_global("TP_FORMAT", fmt, true);
-                (Mode::Tracepoint, ["signal_generate_tp", "sched_process_exit_tp"])
-            }
-        };
-        // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL. With
-        // BTF it is a raw tracepoint; the classic one (record layout from tracefs) only serves
-        // kernels without BTF.
-        let oom_format = match mode {
-            Mode::Btf => None,
-            Mode::Tracepoint => {
-                tracefs::oom_format().map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}")).ok()
-            }
-        };
-        if let Some(f) = &oom_format {
-            loader.override_global("OOM_FORMAT", f, true);
-        }
-        let mut ebpf = loader
-            .load(if ringbuf { PROGRAM } else { PROGRAM_PERF })
-            .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
+        let config = filter_config(spec, ring_bytes, ringbuf);
+        let (mut ebpf, mode, programs, oom_format) = load(&config, &layout, ringbuf, ring_bytes)?;
         tracing::debug!("program loaded at {:?}", t0.elapsed());
 
         let targets: HashMap<MapData, u32, u32> =
@@ -201,6 +144,34 @@ impl EbpfBackend {
         for &pid in &spec.pids {
             me.add_target(pid, false)?;
         }
+        let hook = me.attach_programs(programs, &layout, t0)?;
+        me.attach_extras(spec, oom_format.is_some())?;
+        tracing::info!(
+            "attached in {:?}: {mode:?} mode{}, events through a {}",
+            t0.elapsed(),
+            walk(hook),
+            me.reader.transport()
+        );
+        // Reading the kernel's BTF and the object left freed heap behind; hand those pages
+        // back so a long watch stays small.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        Ok(me)
+    }
+
+    /// Verifies and attaches the signal hook and the exit hook; says which build of the
+    /// signal hook runs.
+    fn attach_programs(
+        &mut self,
+        programs: [&'static str; 2],
+        layout: &Layout,
+        t0: std::time::Instant,
+    ) -> Result<&'static str> {
+        let mode = self.mode;
+        let me = self;
         let mut hook = programs[0];
         for prog in programs {
             let verify = |e: aya::programs::ProgramError| {
@@ -210,7 +181,7 @@ impl EbpfBackend {
                 Mode::Btf => {
                     // The BTF-typed builds of the hook (signal_generate, _bounded) load against
                     // the tracepoint's BTF id; the raw build and the exit hook by name.
-                    let typed = match &layout {
+                    let typed = match layout {
                         Layout::Btf(l) if prog.starts_with("signal_generate") && prog != "signal_generate_raw" => {
                             l.signal_generate_btf_id
                         }
@@ -242,6 +213,13 @@ impl EbpfBackend {
                 }
             }
         }
+        Ok(hook)
+    }
+
+    /// The fork hook (a container watch, BTF mode) and the OOM mark, which is optional.
+    fn attach_extras(&mut self, spec: &WatchSpec, oom_format: bool) -> Result<()> {
+        let mode = self.mode;
+        let me = self;
         if spec.follow && mode == Mode::Btf {
             let p: &mut RawTracePoint =
                 me._ebpf.program_mut("sched_process_fork").context("program sched_process_fork missing")?.try_into()?;
@@ -250,30 +228,12 @@ impl EbpfBackend {
         }
         let oom = match mode {
             Mode::Btf => Some(me.attach_raw("mark_victim", "mark_victim")),
-            Mode::Tracepoint => oom_format.is_some().then(|| me.attach_oom()),
+            Mode::Tracepoint => oom_format.then(|| me.attach_oom()),
         };
         if let Some(Err(e)) = oom {
             tracing::warn!("OOM kills cannot be recognised: {e:#}");
         }
-        let walk = match hook {
-            "signal_generate" => ", BTF-typed tracepoint, ancestry walked with bpf_loop",
-            "signal_generate_bounded" => ", BTF-typed tracepoint, ancestry walked with a bounded loop",
-            "signal_generate_raw" => ", raw tracepoint, ancestry walked with a bounded loop",
-            _ => "",
-        };
-        tracing::info!(
-            "attached in {:?}: {mode:?} mode{walk}, events through a {}",
-            t0.elapsed(),
-            me.reader.transport()
-        );
-        // Reading the kernel's BTF and the object left freed heap behind; hand those pages
-        // back so a long watch stays small.
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only releases free heap memory.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-        Ok(me)
+        Ok(())
     }
 
     /// Loads and attaches a BTF-typed tracepoint program against the id of its tracepoint's
@@ -350,6 +310,90 @@ impl EbpfBackend {
             self.target_bits.set(word, new, 0)?;
         }
         Ok(())
+    }
+}
+
+/// The program's run-time switches for this watch.
+fn filter_config(spec: &WatchSpec, ring_bytes: u32, ringbuf: bool) -> FilterConfig {
+    FilterConfig {
+        watch_all: spec.all as u32,
+        // Wake the reader early enough that a storm never fills the buffer between polls.
+        wakeup_bytes: ring_bytes / 4,
+        signal_mask: signals::mask(&spec.signals),
+        follow_forks: spec.follow as u32,
+        // A ring buffer keeps whatever it accepted, in order; a perf buffer may drop a
+        // record after the program sent it, so there every record carries its detail.
+        repeat_window_ms: if ringbuf { REPEAT_WINDOW_MS } else { 0 },
+        // A run's end must be reported after its first record, which only one ordered
+        // buffer guarantees; per-CPU perf buffers report every signal.
+        fold: ringbuf as u32,
+        _pad: 0,
+        // Node mode reports no exits but those of processes that got a terminating
+        // signal: how their stop ended (crate::pipeline::story).
+        exit_mask: if spec.all {
+            signals::mask(&crate::pipeline::node_filter::TERMINATING) & signals::mask(&spec.signals)
+        } else {
+            0
+        },
+    }
+}
+
+/// Loads the programs (ring-buffer or perf build) with the kernel's layout and the
+/// switches: the mode, the two hooks to attach, and the classic OOM record's layout.
+fn load(
+    config: &FilterConfig,
+    layout: &Layout,
+    ringbuf: bool,
+    ring_bytes: u32,
+) -> Result<(Ebpf, Mode, [&'static str; 2], Option<podsig_common::OomFormat>)> {
+    // No CO-RE relocations in the program: aya needs no kernel BTF to load it (and the
+    // vendored aya no longer parses it unasked).
+    let mut loader = EbpfLoader::new();
+    loader.btf(None).override_global("CONFIG", config, true);
+    if ringbuf {
+        loader.map_max_entries("EVENTS", ring_bytes);
+    }
+    let (mode, programs): (Mode, [&str; 2]) = match layout {
+        Layout::Btf(l) => {
+            loader.override_global("OFFSETS", &l.offsets, true);
+            let hook = match l.signal_generate_btf_id {
+                _ if forced("tp_btf") => "signal_generate_raw",
+                None => "signal_generate_raw",
+                Some(_) if l.has_loop && !forced("loop") => "signal_generate",
+                Some(_) => "signal_generate_bounded",
+            };
+            (Mode::Btf, [hook, "sched_process_exit"])
+        }
+        Layout::Tracepoint(fmt) => {
+            loader.override_global("TP_FORMAT", fmt, true);
+            (Mode::Tracepoint, ["signal_generate_tp", "sched_process_exit_tp"])
+        }
+    };
+    // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL. With
+    // BTF it is a raw tracepoint; the classic one (record layout from tracefs) only serves
+    // kernels without BTF.
+    let oom_format = match mode {
+        Mode::Btf => None,
+        Mode::Tracepoint => {
+            tracefs::oom_format().map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}")).ok()
+        }
+    };
+    if let Some(f) = &oom_format {
+        loader.override_global("OOM_FORMAT", f, true);
+    }
+    let ebpf = loader
+        .load(if ringbuf { PROGRAM } else { PROGRAM_PERF })
+        .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
+    Ok((ebpf, mode, programs, oom_format))
+}
+
+/// How the signal hook that runs walks the ancestry, for the `attached` log line.
+fn walk(hook: &str) -> &'static str {
+    match hook {
+        "signal_generate" => ", BTF-typed tracepoint, ancestry walked with bpf_loop",
+        "signal_generate_bounded" => ", BTF-typed tracepoint, ancestry walked with a bounded loop",
+        "signal_generate_raw" => ", raw tracepoint, ancestry walked with a bounded loop",
+        _ => "",
     }
 }
 
