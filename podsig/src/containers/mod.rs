@@ -66,6 +66,7 @@ pub struct Watched {
 
 /// Resolves the selector to containers and their running tasks: by containerd's, Docker's
 /// and podman's lists, or, for an ID none of them knows, in every process's cgroup path.
+// Long: ask the managers, then pick each ID, then fall back to cgroups; each step needs the last's lists.
 pub async fn resolve(sel: &Selector) -> Result<(Vec<Watched>, Managers)> {
     let docker = Docker::connect(sel.docker_socket.as_deref()).await?;
     let mut listed = Vec::new();

@@ -188,6 +188,7 @@ impl Drop for Agent {
 impl Agent {
     /// `client`: a connection already made (a container watch resolved its containers
     /// with it); else the agent connects itself, and keeps trying.
+    // Long: mostly the agent task's body (connect, ask, stream starts), kept beside the state it shares.
     pub fn spawn<M: Manager>(manager: M, client: Option<M::Client>, periodic: bool, follow_starts: bool) -> Self {
         let manager = Arc::new(manager);
         let (tx, snapshots) = tokio::sync::watch::channel(None);

@@ -341,6 +341,7 @@ const FIX_HANDLED: &str = "make the SIGTERM handler finish and exit within the g
                            before the SIGTERM and counts against the same period";
 
 /// The verdict a signal record gives, if it ends its target's story.
+// Long: a decision table of verdicts, each branch with its own prose; split, the order of checks would hide.
 fn signal_stop(s: &SignalRecord, request: Option<&Sent>, at_ns: i128) -> Option<Stop> {
     let target = Party { pid: s.target.pid, comm: s.target.comm.clone() };
     let init = s.target.ns_init == Some(true) && s.target.container.is_some();

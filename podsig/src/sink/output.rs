@@ -116,6 +116,7 @@ pub fn stap_time(ns: u64) -> String {
     format!("{}m{}.{:09}s", secs / 60, secs % 60, ns % 1_000_000_000)
 }
 
+// Long: the text format line by line, in the order printed (the SystemTap recipe's first).
 fn signal_text(s: &SignalRecord, notes: bool) -> String {
     let from = s.sender.as_ref().map_or_else(|| "kernel".to_string(), |x| format!("{}({})", clean(&x.comm), x.pid));
     let mut t = format!("{from} send {} to {}({})\n", s.signal.name, clean(&s.target.comm), s.target.pid);

@@ -546,6 +546,7 @@ impl KernelBtf {
         self.offset("pt_regs", field).unwrap_or(0)
     }
 
+    // Long: one line per KernelOffsets field, in the struct's order.
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, OffsetError> {
         let task = |f: &str| self.offset("task_struct", f);
         // Renamed from real_start_time in 5.5; both are ns since boot.

@@ -42,6 +42,7 @@ pub fn script_spec(spec: &WatchSpec) -> ScriptSpec {
 }
 
 impl StapBackend {
+    // Long: build or load, then wait for the READY line while collecting stap's log; one sequence.
     pub async fn attach(spec: &WatchSpec, verbose: bool) -> Result<Self> {
         let params = script_spec(spec).params();
         // The script's directory while stap compiles, or a renamed module's staged copy.
