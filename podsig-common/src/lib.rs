@@ -1,9 +1,13 @@
 //! Wire types shared by the eBPF program and userspace.
 //!
 //! Everything here is `#[repr(C)]` with explicit padding so both sides agree on the layout
-//! byte for byte; the `user` feature marks the types `aya::Pod` so userspace can pass them to
-//! the kernel (globals, map values) and read them back from the ring buffer.
+//! byte for byte: `bytemuck`'s `Pod` derive refuses to compile a struct with hidden padding,
+//! and gives userspace its byte views without `unsafe`. The `user` feature marks the types
+//! `aya::Pod` so userspace can pass them to the kernel (globals, map values) and read them
+//! back from the ring buffer.
 #![no_std]
+
+use bytemuck::{Pod, Zeroable};
 
 /// Length of `task_struct::comm` (TASK_COMM_LEN), NUL included.
 pub const COMM_LEN: usize = 16;
@@ -89,7 +93,7 @@ pub const EXIT_CODE_UNKNOWN: i32 = i32::MIN;
 /// (/sys/kernel/btf/vmlinux) and handed to the program as a read-only global at load time,
 /// so one compiled program runs on every kernel without guessing layouts.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
     pub task_pid: u32,
     pub task_tgid: u32,
@@ -208,7 +212,7 @@ pub const PREEMPT_PERCPU_VIA_RQ: u32 = 2;
 /// Field offsets inside the classic tracepoint records, read from tracefs `format` files at
 /// load time (fallback mode, for kernels without BTF). `u32::MAX`: field absent.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default, PartialEq, Eq)]
 pub struct TracepointFormat {
     pub sg_sig: u32,
     pub sg_errno: u32,
@@ -226,7 +230,7 @@ pub struct TracepointFormat {
 /// Field offsets of the `oom:mark_victim` record (classic tracepoint in both modes: it fires
 /// once per OOM kill, so its cost does not matter). `u32::MAX`: field absent on this kernel.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default, PartialEq, Eq)]
 pub struct OomFormat {
     pub pid: u32,
     pub total_vm: u32,
@@ -241,7 +245,7 @@ pub struct OomFormat {
 /// The OOM killer chose `pid` as its victim (sizes in kB, as the tracepoint reports them;
 /// `u64::MAX` when the kernel does not report a figure).
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct OomEvent {
     pub kind: u32,
     pub pid: u32,
@@ -257,7 +261,7 @@ pub struct OomEvent {
 
 /// Run-time switches set at load time.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default, PartialEq, Eq)]
 pub struct FilterConfig {
     /// Non-zero: report signals to every process, not just the targets map.
     pub watch_all: u32,
@@ -289,7 +293,7 @@ pub struct FilterConfig {
 /// `last_ns`. Userspace reads it on its drain tick; it is consistent when `v_start ==
 /// v_end` (the program bumps `v_end` before changing anything and both after).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default, PartialEq, Eq)]
 pub struct FoldState {
     pub v_start: u64,
     pub active: u32,
@@ -314,7 +318,7 @@ pub struct FoldState {
 /// A folded run ended (the CPU saw a different signal): `count` signals came after the
 /// record that carried `seq`, the last at `last_ns`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct FoldEvent {
     pub kind: u32,
     pub cpu: u32,
@@ -339,7 +343,7 @@ pub const TARGET_SIGNALLED: u32 = 1 << 30;
 pub const TARGET_FLAGS: u32 = TARGET_CHILD | TARGET_SIGNALLED;
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct Ancestor {
     /// Start time, ns since boot.
     pub start_ns: u64,
@@ -357,7 +361,7 @@ pub struct Ancestor {
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct SignalEvent {
     pub kind: u32,
     pub sig: i32,
@@ -408,7 +412,7 @@ pub struct SignalEvent {
 /// What a sender's record carries once per process and window: its command line and its
 /// ancestry (valid lengths in the `SignalEvent`: `argv_len`, `depth`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct SenderDetail {
     /// The command line's whole length in bytes (more than `ARGV_LEN` when it was cut).
     pub argv_total: u32,
@@ -419,14 +423,14 @@ pub struct SenderDetail {
 
 /// A signal record with its sender's detail (no `FLAG_SENDER_REPEAT`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct SignalFull {
     pub head: SignalEvent,
     pub detail: SenderDetail,
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct ExitEvent {
     pub kind: u32,
     pub pid: u32,
@@ -443,7 +447,8 @@ pub struct ExitEvent {
 #[cfg(feature = "user")]
 mod user {
     use super::*;
-    // SAFETY: plain-old-data, `repr(C)`, every bit pattern valid, padding explicit.
+    // SAFETY: plain-old-data, `repr(C)`, every bit pattern valid; bytemuck::Pod (derived above)
+    // proves there is no padding.
     unsafe impl aya::Pod for KernelOffsets {}
     unsafe impl aya::Pod for FilterConfig {}
     unsafe impl aya::Pod for TracepointFormat {}
@@ -454,29 +459,4 @@ mod user {
     unsafe impl aya::Pod for ExitEvent {}
     unsafe impl aya::Pod for FoldState {}
     unsafe impl aya::Pod for FoldEvent {}
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use core::mem::{align_of, size_of};
-
-    #[test]
-    fn layouts_have_no_implicit_padding() {
-        assert_eq!(size_of::<Ancestor>(), 48 + EXE_PATH_LEN);
-        assert_eq!(size_of::<KernelOffsets>() % 8, 0);
-        assert_eq!(size_of::<FilterConfig>(), 40);
-        assert_eq!(size_of::<FoldState>(), 104);
-        assert_eq!(size_of::<FoldEvent>(), 32);
-        assert_eq!(size_of::<ExitEvent>(), 48);
-        assert_eq!(size_of::<TracepointFormat>(), 44);
-        assert_eq!(size_of::<OomFormat>(), 32);
-        assert_eq!(size_of::<OomEvent>(), 64);
-        assert_eq!(align_of::<SignalEvent>(), 8);
-        // Fields summed by hand: header 16, 4×i32 16, 4×u32 16, comm 16, 6×u32 24, comm 16,
-        // 2×u32 8, 4×u32 16, memcg 8, start 8, 2×u32 8, arg0 8, seq 8: any hidden padding
-        // would show.
-        assert_eq!(size_of::<SignalEvent>(), 168);
-        assert_eq!(size_of::<SignalFull>(), 168 + 8 + ARGV_LEN + (48 + EXE_PATH_LEN) * MAX_ANCESTRY);
-    }
 }

@@ -5,11 +5,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    backend::{BackendKind, ebpf::DEFAULT_RING_BYTES},
-    container, history,
-    output::Format,
-    signals,
-    target::parse_pid,
+    containers, signals,
+    sink::history,
+    sink::output::Format,
+    source::target::parse_pid,
+    source::{BackendKind, ebpf::DEFAULT_RING_BYTES},
 };
 
 /// `0.1.0 (abc1234)`: the commit tells which build a node runs.
@@ -114,7 +114,7 @@ pub struct WatchArgs {
     /// Watch a container, every process in it, across restarts: full ID, Docker or podman
     /// name, unique ID prefix, or as `kubectl describe pod` prints it (containerd://…,
     /// docker://…). Repeatable.
-    #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
+    #[arg(long = "container", value_name = "ID", value_parser = containers::normalize_id)]
     pub containers: Vec<String>,
     /// Watch a pod's containers, found by their CRI labels in containerd (no API server);
     /// with --all, only report signals to this pod.
@@ -179,7 +179,7 @@ pub struct StapBuildArgs {
 #[derive(Debug, Args)]
 pub struct ContainerdArgs {
     /// containerd's socket.
-    #[arg(long = "containerd-socket", value_name = "PATH", default_value = container::DEFAULT_SOCKET)]
+    #[arg(long = "containerd-socket", value_name = "PATH", default_value = containers::DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// containerd namespace to search (repeatable; default: k8s.io, moby, default).
     #[arg(long = "containerd-namespace", value_name = "NS")]
@@ -194,7 +194,7 @@ pub struct ContainerdArgs {
 impl ContainerdArgs {
     pub fn namespaces(&self) -> Vec<String> {
         if self.namespaces.is_empty() {
-            container::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect()
+            containers::DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect()
         } else {
             self.namespaces.clone()
         }
@@ -294,7 +294,7 @@ pub struct HistoryArgs {
     pub pod_namespace: Option<String>,
     /// Signals to this container: full ID, a prefix (containerd://… and docker://… too), or
     /// its name (as `docker run --name` or `podman run --name` gave it).
-    #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
+    #[arg(long = "container", value_name = "ID", value_parser = containers::normalize_id)]
     pub container: Option<String>,
     /// Signals to containers of this name.
     #[arg(long, value_name = "NAME")]
@@ -338,7 +338,7 @@ pub struct WhyArgs {
     pub pod_namespace: Option<String>,
     /// This container: full ID, a prefix (containerd://… and docker://… too), or its name
     /// (as `docker run --name` or `podman run --name` gave it).
-    #[arg(long = "container", value_name = "ID", value_parser = container::normalize_id)]
+    #[arg(long = "container", value_name = "ID", value_parser = containers::normalize_id)]
     pub container: Option<String>,
     /// Containers of this name (with --pod: that container of the pod).
     #[arg(long, value_name = "NAME")]
@@ -402,7 +402,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub struct RedactArgs {
     /// Also mask what this regular expression matches in each argv element (repeatable).
     /// With capture groups only the groups are masked: --redact '--dsn=[^:]*:([^@]*)@'.
-    #[arg(long = "redact", value_name = "REGEX", value_parser = crate::redact::parse_pattern)]
+    #[arg(long = "redact", value_name = "REGEX", value_parser = crate::pipeline::redact::parse_pattern)]
     pub patterns: Vec<regex::Regex>,
     /// Print and store command lines as they are, secrets included (podsig warns once).
     #[arg(long = "no-redact", conflicts_with = "patterns")]
@@ -410,8 +410,8 @@ pub struct RedactArgs {
 }
 
 impl RedactArgs {
-    pub fn redactor(&self) -> crate::redact::Redactor {
-        crate::redact::Redactor::new(self.patterns.clone(), self.no_redact)
+    pub fn redactor(&self) -> crate::pipeline::redact::Redactor {
+        crate::pipeline::redact::Redactor::new(self.patterns.clone(), self.no_redact)
     }
 }
 

@@ -7,17 +7,33 @@ use std::{cell::RefCell, sync::Arc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-pub use crate::container::ContainerRef;
 use crate::{interned, signals};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+// Records are boxed where they queue (the history's channel); boxing the variant would touch
+// every match on a record for no gain on the hot path, which moves one record at a time.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     Signal(SignalRecord),
     Exit(ExitRecord),
     Lost(LostRecord),
     /// The OOM killer's victim mark; folded into the SIGKILL it follows, never printed alone.
     Oom(OomInfo),
+}
+
+/// Where a process lives, as events report it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub id: String,
+    /// The Kubernetes container name (its CRI label), else the runtime's own name for the
+    /// container (`docker run --name`, `podman run --name`), when known.
+    pub name: Option<String>,
+    /// containerd, docker, podman, cri-o or unknown.
+    #[serde(deserialize_with = "crate::interned::string")]
+    pub runtime: crate::interned::Str,
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,49 +1,24 @@
 //! podsig: who sent a signal to a process, with the sender's ancestry, from eBPF.
 //!
-//! Data flows one way: `target` (what to watch) → `backend` (kernel hooks) → `event`
-//! (one model for every backend) → `correlate` (OOM marks) → `enrich` (/proc facts, wall
-//! time, `findings`) → `cause` (the verdict) → `redact` (secrets out of argv) → `output` and
-//! the `history`.
+//! Data flows one way, and the folders follow it: `source` (what to watch, and the backend
+//! whose kernel hooks fill the ring buffer) → `event` (one model for every backend) →
+//! `pipeline` (OOM marks, /proc facts and containers, findings, the verdict, stories,
+//! redaction) → `sink` (output, the history, metrics). `containers` names where processes
+//! live for the pipeline; `cmd` holds the subcommands that run it.
 
-pub mod backend;
-pub mod cause;
 pub mod cli;
-pub mod container;
-pub mod correlate;
-pub mod demo;
-pub mod docker;
-pub mod doctor;
-pub mod enrich;
+pub mod cmd;
+pub mod containers;
+pub mod error;
 pub mod event;
-pub mod explain;
-pub mod findings;
-pub mod history;
 pub mod interned;
-pub mod metrics;
-pub mod naming;
-pub mod node;
-pub mod output;
-pub mod podman;
-pub mod redact;
+pub mod pipeline;
+pub mod proc;
 pub mod signals;
-pub mod story;
-pub mod target;
-pub mod watch;
-pub mod why;
+pub mod sink;
+pub mod source;
 
-/// An error and its causes on one line, each said once: many errors (tonic's, io's) already
-/// print their source, and walking the chain would print it again.
-pub fn error_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let m = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-        if m.is_empty() || parts.iter().any(|p| p.contains(&m)) {
-            continue;
-        }
-        parts.push(m);
-    }
-    parts.join(": ")
-}
+pub use error::error_line;
 
 use std::io::Write;
 
@@ -59,9 +34,11 @@ use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 
 use crate::{
-    backend::WatchSpec,
     cli::{Cli, Command},
-    watch::WatchOptions,
+    cmd::{demo, doctor, explain, watch, watch::WatchOptions, why},
+    pipeline::node_filter,
+    sink::{history, metrics, output},
+    source::{WatchSpec, target},
 };
 
 fn require_root() -> Result<()> {
@@ -75,190 +52,10 @@ fn require_root() -> Result<()> {
 pub async fn run(cli: Cli) -> Result<()> {
     let verbose = cli.verbose > 0;
     match cli.command {
-        Command::Watch(args) => {
-            if !args.all && args.pod.is_none() && (args.pod_namespace.is_some() || args.container_name.is_some()) {
-                bail!("--namespace and --container-name narrow --pod (or --all): add one of them");
-            }
-            let signals =
-                if args.all { node::signals(&args.signals, args.node.any_signal) } else { args.signals.clone() };
-            if args.print_script {
-                if args.backend != backend::BackendKind::Stap {
-                    bail!("--print-script prints the SystemTap script: add --backend stap");
-                }
-                let spec = WatchSpec { pids: args.pids, all: args.all, signals, ..Default::default() };
-                let params: Vec<String> = backend::stap::script_spec(&spec)
-                    .params()
-                    .into_iter()
-                    .map(|(k, v)| format!("-G {k}={v}"))
-                    .collect();
-                let run = format!("// Run as root: stap {} podsig.stp\n", params.join(" "));
-                return print_out(&(run + &backend::stap::script::generate()));
-            }
-            let backend_kind = match (&args.stap_module, args.backend) {
-                (Some(_), backend::BackendKind::Auto) => backend::BackendKind::Stap,
-                (_, kind) => kind,
-            };
-            require_root()?;
-            backend::prefetch(backend_kind);
-            let mut pids = target::resolve_pids(&args.pids)?;
-            // With --all the pod flags filter what is reported; without, they pick what to watch.
-            let (selector_pod, filter) = if args.all {
-                let filter = node::Filter {
-                    namespace: args.pod_namespace,
-                    pod: args.pod,
-                    container_name: args.container_name,
-                    exclude_comm: args.node.exclude_comm.clone(),
-                };
-                (None, filter)
-            } else {
-                let filter = node::Filter { exclude_comm: args.node.exclude_comm.clone(), ..Default::default() };
-                (Some((args.pod, args.pod_namespace, args.container_name)), filter)
-            };
-            let (pod, pod_namespace, container_name) = selector_pod.unwrap_or_default();
-            let selector = container::Selector {
-                ids: args.containers,
-                pod,
-                pod_namespace,
-                container_name,
-                socket: args.containerd.socket.clone(),
-                namespaces: args.containerd.namespaces(),
-                docker_socket: args.containerd.docker_socket.clone(),
-            };
-            let follower = if selector.is_empty() {
-                None
-            } else {
-                let f = watch::Follower::new(selector).await?;
-                pids.extend(f.pids());
-                Some(f)
-            };
-            let metrics = serve_metrics(args.node.metrics_addr).await?;
-            let opts = WatchOptions {
-                backend: backend_kind,
-                spec: WatchSpec {
-                    pids,
-                    all: args.all,
-                    signals,
-                    ring_bytes: args.common.ring_size,
-                    verbose,
-                    follow: follower.is_some(),
-                    stap_module: args.stap_module,
-                },
-                follower,
-                print: Some(args.common.output.unwrap_or_else(watch::default_format)),
-                node: watch::NodeOptions {
-                    name: node::name(args.node.node_name),
-                    filter,
-                    history: None,
-                    metrics,
-                    containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
-                    docker_socket: args.containerd.docker_socket.clone(),
-                },
-                count: args.count,
-                duration: args.duration,
-                redact: args.redact.redactor(),
-                stop_window: args.stop_window,
-            };
-            let summary = watch::run(opts, || {}).await?;
-            tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
-            Ok(())
-        }
-        Command::StapBuild(args) => {
-            let release = args.kernel_release.trim();
-            if release.is_empty() || release.contains('/') || release.starts_with('-') {
-                bail!("'{release}' is not a kernel release (as `uname -r` prints it, e.g. 6.12.117+deb13-amd64)");
-            }
-            let out = args.output.unwrap_or_else(|| format!("podsig-{release}.ko").into());
-            backend::stap::module::build(release, &out, verbose).await
-        }
-        Command::Record(args) => {
-            require_root()?;
-            backend::prefetch(args.backend);
-            let metrics = serve_metrics(args.node.metrics_addr).await?;
-            let gauges = history::Gauges { bytes: metrics.as_ref().map(|m| m.history_bytes.clone()) };
-            let limits = history::Limits { max_bytes: args.history_max, max_age: Some(args.history_age) };
-            let access = history::Access { group: args.history_group };
-            let writer = history::Writer::open(&args.history, limits, gauges, access)?;
-            eprintln!("podsig: recording to {} (at most {} MiB)", args.history.display(), args.history_max >> 20);
-            let opts = WatchOptions {
-                backend: args.backend,
-                spec: WatchSpec {
-                    pids: Vec::new(),
-                    all: true,
-                    signals: node::signals(&args.signals, args.node.any_signal),
-                    ring_bytes: args.ring_size,
-                    verbose,
-                    follow: false,
-                    stap_module: None,
-                },
-                follower: None,
-                print: args.output,
-                node: watch::NodeOptions {
-                    name: node::name(args.node.node_name),
-                    filter: node::Filter {
-                        namespace: args.pod_namespace,
-                        pod: args.pod,
-                        container_name: args.container_name,
-                        exclude_comm: args.node.exclude_comm,
-                    },
-                    history: Some(writer),
-                    metrics,
-                    containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
-                    docker_socket: args.containerd.docker_socket.clone(),
-                },
-                count: None,
-                duration: None,
-                redact: args.redact.redactor(),
-                stop_window: args.stop_window,
-            };
-            watch::run(opts, || {}).await?;
-            Ok(())
-        }
-        Command::History(args) => {
-            let conn = history::open_ro(&args.history)?;
-            let q = history::Query {
-                pod: args.pod,
-                namespace: args.pod_namespace,
-                container: args.container,
-                container_name: args.container_name,
-                pid: args.pid,
-                signals: args.signals,
-                with_exits: false,
-                since: args.since,
-                last: args.last,
-            };
-            let rows = history::query(&conn, &q)?;
-            // A history kept by a podsig that did not mask (older, or --no-redact) is
-            // masked on the way out all the same.
-            let mut redactor = args.redact.redactor();
-            let format = args.output.unwrap_or_else(watch::default_format);
-            let mut out = output::Output::new(format, std::io::BufWriter::new(std::io::stdout().lock()))
-                .with_color(format == output::Format::Text && watch::color_wanted())
-                .with_notes(verbose);
-            let mut write = || -> std::io::Result<()> {
-                for json in &rows {
-                    let mut record: event::Record = serde_json::from_str(json).map_err(std::io::Error::other)?;
-                    let stored = record.clone();
-                    redactor.record(&mut record);
-                    match format {
-                        // The stored line is what `watch -o json` printed: passed through
-                        // unless masking changed it.
-                        output::Format::Json if record == stored => out.write_json_line(json)?,
-                        _ => out.write(&record)?,
-                    }
-                }
-                out.flush()
-            };
-            match write() {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err(e).context("writing the history to stdout")?
-                }
-                _ => {}
-            }
-            if rows.is_empty() {
-                eprintln!("podsig: no matching events in {}", args.history.display());
-            }
-            Ok(())
-        }
+        Command::Watch(args) => watch_cmd(args, verbose).await,
+        Command::StapBuild(args) => stap_build(args, verbose).await,
+        Command::Record(args) => record(args, verbose).await,
+        Command::History(args) => history_cmd(args, verbose),
         Command::Why(args) => why::run(args, verbose),
         Command::Demo(args) => {
             require_root()?;
@@ -272,17 +69,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 output::Format::Json => print_out(&(serde_json::to_string(&e)? + "\n")),
             }
         }
-        Command::Doctor(args) => {
-            let report = doctor::run();
-            match args.output {
-                output::Format::Text => print_out(&doctor::text(&report))?,
-                output::Format::Json => print_out(&(serde_json::to_string(&report)? + "\n"))?,
-            }
-            if !report.any_backend() {
-                bail!("no backend can run on this host (see the missing checks above)");
-            }
-            Ok(())
-        }
+        Command::Doctor(args) => doctor_cmd(args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "podsig", &mut out);
@@ -290,7 +77,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Floor => {
             require_root()?;
-            let _held = backend::ebpf::attach_empty()?;
+            let _held = source::ebpf::attach_empty()?;
             eprintln!("podsig: attached (empty program on signal_generate)");
             tokio::signal::ctrl_c().await.context("waiting for SIGINT")?;
             Ok(())
@@ -301,6 +88,215 @@ pub async fn run(cli: Cli) -> Result<()> {
             print_bytes(&out)
         }
     }
+}
+
+/// `podsig watch`: the CLI mapped to a watch of pids, containers, a pod, or the node.
+async fn watch_cmd(mut args: cli::WatchArgs, verbose: bool) -> Result<()> {
+    if !args.all && args.pod.is_none() && (args.pod_namespace.is_some() || args.container_name.is_some()) {
+        bail!("--namespace and --container-name narrow --pod (or --all): add one of them");
+    }
+    let signals =
+        if args.all { node_filter::signals(&args.signals, args.node.any_signal) } else { args.signals.clone() };
+    if args.print_script {
+        return print_script(args, signals);
+    }
+    let backend_kind = match (&args.stap_module, args.backend) {
+        (Some(_), source::BackendKind::Auto) => source::BackendKind::Stap,
+        (_, kind) => kind,
+    };
+    require_root()?;
+    source::prefetch(backend_kind);
+    let mut pids = target::resolve_pids(&args.pids)?;
+    let (selector, filter) = watch_scope(&mut args);
+    let follower = if selector.is_empty() {
+        None
+    } else {
+        let f = watch::Follower::new(selector).await?;
+        pids.extend(f.pids());
+        Some(f)
+    };
+    let metrics = serve_metrics(args.node.metrics_addr).await?;
+    let opts = WatchOptions {
+        backend: backend_kind,
+        spec: WatchSpec {
+            pids,
+            all: args.all,
+            signals,
+            ring_bytes: args.common.ring_size,
+            verbose,
+            follow: follower.is_some(),
+            stap_module: args.stap_module,
+        },
+        follower,
+        print: Some(args.common.output.unwrap_or_else(watch::default_format)),
+        node: watch::NodeOptions {
+            name: node_filter::name(args.node.node_name),
+            filter,
+            history: None,
+            metrics,
+            containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+            docker_socket: args.containerd.docker_socket.clone(),
+        },
+        count: args.count,
+        duration: args.duration,
+        redact: args.redact.redactor(),
+        stop_window: args.stop_window,
+    };
+    let summary = watch::run(opts, || {}).await?;
+    tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
+    Ok(())
+}
+
+/// `watch --print-script`: the SystemTap script and how to run it, instead of a watch.
+fn print_script(args: cli::WatchArgs, signals: Vec<i32>) -> Result<()> {
+    if args.backend != source::BackendKind::Stap {
+        bail!("--print-script prints the SystemTap script: add --backend stap");
+    }
+    let spec = WatchSpec { pids: args.pids, all: args.all, signals, ..Default::default() };
+    let params: Vec<String> =
+        source::stap::script_spec(&spec).params().into_iter().map(|(k, v)| format!("-G {k}={v}")).collect();
+    let run = format!("// Run as root: stap {} podsig.stp\n", params.join(" "));
+    print_out(&(run + &source::stap::script::generate()))
+}
+
+/// With --all the pod flags filter what is reported; without, they pick what to watch.
+fn watch_scope(args: &mut cli::WatchArgs) -> (containers::Selector, node_filter::Filter) {
+    let (selector_pod, filter) = if args.all {
+        let filter = node_filter::Filter {
+            namespace: args.pod_namespace.take(),
+            pod: args.pod.take(),
+            container_name: args.container_name.take(),
+            exclude_comm: args.node.exclude_comm.clone(),
+        };
+        (None, filter)
+    } else {
+        let filter = node_filter::Filter { exclude_comm: args.node.exclude_comm.clone(), ..Default::default() };
+        (Some((args.pod.take(), args.pod_namespace.take(), args.container_name.take())), filter)
+    };
+    let (pod, pod_namespace, container_name) = selector_pod.unwrap_or_default();
+    let selector = containers::Selector {
+        ids: std::mem::take(&mut args.containers),
+        pod,
+        pod_namespace,
+        container_name,
+        socket: args.containerd.socket.clone(),
+        namespaces: args.containerd.namespaces(),
+        docker_socket: args.containerd.docker_socket.clone(),
+    };
+    (selector, filter)
+}
+
+/// `podsig stap-build`: a SystemTap module for another kernel release.
+async fn stap_build(args: cli::StapBuildArgs, verbose: bool) -> Result<()> {
+    let release = args.kernel_release.trim();
+    if release.is_empty() || release.contains('/') || release.starts_with('-') {
+        bail!("'{release}' is not a kernel release (as `uname -r` prints it, e.g. 6.12.117+deb13-amd64)");
+    }
+    let out = args.output.unwrap_or_else(|| format!("podsig-{release}.ko").into());
+    source::stap::module::build(release, &out, verbose).await
+}
+
+/// `podsig record`: a node-wide watch into the history.
+async fn record(args: cli::RecordArgs, verbose: bool) -> Result<()> {
+    require_root()?;
+    source::prefetch(args.backend);
+    let metrics = serve_metrics(args.node.metrics_addr).await?;
+    let gauges = history::Gauges { bytes: metrics.as_ref().map(|m| m.history_bytes.clone()) };
+    let limits = history::Limits { max_bytes: args.history_max, max_age: Some(args.history_age) };
+    let access = history::Access { group: args.history_group };
+    let writer = history::Writer::open(&args.history, limits, gauges, access)?;
+    eprintln!("podsig: recording to {} (at most {} MiB)", args.history.display(), args.history_max >> 20);
+    let opts = WatchOptions {
+        backend: args.backend,
+        spec: WatchSpec {
+            pids: Vec::new(),
+            all: true,
+            signals: node_filter::signals(&args.signals, args.node.any_signal),
+            ring_bytes: args.ring_size,
+            verbose,
+            follow: false,
+            stap_module: None,
+        },
+        follower: None,
+        print: args.output,
+        node: watch::NodeOptions {
+            name: node_filter::name(args.node.node_name),
+            filter: node_filter::Filter {
+                namespace: args.pod_namespace,
+                pod: args.pod,
+                container_name: args.container_name,
+                exclude_comm: args.node.exclude_comm,
+            },
+            history: Some(writer),
+            metrics,
+            containerd: Some((args.containerd.socket.clone(), args.containerd.namespaces())),
+            docker_socket: args.containerd.docker_socket.clone(),
+        },
+        count: None,
+        duration: None,
+        redact: args.redact.redactor(),
+        stop_window: args.stop_window,
+    };
+    watch::run(opts, || {}).await?;
+    Ok(())
+}
+
+/// `podsig history`: the history's matching events, printed as `watch` printed them.
+fn history_cmd(args: cli::HistoryArgs, verbose: bool) -> Result<()> {
+    let conn = history::open_ro(&args.history)?;
+    let q = history::Query {
+        pod: args.pod,
+        namespace: args.pod_namespace,
+        container: args.container,
+        container_name: args.container_name,
+        pid: args.pid,
+        signals: args.signals,
+        with_exits: false,
+        since: args.since,
+        last: args.last,
+    };
+    let rows = history::query(&conn, &q)?;
+    // A history kept by a podsig that did not mask (older, or --no-redact) is
+    // masked on the way out all the same.
+    let mut redactor = args.redact.redactor();
+    let format = args.output.unwrap_or_else(watch::default_format);
+    let mut out = output::Output::new(format, std::io::BufWriter::new(std::io::stdout().lock()))
+        .with_color(format == output::Format::Text && watch::color_wanted())
+        .with_notes(verbose);
+    let mut write = || -> std::io::Result<()> {
+        for json in &rows {
+            let mut record: event::Record = serde_json::from_str(json).map_err(std::io::Error::other)?;
+            let stored = record.clone();
+            redactor.record(&mut record);
+            match format {
+                // The stored line is what `watch -o json` printed: passed through
+                // unless masking changed it.
+                output::Format::Json if record == stored => out.write_json_line(json)?,
+                _ => out.write(&record)?,
+            }
+        }
+        out.flush()
+    };
+    match write() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing the history to stdout")?,
+        _ => {}
+    }
+    if rows.is_empty() {
+        eprintln!("podsig: no matching events in {}", args.history.display());
+    }
+    Ok(())
+}
+
+fn doctor_cmd(args: cli::DoctorArgs) -> Result<()> {
+    let report = doctor::run();
+    match args.output {
+        output::Format::Text => print_out(&doctor::text(&report))?,
+        output::Format::Json => print_out(&(serde_json::to_string(&report)? + "\n"))?,
+    }
+    if !report.any_backend() {
+        bail!("no backend can run on this host (see the missing checks above)");
+    }
+    Ok(())
 }
 
 /// Starts the metrics endpoint before anything attaches, so a bad address fails at once.

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(podsig::run(cli));
-    podsig::watch::flush_stderr();
+    podsig::cmd::watch::flush_stderr();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

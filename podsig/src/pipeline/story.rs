@@ -1,0 +1,854 @@
+//! Stories: every terminating signal linked to the one sent before it to the same target,
+//! and a verdict for the stop they tell.
+//!
+//! After an exit code 137 the question is rarely "which process sent SIGKILL" but "why was
+//! it killed": a runtime asked it to stop (SIGTERM), waited out the grace period, then sent
+//! SIGKILL. Whether that SIGTERM was ever delivered, and what the target did with it, the
+//! kernel said at signal time (`result`, `target.disposition`, `target.ns_init`); this stage
+//! remembers it until the SIGKILL or the exit and names the story.
+//!
+//! One implementation for the live watch (`watch`, `record`: applied to each record before
+//! it is printed, stored or counted) and for `podsig why`, which replays stored records.
+//!
+//! - A story is keyed by the target process (node, pid). A process in a container with no
+//!   story of its own joins its container's init's (the runtime signals the init; a SIGKILL
+//!   to every process of the container follows). Containers are keyed by ID: a restarted
+//!   container is a new story, never linked to the last instance's signals.
+//! - A story ends with the target's exit, or when its last signal is older than the window.
+//! - Its verdict is given once: on the SIGKILL, on a signal certain to kill (delivered with
+//!   its default action), or on the exit after a stop request.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, UNIX_EPOCH},
+};
+
+use crate::{
+    event::{Cause, ContainerRef, ExitRecord, Party, PrecededBy, Record, SignalId, SignalRecord, Stop, Verdict},
+    interned::Str,
+    pipeline::cause,
+    pipeline::node_filter,
+};
+
+/// How far back a terminating signal is linked to the next one to the same target.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(600);
+
+/// The signals that ask a process to stop: catchable, so a handler can clean up first. What
+/// runtimes send first (`docker stop`, kubelet, `ctr task kill`), and STOPSIGNAL's usual
+/// choices.
+const STOP_REQUESTS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
+
+/// Beyond this many stories, the expired ones are dropped (and all, if none had expired).
+const MAX_STORIES: usize = 16384;
+
+/// The signals a story is made of: the ones that end a process (node mode's default set).
+pub fn in_story(sig: i32) -> bool {
+    node_filter::TERMINATING.contains(&sig)
+}
+
+/// A terminating signal, as the story remembers it.
+#[derive(Clone, Debug)]
+struct Sent {
+    /// Wall clock, ns since the epoch (the last one, for a record standing for several).
+    at_ns: i128,
+    time: String,
+    signal: SignalId,
+    result: Option<Str>,
+    disposition: Option<Str>,
+    blocked: Option<bool>,
+    ns_init: Option<bool>,
+    target: Party,
+    sender: Option<Party>,
+    cause: Cause,
+    /// A stop request from another process (see [`STOP_REQUESTS`]).
+    request: bool,
+}
+
+impl Sent {
+    fn of(s: &SignalRecord, at_ns: i128) -> Self {
+        let sender = s.sender.as_ref().map(|x| Party { pid: x.pid, comm: x.comm.clone() });
+        let request = STOP_REQUESTS.contains(&s.signal.number)
+            && sender.as_ref().is_some_and(|x| x.pid != s.target.pid)
+            && !matches!(s.cause, Cause::Kernel | Cause::OomKill);
+        Sent {
+            at_ns,
+            time: s.last_time.clone().unwrap_or_else(|| s.time.clone()),
+            signal: s.signal.clone(),
+            result: s.result,
+            disposition: s.target.disposition,
+            blocked: s.target.blocked,
+            ns_init: s.target.ns_init,
+            target: Party { pid: s.target.pid, comm: s.target.comm.clone() },
+            sender,
+            cause: s.cause,
+            request,
+        }
+    }
+
+    fn link(&self, now_ns: i128) -> PrecededBy {
+        PrecededBy {
+            signal: self.signal.clone(),
+            time: self.time.clone(),
+            elapsed_ms: ms(now_ns - self.at_ns),
+            result: self.result,
+            disposition: self.disposition,
+            blocked: self.blocked,
+            ns_init: self.ns_init,
+            target: self.target.clone(),
+            sender: self.sender.clone(),
+            cause: self.cause,
+        }
+    }
+
+    /// Dropped by the kernel, or ignored by the target: it did nothing.
+    fn dropped(&self) -> bool {
+        self.result == Some("ignored")
+            || self.disposition == Some("ignore")
+            || (self.ns_init == Some(true) && self.disposition == Some("default") && self.blocked != Some(true))
+    }
+}
+
+struct Entry {
+    story: u64,
+    container: Option<ContainerRef>,
+    last: Sent,
+    /// The first stop request of the story: the grace period counts from it.
+    request: Option<Sent>,
+    /// The verdict was given.
+    concluded: bool,
+}
+
+type PidKey = (Option<String>, u32);
+type ContainerKey = (Option<String>, String);
+
+/// The stage: feed it every record, in order.
+pub struct Stories {
+    window_ns: i128,
+    next_story: u64,
+    by_pid: HashMap<PidKey, Entry>,
+    /// A container's init, by container: where its other processes' stories start.
+    inits: HashMap<ContainerKey, u32>,
+}
+
+impl Default for Stories {
+    fn default() -> Self {
+        Self::new(DEFAULT_WINDOW)
+    }
+}
+
+impl Stories {
+    pub fn new(window: Duration) -> Self {
+        Self { window_ns: window.as_nanos() as i128, next_story: 1, by_pid: HashMap::new(), inits: HashMap::new() }
+    }
+
+    /// Fills in the record's `preceded_by` and `stop` (and an exit's container); returns
+    /// the story it belongs to, if any.
+    pub fn apply(&mut self, record: &mut Record) -> Option<u64> {
+        match record {
+            Record::Signal(s) => self.signal(s),
+            Record::Exit(e) => self.exit(e),
+            Record::Lost(_) | Record::Oom(_) => None,
+        }
+    }
+
+    fn signal(&mut self, s: &mut SignalRecord) -> Option<u64> {
+        if !in_story(s.signal.number) {
+            return None;
+        }
+        let first_ns = wall_ns(&s.time)?;
+        let last_ns = s.last_time.as_deref().and_then(wall_ns).unwrap_or(first_ns);
+        self.prune(last_ns);
+        let key = (s.node.clone(), s.target.pid);
+        let window = self.window_ns;
+        let fresh = |e: &Entry| first_ns - e.last.at_ns <= window;
+        if self.by_pid.get(&key).is_some_and(|e| !fresh(e)) {
+            // Its last signal is past the window: whatever that story was, it is over.
+            self.by_pid.remove(&key);
+        }
+        let ckey = s.target.container.as_ref().map(|c| (s.node.clone(), c.id.clone()));
+        let own = self.by_pid.get(&key);
+        // A process of a container with no story of its own joins its init's.
+        let via_init = match (own, s.target.ns_init, &ckey) {
+            (None, Some(false) | None, Some(k)) => self
+                .inits
+                .get(k)
+                .filter(|&&p| p != s.target.pid)
+                .and_then(|&p| self.by_pid.get(&(s.node.clone(), p)))
+                .filter(|e| fresh(e)),
+            _ => None,
+        };
+        let base = own.or(via_init);
+        s.preceded_by = base.map(|e| e.last.link(first_ns));
+        let request = base.and_then(|e| e.request.clone());
+        let concluded = own.is_some_and(|e| e.concluded);
+        let container = base.and_then(|e| e.container.clone());
+        let now = Sent::of(s, last_ns);
+        s.stop =
+            if concluded || s.result == Some("ignored") { None } else { signal_stop(s, request.as_ref(), first_ns) };
+        let concludes = s.stop.is_some();
+        let story = match self.by_pid.get_mut(&key) {
+            Some(e) => {
+                if e.request.is_none() && now.request {
+                    e.request = Some(now.clone());
+                }
+                e.last = now;
+                e.concluded |= concludes;
+                if e.container.is_none() {
+                    e.container.clone_from(&s.target.container);
+                }
+                e.story
+            }
+            None => {
+                let story = self.next_story;
+                self.next_story += 1;
+                let request = request.or_else(|| now.request.then(|| now.clone()));
+                let container = s.target.container.clone().or(container);
+                self.by_pid.insert(key, Entry { story, container, last: now, request, concluded: concludes });
+                story
+            }
+        };
+        if s.target.ns_init == Some(true)
+            && let Some(k) = ckey
+        {
+            self.inits.insert(k, s.target.pid);
+        }
+        Some(story)
+    }
+
+    fn exit(&mut self, e: &mut ExitRecord) -> Option<u64> {
+        let at = wall_ns(&e.time)?;
+        let entry = self.by_pid.remove(&(e.node.clone(), e.pid))?;
+        if let Some(c) = &entry.container {
+            let k = (e.node.clone(), c.id.clone());
+            if self.inits.get(&k) == Some(&e.pid) {
+                self.inits.remove(&k);
+            }
+        }
+        if at - entry.last.at_ns > self.window_ns {
+            return None;
+        }
+        if e.container.is_none() {
+            e.container.clone_from(&entry.container);
+        }
+        e.preceded_by = Some(entry.last.link(at));
+        if !entry.concluded {
+            e.stop = exit_stop(e, &entry, at);
+        }
+        Some(entry.story)
+    }
+
+    /// Drops expired stories when there are many.
+    fn prune(&mut self, now_ns: i128) {
+        if self.by_pid.len() < MAX_STORIES {
+            return;
+        }
+        let window = self.window_ns;
+        self.by_pid.retain(|_, e| now_ns - e.last.at_ns <= window);
+        if self.by_pid.len() >= MAX_STORIES {
+            self.by_pid.clear();
+        }
+        let by_pid = &self.by_pid;
+        self.inits.retain(|(node, _), pid| by_pid.contains_key(&(node.clone(), *pid)));
+    }
+}
+
+/// RFC 3339 time as ns since the epoch.
+fn wall_ns(t: &str) -> Option<i128> {
+    let t = humantime::parse_rfc3339(t).ok()?;
+    Some(t.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i128)
+}
+
+fn ms(ns: i128) -> u64 {
+    (ns.max(0) / 1_000_000) as u64
+}
+
+/// `310 ms`, `2.0 s`, `4 min 10 s`.
+pub fn duration(ms: u64) -> String {
+    match ms {
+        0..1000 => format!("{ms} ms"),
+        1000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+fn name(p: &Party) -> String {
+    format!("{}({})", p.comm, p.pid)
+}
+
+fn from(sender: &Option<Party>) -> String {
+    sender.as_ref().map_or_else(|| "the kernel".to_string(), name)
+}
+
+/// What became of a signal, from what the kernel captured with it: `ignored (pid 1 of its
+/// namespace, no handler)`, `delivered to its handler`, ….
+pub fn outcome(p: &PrecededBy) -> String {
+    let sig = &p.signal.name;
+    match (p.result, p.disposition) {
+        (Some("ignored"), Some("ignore")) => format!("ignored (it ignores {sig}: SIG_IGN)"),
+        (Some("ignored"), Some("default")) if p.ns_init == Some(true) => {
+            "ignored (pid 1 of its namespace, no handler)".into()
+        }
+        (Some("ignored"), Some("default")) => "ignored (its default action is to ignore it)".into(),
+        (Some("ignored"), _) => "ignored".into(),
+        // Nothing catches these: what the target does with them says nothing.
+        (Some("delivered"), _) if matches!(p.signal.number, libc::SIGKILL | libc::SIGSTOP) => "delivered".into(),
+        (_, Some("handler")) if p.blocked == Some(true) => "pending: blocked, with a handler".into(),
+        (_, Some("handler")) => "delivered to its handler".into(),
+        (Some("delivered"), Some("default")) if p.blocked == Some(true) => "pending: blocked".into(),
+        (Some("delivered"), Some("default")) => "delivered (no handler: its default action)".into(),
+        (Some("already_pending"), _) => "already pending".into(),
+        (Some(r), _) => r.replace('_', " "),
+        (None, _) => "outcome not captured by this backend".into(),
+    }
+}
+
+/// The text form's detail line for `preceded_by` (without its `after: ` label).
+pub fn after(p: &PrecededBy, target_pid: u32) -> String {
+    let to = if p.target.pid == target_pid {
+        String::new()
+    } else {
+        format!(" to its container's init {}", name(&p.target))
+    };
+    format!("{}{to} from {} {} earlier, {}", p.signal.name, from(&p.sender), duration(p.elapsed_ms), outcome(p))
+}
+
+/// Why a dropped stop request did nothing, for a summary (which has named the target).
+fn dropped_reason(r: &Sent) -> String {
+    let sig = &r.signal.name;
+    if r.disposition == Some("ignore") {
+        format!("it ignores {sig} (SIG_IGN, often inherited: `trap '' TERM`, nohup, a parent that ignored it)")
+    } else if r.ns_init == Some(true) && r.disposition == Some("default") {
+        format!(
+            "it is pid 1 of its pid namespace (its container's init) with no {sig} handler, and the kernel never \
+             delivers a signal with its default action to such an init"
+        )
+    } else {
+        "the kernel dropped it".into()
+    }
+}
+
+fn stop(verdict: Option<Verdict>, elapsed_ms: Option<u64>, container_init: bool, summary: String, fix: String) -> Stop {
+    Stop { verdict, elapsed_ms, container_init, summary, fix }
+}
+
+const FIX_INIT: &str = "make the container's init handle SIGTERM: run the program in exec form (`CMD [\"app\"]`, or \
+                        `exec app` at the end of a script) so it is pid 1 itself, or under an init that forwards \
+                        signals (tini, `docker run --init`, dumb-init), or set a STOPSIGNAL it handles; a longer \
+                        terminationGracePeriodSeconds only makes the wait longer";
+const FIX_HANDLED: &str = "make the SIGTERM handler finish and exit within the grace period (stop taking work, drain, \
+                           exit; a shell `trap` must end in `exit`), or give it more time: \
+                           terminationGracePeriodSeconds, `docker stop -t`, `podman stop -t`; a preStop hook runs \
+                           before the SIGTERM and counts against the same period";
+
+/// The verdict a signal record gives, if it ends its target's story.
+// Long: a decision table of verdicts, each branch with its own prose; split, the order of checks would hide.
+fn signal_stop(s: &SignalRecord, request: Option<&Sent>, at_ns: i128) -> Option<Stop> {
+    let target = Party { pid: s.target.pid, comm: s.target.comm.clone() };
+    let init = s.target.ns_init == Some(true) && s.target.container.is_some();
+    let sender = s.sender.as_ref().map(|x| Party { pid: x.pid, comm: x.comm.clone() });
+    let sig = &s.signal.name;
+    let by_runtime = s.runtime.is_some() || cause::runtime_of(s).is_some();
+    if s.signal.number == libc::SIGKILL {
+        if s.cause == Cause::OomKill {
+            return Some(stop(
+                Some(Verdict::OomKill),
+                None,
+                init,
+                format!("{}; exit code 137 here means memory, not a stop", s.cause_detail),
+                "raise its memory limit (resources.limits.memory, `docker run -m`) or make it use less".into(),
+            ));
+        }
+        if s.cause == Cause::Kernel && !by_runtime {
+            return Some(kernel_stop(s, &target, init));
+        }
+        let Some(r) = request else {
+            let (how, fix) = if by_runtime {
+                (
+                    "through its runtime: `docker kill`, `ctr task kill -s KILL`, or a stop with a grace period of 0 \
+                     (`kubectl delete --grace-period=0 --force`, `crictl stop -t 0`)",
+                    "if a graceful stop was meant, stop it rather than kill it (`docker stop`, a SIGTERM first, a \
+                     grace period above 0)",
+                )
+            } else {
+                (
+                    "`kill -9` or its like",
+                    "if this kill was not meant, find who ran the sender (its argv and ancestry are in the record); to \
+                     stop a process gracefully, send SIGTERM first and SIGKILL only after a grace period",
+                )
+            };
+            return Some(stop(
+                Some(Verdict::KilledWithoutTerm),
+                None,
+                init,
+                format!(
+                    "{} sent SIGKILL to {} with no SIGTERM (or other stop request) before it: a kill, not a stop, {how}",
+                    from(&sender),
+                    name(&target)
+                ),
+                fix.into(),
+            ));
+        };
+        let elapsed = ms(at_ns - r.at_ns);
+        let killed = format!(
+            "{} later {} sent SIGKILL{} (exit code 137)",
+            duration(elapsed),
+            from(&sender),
+            if r.target.pid == target.pid { String::new() } else { format!(" to {}", name(&target)) }
+        );
+        let rsig = &r.signal.name;
+        if r.dropped() {
+            let fix = if r.ns_init == Some(true) && r.disposition != Some("ignore") {
+                FIX_INIT.replace("SIGTERM", rsig)
+            } else {
+                format!(
+                    "stop ignoring {rsig} (look for `trap '' TERM` or signal({rsig}, SIG_IGN) in it or in what started \
+                     it), or set a STOPSIGNAL it handles; a longer grace period only makes the wait longer"
+                )
+            };
+            return Some(stop(
+                Some(Verdict::GraceExpiredTermIgnored),
+                Some(elapsed),
+                init,
+                format!(
+                    "{rsig} from {} to {} was dropped: {}; nothing happened until the grace period ran out: {killed}",
+                    from(&r.sender),
+                    name(&r.target),
+                    dropped_reason(r)
+                ),
+                fix,
+            ));
+        }
+        let how = match (r.disposition, r.blocked) {
+            (Some("handler"), _) => Some("has a handler for it"),
+            (_, Some(true)) => Some("blocks it (sigwait or signalfd handle it, or nothing does)"),
+            (Some("default"), _) => {
+                Some("got it with its default action but was not ended by it (stuck in the kernel, or still exiting)")
+            }
+            _ => None,
+        };
+        let Some(how) = how else {
+            return Some(stop(
+                None,
+                Some(elapsed),
+                init,
+                format!(
+                    "{rsig} from {} to {}, then {killed}: the grace period ran out; whether {rsig} was dropped or \
+                     handled, this backend did not capture",
+                    from(&r.sender),
+                    name(&r.target)
+                ),
+                format!("run podsig with the eBPF backend to tell; meanwhile either: {FIX_INIT}; or: {FIX_HANDLED}"),
+            ));
+        };
+        return Some(stop(
+            Some(Verdict::GraceExpiredTermHandled),
+            Some(elapsed),
+            init,
+            format!(
+                "{} got {rsig} from {} and {how}, but had not exited when the grace period ran out: {killed}",
+                name(&r.target),
+                from(&r.sender)
+            ),
+            FIX_HANDLED.replace("SIGTERM", rsig),
+        ));
+    }
+    // Any other terminating signal ends the story only when it is certain to kill: the
+    // kernel queued it, the target has no handler and does not block it.
+    let certain =
+        s.result == Some("delivered") && s.target.disposition == Some("default") && s.target.blocked != Some(true);
+    if !certain {
+        return None;
+    }
+    let now = Sent::of(s, at_ns);
+    if now.request {
+        let (elapsed, after) = match request {
+            Some(r) => {
+                let e = ms(at_ns - r.at_ns);
+                (e, format!(", {} after the first {} from {}", duration(e), r.signal.name, from(&r.sender)))
+            }
+            None => (0, String::new()),
+        };
+        return Some(stop(
+            Some(Verdict::GracefulExit),
+            Some(elapsed),
+            init,
+            format!(
+                "{sig} from {} ended {} at once{after}: it has no {sig} handler, so the signal's default action \
+                 killed it (exit code {})",
+                from(&sender),
+                name(&target),
+                128 + s.signal.number
+            ),
+            format!(
+                "nothing, for the stop; but with no {sig} handler it could not clean up (flush, close connections): \
+                 add one if it holds state"
+            ),
+        ));
+    }
+    if s.cause == Cause::Kernel {
+        return Some(kernel_stop(s, &target, init));
+    }
+    Some(process_stop(&now, &target, init, &format!("it dies of it (exit code {})", 128 + s.signal.number)))
+}
+
+fn kernel_stop(s: &SignalRecord, target: &Party, init: bool) -> Stop {
+    let fix = if s.cause_detail.contains("pid 1 of this pid namespace") {
+        "look at why its container's init exited (its own story: `podsig why` on the container, or its logs)"
+    } else if matches!(s.signal.number, libc::SIGSEGV | libc::SIGBUS) {
+        "a crash: read its logs and core dump (a bug, or memory corruption)"
+    } else {
+        "see the cause: the kernel raised it, no process asked for it"
+    };
+    stop(
+        Some(Verdict::Kernel),
+        None,
+        init,
+        format!("the kernel ended {} with {}: {}", name(target), s.signal.name, s.cause_detail),
+        fix.into(),
+    )
+}
+
+fn process_stop(last: &Sent, target: &Party, init: bool, end: &str) -> Stop {
+    let sig = &last.signal.name;
+    let own = last.sender.as_ref().is_some_and(|x| x.pid == target.pid);
+    let (who, fix) = if own {
+        (
+            format!("{} sent {sig} to itself (abort(), raise() or kill(getpid()))", name(target)),
+            "it ended itself: read its own logs (a failed assertion, a panic, an abort)".to_string(),
+        )
+    } else {
+        (
+            format!("{} sent {sig} to {}", from(&last.sender), name(target)),
+            format!("find out why {} sent {sig} (its argv and ancestry are in the record)", from(&last.sender)),
+        )
+    };
+    stop(Some(Verdict::Process), None, init, format!("{who}, and {end}"), fix)
+}
+
+/// The verdict an exit gives to a story not yet concluded.
+fn exit_stop(e: &ExitRecord, entry: &Entry, at_ns: i128) -> Option<Stop> {
+    let target = Party { pid: e.pid, comm: e.comm.clone() };
+    let init = entry.last.ns_init == Some(true) && e.container.is_some();
+    let how = match (&e.signal, e.status) {
+        (Some(sig), _) => format!(" (killed by {}, exit code {})", sig.name, 128 + sig.number),
+        (None, Some(st)) => format!(" with status {st}"),
+        (None, None) => String::new(),
+    };
+    if let Some(r) = &entry.request {
+        let elapsed = ms(at_ns - r.at_ns);
+        let rsig = &r.signal.name;
+        let (note, fix) = if r.dropped() {
+            (
+                format!(
+                    " though that {rsig} itself was dropped ({}); it ended for another reason, such as its children \
+                     being stopped",
+                    dropped_reason(r)
+                ),
+                format!("nothing, for the stop; to stop cleanly on its own, it needs {rsig} to reach it: {FIX_INIT}")
+                    .replace("SIGTERM", rsig),
+            )
+        } else if r.disposition == Some("handler") {
+            (", which it handled".to_string(), "nothing: it stopped as asked".into())
+        } else {
+            (String::new(), "nothing: it stopped as asked".into())
+        };
+        return Some(stop(
+            Some(Verdict::GracefulExit),
+            Some(elapsed),
+            init,
+            format!(
+                "{} exited{how}, {} after {rsig} from {}{note}; no SIGKILL was needed",
+                name(&target),
+                duration(elapsed),
+                from(&r.sender)
+            ),
+            fix,
+        ));
+    }
+    // No stop request: the last signal ended it, if that is how it died.
+    let last = &entry.last;
+    let died_of_it = e.signal.as_ref().is_some_and(|s| s.number == last.signal.number);
+    let handled_then_exited =
+        e.status.is_some() && last.disposition == Some("handler") && last.result == Some("delivered");
+    if !(died_of_it || handled_then_exited) || last.signal.number == libc::SIGKILL {
+        return None;
+    }
+    let end = if died_of_it { format!("it died of it{how}") } else { format!("its handler ran and it exited{how}") };
+    if last.cause == Cause::Kernel || last.sender.is_none() {
+        return Some(stop(
+            Some(Verdict::Kernel),
+            None,
+            init,
+            format!("the kernel sent {} {} and {end}", name(&target), last.signal.name),
+            if matches!(last.signal.number, libc::SIGSEGV | libc::SIGBUS) {
+                "a crash: read its logs and core dump (a bug, or memory corruption)".into()
+            } else {
+                "see the cause in the signal's record: the kernel raised it".into()
+            },
+        ));
+    }
+    Some(process_stop(last, &target, init, &end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Sender, SignalRecord, sample_container, sample_signal};
+
+    const T0: &str = "2026-11-24T20:17:30.000000000Z";
+
+    /// `secs` after T0.
+    fn at(secs: f64) -> String {
+        let t = humantime::parse_rfc3339(T0).unwrap() + Duration::from_secs_f64(secs);
+        humantime::format_rfc3339_nanos(t).to_string()
+    }
+
+    fn sig(secs: f64, signal: i32, from: (&str, u32), to: u32) -> SignalRecord {
+        let mut s = sample_signal();
+        s.time = at(secs);
+        s.node = Some("n1".into());
+        s.signal = SignalId::new(signal);
+        s.target.pid = to;
+        s.target.comm = "sh".into();
+        s.target.disposition = Some("default");
+        s.target.blocked = Some(false);
+        s.target.ns_init = Some(false);
+        s.sender = Some(Sender { pid: from.1, tid: from.1, comm: from.0.into(), ..Default::default() });
+        s.cause = Cause::RuntimeStop;
+        s.result = Some("delivered");
+        s
+    }
+
+    /// A runc signal to a container's init.
+    fn to_init(secs: f64, signal: i32, pid: u32, disposition: &'static str, id: &str) -> SignalRecord {
+        let mut s = sig(secs, signal, ("runc", 900 + pid + secs as u32), pid);
+        s.target.ns_init = Some(true);
+        s.target.disposition = Some(disposition);
+        s.target.container = Some(ContainerRef { id: id.into(), ..sample_container("web") });
+        if signal != libc::SIGKILL && disposition == "default" {
+            s.result = Some("ignored");
+        }
+        s
+    }
+
+    fn exit(secs: f64, pid: u32, status: Option<i32>, signal: Option<i32>) -> ExitRecord {
+        ExitRecord {
+            time: at(secs),
+            node: Some("n1".into()),
+            boot_ns: None,
+            backend: "ebpf",
+            pid,
+            tid: pid,
+            comm: "sh".into(),
+            status,
+            signal: signal.map(SignalId::new),
+            core_dumped: false,
+            container: None,
+            preceded_by: None,
+            stop: None,
+        }
+    }
+
+    fn run(stories: &mut Stories, r: impl Into<Record>) -> Record {
+        let mut r = r.into();
+        stories.apply(&mut r);
+        r
+    }
+
+    fn stop_of(r: &Record) -> Option<&Stop> {
+        match r {
+            Record::Signal(s) => s.stop.as_ref(),
+            Record::Exit(e) => e.stop.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn verdict(r: &Record) -> Option<Verdict> {
+        stop_of(r).and_then(|s| s.verdict)
+    }
+
+    impl From<SignalRecord> for Record {
+        fn from(s: SignalRecord) -> Self {
+            Record::Signal(s)
+        }
+    }
+    impl From<ExitRecord> for Record {
+        fn from(e: ExitRecord) -> Self {
+            Record::Exit(e)
+        }
+    }
+
+    #[test]
+    fn a_term_dropped_by_an_init_then_the_kill() {
+        let mut st = Stories::default();
+        let term = run(&mut st, to_init(0.0, libc::SIGTERM, 40, "default", "c1"));
+        assert_eq!(stop_of(&term), None, "a TERM alone says nothing yet");
+        // runc kills every process of the container: a member first, then the init.
+        let mut member = sig(2.0, libc::SIGKILL, ("runc", 990), 41);
+        member.target.container = Some(ContainerRef { id: "c1".into(), ..sample_container("web") });
+        let member = run(&mut st, member);
+        let Record::Signal(m) = &member else { panic!() };
+        let p = m.preceded_by.as_ref().expect("the member's KILL is linked to the init's TERM");
+        assert_eq!((p.target.pid, p.signal.number, p.elapsed_ms), (40, libc::SIGTERM, 2000));
+        assert_eq!(verdict(&member), Some(Verdict::GraceExpiredTermIgnored));
+        assert!(!stop_of(&member).unwrap().container_init, "a member's stop is not the container's");
+        let kill = run(&mut st, to_init(2.0, libc::SIGKILL, 40, "default", "c1"));
+        let Record::Signal(k) = &kill else { panic!() };
+        let p = k.preceded_by.as_ref().unwrap();
+        assert_eq!((p.result, p.ns_init, p.elapsed_ms), (Some("ignored"), Some(true), 2000));
+        assert_eq!(after(p, 40), "SIGTERM from runc(940) 2.0 s earlier, ignored (pid 1 of its namespace, no handler)");
+        let s = k.stop.as_ref().unwrap();
+        assert_eq!(
+            (s.verdict, s.elapsed_ms, s.container_init),
+            (Some(Verdict::GraceExpiredTermIgnored), Some(2000), true)
+        );
+        assert!(s.summary.contains("pid 1 of its pid namespace") && s.fix.contains("exec form"), "{s:?}");
+        // Its exit ends the story without a second verdict.
+        let e = run(&mut st, exit(2.01, 40, None, Some(libc::SIGKILL)));
+        let Record::Exit(e) = &e else { panic!() };
+        assert_eq!(e.stop, None);
+        assert_eq!(e.container.as_ref().map(|c| c.id.as_str()), Some("c1"), "placed from its story");
+        assert_eq!(e.preceded_by.as_ref().unwrap().signal.number, libc::SIGKILL);
+    }
+
+    #[test]
+    fn a_handled_term_then_an_exit_is_graceful_with_its_time() {
+        let mut st = Stories::default();
+        let mut t = to_init(0.0, libc::SIGTERM, 50, "handler", "c2");
+        t.result = Some("delivered");
+        run(&mut st, t);
+        let e = run(&mut st, exit(0.31, 50, Some(0), None));
+        let s = stop_of(&e).unwrap();
+        assert_eq!((s.verdict, s.elapsed_ms, s.container_init), (Some(Verdict::GracefulExit), Some(310), true));
+        assert!(
+            s.summary.contains("exited with status 0, 310 ms after SIGTERM from runc(950), which it handled"),
+            "{}",
+            s.summary
+        );
+    }
+
+    #[test]
+    fn a_handled_term_then_the_kill_is_handled_but_too_slow() {
+        let mut st = Stories::default();
+        let mut t = to_init(0.0, libc::SIGTERM, 60, "handler", "c3");
+        t.result = Some("delivered");
+        run(&mut st, t);
+        let k = run(&mut st, to_init(30.0, libc::SIGKILL, 60, "default", "c3"));
+        let s = stop_of(&k).unwrap();
+        assert_eq!((s.verdict, s.elapsed_ms), (Some(Verdict::GraceExpiredTermHandled), Some(30_000)));
+        assert!(s.fix.contains("terminationGracePeriodSeconds"), "{}", s.fix);
+    }
+
+    #[test]
+    fn a_kill_alone_and_a_kill_past_the_window() {
+        let mut st = Stories::new(Duration::from_secs(60));
+        let k = run(&mut st, to_init(0.0, libc::SIGKILL, 70, "default", "c4"));
+        assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm));
+        assert!(stop_of(&k).unwrap().summary.contains("docker kill"));
+        run(&mut st, to_init(100.0, libc::SIGTERM, 71, "default", "c5"));
+        let k = run(&mut st, to_init(161.0, libc::SIGKILL, 71, "default", "c5"));
+        assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm), "the TERM was 61 s before, past the window");
+        let Record::Signal(k) = &k else { panic!() };
+        assert_eq!(k.preceded_by, None);
+    }
+
+    #[test]
+    fn a_restarted_container_is_a_new_story() {
+        // CRI: a restart is a new container (new ID) of the same pod and name, with a new init.
+        let mut st = Stories::default();
+        run(&mut st, to_init(0.0, libc::SIGTERM, 80, "default", "first"));
+        run(&mut st, to_init(2.0, libc::SIGKILL, 80, "default", "first"));
+        run(&mut st, exit(2.01, 80, None, Some(libc::SIGKILL)));
+        // The new instance is killed outright, and one of its processes with it.
+        let k = run(&mut st, to_init(5.0, libc::SIGKILL, 90, "default", "second"));
+        assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm));
+        let Record::Signal(k) = &k else { panic!() };
+        assert_eq!(k.preceded_by, None, "not linked to the last instance's signals");
+        // Docker restarts keep the ID: the new init is still a new story.
+        run(&mut st, to_init(10.0, libc::SIGTERM, 100, "handler", "same"));
+        run(&mut st, exit(10.2, 100, Some(0), None));
+        let k = run(&mut st, to_init(12.0, libc::SIGKILL, 101, "default", "same"));
+        assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm));
+    }
+
+    #[test]
+    fn oom_kernel_and_process_endings() {
+        let mut st = Stories::default();
+        let mut oom = sig(0.0, libc::SIGKILL, ("stress", 5), 110);
+        oom.cause = Cause::OomKill;
+        oom.cause_detail = "the OOM killer chose sh(110)".into();
+        assert_eq!(verdict(&run(&mut st, oom)), Some(Verdict::OomKill));
+        // The kernel's SIGKILL to a namespace's other processes when its init exits.
+        let mut k = sig(1.0, libc::SIGKILL, ("sh", 120), 121);
+        k.cause = Cause::Kernel;
+        k.cause_detail = "sh(120), pid 1 of this pid namespace (a container's init), exited: …".into();
+        let k = run(&mut st, k);
+        assert_eq!(verdict(&k), Some(Verdict::Kernel));
+        assert!(stop_of(&k).unwrap().fix.contains("why its container's init exited"));
+        // abort(): SIGABRT to itself, default action: certain to kill.
+        let mut a = sig(2.0, libc::SIGABRT, ("app", 130), 130);
+        a.cause = Cause::Process;
+        let a = run(&mut st, a);
+        assert_eq!(verdict(&a), Some(Verdict::Process));
+        assert!(stop_of(&a).unwrap().summary.contains("to itself"));
+        // A fault with a handler (Go's runtime): only the exit tells.
+        let mut f = sig(3.0, libc::SIGSEGV, ("app", 140), 140);
+        f.cause = Cause::Kernel;
+        f.target.disposition = Some("handler");
+        assert_eq!(verdict(&run(&mut st, f)), None);
+        assert_eq!(verdict(&run(&mut st, exit(3.1, 140, Some(2), None))), Some(Verdict::Kernel));
+    }
+
+    #[test]
+    fn a_term_without_a_handler_ends_it_at_once() {
+        let mut st = Stories::default();
+        let t = run(&mut st, sig(0.0, libc::SIGTERM, ("kill", 7), 150));
+        let s = stop_of(&t).unwrap();
+        assert_eq!((s.verdict, s.elapsed_ms), (Some(Verdict::GracefulExit), Some(0)));
+        assert!(s.summary.contains("exit code 143"), "{}", s.summary);
+        // Its exit adds no second verdict.
+        assert_eq!(stop_of(&run(&mut st, exit(0.01, 150, None, Some(libc::SIGTERM)))), None);
+    }
+
+    #[test]
+    fn without_disposition_the_grace_verdict_is_left_open() {
+        // SystemTap: no result, no disposition.
+        let mut st = Stories::default();
+        let mut t = sig(0.0, libc::SIGTERM, ("runc", 8), 160);
+        (t.result, t.target.disposition, t.target.blocked, t.target.ns_init) = (None, None, None, None);
+        run(&mut st, t);
+        let mut k = sig(10.0, libc::SIGKILL, ("runc", 9), 160);
+        (k.result, k.target.disposition, k.target.blocked, k.target.ns_init) = (None, None, None, None);
+        let k = run(&mut st, k);
+        let s = stop_of(&k).unwrap();
+        assert_eq!((s.verdict, s.elapsed_ms), (None, Some(10_000)));
+        assert!(s.summary.contains("this backend did not capture"));
+        let Record::Signal(k) = &k else { panic!() };
+        assert_eq!(outcome(k.preceded_by.as_ref().unwrap()), "outcome not captured by this backend");
+    }
+
+    #[test]
+    fn the_same_pid_on_two_nodes_is_two_stories() {
+        let mut st = Stories::default();
+        run(&mut st, to_init(0.0, libc::SIGTERM, 170, "default", "c6"));
+        let mut k = to_init(2.0, libc::SIGKILL, 170, "default", "c6");
+        k.node = Some("n2".into());
+        assert_eq!(verdict(&run(&mut st, k)), Some(Verdict::KilledWithoutTerm));
+    }
+
+    #[test]
+    fn a_storm_of_records_stays_bounded() {
+        let mut st = Stories::new(Duration::from_secs(1));
+        for i in 0..(MAX_STORIES as u32 * 2) {
+            run(&mut st, sig(i as f64 * 0.01, libc::SIGINT, ("x", 1), 100_000 + i));
+        }
+        assert!(st.by_pid.len() <= MAX_STORIES);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(310), "310 ms");
+        assert_eq!(duration(30_000), "30.0 s");
+        assert_eq!(duration(250_000), "4 min 10 s");
+    }
+}

@@ -1,0 +1,172 @@
+//! /proc and the cgroup tree, read for one process at a time: its start, its state, its pid
+//! namespace, and the container its cgroup path names. The lowest layer: it imports nothing
+//! from the crate, and `containers`, `pipeline` and `source` all read through it.
+
+use std::{collections::BTreeSet, fs};
+
+use procfs::process::Process;
+
+pub fn process(pid: u32) -> Option<Process> {
+    Process::new(i32::try_from(pid).ok()?).ok()
+}
+
+/// Field 22 of /proc/PID/stat: start time in clock ticks since boot.
+pub fn proc_start_ticks(pid: u32) -> Option<u64> {
+    Some(process(pid)?.stat().ok()?.starttime)
+}
+
+/// Field 3 of /proc/PID/stat: the state letter ('Z' zombie, 'X' dead, …).
+pub fn proc_state(pid: u32) -> Option<char> {
+    Some(process(pid)?.stat().ok()?.state)
+}
+
+/// Inode of /proc/PID/ns/pid (`self` for this process).
+pub fn pidns_of(pid: &str) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok().map(|m| m.ino() as u32)
+}
+
+/// Container named by a process's cgroup path: (id, runtime). Knows the path forms of
+/// Docker, containerd (CRI and ctr), CRI-O and Podman, with systemd or cgroupfs drivers.
+pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
+    let is_hex64 = |s: &str| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit());
+    for line in text.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("");
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        for (i, seg) in segs.iter().enumerate().rev() {
+            let scoped = |prefix: &str| {
+                seg.strip_prefix(prefix).and_then(|r| r.strip_suffix(".scope")).filter(|id| is_hex64(id))
+            };
+            if let Some(id) = scoped("docker-") {
+                return Some((id.into(), "docker"));
+            }
+            if let Some(id) = scoped("cri-containerd-") {
+                return Some((id.into(), "containerd"));
+            }
+            if let Some(id) = scoped("crio-") {
+                return Some((id.into(), "cri-o"));
+            }
+            if let Some(id) = scoped("libpod-") {
+                return Some((id.into(), "podman"));
+            }
+            let parent = if i > 0 { segs[i - 1] } else { "" };
+            match parent {
+                // podman with the cgroupfs manager: /libpod_parent/libpod-<id> (its conmons sit
+                // beside, in /libpod_parent/conmon).
+                "libpod_parent" => {
+                    if let Some(id) = seg.strip_prefix("libpod-").filter(|id| is_hex64(id)) {
+                        return Some((id.to_string(), "podman"));
+                    }
+                }
+                // cgroupfs driver: /docker/<id>, and containerd's /<namespace>/<id>.
+                "docker" if is_hex64(seg) => return Some((seg.to_string(), "docker")),
+                "moby" => return Some((seg.to_string(), "docker")),
+                "k8s.io" | "default" => return Some((seg.to_string(), "containerd")),
+                _ => {}
+            }
+            // kubelet's cgroupfs layout: /kubepods/<qos>/pod<uid>/<id>.
+            if parent.starts_with("pod") && is_hex64(seg) && segs.iter().any(|s| s.starts_with("kubepods")) {
+                return Some((seg.to_string(), "unknown"));
+            }
+        }
+    }
+    None
+}
+
+pub fn container_of_pid(pid: u32) -> Option<(String, &'static str)> {
+    container_of_cgroup(&fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
+}
+
+/// Processes whose cgroup names the container (ID or prefix), oldest first.
+pub fn pids_in_cgroups_of(id: &str) -> Vec<u32> {
+    let mut found: Vec<(u64, u32)> = Vec::new();
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if container_of_pid(pid).is_some_and(|(cid, _)| cid.starts_with(id)) {
+            let start = proc_start_ticks(pid).unwrap_or(u64::MAX);
+            found.push((start, pid));
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The processes in the container cgroup of `pid` (a container's init), from cgroup.procs
+/// of a v1 hierarchy or the v2 tree: only a hierarchy whose path names the container counts
+/// (in others, such as a hybrid host's name=systemd, the container may sit at the root,
+/// beside every process on the host).
+pub fn cgroup_procs(pid: u32) -> BTreeSet<u32> {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else { return BTreeSet::new() };
+    for line in text.lines().filter(|l| container_of_cgroup(l).is_some()) {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if let Some(m) = cgroup_mount(ctrls)
+            && let Ok(procs) = fs::read_to_string(format!("{m}{path}/cgroup.procs"))
+        {
+            return procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    BTreeSet::new()
+}
+
+/// Where the hierarchy of a /proc/PID/cgroup line is mounted, given the controllers that
+/// line names (empty: the v2 tree).
+pub fn cgroup_mount(controllers: &str) -> Option<String> {
+    let mounts = fs::read_to_string("/proc/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let ok = f.len() > 3
+            && if controllers.is_empty() {
+                f[2] == "cgroup2"
+            } else {
+                f[2] == "cgroup" && controllers.split(',').all(|c| f[3].split(',').any(|o| o == c))
+            };
+        ok.then(|| f[1].to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "5fb8adf9ee62afc6d3f6f3d9590041818750b392dff015d7091eaaf99cf1c945";
+
+    #[test]
+    fn own_process_facts() {
+        let me = std::process::id();
+        assert!(proc_start_ticks(me).is_some());
+        // The main thread waits on the test threads: running or sleeping, never a zombie.
+        assert!(matches!(proc_state(me), Some('R' | 'S')));
+        assert!(proc_state(i32::MAX as u32).is_none());
+    }
+
+    #[test]
+    fn cgroup_path_forms() {
+        let cases = [
+            (format!("0::/system.slice/docker-{ID}.scope"), "docker"),
+            (format!("12:pids:/docker/{ID}"), "docker"),
+            (
+                format!(
+                    "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope"
+                ),
+                "containerd",
+            ),
+            (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), "cri-o"),
+            (format!("0::/machine.slice/libpod-{ID}.scope"), "podman"),
+            (format!("0::/machine.slice/libpod-{ID}.scope/container"), "podman"),
+            (format!("8:pids:/libpod_parent/libpod-{ID}"), "podman"),
+            (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), "unknown"),
+            (format!("3:cpu:/k8s.io/{ID}"), "containerd"),
+        ];
+        for (text, runtime) in cases {
+            assert_eq!(container_of_cgroup(&text), Some((ID.to_string(), runtime)), "{text}");
+        }
+        assert_eq!(container_of_cgroup("5:pids:/default/web"), Some(("web".into(), "containerd")));
+        assert_eq!(container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope"), None);
+        assert_eq!(container_of_cgroup("0::/"), None);
+        // podman's conmons are not in the container.
+        assert_eq!(container_of_cgroup("8:pids:/libpod_parent/conmon"), None);
+        assert_eq!(container_of_cgroup(&format!("0::/machine.slice/libpod-conmon-{ID}.scope")), None);
+    }
+}

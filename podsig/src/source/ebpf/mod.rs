@@ -1,0 +1,494 @@
+//! The eBPF backend: loads `podsig-ebpf` (embedded at build time), feeds it the running
+//! kernel's struct offsets and the targets, and decodes its ring buffer into records.
+//!
+//! This file loads and attaches; `reader` waits on and drains the ring buffer (or the perf
+//! buffers); `decode` turns the bytes into records.
+
+mod decode;
+pub mod offsets;
+mod reader;
+pub mod tracefs;
+
+use std::{io, path::Path};
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+};
+use podsig_common::{FilterConfig, TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat};
+
+use self::{decode::REPEAT_WINDOW_MS, reader::Reader};
+use crate::source::backend::{Backend, WatchSpec};
+use crate::{event::Record, signals};
+
+static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/podsig"));
+/// The same programs over a perf event array, for kernels without BPF ring buffers (< 5.8).
+static PROGRAM_PERF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/podsig-perf"));
+
+/// 2 MiB holds ~14,000 storm records (144 bytes; a sender's detail goes once a second) or
+/// ~1,200 records from distinct senders, ~10 ms of the fastest storm one core can send,
+/// which the reader drains in a fraction of that. The buffer is mapped twice and all of it
+/// is resident, so it is most of podsig's memory: bigger buys nothing but RSS.
+pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
+
+pub struct EbpfBackend {
+    // Field order is drop order: the maps go before the programs and links they feed.
+    reader: Reader,
+    targets: HashMap<MapData, u32, u32>,
+    /// The miss path's pid bitmap (BTF mode); this process is its only writer.
+    target_bits: Array<MapData, u64>,
+    /// Fallback mode keys the filter by tid: the tids added for each watched process.
+    tids: std::collections::HashMap<u32, Vec<u32>>,
+    mode: Mode,
+    _ebpf: Ebpf,
+}
+
+/// How the kernel side reads what it reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Raw tracepoints, `task_struct` read at offsets from the kernel's BTF: everything is
+    /// captured in kernel, ancestry included.
+    Btf,
+    /// Classic tracepoints with layouts from tracefs, for kernels without BTF: the sender's
+    /// ancestry and argv come from /proc, so a sender that already exited is reported bare.
+    Tracepoint,
+}
+
+/// `PODSIG_FORCE_FALLBACK=btf` takes the no-BTF path on any kernel (tests, comparisons).
+pub const FORCE_FALLBACK_ENV: &str = "PODSIG_FORCE_FALLBACK";
+
+fn forced(what: &str) -> bool {
+    std::env::var(FORCE_FALLBACK_ENV).is_ok_and(|v| v.split(',').any(|f| f.trim() == what))
+}
+
+enum Layout {
+    /// Boxed: the BTF layout is several hundred bytes, the tracepoint one a few dozen.
+    Btf(Box<offsets::BtfLayout>),
+    Tracepoint(TracepointFormat),
+}
+
+fn layout() -> Result<Layout> {
+    if forced("btf") {
+        tracing::info!("{FORCE_FALLBACK_ENV}: not using kernel BTF");
+    } else if Path::new(offsets::VMLINUX_BTF).exists() {
+        return Ok(Layout::Btf(Box::new(offsets::layout()?)));
+    } else {
+        tracing::warn!(
+            "this kernel has no BTF ({}): sender ancestry and argv will be read from /proc, \
+             and are missing for senders that exit at once",
+            offsets::VMLINUX_BTF
+        );
+    }
+    // The fallback reads the classic tracepoints' formats (and ids) from tracefs.
+    if let Err(e) = tracefs::ensure_mounted() {
+        tracing::warn!("{e:#}");
+    }
+    Ok(Layout::Tracepoint(tracefs::tracepoint_format()?))
+}
+
+/// aya's probes of the kernel's BPF features (a dozen small loads, ~2 ms), and whether the
+/// kernel has ring buffers, asked on a thread of their own as soon as podsig knows it will
+/// attach: with the kernel's layout cached, they are what attaching would wait for first.
+static PROBES: std::sync::Mutex<Option<std::thread::JoinHandle<bool>>> = std::sync::Mutex::new(None);
+
+fn spawn_probes() -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(|| {
+        aya::features();
+        !forced("ringbuf") && crate::source::probe::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
+    })
+}
+
+/// Starts what attaching will need first, while the caller gets on with the rest.
+pub(super) fn prefetch() {
+    if let Ok(mut slot) = PROBES.lock()
+        && slot.is_none()
+    {
+        *slot = Some(spawn_probes());
+    }
+    if !forced("btf") {
+        offsets::prefetch();
+    }
+}
+
+impl EbpfBackend {
+    pub fn attach(spec: &WatchSpec) -> Result<Self> {
+        let t0 = std::time::Instant::now();
+        raise_memlock();
+        let probes = PROBES.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(spawn_probes);
+        let layout = layout()?;
+        tracing::debug!("kernel layout read in {:?}", t0.elapsed());
+        let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
+        let ringbuf = probes.join().unwrap_or(false);
+        if forced("ringbuf") {
+            tracing::info!("{FORCE_FALLBACK_ENV}: not using the BPF ring buffer");
+        }
+        if !ringbuf {
+            tracing::info!("no BPF ring buffer on this kernel: using a perf event array");
+        }
+        let config = filter_config(spec, ring_bytes, ringbuf);
+        let (mut ebpf, mode, programs, oom_format) = load(&config, &layout, ringbuf, ring_bytes)?;
+        tracing::debug!("program loaded at {:?}", t0.elapsed());
+
+        let targets: HashMap<MapData, u32, u32> =
+            HashMap::try_from(ebpf.take_map("TARGETS").context("map TARGETS missing")?)?;
+        let target_bits: Array<MapData, u64> =
+            Array::try_from(ebpf.take_map("TARGET_BITS").context("map TARGET_BITS missing")?)?;
+        let events = ebpf.take_map("EVENTS").context("map EVENTS missing")?;
+        let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("map LOST missing")?)?;
+        let fold = PerCpuArray::try_from(ebpf.take_map("FOLD").context("map FOLD missing")?)?;
+        let reader = Reader::open(events, ringbuf, ring_bytes, page_size(), lost, fold)?;
+        let mut me = Self { reader, targets, target_bits, tids: Default::default(), mode, _ebpf: ebpf };
+        // Filter first, then attach: nothing is reported before the targets are in place.
+        for &pid in &spec.pids {
+            me.add_target(pid, false)?;
+        }
+        let hook = me.attach_programs(programs, &layout, t0)?;
+        me.attach_extras(spec, oom_format.is_some())?;
+        tracing::info!(
+            "attached in {:?}: {mode:?} mode{}, events through a {}",
+            t0.elapsed(),
+            walk(hook),
+            me.reader.transport()
+        );
+        // Reading the kernel's BTF and the object left freed heap behind; hand those pages
+        // back so a long watch stays small.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        Ok(me)
+    }
+
+    /// Verifies and attaches the signal hook and the exit hook; says which build of the
+    /// signal hook runs.
+    fn attach_programs(
+        &mut self,
+        programs: [&'static str; 2],
+        layout: &Layout,
+        t0: std::time::Instant,
+    ) -> Result<&'static str> {
+        let mode = self.mode;
+        let me = self;
+        let mut hook = programs[0];
+        for prog in programs {
+            let verify = |e: aya::programs::ProgramError| {
+                privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}")))
+            };
+            match mode {
+                Mode::Btf => {
+                    // The BTF-typed builds of the hook (signal_generate, _bounded) load against
+                    // the tracepoint's BTF id; the raw build and the exit hook by name.
+                    let typed = match layout {
+                        Layout::Btf(l) if prog.starts_with("signal_generate") && prog != "signal_generate_raw" => {
+                            l.signal_generate_btf_id
+                        }
+                        _ => None,
+                    };
+                    if let Some(id) = typed {
+                        if let Err(e) = me.attach_typed(prog, id) {
+                            // 5.5+ has BTF-typed tracepoints, but a kernel may still refuse
+                            // one (a locked-down tracing config): the raw one does the same.
+                            tracing::info!("{e:#}; using the raw tracepoint");
+                            hook = "signal_generate_raw";
+                            me.attach_raw(hook, "signal_generate")?;
+                        }
+                    } else {
+                        let tp = if prog.starts_with("signal_generate") { "signal_generate" } else { prog };
+                        me.attach_raw(prog, tp)?;
+                    }
+                    tracing::debug!("{prog} verified and attached at {:?}", t0.elapsed());
+                }
+                Mode::Tracepoint => {
+                    let p = me._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?;
+                    let p: &mut TracePoint = p.try_into()?;
+                    p.load().map_err(verify)?;
+                    let (category, name) = match prog {
+                        "signal_generate_tp" => ("signal", "signal_generate"),
+                        _ => ("sched", "sched_process_exit"),
+                    };
+                    p.attach(category, name).with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
+                }
+            }
+        }
+        Ok(hook)
+    }
+
+    /// The fork hook (a container watch, BTF mode) and the OOM mark, which is optional.
+    fn attach_extras(&mut self, spec: &WatchSpec, oom_format: bool) -> Result<()> {
+        let mode = self.mode;
+        let me = self;
+        if spec.follow && mode == Mode::Btf {
+            let p: &mut RawTracePoint =
+                me._ebpf.program_mut("sched_process_fork").context("program sched_process_fork missing")?.try_into()?;
+            p.load().context("verifying program sched_process_fork")?;
+            p.attach("sched_process_fork").context("attaching to raw tracepoint sched_process_fork")?;
+        }
+        let oom = match mode {
+            Mode::Btf => Some(me.attach_raw("mark_victim", "mark_victim")),
+            Mode::Tracepoint => oom_format.then(|| me.attach_oom()),
+        };
+        if let Some(Err(e)) = oom {
+            tracing::warn!("OOM kills cannot be recognised: {e:#}");
+        }
+        Ok(())
+    }
+
+    /// Loads and attaches a BTF-typed tracepoint program against the id of its tracepoint's
+    /// `btf_trace_*` typedef.
+    fn attach_typed(&mut self, prog: &str, btf_id: u32) -> Result<()> {
+        let p: &mut BtfTracePoint =
+            self._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+        p.load_with_btf_id(btf_id)
+            .map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
+        p.attach().with_context(|| format!("attaching {prog} to its BTF-typed tracepoint"))?;
+        Ok(())
+    }
+
+    fn attach_raw(&mut self, prog: &str, tracepoint: &str) -> Result<()> {
+        let p: &mut RawTracePoint =
+            self._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+        p.load().map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
+        p.attach(tracepoint).with_context(|| format!("attaching to raw tracepoint {tracepoint}"))?;
+        Ok(())
+    }
+
+    fn attach_oom(&mut self) -> Result<()> {
+        let p: &mut TracePoint =
+            self._ebpf.program_mut("mark_victim_tp").context("program mark_victim_tp missing")?.try_into()?;
+        p.load().context("verifying program mark_victim_tp")?;
+        p.attach("oom", "mark_victim").context("attaching to tracepoint oom:mark_victim")?;
+        Ok(())
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// "ring buffer" or "perf event array".
+    pub fn transport(&self) -> &'static str {
+        self.reader.transport()
+    }
+
+    /// `member`: a container's process, whose exit only clears it from the filter.
+    fn add_target(&mut self, pid: u32, member: bool) -> Result<()> {
+        let ctx = || format!("adding pid {pid} to the filter");
+        let value = if member { pid | TARGET_CHILD } else { pid };
+        match self.mode {
+            Mode::Btf => {
+                self.targets.insert(pid, value, 0).with_context(ctx)?;
+                self.set_bit(pid, true).with_context(ctx)?;
+            }
+            Mode::Tracepoint => {
+                let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+                    .unwrap_or_default();
+                if !tids.contains(&pid) {
+                    tids.push(pid);
+                }
+                for &tid in &tids {
+                    self.targets.insert(tid, value, 0).with_context(ctx)?;
+                }
+                self.tids.insert(pid, tids);
+            }
+        }
+        Ok(())
+    }
+
+    /// The bitmap word holding `pid`, with its bit set or cleared. Only this process writes
+    /// the bitmap, so read-modify-write loses nothing.
+    fn set_bit(&mut self, pid: u32, on: bool) -> Result<()> {
+        let (word, bit) = (pid >> 6, 1u64 << (pid & 63));
+        if word >= TARGET_BITMAP_WORDS {
+            return Ok(()); // beyond PID_MAX_LIMIT; the program asks the hash for those
+        }
+        let old = self.target_bits.get(&word, 0)?;
+        let new = if on { old | bit } else { old & !bit };
+        if new != old {
+            self.target_bits.set(word, new, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// The program's run-time switches for this watch.
+fn filter_config(spec: &WatchSpec, ring_bytes: u32, ringbuf: bool) -> FilterConfig {
+    FilterConfig {
+        watch_all: spec.all as u32,
+        // Wake the reader early enough that a storm never fills the buffer between polls.
+        wakeup_bytes: ring_bytes / 4,
+        signal_mask: signals::mask(&spec.signals),
+        follow_forks: spec.follow as u32,
+        // A ring buffer keeps whatever it accepted, in order; a perf buffer may drop a
+        // record after the program sent it, so there every record carries its detail.
+        repeat_window_ms: if ringbuf { REPEAT_WINDOW_MS } else { 0 },
+        // A run's end must be reported after its first record, which only one ordered
+        // buffer guarantees; per-CPU perf buffers report every signal.
+        fold: ringbuf as u32,
+        _pad: 0,
+        // Node mode reports no exits but those of processes that got a terminating
+        // signal: how their stop ended (crate::pipeline::story).
+        exit_mask: if spec.all {
+            signals::mask(&crate::pipeline::node_filter::TERMINATING) & signals::mask(&spec.signals)
+        } else {
+            0
+        },
+    }
+}
+
+/// Loads the programs (ring-buffer or perf build) with the kernel's layout and the
+/// switches: the mode, the two hooks to attach, and the classic OOM record's layout.
+fn load(
+    config: &FilterConfig,
+    layout: &Layout,
+    ringbuf: bool,
+    ring_bytes: u32,
+) -> Result<(Ebpf, Mode, [&'static str; 2], Option<podsig_common::OomFormat>)> {
+    // No CO-RE relocations in the program: aya needs no kernel BTF to load it (and the
+    // vendored aya no longer parses it unasked).
+    let mut loader = EbpfLoader::new();
+    loader.btf(None).override_global("CONFIG", config, true);
+    if ringbuf {
+        loader.map_max_entries("EVENTS", ring_bytes);
+    }
+    let (mode, programs): (Mode, [&str; 2]) = match layout {
+        Layout::Btf(l) => {
+            loader.override_global("OFFSETS", &l.offsets, true);
+            let hook = match l.signal_generate_btf_id {
+                _ if forced("tp_btf") => "signal_generate_raw",
+                None => "signal_generate_raw",
+                Some(_) if l.has_loop && !forced("loop") => "signal_generate",
+                Some(_) => "signal_generate_bounded",
+            };
+            (Mode::Btf, [hook, "sched_process_exit"])
+        }
+        Layout::Tracepoint(fmt) => {
+            loader.override_global("TP_FORMAT", fmt, true);
+            (Mode::Tracepoint, ["signal_generate_tp", "sched_process_exit_tp"])
+        }
+    };
+    // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL. With
+    // BTF it is a raw tracepoint; the classic one (record layout from tracefs) only serves
+    // kernels without BTF.
+    let oom_format = match mode {
+        Mode::Btf => None,
+        Mode::Tracepoint => {
+            tracefs::oom_format().map_err(|e| tracing::warn!("OOM kills cannot be recognised: {e:#}")).ok()
+        }
+    };
+    if let Some(f) = &oom_format {
+        loader.override_global("OOM_FORMAT", f, true);
+    }
+    let ebpf = loader
+        .load(if ringbuf { PROGRAM } else { PROGRAM_PERF })
+        .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
+    Ok((ebpf, mode, programs, oom_format))
+}
+
+/// How the signal hook that runs walks the ancestry, for the `attached` log line.
+fn walk(hook: &str) -> &'static str {
+    match hook {
+        "signal_generate" => ", BTF-typed tracepoint, ancestry walked with bpf_loop",
+        "signal_generate_bounded" => ", BTF-typed tracepoint, ancestry walked with a bounded loop",
+        "signal_generate_raw" => ", raw tracepoint, ancestry walked with a bounded loop",
+        _ => "",
+    }
+}
+
+impl Backend for EbpfBackend {
+    fn name(&self) -> &'static str {
+        "ebpf"
+    }
+
+    fn take_malformed(&mut self) -> u64 {
+        self.reader.take_malformed()
+    }
+
+    async fn ready(&mut self) -> Result<()> {
+        self.reader.ready().await
+    }
+
+    fn drain(&mut self, out: &mut Vec<Record>) -> Result<()> {
+        self.reader.drain(out)
+    }
+
+    fn watch(&mut self, pid: u32) -> Result<()> {
+        self.add_target(pid, true)
+    }
+
+    fn watch_root(&mut self, pid: u32) -> Result<()> {
+        self.add_target(pid, false)
+    }
+
+    fn unwatch(&mut self, pid: u32) -> Result<()> {
+        if self.mode == Mode::Btf {
+            self.set_bit(pid, false).with_context(|| format!("removing pid {pid} from the filter"))?;
+        }
+        let keys = self.tids.remove(&pid).unwrap_or_else(|| vec![pid]);
+        for key in keys {
+            match self.targets.remove(&key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing pid {pid} from the filter"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as u32 } else { 4096 }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use memcg and raising
+/// the limit may be refused (no CAP_SYS_RESOURCE). Try, and never fail over it.
+fn raise_memlock() {
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: plain syscall with a valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        tracing::debug!("could not raise RLIMIT_MEMLOCK ({}); fine on kernels >= 5.11", io::Error::last_os_error());
+    }
+}
+
+/// Attaches the program that does nothing to signal_generate, for the benchmark's floor:
+/// what any program on this hook costs. Held until the returned value is dropped.
+pub fn attach_empty() -> Result<Ebpf> {
+    let mut ebpf = EbpfLoader::new()
+        .btf(None)
+        .map_max_entries("EVENTS", page_size())
+        .load(PROGRAM)
+        .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
+    let p: &mut RawTracePoint =
+        ebpf.program_mut("signal_generate_empty").context("program signal_generate_empty missing")?.try_into()?;
+    p.load().context("verifying the empty program")?;
+    p.attach("signal_generate").context("attaching the empty program")?;
+    Ok(ebpf)
+}
+
+/// Turns a permission failure into the one line a user needs.
+fn privilege_hint(err: anyhow::Error) -> anyhow::Error {
+    // The verifier refuses a program with EACCES too: as root that is what it means, and its
+    // log is what says why.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let denied = !root
+        && err.chain().any(|c| {
+            c.downcast_ref::<io::Error>()
+                .and_then(io::Error::raw_os_error)
+                .is_some_and(|e| e == libc::EPERM || e == libc::EACCES)
+        })
+        || format!("{err:#}").contains("Operation not permitted");
+    if denied {
+        anyhow!(
+            "permission denied loading eBPF: run podsig as root (sudo podsig …) or with \
+             CAP_BPF and CAP_PERFMON"
+        )
+    } else {
+        err
+    }
+}

@@ -1,0 +1,128 @@
+//! Where records come from: `target` (what to watch), then a backend (`ebpf`, or `stap` where
+//! eBPF cannot run) turns the watch request into kernel hooks and hands back raw events.
+//!
+//! Each backend produces the same `event::Record`s; enrichment and output never know which
+//! backend ran.
+
+pub mod backend;
+pub mod ebpf;
+pub mod probe;
+pub mod stap;
+pub mod target;
+
+use anyhow::{Result, bail};
+
+use crate::event::Record;
+
+pub use self::backend::{Backend, BackendKind, Malformed, WatchSpec};
+
+/// The backends behind one type, so the watch loop is written once.
+pub enum AnyBackend {
+    Ebpf(Box<ebpf::EbpfBackend>),
+    Stap(Box<stap::StapBackend>),
+}
+
+impl Backend for AnyBackend {
+    fn name(&self) -> &'static str {
+        match self {
+            AnyBackend::Ebpf(b) => b.name(),
+            AnyBackend::Stap(b) => b.name(),
+        }
+    }
+    async fn ready(&mut self) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => b.ready().await,
+            AnyBackend::Stap(b) => b.ready().await,
+        }
+    }
+    fn drain(&mut self, out: &mut Vec<Record>) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => b.drain(out),
+            AnyBackend::Stap(b) => b.drain(out),
+        }
+    }
+    fn unwatch(&mut self, pid: u32) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => b.unwatch(pid),
+            AnyBackend::Stap(b) => b.unwatch(pid),
+        }
+    }
+    fn watch(&mut self, pid: u32) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => Backend::watch(b.as_mut(), pid),
+            AnyBackend::Stap(b) => b.watch(pid),
+        }
+    }
+    fn watch_root(&mut self, pid: u32) -> Result<()> {
+        match self {
+            AnyBackend::Ebpf(b) => b.watch_root(pid),
+            AnyBackend::Stap(b) => b.watch_root(pid),
+        }
+    }
+    fn take_malformed(&mut self) -> u64 {
+        match self {
+            AnyBackend::Ebpf(b) => b.take_malformed(),
+            AnyBackend::Stap(b) => b.take_malformed(),
+        }
+    }
+}
+
+/// What the eBPF backend needs from this kernel, or what is missing.
+pub fn ebpf_missing() -> Vec<String> {
+    let mut missing = Vec::new();
+    if let Err(e) = probe::bpf_map_create(2, 4, 4, 1) {
+        missing.push(format!("the bpf() syscall ({e}; run as root, kernel with CONFIG_BPF_SYSCALL)"));
+    }
+    let _ = ebpf::tracefs::ensure_mounted();
+    // Only whether BTF is there: reading it is the attach's job (a few ms, not done twice),
+    // and a kernel whose BTF lacks what podsig needs fails there with its own message.
+    let in_btf = std::path::Path::new(ebpf::offsets::VMLINUX_BTF).exists();
+    if !in_btf && !probe::tracepoint("signal", "signal_generate") {
+        missing.push("the signal:signal_generate tracepoint (a 3.x+ kernel with tracepoints)".into());
+    }
+    // No ring buffer (< 5.8) is fine: the perf event array fallback takes over.
+    missing
+}
+
+/// Why SystemTap cannot run here, if it cannot.
+pub fn stap_missing() -> Option<String> {
+    let (_, usable, why) = probe::stap_checks(&probe::kernel_release());
+    (!usable).then_some(why)
+}
+
+/// Starts, on another thread, what attaching `kind` will need first (the kernel's layout
+/// from BTF), so the caller's remaining start-up overlaps it.
+pub fn prefetch(kind: BackendKind) {
+    if kind != BackendKind::Stap {
+        ebpf::prefetch();
+    }
+}
+
+pub async fn attach(kind: BackendKind, spec: &WatchSpec) -> Result<AnyBackend> {
+    let ebpf = |spec| -> Result<AnyBackend> { Ok(AnyBackend::Ebpf(Box::new(ebpf::EbpfBackend::attach(spec)?))) };
+    match kind {
+        BackendKind::Ebpf => ebpf(spec),
+        BackendKind::Stap => Ok(AnyBackend::Stap(Box::new(stap::StapBackend::attach(spec, spec.verbose).await?))),
+        _ if spec.stap_module.is_some() => bail!("--stap-module loads a SystemTap module: use it with --backend stap"),
+        BackendKind::Auto => {
+            let missing = ebpf_missing();
+            if missing.is_empty() {
+                if tracing::enabled!(tracing::Level::INFO) {
+                    let why = stap_missing().unwrap_or_else(|| "it would work too".into());
+                    tracing::info!("backend auto: eBPF is supported here; SystemTap would not do: {why}");
+                }
+                return ebpf(spec);
+            }
+            match stap_missing() {
+                None => {
+                    tracing::info!("backend auto: eBPF lacks {}; using SystemTap", missing.join(", "));
+                    Ok(AnyBackend::Stap(Box::new(stap::StapBackend::attach(spec, spec.verbose).await?)))
+                }
+                Some(stap_why) => bail!(
+                    "no backend can run here: eBPF needs {}; SystemTap is {stap_why} (see `podsig doctor`)",
+                    missing.join(", ")
+                ),
+            }
+        }
+    }
+}
