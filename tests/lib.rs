@@ -91,6 +91,12 @@ impl Drop for Target {
 /// A file whose appearance releases a gated target.
 pub struct Gate(pub PathBuf);
 
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Gate {
     pub fn new() -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -26,8 +26,8 @@ tasks:
                    (no ARGS: `podsig demo`)
   build            install prerequisites, build podsig (release)
   install          build, then copy podsig to /usr/local/bin
-  test             install prerequisites, build, run every test (unit, end-to-end, and
-                   vm-test on other kernels)
+  test             check rustfmt and clippy (-D warnings), install prerequisites, build,
+                   run every test (unit, end-to-end, and vm-test on other kernels)
   bench            podsig beside bpftrace and sigsnoop: ready time, miss/hit path,
                    memory, ancestry (installs the peers; writes target/bench.{md,json})
   image            build the container image (static musl podsig, OCI archive in
@@ -478,10 +478,20 @@ fn kubernetes_validate() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Clippy over every crate and target, warnings as errors. The eBPF crate is left out: it
+/// builds only for bpfel-unknown-none with the pinned nightly (podsig's build.rs drives it).
+fn clippy() -> Result<()> {
+    sh(cargo().args(["clippy", "--workspace", "--exclude", "podsig-ebpf", "--all-targets", "--", "-D", "warnings"]))
+}
+
 /// Every test: unit tests of each crate, and the end-to-end tests, which run the real binary
 /// against the real kernel (as root; under CI a missing privilege fails them).
 fn test() -> Result<()> {
+    // The cheap checks first, so CI fails fast: layout, then lints (clippy builds podsig, and
+    // with it the eBPF object, so it needs the prerequisites).
+    sh(cargo().args(["fmt", "--all", "--check"]))?;
     prereqs()?;
+    clippy()?;
     apt_ensure("test packages", TEST_PACKAGES)?;
     build(false)?;
     // The eBPF object the tests run was built by the pin, not by whatever nightly is around.
