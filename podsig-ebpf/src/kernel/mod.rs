@@ -3,6 +3,10 @@
 
 use core::ptr;
 
+pub(crate) mod fs;
+pub(crate) mod mm;
+pub(crate) mod sched;
+pub(crate) mod signal;
 pub(crate) mod task;
 
 /// Reads a `T` at `base + off` from kernel memory.

@@ -102,3 +102,87 @@ pub(crate) unsafe fn task_u64(task: *const u8, typed: bool, at: u32) -> u64 {
         if typed { ptr::read_volatile(task.add(at as usize) as *const u64) } else { read::<u64>(task, at).unwrap_or(0) }
     }
 }
+
+/// The thread-group id: the process's pid.
+#[inline(always)]
+pub(crate) unsafe fn tgid(task: *const u8, off: &KernelOffsets) -> Option<u32> {
+    unsafe { read(task, off.task_tgid) }
+}
+
+/// The thread's own id.
+#[inline(always)]
+pub(crate) unsafe fn pid(task: *const u8, off: &KernelOffsets) -> Option<u32> {
+    unsafe { read(task, off.task_pid) }
+}
+
+/// The thread-group leader: the process's main thread.
+#[inline(always)]
+pub(crate) unsafe fn group_leader(task: *const u8, off: &KernelOffsets) -> Option<*const u8> {
+    unsafe { read(task, off.task_group_leader) }
+}
+
+/// The parent that forked it (not a ptracer).
+#[inline(always)]
+pub(crate) unsafe fn real_parent(task: *const u8, off: &KernelOffsets) -> Option<*const u8> {
+    unsafe { read(task, off.task_real_parent) }
+}
+
+/// Its user memory; null for kernel threads and past exit_mm().
+#[inline(always)]
+pub(crate) unsafe fn mm(task: *const u8, off: &KernelOffsets) -> Option<*const u8> {
+    unsafe { read(task, off.task_mm) }
+}
+
+/// `PF_*`.
+#[inline(always)]
+pub(crate) unsafe fn flags(task: *const u8, off: &KernelOffsets) -> Option<u32> {
+    unsafe { read(task, off.task_flags) }
+}
+
+/// The process's shared `signal_struct`.
+#[inline(always)]
+pub(crate) unsafe fn signal(task: *const u8, off: &KernelOffsets) -> Option<*const u8> {
+    unsafe { read(task, off.task_signal) }
+}
+
+/// Its start, in ns since boot.
+#[inline(always)]
+pub(crate) unsafe fn start_time(task: *const u8, off: &KernelOffsets) -> Option<u64> {
+    unsafe { read(task, off.task_start_time) }
+}
+
+/// The status it exits with.
+#[inline(always)]
+pub(crate) unsafe fn exit_code(task: *const u8, off: &KernelOffsets) -> Option<i32> {
+    unsafe { read(task, off.task_exit_code) }
+}
+
+/// The process's signal handlers.
+#[inline(always)]
+pub(crate) unsafe fn sighand(task: *const u8, off: &KernelOffsets) -> Option<*const u8> {
+    unsafe { read(task, off.task_sighand) }
+}
+
+/// The signals this thread blocks.
+#[inline(always)]
+pub(crate) unsafe fn blocked(task: *const u8, off: &KernelOffsets) -> Option<u64> {
+    unsafe { read(task, off.task_blocked) }
+}
+
+/// Its namespaces.
+#[inline(always)]
+pub(crate) unsafe fn nsproxy(task: *const u8, off: &KernelOffsets) -> Option<*const u8> {
+    unsafe { read(task, off.task_nsproxy) }
+}
+
+/// The CFS runqueue it is on (`se.cfs_rq`).
+#[inline(always)]
+pub(crate) unsafe fn cfs_rq(task: *const u8, off: &KernelOffsets) -> Option<*const u8> {
+    unsafe { read(task, off.task_se_cfs_rq) }
+}
+
+/// The preempt count, where the task holds it.
+#[inline(always)]
+pub(crate) unsafe fn preempt_count(task: *const u8, off: &KernelOffsets) -> Option<u32> {
+    unsafe { read(task, off.task_preempt_count) }
+}

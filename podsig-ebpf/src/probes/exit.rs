@@ -13,11 +13,12 @@ use podsig_common::{
     TARGET_SIGNALLED,
 };
 
+use crate::kernel::{signal, task};
 use crate::{
     emit::{Wake, count_lost},
     filter::TARGETS,
     globals::{config, offsets, tp_format},
-    kernel::{read, task::read_comm},
+    kernel::task::read_comm,
     transport::reserve,
 };
 
@@ -26,15 +27,15 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg::<u64>(0) as *const u8;
     let off = offsets();
     let cfg = config();
-    let Some(tgid) = (unsafe { read::<u32>(task, off.task_tgid) }) else {
+    let Some(tgid) = (unsafe { task::tgid(task, off) }) else {
         return 0;
     };
     let Some(&value) = (unsafe { TARGETS.get(&tgid) }) else {
         return 0;
     };
     // Report the process, not each thread: only the last thread out sees `live` at zero.
-    let signal = unsafe { read::<*const u8>(task, off.task_signal) }.unwrap_or(ptr::null());
-    if !signal.is_null() && unsafe { read::<i32>(signal, off.signal_live) }.unwrap_or(0) != 0 {
+    let signal = unsafe { task::signal(task, off) }.unwrap_or(ptr::null());
+    if !signal.is_null() && unsafe { signal::live(signal, off) }.unwrap_or(0) != 0 {
         return 0;
     }
     if value & TARGET_CHILD != 0 {
@@ -46,8 +47,8 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         // Node mode's: reported once, then forgotten (its pid may be reused).
         let _ = TARGETS.remove(&tgid);
     }
-    let tid = unsafe { read(task, off.task_pid) }.unwrap_or(0);
-    let exit_code = unsafe { read(task, off.task_exit_code) }.unwrap_or(0);
+    let tid = unsafe { task::pid(task, off) }.unwrap_or(0);
+    let exit_code = unsafe { task::exit_code(task, off) }.unwrap_or(0);
     emit_exit(&ctx, &cfg, tgid, tid, exit_code, 0, |comm| unsafe { read_comm(comm, task, &off) });
     0
 }

@@ -3,10 +3,10 @@
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use podsig_common::TARGET_CHILD;
 
+use crate::kernel::task;
 use crate::{
     filter::TARGETS,
     globals::{config, offsets},
-    kernel::read,
 };
 
 /// A watched process forked: watch the child too (when following, as for containers).
@@ -20,13 +20,13 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     let parent = ctx.arg::<u64>(0) as *const u8;
     let child = ctx.arg::<u64>(1) as *const u8;
     let off = offsets();
-    let Some(ptgid) = (unsafe { read::<u32>(parent, off.task_tgid) }) else {
+    let Some(ptgid) = (unsafe { task::tgid(parent, off) }) else {
         return 0;
     };
     if unsafe { TARGETS.get(&ptgid).is_none() } {
         return 0;
     }
-    let Some(ctgid) = (unsafe { read::<u32>(child, off.task_tgid) }) else {
+    let Some(ctgid) = (unsafe { task::tgid(child, off) }) else {
         return 0;
     };
     if ctgid != ptgid {

@@ -9,11 +9,11 @@ use aya_ebpf::{
 };
 use podsig_common::{EVENT_OOM, KernelOffsets, OomEvent};
 
+use crate::kernel::{mm, signal, task};
 use crate::{
     emit::{Wake, count_lost},
     filter::watched,
     globals::{OOM_FORMAT, config, offsets},
-    kernel::read,
     transport::reserve,
 };
 
@@ -32,7 +32,7 @@ pub fn mark_victim(ctx: RawTracePointContext) -> i32 {
         arg0 as u32
     } else {
         // The process: podsig watches processes, and names the SIGKILL's target by it.
-        match unsafe { read::<u32>(task, off.task_tgid) } {
+        match unsafe { task::tgid(task, off) } {
             Some(pid) => pid,
             None => return 0,
         }
@@ -75,31 +75,29 @@ pub(crate) const MM_SHMEMPAGES: u32 = 3;
 #[inline(always)]
 pub(crate) unsafe fn oom_figures(e: *mut OomEvent, task: *const u8, off: &KernelOffsets) {
     unsafe {
-        let signal = read::<*const u8>(task, off.task_signal).unwrap_or(ptr::null());
+        let signal = task::signal(task, off).unwrap_or(ptr::null());
         if !signal.is_null() && off.signal_oom_score_adj != 0 {
-            if let Some(adj) = read::<i16>(signal, off.signal_oom_score_adj) {
+            if let Some(adj) = signal::oom_score_adj(signal, off) {
                 (*e).oom_score_adj = adj as i32;
             }
         }
-        let mm = read::<*const u8>(task, off.task_mm).unwrap_or(ptr::null());
+        let mm = task::mm(task, off).unwrap_or(ptr::null());
         if mm.is_null() {
             return;
         }
         let kb = |pages: u64| pages << off.page_kb_shift;
         if off.mm_total_vm != 0 {
-            if let Some(v) = read::<u64>(mm, off.mm_total_vm) {
+            if let Some(v) = mm::total_vm(mm, off) {
                 (*e).total_vm_kb = kb(v);
             }
         }
         if off.mm_pgtables_bytes != 0 {
-            if let Some(v) = read::<i64>(mm, off.mm_pgtables_bytes) {
+            if let Some(v) = mm::pgtables_bytes(mm, off) {
                 (*e).pgtables_kb = (v.max(0) as u64) >> 10;
             }
         }
         if off.mm_rss_stat != 0 {
-            let counter = |i: u32| {
-                read::<i64>(mm, off.mm_rss_stat + i * off.rss_stride + off.rss_count).map(|v| kb(v.max(0) as u64))
-            };
+            let counter = |i: u32| mm::rss_count(mm, i, off).map(|v| kb(v.max(0) as u64));
             (*e).file_rss_kb = counter(MM_FILEPAGES).unwrap_or(u64::MAX);
             (*e).anon_rss_kb = counter(MM_ANONPAGES).unwrap_or(u64::MAX);
             (*e).shmem_rss_kb = counter(MM_SHMEMPAGES).unwrap_or(u64::MAX);

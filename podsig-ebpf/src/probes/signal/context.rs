@@ -10,6 +10,7 @@ use podsig_common::{
 
 use super::HitCache;
 use crate::kernel::read;
+use crate::kernel::{sched, task};
 
 /// include/linux/preempt.h: the softirq-serving bit and the hardirq and NMI counts (their
 /// positions have not moved since 2.6; NMI_BITS grew from 1 to 4 above bit 20 in 5.x).
@@ -23,7 +24,7 @@ pub(crate) const NMI_MASK: u32 = 0xf << 20;
 pub(crate) unsafe fn cpu_context(c: *mut HitCache, current: *const u8, off: &KernelOffsets) -> u32 {
     unsafe {
         let count = match off.preempt_source {
-            PREEMPT_TASK_FIELD => read::<u32>(current, off.task_preempt_count),
+            PREEMPT_TASK_FIELD => task::preempt_count(current, off),
             PREEMPT_PERCPU_VIA_RQ => {
                 if (*c).preempt_addr == 0 {
                     (*c).preempt_addr = percpu_preempt_addr(current, off);
@@ -54,16 +55,16 @@ pub(crate) unsafe fn cpu_context(c: *mut HitCache, current: *const u8, off: &Ker
 #[inline(always)]
 pub(crate) unsafe fn percpu_preempt_addr(current: *const u8, off: &KernelOffsets) -> u64 {
     unsafe {
-        let cfs_rq = read::<*const u8>(current, off.task_se_cfs_rq).unwrap_or(ptr::null());
+        let cfs_rq = task::cfs_rq(current, off).unwrap_or(ptr::null());
         if cfs_rq.is_null() {
             return 0;
         }
-        let rq = read::<*const u8>(cfs_rq, off.cfs_rq_rq).unwrap_or(ptr::null());
+        let rq = sched::cfs_rq_rq(cfs_rq, off).unwrap_or(ptr::null());
         if rq.is_null() {
             return 0;
         }
         let cpu = bpf_get_smp_processor_id();
-        if read::<u32>(rq, off.rq_cpu) != Some(cpu) {
+        if sched::rq_cpu(rq, off) != Some(cpu) {
             return 0;
         }
         (rq as u64).wrapping_add(off.percpu_preempt_delta as i64 as u64)

@@ -9,9 +9,10 @@ use podsig_common::{
     EXE_UNLINKED, KernelOffsets,
 };
 
+use crate::kernel::{fs, mm, task};
 use crate::{
     globals::offsets,
-    kernel::{opaque, read, task::PF_KTHREAD},
+    kernel::{opaque, task::PF_KTHREAD},
 };
 
 /// Where an executable's path is assembled (per CPU) before it is copied into the record:
@@ -56,48 +57,48 @@ pub(crate) unsafe fn read_exe(a: *mut Ancestor, task: *const u8, off: &KernelOff
         ptr::write_volatile(&raw mut (*a).exe_fs_magic, 0);
         (*a).exe_path[0] = 0;
         let mut flags = 0;
-        if read::<u32>(task, off.task_flags).unwrap_or(0) & PF_KTHREAD != 0 {
+        if task::flags(task, off).unwrap_or(0) & PF_KTHREAD != 0 {
             flags |= ANCESTOR_KTHREAD;
         }
         (*a).exe_flags = flags;
         if off.mm_exe_file == 0 || off.file_inode == 0 {
             return;
         }
-        let mm = read::<*const u8>(task, off.task_mm).unwrap_or(ptr::null());
+        let mm = task::mm(task, off).unwrap_or(ptr::null());
         if mm.is_null() {
             return;
         }
-        let file = read::<*const u8>(mm, off.mm_exe_file).unwrap_or(ptr::null());
+        let file = mm::exe_file(mm, off).unwrap_or(ptr::null());
         if file.is_null() {
             return;
         }
         flags |= EXE_PRESENT;
-        let inode = read::<*const u8>(file, off.file_inode).unwrap_or(ptr::null());
+        let inode = fs::file_inode(file, off).unwrap_or(ptr::null());
         if !inode.is_null() {
-            (*a).exe_ino = read::<u64>(inode, off.inode_ino).unwrap_or(0);
-            if read::<u32>(inode, off.inode_nlink) == Some(0) {
+            (*a).exe_ino = fs::inode_ino(inode, off).unwrap_or(0);
+            if fs::inode_nlink(inode, off) == Some(0) {
                 flags |= EXE_UNLINKED;
             }
-            let sb = read::<*const u8>(inode, off.inode_sb).unwrap_or(ptr::null());
+            let sb = fs::inode_sb(inode, off).unwrap_or(ptr::null());
             if !sb.is_null() {
-                (*a).exe_dev = read::<u32>(sb, off.sb_dev).unwrap_or(0);
-                (*a).exe_fs_magic = read::<u64>(sb, off.sb_magic).unwrap_or(0) as u32;
+                (*a).exe_dev = fs::sb_dev(sb, off).unwrap_or(0);
+                (*a).exe_fs_magic = fs::sb_magic(sb, off).unwrap_or(0) as u32;
             }
         }
         if off.mount_mnt == 0 || off.mount_ns == 0 || off.dentry_parent == 0 || off.dentry_name == 0 {
             (*a).exe_flags = flags;
             return;
         }
-        let vfsmount = read::<u64>(file, off.file_vfsmount).unwrap_or(0);
+        let vfsmount = fs::file_vfsmount(file, off).unwrap_or(0);
         let mount = vfsmount.wrapping_sub(off.mount_mnt as u64) as *const u8;
-        let mnt_ns = if vfsmount == 0 { 0 } else { read::<u64>(mount, off.mount_ns).unwrap_or(0) };
+        let mnt_ns = if vfsmount == 0 { 0 } else { fs::mount_ns(mount, off).unwrap_or(0) };
         // Internal mounts (kern_mount: memfd's shm, pipes) carry MNT_NS_INTERNAL, an error
         // pointer, or none: there is no path to such a file in any namespace.
         if mnt_ns < 4096 || mnt_ns >= (-4095i64) as u64 {
             flags |= EXE_INTERNAL_MOUNT;
         } else {
-            let nsproxy = read::<*const u8>(task, off.task_nsproxy).unwrap_or(ptr::null());
-            let own = if nsproxy.is_null() { 0 } else { read::<u64>(nsproxy, off.nsproxy_mnt_ns).unwrap_or(0) };
+            let nsproxy = task::nsproxy(task, off).unwrap_or(ptr::null());
+            let own = if nsproxy.is_null() { 0 } else { fs::nsproxy_mnt_ns(nsproxy, off).unwrap_or(0) };
             if own != 0 && own != mnt_ns {
                 flags |= EXE_OTHER_MNT_NS;
             }
@@ -115,8 +116,8 @@ pub(crate) unsafe fn read_exe(a: *mut Ancestor, task: *const u8, off: &KernelOff
 pub(crate) unsafe fn exe_path(a: *mut Ancestor, file: *const u8, off: &KernelOffsets) -> bool {
     unsafe {
         let Some(sc) = PATH_SCRATCH.get_ptr_mut(0) else { return false };
-        (*sc).dentry = read::<u64>(file, off.file_dentry).unwrap_or(0);
-        (*sc).vfsmount = read::<u64>(file, off.file_vfsmount).unwrap_or(0);
+        (*sc).dentry = fs::file_dentry(file, off).unwrap_or(0);
+        (*sc).vfsmount = fs::file_vfsmount(file, off).unwrap_or(0);
         if (*sc).dentry == 0 || (*sc).vfsmount == 0 {
             return false;
         }
@@ -167,29 +168,29 @@ pub(crate) fn path_step_body() -> i64 {
         let dentry = (*sc).dentry;
         let vfsmount = (*sc).vfsmount;
         let mount = vfsmount.wrapping_sub(off.mount_mnt as u64) as *const u8;
-        let root = read::<u64>(vfsmount as *const u8, off.vfsmount_root).unwrap_or(0);
+        let root = fs::vfsmount_root(vfsmount as *const u8, off).unwrap_or(0);
         if dentry == root {
             // The root of this mount: carry on from where it is mounted.
-            let parent = read::<u64>(mount, off.mount_parent).unwrap_or(0);
+            let parent = fs::mount_parent(mount, off).unwrap_or(0);
             if parent == 0 || parent == mount as u64 {
                 (*sc).complete = 1;
                 return 1;
             }
-            (*sc).dentry = read::<u64>(mount, off.mount_mountpoint).unwrap_or(0);
+            (*sc).dentry = fs::mount_mountpoint(mount, off).unwrap_or(0);
             (*sc).vfsmount = parent.wrapping_add(off.mount_mnt as u64);
             return 0;
         }
         let n = (*sc).n;
-        let len = read::<u32>(dentry as *const u8, off.dentry_name_len).unwrap_or(0);
+        let len = fs::dentry_name_len(dentry as *const u8, off).unwrap_or(0);
         if n as usize >= PATH_COMPONENTS || (n > 0 && (*sc).used + len + 1 > EXE_PATH_LEN as u32 - 1) {
             return 1;
         }
         let k = n as usize & (PATH_COMPONENTS - 1);
-        (*sc).names[k] = read::<u64>(dentry as *const u8, off.dentry_name).unwrap_or(0);
+        (*sc).names[k] = fs::dentry_name(dentry as *const u8, off).unwrap_or(0);
         (*sc).lens[k] = len;
         (*sc).n = n + 1;
         (*sc).used += len + 1;
-        let up = read::<u64>(dentry as *const u8, off.dentry_parent).unwrap_or(0);
+        let up = fs::dentry_parent(dentry as *const u8, off).unwrap_or(0);
         if up == 0 || up == dentry {
             // A disconnected dentry (memfd's, a pseudo file's): its own name is all the
             // path there is, as d_path prints it.

@@ -10,6 +10,7 @@ use podsig_common::{
 };
 
 use super::{HIT_CACHE, HitCache, RECORD, SIGKILL};
+use crate::kernel::{signal, task};
 use crate::{
     globals::offsets,
     kernel::{
@@ -32,19 +33,19 @@ subprogram! {
         let Some(c) = HIT_CACHE.get_ptr_mut(0) else { return 0 };
         unsafe {
             let current = bpf_get_current_task() as *const u8;
-            let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
+            let leader = task::group_leader(current, off).unwrap_or(ptr::null());
             let leader = if leader.is_null() { current } else { leader };
             (*c).pid_tgid = bpf_get_current_pid_tgid();
             (*c).mm = read::<u64>(current, off.task_mm).unwrap_or(0);
             (*c).sender_ns = now;
             (*c).detail_ns = 0;
-            (*c).start_ns = read(leader, off.task_start_time).unwrap_or(0);
+            (*c).start_ns = task::start_time(leader, off).unwrap_or(0);
             let (ns_tid, pidns) = ns_info(current, off);
             (*c).sender_ns_tid = ns_tid;
             (*c).sender_pidns = pidns;
             (*c).sender_ns_pid = ns_nr(leader, off);
-            (*c).sender_ppid = match read::<*const u8>(current, off.task_real_parent) {
-                Some(parent) if !parent.is_null() => read(parent, off.task_tgid).unwrap_or(0),
+            (*c).sender_ppid = match task::real_parent(current, off) {
+                Some(parent) if !parent.is_null() => task::tgid(parent, off).unwrap_or(0),
                 _ => 0,
             };
         }
@@ -62,11 +63,11 @@ subprogram! {
             let target = (*c).target as *const u8;
             (*c).target_tgid = tgid;
             (*c).target_ns = now;
-            (*c).target_tid = read(target, off.task_pid).unwrap_or(0);
+            (*c).target_tid = task::pid(target, off).unwrap_or(0);
             let (ns_tid, pidns) = ns_info(target, off);
             (*c).target_ns_tid = ns_tid;
             (*c).target_pidns = pidns;
-            (*c).target_ns_pid = match read::<*const u8>(target, off.task_group_leader) {
+            (*c).target_ns_pid = match task::group_leader(target, off) {
                 Some(leader) if !leader.is_null() => ns_nr(leader, off),
                 _ => 0,
             };
@@ -125,7 +126,7 @@ pub(crate) unsafe fn fill_signal(
         (*e).syscall_arg0 = arg0;
         (*e).argv_len = 0;
         (*e).depth = 0;
-        if read::<u32>(current, off.task_flags).unwrap_or(0) & PF_EXITING != 0 {
+        if task::flags(current, off).unwrap_or(0) & PF_EXITING != 0 {
             (*e).flags |= FLAG_SENDER_EXITING;
         }
         target_state(e, target, sig, off);
@@ -143,7 +144,7 @@ pub(crate) unsafe fn target_state(e: *mut SignalEvent, target: *const u8, sig: i
         let sighand = if off.task_sighand == 0 || off.k_sigaction_size == 0 {
             ptr::null()
         } else {
-            read::<*const u8>(target, off.task_sighand).unwrap_or(ptr::null())
+            task::sighand(target, off).unwrap_or(ptr::null())
         };
         if !sighand.is_null() {
             let slot = off.sighand_action + idx * off.k_sigaction_size + off.k_sigaction_handler;
@@ -155,13 +156,13 @@ pub(crate) unsafe fn target_state(e: *mut SignalEvent, target: *const u8, sig: i
                 };
             }
         }
-        if off.task_blocked != 0 && read::<u64>(target, off.task_blocked).unwrap_or(0) & (1u64 << idx) != 0 {
+        if off.task_blocked != 0 && task::blocked(target, off).unwrap_or(0) & (1u64 << idx) != 0 {
             (*e).flags |= FLAG_TARGET_BLOCKED;
         }
-        let signal = read::<*const u8>(target, off.task_signal).unwrap_or(ptr::null());
+        let signal = task::signal(target, off).unwrap_or(ptr::null());
         if !signal.is_null()
             && off.signal_flags != 0
-            && read::<u32>(signal, off.signal_flags).unwrap_or(0) & SIGNAL_UNKILLABLE != 0
+            && signal::flags(signal, off).unwrap_or(0) & SIGNAL_UNKILLABLE != 0
         {
             (*e).flags |= FLAG_TARGET_UNKILLABLE;
         }

@@ -9,12 +9,10 @@ use podsig_common::{
 };
 
 use super::{RECORD, exe::read_exe};
+use crate::kernel::{mm, task};
 use crate::{
     globals::offsets,
-    kernel::{
-        read,
-        task::{PF_KTHREAD, read_comm},
-    },
+    kernel::task::{PF_KTHREAD, read_comm},
 };
 
 subprogram! {
@@ -37,7 +35,7 @@ pub(crate) fn detail<const LOOP: bool>() -> i32 {
     let Some(e) = RECORD.get_ptr_mut(0) else { return 0 };
     unsafe {
         let current = bpf_get_current_task() as *const u8;
-        let leader = read::<*const u8>(current, off.task_group_leader).unwrap_or(ptr::null());
+        let leader = task::group_leader(current, off).unwrap_or(ptr::null());
         let leader = if leader.is_null() { current } else { leader };
         fill_detail::<LOOP>(&raw mut (*e).head, &raw mut (*e).detail, current, leader, off);
     }
@@ -67,17 +65,17 @@ pub(crate) unsafe fn read_argv(e: *mut SignalEvent, d: *mut SenderDetail, curren
         (*e).argv_len = 0;
         (*d).argv_total = 0;
         (*d)._pad = 0;
-        let mm = read::<*const u8>(current, off.task_mm).unwrap_or(ptr::null());
+        let mm = task::mm(current, off).unwrap_or(ptr::null());
         if mm.is_null() {
             // No user memory: a kernel thread, or a process past exit_mm() (SIGCHLD to its
             // parent comes from there).
-            if read::<u32>(current, off.task_flags).unwrap_or(0) & PF_KTHREAD != 0 {
+            if task::flags(current, off).unwrap_or(0) & PF_KTHREAD != 0 {
                 (*e).flags |= FLAG_KTHREAD;
             }
             return;
         }
-        let start: u64 = read(mm, off.mm_arg_start).unwrap_or(0);
-        let end: u64 = read(mm, off.mm_arg_end).unwrap_or(0);
+        let start: u64 = mm::arg_start(mm, off).unwrap_or(0);
+        let end: u64 = mm::arg_end(mm, off).unwrap_or(0);
         if start == 0 || end <= start {
             return;
         }
@@ -176,9 +174,9 @@ pub(crate) unsafe fn ancestor<const PATH: bool>(i: u64, task: u64) -> u64 {
         let task = task as *const u8;
         let e = &raw mut (*r).head;
         let a = &raw mut (*r).detail.ancestry[i as usize];
-        let tgid: u32 = read(task, off.task_tgid).unwrap_or(0);
+        let tgid: u32 = task::tgid(task, off).unwrap_or(0);
         (*a).pid = tgid;
-        (*a).start_ns = read(task, off.task_start_time).unwrap_or(0);
+        (*a).start_ns = task::start_time(task, off).unwrap_or(0);
         read_comm(&raw mut (*a).comm, task, off);
         if PATH {
             read_exe(a, task, off);
@@ -198,11 +196,11 @@ pub(crate) unsafe fn ancestor<const PATH: bool>(i: u64, task: u64) -> u64 {
             (*e).flags |= FLAG_ANCESTRY_COMPLETE;
             return 0;
         }
-        let parent = read::<*const u8>(task, off.task_real_parent).unwrap_or(ptr::null());
+        let parent = task::real_parent(task, off).unwrap_or(ptr::null());
         if parent.is_null() {
             return 0;
         }
-        match read::<*const u8>(parent, off.task_group_leader) {
+        match task::group_leader(parent, off) {
             Some(leader) if !leader.is_null() => leader as u64,
             _ => parent as u64,
         }
