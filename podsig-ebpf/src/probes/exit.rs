@@ -49,7 +49,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     }
     let tid = unsafe { task::pid(task, off) }.unwrap_or(0);
     let exit_code = unsafe { task::exit_code(task, off) }.unwrap_or(0);
-    emit_exit(&ctx, &cfg, tgid, tid, exit_code, 0, |comm| unsafe { read_comm(comm, task, &off) });
+    emit_exit(&ctx, &cfg, tgid, tid, exit_code, 0, |comm| unsafe { read_comm(comm, task, off) });
     0
 }
 
