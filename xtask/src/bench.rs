@@ -22,6 +22,17 @@ const ROUNDS: usize = 7;
 const HIT_RUNS: usize = 3;
 const READY_RUNS: usize = 9;
 const ANCESTRY_KILLS: usize = 1000;
+/// The recorder's memory: a storm at one process, then this many senders, each a new process.
+const RECORD_STORM: u64 = 1_000_000;
+const SENDERS: u64 = 10_000;
+/// Rows in the history the query figure is measured on, and the pods their keys spread over.
+const HISTORY_ROWS: i64 = 1_000_000;
+const HISTORY_PODS: i64 = 1000;
+const QUERY_RUNS: usize = 9;
+/// Forks per round of the fork storm (busybox ash: ~0.15-0.5 ms each, so a round lasts
+/// seconds against /proc/uptime's 10 ms steps), and its rounds.
+const FORKS: u32 = 20_000;
+const FORK_ROUNDS: usize = 5;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -37,6 +48,31 @@ pub fn storm(args: &[String]) -> Result<()> {
         // SAFETY: plain kill(2).
         if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
             bail!("kill({pid}): {}", std::io::Error::last_os_error());
+        }
+    }
+    println!("{:.1}", t.elapsed().as_nanos() as f64 / n as f64);
+    Ok(())
+}
+
+/// `senders PID N`: N short-lived processes, each sending one SIGUSR1 to PID and exiting
+/// (distinct senders: each a new pid, with its own argv and ancestry to capture).
+pub fn senders(args: &[String]) -> Result<()> {
+    let pid: i32 = args.first().context("senders PID N")?.parse()?;
+    let n: u64 = args.get(1).context("senders PID N")?.parse()?;
+    let t = Instant::now();
+    for _ in 0..n {
+        // SAFETY: the child only calls async-signal-safe kill and _exit.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                libc::kill(pid, libc::SIGUSR1);
+                libc::_exit(0);
+            },
+            -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+            child => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                unsafe { libc::waitpid(child, &mut status, 0) };
+            }
         }
     }
     println!("{:.1}", t.elapsed().as_nanos() as f64 / n as f64);
@@ -82,6 +118,9 @@ struct Tool {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Peer {
     Podsig,
+    /// `podsig record` in node mode (every process, the terminating signals only), its
+    /// history in the scratch directory.
+    Node,
     Floor,
     Bpftrace,
     Sigsnoop,
@@ -91,6 +130,7 @@ impl Peer {
     fn name(self) -> &'static str {
         match self {
             Peer::Podsig => "podsig",
+            Peer::Node => "podsig record (node mode)",
             Peer::Floor => "empty program (floor)",
             Peer::Bpftrace => "bpftrace",
             Peer::Sigsnoop => "sigsnoop",
@@ -107,10 +147,15 @@ impl Tool {
     /// Starts `peer` watching `pid`, its events to `out`. Returns once attached.
     fn start(peer: Peer, podsig: &Path, pid: u32, out: &Path) -> Result<Self> {
         let out_file = fs::File::create(out)?;
-        let mut cmd = match peer {
+        let cmd = match peer {
             Peer::Podsig => {
                 let mut c = Command::new(podsig);
                 c.args(["watch", "--pid", &pid.to_string(), "-o", "json"]);
+                c
+            }
+            Peer::Node => {
+                let mut c = Command::new(podsig);
+                c.arg("record").arg("--history").arg(out.with_extension("db"));
                 c
             }
             Peer::Floor => {
@@ -133,7 +178,17 @@ impl Tool {
         };
         // podsig and the floor say `attached` on stderr; the peers print a marker on stdout,
         // so theirs is read here and copied to the output file.
-        let marker_on_stdout = matches!(peer, Peer::Bpftrace | Peer::Sigsnoop);
+        Self::launch(cmd, matches!(peer, Peer::Bpftrace | Peer::Sigsnoop), out_file, peer.name())
+    }
+
+    /// podsig started with `args`, its events to `out`. Returns once attached.
+    fn podsig(podsig: &Path, args: &[&str], out: &Path) -> Result<Self> {
+        let mut cmd = Command::new(podsig);
+        cmd.args(args);
+        Self::launch(cmd, false, fs::File::create(out)?, "podsig")
+    }
+
+    fn launch(mut cmd: Command, marker_on_stdout: bool, out_file: fs::File, name: &str) -> Result<Self> {
         let t0 = Instant::now();
         let mut child = if marker_on_stdout {
             cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?
@@ -162,7 +217,7 @@ impl Tool {
                 }
             }
         });
-        let at = rx.recv_timeout(Duration::from_secs(30)).with_context(|| format!("{} never attached", peer.name()))?;
+        let at = rx.recv_timeout(Duration::from_secs(30)).with_context(|| format!("{name} never attached"))?;
         Ok(Self { child, ready_after: at - t0 })
     }
 
@@ -250,7 +305,7 @@ fn in_kernel_miss_cost(podsig: &Path, scratch: &Path, target: u32, other: u32) -
     println!("xtask: bench: in-kernel run time per unwatched signal ({STATS})");
     let measure = || -> Result<Value> {
         let mut out = serde_json::Map::new();
-        for peer in [Peer::Floor, Peer::Podsig, Peer::Bpftrace] {
+        for peer in [Peer::Floor, Peer::Podsig, Peer::Node, Peer::Bpftrace] {
             let mut runs = Vec::new();
             for _ in 0..3 {
                 let tool = Tool::start(peer, podsig, other, &scratch.join("miss.out"))?;
@@ -295,10 +350,154 @@ fn count_events(peer: Peer, out: &Path, target: u32) -> (u64, u64) {
                     got += 1;
                 }
             }
-            Peer::Floor => {}
+            Peer::Node | Peer::Floor => {}
         }
     }
     (got, lost)
+}
+
+/// `podsig record --any-signal` (default history limits) through a storm at one process and
+/// then many short-lived senders: its peak memory. The history it wrote is then grown to
+/// HISTORY_ROWS by replaying its own rows with varied keys (pod, namespace, container, pid,
+/// time), and `podsig history --pod X --last 10` timed on it.
+fn recorder(podsig: &Path, scratch: &Path) -> Result<Value> {
+    println!(
+        "xtask: bench: recorder memory (`record --any-signal`: {RECORD_STORM} signals, then {SENDERS} distinct senders)"
+    );
+    let target = Ignorer::new()?;
+    let out = scratch.join("record.out");
+    let db = scratch.join("record.db");
+    let db_arg = db.to_string_lossy().into_owned();
+    let tool = Tool::podsig(podsig, &["record", "--any-signal", "--history", &db_arg, "-o", "json"], &out)?;
+    run_storm(target.pid(), RECORD_STORM)?;
+    let exe = std::env::current_exe()?;
+    let o = Command::new(exe).args(["senders", &target.pid().to_string(), &SENDERS.to_string()]).output()?;
+    if !o.status.success() {
+        bail!("senders failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The history commits every 0.5 s: let it take in the last of them.
+    thread::sleep(Duration::from_secs(2));
+    let rss = tool.peak_rss_kib().unwrap_or(0);
+    tool.stop()?;
+    let (got, lost) = count_events(Peer::Podsig, &out, target.pid());
+    let _ = fs::remove_file(&out);
+
+    println!("xtask: bench: history query ({HISTORY_ROWS} rows, `history --pod X --last 10`)");
+    let conn = rusqlite::Connection::open(&db).context("opening the recorder's history")?;
+    let captured: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    if captured == 0 {
+        bail!("the recorder stored nothing in {}", db.display());
+    }
+    // Doubling what is there, each copy under new keys, until HISTORY_ROWS.
+    conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")?;
+    loop {
+        let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        if n >= HISTORY_ROWS {
+            break;
+        }
+        conn.execute(
+            "INSERT INTO events (time_ns, kind, node, signal, target_pid, container_id, container_name, pod,
+                                 namespace, sender_comm, record)
+             SELECT time_ns + ?1, kind, node, signal, abs(random()) % 4000000,
+                    lower(hex(randomblob(32))), 'app', 'pod-' || (abs(random()) % ?2),
+                    'ns-' || (abs(random()) % 10), sender_comm, record
+             FROM events ORDER BY id LIMIT ?3",
+            rusqlite::params![n, HISTORY_PODS, HISTORY_ROWS - n],
+        )?;
+    }
+    drop(conn);
+    let size_mib = fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64;
+    let mut ms = Vec::new();
+    for i in 0..QUERY_RUNS {
+        let pod = format!("pod-{}", 17 + i);
+        let t0 = Instant::now();
+        let o = Command::new(podsig)
+            .args(["history", "--history", &db_arg, "--pod", &pod, "--last", "10", "-o", "json"])
+            .output()?;
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        if !o.status.success() || o.stdout.iter().filter(|&&b| b == b'\n').count() != 10 {
+            bail!("history --pod {pod} --last 10 did not print 10 records: {}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    let _ = fs::remove_file(&db);
+    Ok(json!({
+        "storm": RECORD_STORM, "senders": SENDERS, "received": got, "lost_reported": lost,
+        "peak_rss_kib": rss, "history_rows": HISTORY_ROWS, "captured_rows": captured,
+        "history_mib": size_mib, "query_ms": median(ms),
+    }))
+}
+
+/// A fork+exit storm inside a container, with and without a `--container` watch following
+/// its forks (interleaved rounds). The container runs in a containerd of the bench's own.
+fn fork_storm(podsig: &Path, scratch: &Path) -> Result<Value> {
+    println!("xtask: bench: fork storm in a watched container ({FORKS} forks, {FORK_ROUNDS} interleaved rounds)");
+    let ctrd = crate::TestContainerd::named("podsig-bench-containerd")?;
+    let rootfs = scratch.join("forks-rootfs");
+    let _ = fs::remove_dir_all(&rootfs);
+    for d in ["bin", "proc", "dev", "sys", "tmp"] {
+        fs::create_dir_all(rootfs.join(d))?;
+    }
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).context("busybox-static is needed (/bin/busybox)")?;
+    for applet in ["sh", "sleep", "rm", "mv"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
+    }
+    // Each round starts when /go appears and leaves its start and end (/proc/uptime, 10 ms
+    // steps: a round lasts seconds) in /done.
+    let script = format!(
+        "while :; do while [ ! -e /go ]; do sleep 0.02; done; rm -f /go; read a x < /proc/uptime; i=0; \
+         while [ $i -lt {FORKS} ]; do ( : ); i=$((i+1)); done; read b x < /proc/uptime; \
+         echo \"$a $b\" > /done.tmp; mv /done.tmp /done; done"
+    );
+    let id = format!("podsig-bench-forks-{}", std::process::id());
+    let sock = ctrd.socket.to_string_lossy().into_owned();
+    let ctr = |args: &[&str]| Command::new("ctr").args(["--address", &sock, "-n", "k8s.io"]).args(args).output();
+    let rootfs_arg = rootfs.to_string_lossy().into_owned();
+    let o = ctr(&["run", "-d", "--rootfs", &rootfs_arg, &id, "/bin/sh", "-c", &script])?;
+    if !o.status.success() {
+        bail!("ctr run failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let round = || -> Result<f64> {
+        let done = rootfs.join("done");
+        let _ = fs::remove_file(&done);
+        fs::write(rootfs.join("go"), "")?;
+        let t0 = Instant::now();
+        while !done.exists() {
+            if t0.elapsed() > Duration::from_secs(120) {
+                bail!("the fork storm in the container never finished");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let text = fs::read_to_string(&done)?;
+        let v: Vec<f64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        let [a, b] = v[..] else { bail!("the fork storm left {text:?}") };
+        Ok((b - a) * 1e9 / FORKS as f64)
+    };
+    let result = (|| -> Result<Value> {
+        // Each child's exit sends its parent, the watched init, a SIGCHLD: a watch of every
+        // signal reports each (a new sender every time, so with its ancestry); one for the
+        // stop signals only has the kernel drop them, which leaves the fork hook's own cost.
+        let all = ["watch", "--containerd-socket", &sock, "--container", &id, "-o", "json"];
+        let stops = [&all[..], &["-s", "TERM", "-s", "KILL"]].concat();
+        let (mut bare, mut watched, mut watched_all) = (Vec::new(), Vec::new(), Vec::new());
+        round()?; // warm-up: page cache, the shell's first forks
+        for _ in 0..FORK_ROUNDS {
+            bare.push(round()?);
+            for (args, into) in [(&stops[..], &mut watched), (&all[..], &mut watched_all)] {
+                let tool = Tool::podsig(podsig, args, &scratch.join("forks.out"))?;
+                into.push(round()?);
+                tool.stop()?;
+            }
+        }
+        let (bare, watched, watched_all) = (median(bare), median(watched), median(watched_all));
+        Ok(json!({"forks": FORKS, "rounds": FORK_ROUNDS, "bare_ns_per_fork": bare,
+            "watched_ns_per_fork": watched, "slowdown": watched / bare,
+            "watched_all_ns_per_fork": watched_all, "slowdown_all_signals": watched_all / bare}))
+    })();
+    let _ = ctr(&["task", "kill", "-s", "SIGKILL", &id]);
+    thread::sleep(Duration::from_millis(300));
+    let _ = ctr(&["task", "delete", "-f", &id]);
+    let _ = ctr(&["container", "delete", &id]);
+    result
 }
 
 pub fn run(podsig: &Path) -> Result<()> {
@@ -319,7 +518,9 @@ pub fn run(podsig: &Path) -> Result<()> {
     println!("xtask: bench: miss path ({STORM} signals to an unwatched process, {ROUNDS} interleaved rounds)");
     let target = Ignorer::new()?;
     let other = Ignorer::new()?;
-    let configs = [None, Some(Peer::Floor), Some(Peer::Podsig), Some(Peer::Bpftrace), Some(Peer::Sigsnoop)];
+    // Node mode's storm is of a signal outside its set (SIGUSR1): the set is tested first.
+    let configs =
+        [None, Some(Peer::Floor), Some(Peer::Podsig), Some(Peer::Node), Some(Peer::Bpftrace), Some(Peer::Sigsnoop)];
     let mut miss: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     for _ in 0..ROUNDS {
         for (i, cfg) in configs.iter().enumerate() {
@@ -404,6 +605,8 @@ pub fn run(podsig: &Path) -> Result<()> {
         .count();
     report["ancestry"] = json!({"kills": ANCESTRY_KILLS, "events": events.len(), "complete": complete,
         "share": complete as f64 / ANCESTRY_KILLS as f64});
+    report["record"] = recorder(&podsig.0, &scratch)?;
+    report["forks"] = fork_storm(&podsig.0, &scratch)?;
     let _ = fs::remove_dir_all(&scratch);
 
     let table = markdown(&report);
@@ -468,15 +671,59 @@ fn markdown(r: &Value) -> String {
         "Ancestry completeness (podsig, {} short-lived senders): {}/{} complete.\n\n",
         a["kills"], a["complete"], a["kills"]
     );
+    let node = &r["miss"]["podsig record (node mode)"];
+    t += &format!(
+        "Node mode (`podsig record`, every process, a storm of SIGUSR1, outside its signal set): +{:.0} ns per signal, {:.2}× the floor's added cost.\n",
+        f(&node["added_ns"]),
+        f(&node["x_floor"]),
+    );
+    let rec = &r["record"];
+    t += &format!(
+        "Recorder (`record --any-signal`, default history limits): {} signals at one process then {} distinct short-lived senders: {} received, {} lost (reported), peak RSS {:.1} MiB.\n",
+        rec["storm"],
+        rec["senders"],
+        rec["received"],
+        rec["lost_reported"],
+        f(&rec["peak_rss_kib"]) / 1024.0,
+    );
+    t += &format!(
+        "History query: `podsig history --pod X --last 10` over {} rows ({:.0} MiB; the recorder's own {} rows replayed under varied pod, namespace, container, pid and time keys, spread over {HISTORY_PODS} pods): {:.1} ms, the whole process, median of {QUERY_RUNS}.\n",
+        rec["history_rows"],
+        f(&rec["history_mib"]),
+        rec["captured_rows"],
+        f(&rec["query_ms"]),
+    );
+    let fk = &r["forks"];
+    t += &format!(
+        "Fork storm in a container (busybox `( : )`, {} forks per round, {} interleaved rounds): {:.0} ns per fork+exit bare; with a `--container -s TERM -s KILL` watch following its forks {:.0} ns ({:.3}×); with a `--container` watch of every signal, which also reports each child's SIGCHLD to the watched init with that child's ancestry, {:.0} ns ({:.3}×).\n\n",
+        fk["forks"],
+        fk["rounds"],
+        f(&fk["bare_ns_per_fork"]),
+        f(&fk["watched_ns_per_fork"]),
+        f(&fk["slowdown"]),
+        f(&fk["watched_all_ns_per_fork"]),
+        f(&fk["slowdown_all_signals"]),
+    );
     let p = &r["hit"]["podsig"];
     let br = f(&r["ready"]["bpftrace"]["ready_ms"]);
+    let sr = f(&r["ready"]["sigsnoop"]["ready_ms"]);
     let targets = [
         ("ready ≤ 0.15× bpftrace's", pr <= 0.15 * br),
+        ("ready ≤ 1.0× sigsnoop's", pr <= sr),
+        ("attach+exit (`--duration 0s`) ≤ 40 ms", f(&r["ready"]["podsig"]["attach_exit_ms"]) <= 40.0),
         ("miss-path added cost ≤ 1.5× the floor", f(&r["miss"]["podsig"]["x_floor"]) <= 1.5),
+        ("node mode: added cost ≤ 1.5× the floor", f(&node["x_floor"]) <= 1.5),
         ("hit path: zero silent loss", p["silent_loss"] == 0),
         ("hit path: ≥ 99% received", f(&p["received"]) >= 0.99 * f(&p["sent"])),
-        ("hit path: storm slowdown ≤ 2×", f(&p["slowdown"]) <= 2.0),
-        ("peak RSS ≤ 16 MiB", f(&p["peak_rss_kib"]) <= 16.0 * 1024.0),
+        ("hit path: storm slowdown ≤ 1.3×", f(&p["slowdown"]) <= 1.3),
+        ("watch peak RSS ≤ 16 MiB", f(&p["peak_rss_kib"]) <= 16.0 * 1024.0),
+        ("recorder: every signal received or reported lost", {
+            let sent = f(&rec["storm"]) + f(&rec["senders"]);
+            f(&rec["received"]) + f(&rec["lost_reported"]) >= sent
+        }),
+        ("recorder peak RSS ≤ 20 MiB", f(&rec["peak_rss_kib"]) <= 20.0 * 1024.0),
+        ("history query ≤ 50 ms over 1 M rows", f(&rec["query_ms"]) <= 50.0),
+        ("fork storm in a container watched for its stop signals ≤ 1.05×", f(&fk["slowdown"]) <= 1.05),
         ("ancestry completeness 100%", a["complete"] == a["kills"]),
     ];
     for (what, ok) in targets {

@@ -20,8 +20,12 @@ pub(crate) struct TestContainerd {
 impl TestContainerd {
     pub(crate) fn start() -> Result<Self> {
         // PODSIG_TEST_CONTAINERD_NAME lets two checkouts test side by side on one machine.
-        let name = env::var("PODSIG_TEST_CONTAINERD_NAME").unwrap_or_else(|_| "podsig-test-containerd".into());
-        let base = PathBuf::from("/run").join(&name);
+        Self::named(&env::var("PODSIG_TEST_CONTAINERD_NAME").unwrap_or_else(|_| "podsig-test-containerd".into()))
+    }
+
+    /// One whose socket, root and state are named `name` (/run/NAME, /var/lib/NAME).
+    pub(crate) fn named(name: &str) -> Result<Self> {
+        let base = PathBuf::from("/run").join(name);
         let _ = std::fs::create_dir_all(&base);
         let socket = base.join("containerd.sock");
         let _ = std::fs::remove_file(&socket);

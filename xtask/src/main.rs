@@ -22,7 +22,6 @@ mod test;
 mod vm;
 
 // The bench starts a containerd of its own.
-#[allow(unused_imports)]
 pub(crate) use containerd::TestContainerd;
 use prereqs::prereqs;
 use system::{apt_ensure, binary, build, is_root};
@@ -70,6 +69,12 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Used by the bench: the storm's senders, as a separate process.
+    #[command(hide = true)]
+    Senders {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
             image::task().map(|p| println!("xtask: image {} written to {}", image::reference(), p.display()))
         }
         Task::Storm { args } => bench::storm(&args),
+        Task::Senders { args } => bench::senders(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,6 +105,11 @@ fn main() -> ExitCode {
 fn bench_task() -> Result<()> {
     prereqs()?;
     apt_ensure("peers", &[("bpftrace", "/usr/bin/bpftrace"), ("libbpf-tools", "/usr/sbin/sigsnoop")])?;
+    // The fork storm runs in a container (busybox) of a containerd of the bench's own.
+    apt_ensure(
+        "fork storm",
+        &[("busybox-static", "/bin/busybox"), ("containerd", "/usr/bin/containerd"), ("runc", "/usr/sbin/runc")],
+    )?;
     build(true)?;
     if !is_root() {
         bail!("the bench loads eBPF programs: run it as root (sudo cargo xtask bench)");
