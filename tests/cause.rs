@@ -56,6 +56,7 @@ impl Drop for MemCgroup {
 
 #[test]
 fn oom_kill_in_a_memory_cgroup() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -84,6 +85,7 @@ fn oom_kill_in_a_memory_cgroup() {
 
 #[test]
 fn segfault_is_the_kernel_with_its_code() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -102,6 +104,7 @@ fn segfault_is_the_kernel_with_its_code() {
 
 #[test]
 fn sigpipe_from_write_is_told_from_kill() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -129,6 +132,7 @@ fn sigpipe_from_write_is_told_from_kill() {
 
 #[test]
 fn timeout_is_a_process_sending_with_kill() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -166,6 +170,7 @@ fn realpath(p: &str) -> PathBuf {
 
 #[test]
 fn deleted_binary_in_tmp_is_flagged() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -189,6 +194,7 @@ fn deleted_binary_in_tmp_is_flagged() {
 
 #[test]
 fn renamed_ancestor_is_a_note_shown_with_v() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -221,6 +227,7 @@ fn renamed_ancestor_is_a_note_shown_with_v() {
 
 #[test]
 fn host_process_running_a_container_binary_is_flagged() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }

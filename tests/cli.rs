@@ -34,22 +34,26 @@ fn one_line(args: &[&str], expect: &str) -> String {
 
 #[test]
 fn negative_pid_says_what_is_wrong_with_it() {
+    let _suite = suite(module_path!());
     one_clear_line(&["watch", "--pid", "-1"], "-1 is not a process id");
     one_clear_line(&["history", "--pid", "-5"], "'-5' is not a process ID");
 }
 
 #[test]
 fn count_zero_is_refused() {
+    let _suite = suite(module_path!());
     one_clear_line(&["watch", "--pid", "1", "--count", "0"], "give 1 or more");
 }
 
 #[test]
 fn a_duration_says_what_one_looks_like() {
+    let _suite = suite(module_path!());
     one_clear_line(&["watch", "--pid", "1", "--duration", "x"], "such as 500ms, 30s, 5m, 1h");
 }
 
 #[test]
 fn a_refused_connection_is_said_once() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -62,31 +66,37 @@ fn a_refused_connection_is_said_once() {
 
 #[test]
 fn non_numeric_pid() {
+    let _suite = suite(module_path!());
     one_clear_line(&["watch", "--pid", "abc"], "'abc' is not a process id");
 }
 
 #[test]
 fn pid_zero() {
+    let _suite = suite(module_path!());
     one_clear_line(&["watch", "--pid", "0"], "idle task");
 }
 
 #[test]
 fn unknown_signal() {
+    let _suite = suite(module_path!());
     one_clear_line(&["watch", "--pid", "1", "--signal", "SIGFOO"], "unknown signal 'SIGFOO'");
 }
 
 #[test]
 fn nothing_to_watch() {
+    let _suite = suite(module_path!());
     one_clear_line(&["watch"], "--pid");
 }
 
 #[test]
 fn bad_duration() {
+    let _suite = suite(module_path!());
     one_clear_line(&["watch", "--pid", "1", "--duration", "soon"], "'soon' is not a duration");
 }
 
 #[test]
 fn missing_process() {
+    let _suite = suite(module_path!());
     if !privileged() {
         // Without root the privilege check comes first; that is covered below.
         return;
@@ -96,6 +106,7 @@ fn missing_process() {
 
 #[test]
 fn help_and_version_succeed() {
+    let _suite = suite(module_path!());
     let (st, out, _) = podsig_output(&["--help"]);
     assert!(st.success() && out.contains("watch"));
     let (st, out, _) = podsig_output(&["--version"]);
@@ -104,6 +115,7 @@ fn help_and_version_succeed() {
 
 #[test]
 fn explain_text_and_json() {
+    let _suite = suite(module_path!());
     let (st, out, _) = podsig_output(&["explain", "137"]);
     assert!(st.success());
     assert!(out.starts_with("exit code 137 = 128 + 9"), "{out}");
@@ -123,12 +135,14 @@ fn explain_text_and_json() {
 
 #[test]
 fn explain_bad_input() {
+    let _suite = suite(module_path!());
     one_clear_line(&["explain", "300"], "0-255");
     one_clear_line(&["explain", "SIGNOPE"], "unknown signal");
 }
 
 #[test]
 fn doctor_says_ebpf_works_here_and_why_stap_does_not() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -163,6 +177,7 @@ fn doctor_says_ebpf_works_here_and_why_stap_does_not() {
 
 #[test]
 fn completions_and_man_page() {
+    let _suite = suite(module_path!());
     let (st, out, _) = podsig_output(&["completions", "bash"]);
     assert!(st.success() && out.contains("_podsig()") && out.contains("--signal"), "{out}");
     let (st, out, _) = podsig_output(&["completions", "zsh"]);
@@ -177,6 +192,7 @@ fn completions_and_man_page() {
 
 #[test]
 fn help_shows_examples() {
+    let _suite = suite(module_path!());
     let (st, out, _) = podsig_output(&["watch", "--help"]);
     assert!(st.success());
     assert!(out.contains("Examples:") && out.contains("| jq"), "{out}");
@@ -184,6 +200,7 @@ fn help_shows_examples() {
 
 #[test]
 fn node_mode_and_recorder_input() {
+    let _suite = suite(module_path!());
     one_clear_line(&["history", "--history", "/nonexistent/history.db"], "no history at /nonexistent/history.db");
     one_clear_line(&["history", "--history", "/tmp/x.db", "--since", "lately"], "lately");
     one_clear_line(&["history", "--pid", "-3"], "-3");
@@ -206,6 +223,7 @@ fn node_mode_and_recorder_input() {
 
 #[test]
 fn why_needs_a_target_and_a_history() {
+    let _suite = suite(module_path!());
     one_clear_line(&["why"], "--pod");
     one_clear_line(&["why", "--namespace", "prod"], "--pod");
     one_clear_line(&["why", "--pid", "-3"], "'-3' is not a process ID");

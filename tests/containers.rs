@@ -40,6 +40,7 @@ fn watch(sock: &str, what: &[&str]) -> Podsig {
 
 #[test]
 fn runc_kill_by_full_id_is_a_runtime_stop_with_names() {
+    let _suite = suite(module_path!());
     let Some(sock) = containerd() else { return };
     let id = uid("full");
     let c = Container::start(&sock, &id, ("default", "web", "app"), FOREVER);
@@ -87,6 +88,7 @@ fn runc_kill_by_full_id_is_a_runtime_stop_with_names() {
 
 #[test]
 fn prefix_and_scheme_forms_and_signals_from_inside_and_host() {
+    let _suite = suite(module_path!());
     let Some(sock) = containerd() else { return };
     let id = uid("prefix");
     let c = Container::start(
@@ -115,6 +117,7 @@ fn prefix_and_scheme_forms_and_signals_from_inside_and_host() {
 
 #[test]
 fn every_process_of_the_container_and_restarts_are_followed() {
+    let _suite = suite(module_path!());
     let Some(sock) = containerd() else { return };
     let id = uid("restart");
     let c = Container::start(&sock, &id, ("default", "web3", "app"), "sleep 1000 & while :; do sleep 1; done");
@@ -157,6 +160,7 @@ fn every_process_of_the_container_and_restarts_are_followed() {
 
 #[test]
 fn unknown_container_and_missing_socket_are_clear_errors() {
+    let _suite = suite(module_path!());
     let Some(sock) = containerd() else { return };
     let (st, _, err) = podsig_output(&[
         "watch",
@@ -178,6 +182,7 @@ fn unknown_container_and_missing_socket_are_clear_errors() {
 
 #[test]
 fn without_containerd_the_cgroup_scan_finds_the_container() {
+    let _suite = suite(module_path!());
     let Some(sock) = containerd() else { return };
     let id = uid("scan");
     let c = Container::start(&sock, &id, ("default", "web4", "app"), FOREVER);
@@ -194,6 +199,7 @@ fn without_containerd_the_cgroup_scan_finds_the_container() {
 
 #[test]
 fn node_mode_filters_on_the_target_pod_and_the_recorder_names_it() {
+    let _suite = suite(module_path!());
     let Some(sock) = containerd() else { return };
     let (web, other) = (uid("node-web"), uid("node-other"));
     let cw = Container::start(&sock, &web, ("default", "web5", "app"), FOREVER);
@@ -233,6 +239,7 @@ fn node_mode_filters_on_the_target_pod_and_the_recorder_names_it() {
 
 #[test]
 fn a_kill_with_no_term_before_it_is_killed_without_term() {
+    let _suite = suite(module_path!());
     let Some(sock) = containerd() else { return };
     let id = uid("bare-kill");
     let c = Container::start(&sock, &id, ("default", "web6", "app"), FOREVER);

@@ -88,6 +88,7 @@ fn labels(pod: &str, uid: &str, container: Option<&str>) -> HashMap<String, Stri
 
 #[test]
 fn kubelet_style_stop_through_the_cri_is_named_and_fully_reported() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -339,6 +340,7 @@ impl Drop for Pod {
 
 #[test]
 fn each_kind_of_kubelet_stop_gets_its_verdict_from_why() {
+    let _suite = suite(module_path!());
     let why_until =
         |db: &Path, pod: &str, verdict: &str| why_until(db, &["--pod", pod, "--namespace", "default"], verdict);
     let Some((sock, pause)) = test_containerd() else { return };

@@ -40,6 +40,7 @@ fn env_or_skip(var: &str) -> Option<String> {
 
 #[test]
 fn every_manifest_validates_strictly() {
+    let _suite = suite(module_path!());
     let Some(validator) = env_or_skip("PODSIG_KUBERNETES_VALIDATE") else { return };
     let files = manifests();
     let o = Command::new(&validator).arg("--strict").args(&files).output().unwrap();
@@ -75,6 +76,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }

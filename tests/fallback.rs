@@ -14,6 +14,7 @@ fn tracefs_mounted() -> bool {
 
 #[test]
 fn no_btf_fallback_reports_live_sender_from_proc_and_mounts_tracefs() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -57,6 +58,7 @@ fn no_btf_fallback_reports_live_sender_from_proc_and_mounts_tracefs() {
 
 #[test]
 fn no_btf_fallback_marks_a_vanished_sender_incomplete() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -93,6 +95,7 @@ fn watch_forced(forced: &str, says: &str) -> (Target, Podsig) {
 /// alone and together with the no-BTF path.
 #[test]
 fn perf_event_array_fallback_reports_the_same_events() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -123,6 +126,7 @@ fn perf_event_array_fallback_reports_the_same_events() {
 /// built for them report the same ancestry.
 #[test]
 fn every_build_of_the_hook_reports_the_same_ancestry() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }

@@ -123,6 +123,7 @@ fn lines_with(p: &Podsig, text: &str) -> usize {
 
 #[test]
 fn a_full_disk_stops_storing_not_watching_and_storing_resumes_by_itself() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -218,6 +219,7 @@ fn a_full_disk_stops_storing_not_watching_and_storing_resumes_by_itself() {
 
 #[test]
 fn a_read_only_file_system_at_start_is_waited_for() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -246,6 +248,7 @@ fn a_read_only_file_system_at_start_is_waited_for() {
 
 #[test]
 fn a_file_system_the_kernel_remounts_read_only_is_let_go_of_and_storing_resumes() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -297,6 +300,7 @@ fn a_file_system_the_kernel_remounts_read_only_is_let_go_of_and_storing_resumes(
 
 #[test]
 fn a_damaged_or_foreign_history_is_moved_aside_and_a_new_one_started() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -368,6 +372,7 @@ const TRAPS_USR1: &str = "trap 'echo usr1' USR1; while :; do sleep 1; done";
 
 #[test]
 fn containerd_restarted_during_a_container_watch_and_a_recorder() {
+    let _suite = suite(module_path!());
     let Some(mut ctrd) = PrivateContainerd::start("restart") else { return };
     let sock = ctrd.socket.clone();
     let id1 = uid("restart-1");
@@ -442,6 +447,7 @@ fn containerd_restarted_during_a_container_watch_and_a_recorder() {
 
 #[test]
 fn containerd_hung_for_10_s_does_not_hold_back_events() {
+    let _suite = suite(module_path!());
     let _alone = CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let Some(ctrd) = PrivateContainerd::start("hung") else { return };
     let sock = ctrd.socket.clone();
@@ -509,6 +515,7 @@ fn containerd_hung_for_10_s_does_not_hold_back_events() {
 
 #[test]
 fn podsig_stopped_5_s_in_a_storm_loses_nothing_silently() {
+    let _suite = suite(module_path!());
     if privileged() {
         stopped_in_a_storm(true);
     }
@@ -518,6 +525,7 @@ fn podsig_stopped_5_s_in_a_storm_loses_nothing_silently() {
 /// is even lost.
 #[test]
 fn podsig_stopped_5_s_in_a_storm_of_one_signal_loses_nothing() {
+    let _suite = suite(module_path!());
     if privileged() {
         stopped_in_a_storm(false);
     }

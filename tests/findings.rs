@@ -126,6 +126,7 @@ impl Drop for Copy {
 
 #[test]
 fn recall_a_deleted_trojan_in_tmp_that_exits_at_once() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -145,6 +146,7 @@ fn recall_a_deleted_trojan_in_tmp_that_exits_at_once() {
 
 #[test]
 fn recall_a_memfd_sender() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -159,6 +161,7 @@ fn recall_a_memfd_sender() {
 
 #[test]
 fn recall_a_user_process_named_like_a_kernel_thread() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -172,6 +175,7 @@ fn recall_a_user_process_named_like_a_kernel_thread() {
 
 #[test]
 fn recall_a_binary_run_from_dev_shm() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -219,6 +223,7 @@ impl Drop for Namespace {
 
 #[test]
 fn recall_a_containers_binary_run_on_the_host() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -245,6 +250,7 @@ fn recall_a_containers_binary_run_on_the_host() {
 
 #[test]
 fn precision_an_ancestry_through_tmux() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -265,6 +271,7 @@ fn precision_an_ancestry_through_tmux() {
 
 #[test]
 fn precision_an_ancestry_through_python3_and_cc() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -291,6 +298,7 @@ fn precision_an_ancestry_through_python3_and_cc() {
 
 #[test]
 fn precision_a_binary_replaced_by_an_upgrade_while_it_runs() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -320,6 +328,7 @@ fn precision_a_binary_replaced_by_an_upgrade_while_it_runs() {
 
 #[test]
 fn precision_a_daemon_that_names_itself() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }

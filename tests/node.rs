@@ -12,6 +12,7 @@ use podsig_e2e::*;
 
 #[test]
 fn node_mode_reports_terminating_signals_minus_noise_with_the_node_name() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -48,6 +49,7 @@ fn node_mode_reports_terminating_signals_minus_noise_with_the_node_name() {
 
 #[test]
 fn the_recorder_answers_while_running_and_after_kill_9() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -128,6 +130,7 @@ fn the_recorder_answers_while_running_and_after_kill_9() {
 
 #[test]
 fn a_storm_keeps_the_recorder_within_its_memory_and_size_bounds() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }

@@ -189,6 +189,7 @@ fn assert_named(ev: &Value, id: &str, name: &str, runtime: &str) {
 
 #[test]
 fn docker_stop_names_the_container_through_dockers_api() {
+    let _suite = suite(module_path!());
     if !ready(DOCKERD, "docker.io") {
         return;
     }
@@ -304,6 +305,7 @@ fn docker_stop_names_the_container_through_dockers_api() {
 
 #[test]
 fn a_missing_docker_socket_given_is_one_clear_error() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -374,6 +376,7 @@ impl Drop for Podman {
 
 #[test]
 fn podman_stop_names_crun_podman_and_the_container() {
+    let _suite = suite(module_path!());
     if !ready(PODMAN, "podman") || !ready("/usr/bin/crun", "crun") || !ready("/usr/bin/conmon", "conmon") {
         return;
     }

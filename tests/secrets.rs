@@ -56,6 +56,7 @@ fn no_secret(text: &str) {
 
 #[test]
 fn secrets_in_argv_are_masked_in_json_text_and_extra_patterns_or_kept_when_asked() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -123,6 +124,7 @@ fn file_bytes(db: &Path) -> String {
 
 #[test]
 fn the_history_stores_masked_argv_and_masks_what_it_prints() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -170,6 +172,7 @@ fn mode_gid(p: &Path) -> (u32, u32) {
 
 #[test]
 fn history_files_are_0600_or_0640_with_a_group() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }

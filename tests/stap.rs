@@ -18,6 +18,7 @@ fn have_stap() -> bool {
 
 #[test]
 fn real_stap_parses_every_generated_script() {
+    let _suite = suite(module_path!());
     if !have_stap() {
         return;
     }
@@ -52,6 +53,7 @@ fn real_stap_parses_every_generated_script() {
 
 #[test]
 fn script_takes_numbers_only() {
+    let _suite = suite(module_path!());
     let (st, _, err) = podsig_output(&["watch", "--backend", "stap", "--print-script", "--pid", "1;system(\"id\")"]);
     assert!(!st.success());
     assert!(err.contains("is not a process id"), "{err}");
@@ -85,6 +87,7 @@ fn path_with(dir: &Path) -> String {
 
 #[test]
 fn stap_backend_pipeline_against_a_stand_in() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -142,6 +145,7 @@ while :; do sleep 0.05; done"#,
 
 #[test]
 fn stap_compile_failure_is_one_line() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -181,6 +185,7 @@ exit 1"#,
 
 #[test]
 fn stap_preflight_names_what_is_missing_here() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -195,6 +200,7 @@ fn stap_preflight_names_what_is_missing_here() {
 
 #[test]
 fn auto_picks_ebpf_here_and_says_why_not_stap() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -211,6 +217,7 @@ fn auto_picks_ebpf_here_and_says_why_not_stap() {
 /// `staprun` that loads nothing but prints what the module would.
 #[test]
 fn prebuilt_module_is_built_once_and_loaded_with_staprun() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -294,6 +301,7 @@ while :; do sleep 0.05; done
 
 #[test]
 fn stap_build_names_the_packages_a_release_needs() {
+    let _suite = suite(module_path!());
     let (st, _, err) = podsig_output(&["stap-build", "--kernel-release", "6.12.117+deb13-amd64", "-o", "/tmp/x.ko"]);
     assert!(!st.success());
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -151,6 +151,7 @@ fn consistent(ev: &Value) {
 
 #[test]
 fn a_child_that_raises_a_signal_on_itself_is_not_a_tgkill_to_its_parent() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -170,6 +171,7 @@ fn a_child_that_raises_a_signal_on_itself_is_not_a_tgkill_to_its_parent() {
 
 #[test]
 fn a_parent_death_signal_after_the_parent_killed_itself() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -190,6 +192,7 @@ fn a_parent_death_signal_after_the_parent_killed_itself() {
 
 #[test]
 fn a_tmux_session_kill_hangs_up_its_job_as_the_kernel() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -262,6 +265,7 @@ fn timer_fired_in_interrupt_context(mode: &str, signal: &str, mechanism: &str) {
 
 #[test]
 fn an_interval_timer_is_the_kernels_not_the_interrupted_tasks() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -270,6 +274,7 @@ fn an_interval_timer_is_the_kernels_not_the_interrupted_tasks() {
 
 #[test]
 fn a_posix_timer_is_named_as_such() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -278,6 +283,7 @@ fn a_posix_timer_is_named_as_such() {
 
 #[test]
 fn a_cpu_time_limit_is_named_as_such() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -293,6 +299,7 @@ fn a_cpu_time_limit_is_named_as_such() {
 
 #[test]
 fn a_process_group_kill_says_so() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -311,6 +318,7 @@ fn a_process_group_kill_says_so() {
 
 #[test]
 fn a_long_command_line_keeps_its_end() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -336,6 +344,7 @@ fn a_long_command_line_keeps_its_end() {
 
 #[test]
 fn a_namespace_init_without_a_handler_drops_sigterm_and_says_why() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -370,6 +379,7 @@ fn a_namespace_init_without_a_handler_drops_sigterm_and_says_why() {
 
 #[test]
 fn a_handled_and_an_ignored_signal_are_told_apart() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }

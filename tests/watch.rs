@@ -6,6 +6,7 @@ use podsig_e2e::*;
 
 #[test]
 fn short_lived_sender_is_reported_with_argv_ancestry_and_exit() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -57,6 +58,7 @@ fn short_lived_sender_is_reported_with_argv_ancestry_and_exit() {
 
 #[test]
 fn chain_of_shells_is_walked_in_order() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -82,6 +84,7 @@ fn chain_of_shells_is_walked_in_order() {
 
 #[test]
 fn ignored_signal_says_ignored_and_signal_filter_applies() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -110,6 +113,7 @@ fn ignored_signal_says_ignored_and_signal_filter_applies() {
 
 #[test]
 fn text_output_reads_like_the_systemtap_recipe() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -150,6 +154,7 @@ fn text_output_reads_like_the_systemtap_recipe() {
 
 #[test]
 fn normal_exit_is_reported_with_status() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -170,6 +175,7 @@ fn normal_exit_is_reported_with_status() {
 
 #[test]
 fn count_stops_after_n_signals() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -189,6 +195,7 @@ fn count_stops_after_n_signals() {
 
 #[test]
 fn sigint_flushes_captured_events_and_exits_zero() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -208,6 +215,7 @@ fn sigint_flushes_captured_events_and_exits_zero() {
 
 #[test]
 fn sigterm_also_exits_zero() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -220,6 +228,7 @@ fn sigterm_also_exits_zero() {
 
 #[test]
 fn all_watches_every_process() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -240,6 +249,7 @@ fn all_watches_every_process() {
 
 #[test]
 fn several_pids_and_threads_of_a_watched_process() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -258,6 +268,7 @@ fn several_pids_and_threads_of_a_watched_process() {
 
 #[test]
 fn closed_stdout_ends_quietly() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -279,6 +290,7 @@ fn closed_stdout_ends_quietly() {
 
 #[test]
 fn demo_shows_the_whole_path() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -299,6 +311,7 @@ fn demo_shows_the_whole_path() {
 
 #[test]
 fn signal_to_a_thread_of_a_watched_process_matches() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -335,6 +348,7 @@ fn signal_to_a_thread_of_a_watched_process_matches() {
 
 #[test]
 fn drops_are_counted_exactly_never_silent() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -366,6 +380,7 @@ fn drops_are_counted_exactly_never_silent() {
 
 #[test]
 fn a_storm_from_one_sender_is_counted_not_repeated() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }
@@ -399,6 +414,7 @@ fn a_storm_from_one_sender_is_counted_not_repeated() {
 
 #[test]
 fn hostile_names_stay_valid_json_and_one_text_block() {
+    let _suite = suite(module_path!());
     if !privileged() {
         return;
     }

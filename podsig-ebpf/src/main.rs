@@ -1,74 +1,25 @@
 //! podsig's eBPF programs, reporting through a BPF ring buffer (5.8+). `perf.rs` builds the
-//! same programs over a perf event array for older kernels; `programs.rs` holds them.
+//! same programs over a perf event array for older kernels: the two differ only in the
+//! `transport` module they take.
+//!
+//! Kernel side of podsig: who sent a signal to a watched process, captured at signal time.
+//! `probes/` holds one module per hook (`signal` for `signal_generate`, `fork`, `exit`,
+//! `oom` for `mark_victim`), `kernel/` the reads of kernel structs (through the offsets
+//! userspace found in the running kernel's BTF, `globals::OFFSETS`), `filter` which processes
+//! are watched, `emit` how a record leaves.
 #![no_std]
 #![no_main]
+// Code as the verifier has checked it on every kernel: map keys by reference and nested
+// `if`s are kept as written, since clippy's rewrites change the instructions LLVM emits.
+#![allow(clippy::needless_borrows_for_generic_args, clippy::collapsible_if)]
 
-use aya_ebpf::{
-    bindings::BPF_RB_FORCE_WAKEUP,
-    maps::{RingBuf, ring_buf::RingBufEntry},
-};
+#[macro_use]
+#[path = "transport/ring.rs"]
+mod transport;
 
-/// A subprogram of the hook as a global function (5.6+; this build needs 5.8): verified once,
-/// on its own, rather than at every call in every state its caller reaches it in.
-macro_rules! subprogram {
-    ($(#[$m:meta])* fn $name:ident($($arg:ident: $t:ty),*) -> $r:ty $body:block) => {
-        $(#[$m])*
-        #[unsafe(no_mangle)]
-        #[inline(never)]
-        pub extern "C" fn $name($($arg: $t),*) -> $r $body
-    };
-}
-
-include!("programs.rs");
-
-#[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
-
-const BPF_RB_NO_WAKEUP: u64 = 1;
-const BPF_RB_AVAIL_DATA: u64 = 0;
-
-/// Room for one record, written in place.
-struct Slot<T: 'static>(RingBufEntry<T>);
-
-#[inline(always)]
-fn reserve<T: 'static>() -> Option<Slot<T>> {
-    EVENTS.reserve::<T>(0).map(Slot)
-}
-
-impl<T: 'static> Slot<T> {
-    #[inline(always)]
-    fn ptr(&mut self) -> *mut T {
-        self.0.as_mut_ptr()
-    }
-
-    #[inline(always)]
-    fn submit<C: EbpfContext>(self, _ctx: &C, wake: Wake, cfg: &FilterConfig) {
-        let flags = if wake == Wake::Now { BPF_RB_FORCE_WAKEUP as u64 } else { wakeup_flags(cfg) };
-        self.0.submit(flags);
-    }
-}
-
-/// Copies a record out (one the program assembled in its own memory); false when the buffer
-/// had no room for it.
-#[inline(always)]
-fn output<C: EbpfContext>(_ctx: &C, data: &[u8], wake: Wake, cfg: &FilterConfig) -> bool {
-    let flags = if wake == Wake::Now { BPF_RB_FORCE_WAKEUP as u64 } else { wakeup_flags(cfg) };
-    EVENTS.output::<[u8]>(data, flags).is_ok()
-}
-
-/// Submit without waking the reader unless this record takes the buffer past the wakeup
-/// level: userspace drains on a short timer, and a wakeup per event would dominate the cost
-/// of a signal storm. Past the level the reader is awake and draining already (or will be at
-/// its next tick), so only the records crossing it wake it.
-#[inline(always)]
-fn wakeup_flags(cfg: &FilterConfig) -> u64 {
-    let avail = EVENTS.query(BPF_RB_AVAIL_DATA);
-    let level = cfg.wakeup_bytes as u64;
-    // Whatever its size, the record that crossed the level lands within one largest record
-    // (plus its 8-byte header) of it.
-    if avail > level && avail <= level + 8 + core::mem::size_of::<SignalFull>() as u64 {
-        BPF_RB_FORCE_WAKEUP as u64
-    } else {
-        BPF_RB_NO_WAKEUP
-    }
-}
+mod emit;
+mod filter;
+mod globals;
+mod kernel;
+mod probes;
+mod rt;

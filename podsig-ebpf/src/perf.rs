@@ -1,56 +1,20 @@
 //! podsig's eBPF programs over a perf event array, for kernels without BPF ring buffers
 //! (before 5.8), where the ring-buffer object cannot even be loaded (its map type is
-//! unknown there). Records are built in a per-CPU scratch slot, then copied out.
+//! unknown there). Records are built in a per-CPU scratch slot, then copied out. The
+//! programs are `main.rs`'s; only the `transport` module differs.
 #![no_std]
 #![no_main]
+// Code as the verifier has checked it on every kernel: map keys by reference and nested
+// `if`s are kept as written, since clippy's rewrites change the instructions LLVM emits.
+#![allow(clippy::needless_borrows_for_generic_args, clippy::collapsible_if)]
 
-use aya_ebpf::maps::PerfEventByteArray;
+#[macro_use]
+#[path = "transport/perf.rs"]
+mod transport;
 
-/// A subprogram of the hook, inlined: this build serves kernels from before global functions
-/// (5.6), and its verification time matters less than loading at all.
-macro_rules! subprogram {
-    ($(#[$m:meta])* fn $name:ident($($arg:ident: $t:ty),*) -> $r:ty $body:block) => {
-        $(#[$m])*
-        #[inline(always)]
-        fn $name($($arg: $t),*) -> $r $body
-    };
-}
-
-include!("programs.rs");
-
-#[map]
-static EVENTS: PerfEventByteArray = PerfEventByteArray::new(0);
-
-/// One record's worth of space per CPU (the largest record type, SignalFull).
-#[map]
-static SCRATCH: PerCpuArray<SignalFull> = PerCpuArray::with_max_entries(1, 0);
-
-struct Slot<T: 'static>(*mut T);
-
-#[inline(always)]
-fn reserve<T: 'static>() -> Option<Slot<T>> {
-    const { assert!(core::mem::size_of::<T>() <= core::mem::size_of::<SignalFull>()) };
-    SCRATCH.get_ptr_mut(0).map(|p| Slot(p as *mut T))
-}
-
-impl<T: 'static> Slot<T> {
-    #[inline(always)]
-    fn ptr(&mut self) -> *mut T {
-        self.0
-    }
-
-    /// The kernel counts what the perf buffer could not take; userspace reads that count.
-    #[inline(always)]
-    fn submit<C: EbpfContext>(self, ctx: &C, _wake: Wake, _cfg: &FilterConfig) {
-        let bytes = unsafe { core::slice::from_raw_parts(self.0 as *const u8, core::mem::size_of::<T>()) };
-        EVENTS.output(ctx, bytes, 0);
-    }
-}
-
-/// Copies a record out. The kernel counts what the perf buffer could not take (userspace
-/// reads that count), so this never says it failed.
-#[inline(always)]
-fn output<C: EbpfContext>(ctx: &C, data: &[u8], _wake: Wake, _cfg: &FilterConfig) -> bool {
-    EVENTS.output(ctx, data, 0);
-    true
-}
+mod emit;
+mod filter;
+mod globals;
+mod kernel;
+mod probes;
+mod rt;

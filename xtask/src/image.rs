@@ -16,6 +16,11 @@ use anyhow::{Context as _, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::{
+    prereqs::prereqs,
+    system::{apt_ensure, cargo, sh, target_dir},
+};
+
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The name the image is imported under, and what deploy/kubernetes runs.
 pub fn reference() -> String {
@@ -144,4 +149,25 @@ pub fn build(target_dir: &Path) -> Result<PathBuf> {
         &Config { entrypoint: vec!["/podsig".into()], cmd: vec!["record".into()] },
     )?;
     Ok(out)
+}
+
+/// The static build the image holds: Rust's musl target, and musl-gcc for the C that
+/// SQLite is.
+pub fn task() -> Result<PathBuf> {
+    prereqs()?;
+    let musl_std = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == MUSL_TARGET));
+    println!(
+        "xtask: image: Rust target {}: {}",
+        MUSL_TARGET,
+        if musl_std { "present, skipped" } else { "missing, installing" }
+    );
+    if !musl_std {
+        sh(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
+    }
+    apt_ensure("image: C toolchain for musl", &[("musl-tools", "/usr/bin/musl-gcc")])?;
+    sh(cargo().args(["build", "--release", "--package", "podsig", "--target", MUSL_TARGET]))?;
+    build(&target_dir())
 }

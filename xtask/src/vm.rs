@@ -19,6 +19,11 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
+use crate::{
+    prereqs::prereqs,
+    system::{apt_ensure, binary, build, is_root},
+};
+
 /// (apt suite or "" for the host's own, package name pattern).
 const DEFAULT_KERNELS: &[(&str, &str)] = &[
     ("bullseye", r"^linux-image-5\.10\.0-[0-9]+-amd64$"),
@@ -464,4 +469,23 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
         bail!("vm-test: SystemTap and eBPF disagree or did not both report: {e}");
     }
     Ok(())
+}
+
+const VM_PACKAGES: &[(&str, &str)] = &[
+    ("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),
+    ("cpio", "/usr/bin/cpio"),
+    ("busybox-static", "/bin/busybox"),
+    // The sid root where SystemTap builds the module for the live run.
+    ("debootstrap", "/usr/sbin/debootstrap"),
+];
+
+/// `cargo xtask vm-test [--kernel K …]`: `only` the kernels named (all when empty).
+pub fn task(only: &[String]) -> Result<()> {
+    prereqs()?;
+    apt_ensure("vm-test packages", VM_PACKAGES)?;
+    if !is_root() {
+        bail!("vm-test downloads kernels into /var/cache and runs apt: run it as root");
+    }
+    build(true)?;
+    run(&binary(true), only)
 }

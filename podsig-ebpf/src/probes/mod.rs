@@ -1,0 +1,6 @@
+//! One module per hook.
+
+pub(crate) mod exit;
+pub(crate) mod fork;
+pub(crate) mod oom;
+pub(crate) mod signal;
