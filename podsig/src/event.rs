@@ -22,6 +22,17 @@ pub enum Record {
     Oom(OomInfo),
 }
 
+impl Record {
+    /// The stop this record ended or began, when it is a signal or an exit that has one.
+    pub fn stop(&self) -> Option<&Stop> {
+        match self {
+            Record::Signal(s) => s.stop.as_ref(),
+            Record::Exit(e) => e.stop.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// Where a process lives, as events report it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ContainerRef {

@@ -19,7 +19,7 @@ use crate::{
     cli::WhyArgs,
     containers,
     event::ContainerRef,
-    event::{Record, Stop},
+    event::Record,
     pipeline::story::{self, Stories},
     sink::history,
     sink::output::{self, Format},
@@ -139,14 +139,6 @@ fn time_of(r: &Record) -> &str {
     }
 }
 
-fn stop_of(r: &Record) -> Option<&Stop> {
-    match r {
-        Record::Signal(s) => s.stop.as_ref(),
-        Record::Exit(e) => e.stop.as_ref(),
-        _ => None,
-    }
-}
-
 fn subject_of(r: &Record) -> Option<Subject> {
     match r {
         Record::Signal(s) => Some(Subject {
@@ -197,16 +189,12 @@ pub fn answer(records: Vec<Record>, window: Duration, cutoff: Option<i128>, what
     let replayed = replay(records, window);
     let recent = |r: &Record| cutoff.is_none_or(|c| wall_ns(time_of(r)).is_some_and(|t| t >= c));
     let stops: Vec<usize> =
-        (0..replayed.len()).filter(|&i| stop_of(&replayed[i].0).is_some() && recent(&replayed[i].0)).collect();
-    let chosen = stops
-        .iter()
-        .rev()
-        .find(|&&i| stop_of(&replayed[i].0).is_some_and(|s| s.container_init))
-        .or(stops.last())
-        .copied();
+        (0..replayed.len()).filter(|&i| replayed[i].0.stop().is_some() && recent(&replayed[i].0)).collect();
+    let chosen =
+        stops.iter().rev().find(|&&i| replayed[i].0.stop().is_some_and(|s| s.container_init)).or(stops.last()).copied();
     let Some(i) = chosen else { return inconclusive(replayed, cutoff, what) };
     let (record, story) = (&replayed[i].0, replayed[i].1);
-    let stop = stop_of(record).expect("chosen for its stop").clone();
+    let stop = record.stop().expect("chosen for its stop").clone();
     let subject = subject_of(record).expect("a signal or an exit");
     // The evidence: the chosen story's records, and the story of the init whose signal
     // this one's is linked to.

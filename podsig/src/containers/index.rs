@@ -193,28 +193,29 @@ mod tests {
 
     const ID: &str = "5fb8adf9ee62afc6d3f6f3d9590041818750b392dff015d7091eaaf99cf1c945";
 
-    fn info(id: &str, source: Source, name: Option<&str>, labels: &[(&str, &str)]) -> ContainerInfo {
-        ContainerInfo {
-            id: id.into(),
-            source,
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            name: name.map(str::to_string),
-        }
-    }
-
     #[test]
     fn names_from_one_manager_survive_anothers_view() {
         let mut names = ContainerIndex::new();
         // Docker names it; containerd's namespace moby lists it without a name, later.
-        names.learn(info(ID, Source::Docker, Some("web"), &[("com.example", "1")]));
-        names.learn(info(ID, Source::Containerd("moby".into()), None, &[("com.docker/engine.bundle.path", "/x")]));
+        names.learn(ContainerInfo::sample(ID, Source::Docker, Some("web"), &[("com.example", "1")]));
+        names.learn(ContainerInfo::sample(
+            ID,
+            Source::Containerd("moby".into()),
+            None,
+            &[("com.docker/engine.bundle.path", "/x")],
+        ));
         let r = names.reference(ID, "unknown");
         assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), "docker"));
         assert_eq!(names.info(ID).unwrap().labels.len(), 2);
         // A Kubernetes container name is the name events show, over the runtime's own.
-        names.learn(info("k", Source::Docker, Some("k8s_app_web_prod_1"), &[(LABEL_CONTAINER, "app")]));
+        names.learn(ContainerInfo::sample(
+            "k",
+            Source::Docker,
+            Some("k8s_app_web_prod_1"),
+            &[(LABEL_CONTAINER, "app")],
+        ));
         assert_eq!(names.reference("k", "docker").name.as_deref(), Some("app"));
-        names.learn(info("p", Source::Podman, Some("db"), &[]));
+        names.learn(ContainerInfo::sample("p", Source::Podman, Some("db"), &[]));
         assert_eq!(names.reference("p", "unknown").runtime, "podman");
         // Unknown to every manager: the cgroup path's runtime, no name.
         let r = names.reference("zzz", "cri-o");

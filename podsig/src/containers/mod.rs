@@ -191,23 +191,14 @@ mod tests {
 
     const ID: &str = "5fb8adf9ee62afc6d3f6f3d9590041818750b392dff015d7091eaaf99cf1c945";
 
-    fn info(id: &str, source: Source, name: Option<&str>, labels: &[(&str, &str)]) -> ContainerInfo {
-        ContainerInfo {
-            id: id.into(),
-            source,
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            name: name.map(str::to_string),
-        }
-    }
-
     #[test]
     fn a_full_id_then_a_name_then_a_prefix() {
         let listed = [
-            info(ID, Source::Docker, Some("web"), &[]),
-            info("5fb8aaaa", Source::Podman, Some("db"), &[]),
-            info("web", Source::Containerd("default".into()), None, &[]),
-            info("abc123", Source::Docker, Some("dup"), &[]),
-            info("abc456", Source::Podman, Some("dup"), &[]),
+            ContainerInfo::sample(ID, Source::Docker, Some("web"), &[]),
+            ContainerInfo::sample("5fb8aaaa", Source::Podman, Some("db"), &[]),
+            ContainerInfo::sample("web", Source::Containerd("default".into()), None, &[]),
+            ContainerInfo::sample("abc123", Source::Docker, Some("dup"), &[]),
+            ContainerInfo::sample("abc456", Source::Podman, Some("dup"), &[]),
         ];
         let id_of = |s: &str| pick(&listed, s).map(|c| c.map(|c| c.id.clone()));
         // `ctr run … web` is a container whose ID is web: the full ID wins over a name.

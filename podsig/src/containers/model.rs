@@ -28,6 +28,17 @@ pub struct ContainerInfo {
 }
 
 impl ContainerInfo {
+    /// A container as a manager lists it (for tests).
+    #[cfg(test)]
+    pub(crate) fn sample(id: &str, source: Source, name: Option<&str>, labels: &[(&str, &str)]) -> Self {
+        Self {
+            id: id.into(),
+            source,
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            name: name.map(str::to_string),
+        }
+    }
+
     pub(crate) fn label(&self, k: &str) -> Option<String> {
         self.labels.get(k).cloned()
     }

@@ -655,16 +655,8 @@ mod tests {
         r
     }
 
-    fn stop_of(r: &Record) -> Option<&Stop> {
-        match r {
-            Record::Signal(s) => s.stop.as_ref(),
-            Record::Exit(e) => e.stop.as_ref(),
-            _ => None,
-        }
-    }
-
     fn verdict(r: &Record) -> Option<Verdict> {
-        stop_of(r).and_then(|s| s.verdict)
+        r.stop().and_then(|s| s.verdict)
     }
 
     impl From<SignalRecord> for Record {
@@ -682,7 +674,7 @@ mod tests {
     fn a_term_dropped_by_an_init_then_the_kill() {
         let mut st = Stories::default();
         let term = run(&mut st, to_init(0.0, libc::SIGTERM, 40, "default", "c1"));
-        assert_eq!(stop_of(&term), None, "a TERM alone says nothing yet");
+        assert_eq!(term.stop(), None, "a TERM alone says nothing yet");
         // runc kills every process of the container: a member first, then the init.
         let mut member = sig(2.0, libc::SIGKILL, ("runc", 990), 41);
         member.target.container = Some(ContainerRef { id: "c1".into(), ..sample_container("web") });
@@ -691,7 +683,7 @@ mod tests {
         let p = m.preceded_by.as_ref().expect("the member's KILL is linked to the init's TERM");
         assert_eq!((p.target.pid, p.signal.number, p.elapsed_ms), (40, libc::SIGTERM, 2000));
         assert_eq!(verdict(&member), Some(Verdict::GraceExpiredTermIgnored));
-        assert!(!stop_of(&member).unwrap().container_init, "a member's stop is not the container's");
+        assert!(!member.stop().unwrap().container_init, "a member's stop is not the container's");
         let kill = run(&mut st, to_init(2.0, libc::SIGKILL, 40, "default", "c1"));
         let Record::Signal(k) = &kill else { panic!() };
         let p = k.preceded_by.as_ref().unwrap();
@@ -718,7 +710,7 @@ mod tests {
         t.result = Some("delivered");
         run(&mut st, t);
         let e = run(&mut st, exit(0.31, 50, Some(0), None));
-        let s = stop_of(&e).unwrap();
+        let s = e.stop().unwrap();
         assert_eq!((s.verdict, s.elapsed_ms, s.container_init), (Some(Verdict::GracefulExit), Some(310), true));
         assert!(
             s.summary.contains("exited with status 0, 310 ms after SIGTERM from runc(950), which it handled"),
@@ -734,7 +726,7 @@ mod tests {
         t.result = Some("delivered");
         run(&mut st, t);
         let k = run(&mut st, to_init(30.0, libc::SIGKILL, 60, "default", "c3"));
-        let s = stop_of(&k).unwrap();
+        let s = k.stop().unwrap();
         assert_eq!((s.verdict, s.elapsed_ms), (Some(Verdict::GraceExpiredTermHandled), Some(30_000)));
         assert!(s.fix.contains("terminationGracePeriodSeconds"), "{}", s.fix);
     }
@@ -744,7 +736,7 @@ mod tests {
         let mut st = Stories::new(Duration::from_secs(60));
         let k = run(&mut st, to_init(0.0, libc::SIGKILL, 70, "default", "c4"));
         assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm));
-        assert!(stop_of(&k).unwrap().summary.contains("docker kill"));
+        assert!(k.stop().unwrap().summary.contains("docker kill"));
         run(&mut st, to_init(100.0, libc::SIGTERM, 71, "default", "c5"));
         let k = run(&mut st, to_init(161.0, libc::SIGKILL, 71, "default", "c5"));
         assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm), "the TERM was 61 s before, past the window");
@@ -784,13 +776,13 @@ mod tests {
         k.cause_detail = "sh(120), pid 1 of this pid namespace (a container's init), exited: …".into();
         let k = run(&mut st, k);
         assert_eq!(verdict(&k), Some(Verdict::Kernel));
-        assert!(stop_of(&k).unwrap().fix.contains("why its container's init exited"));
+        assert!(k.stop().unwrap().fix.contains("why its container's init exited"));
         // abort(): SIGABRT to itself, default action: certain to kill.
         let mut a = sig(2.0, libc::SIGABRT, ("app", 130), 130);
         a.cause = Cause::Process;
         let a = run(&mut st, a);
         assert_eq!(verdict(&a), Some(Verdict::Process));
-        assert!(stop_of(&a).unwrap().summary.contains("to itself"));
+        assert!(a.stop().unwrap().summary.contains("to itself"));
         // A fault with a handler (Go's runtime): only the exit tells.
         let mut f = sig(3.0, libc::SIGSEGV, ("app", 140), 140);
         f.cause = Cause::Kernel;
@@ -803,11 +795,11 @@ mod tests {
     fn a_term_without_a_handler_ends_it_at_once() {
         let mut st = Stories::default();
         let t = run(&mut st, sig(0.0, libc::SIGTERM, ("kill", 7), 150));
-        let s = stop_of(&t).unwrap();
+        let s = t.stop().unwrap();
         assert_eq!((s.verdict, s.elapsed_ms), (Some(Verdict::GracefulExit), Some(0)));
         assert!(s.summary.contains("exit code 143"), "{}", s.summary);
         // Its exit adds no second verdict.
-        assert_eq!(stop_of(&run(&mut st, exit(0.01, 150, None, Some(libc::SIGTERM)))), None);
+        assert_eq!(run(&mut st, exit(0.01, 150, None, Some(libc::SIGTERM))).stop(), None);
     }
 
     #[test]
@@ -820,7 +812,7 @@ mod tests {
         let mut k = sig(10.0, libc::SIGKILL, ("runc", 9), 160);
         (k.result, k.target.disposition, k.target.blocked, k.target.ns_init) = (None, None, None, None);
         let k = run(&mut st, k);
-        let s = stop_of(&k).unwrap();
+        let s = k.stop().unwrap();
         assert_eq!((s.verdict, s.elapsed_ms), (None, Some(10_000)));
         assert!(s.summary.contains("this backend did not capture"));
         let Record::Signal(k) = &k else { panic!() };
