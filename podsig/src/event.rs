@@ -589,6 +589,27 @@ pub struct ExitRecord {
 }
 
 impl ExitRecord {
+    /// An exit as a backend reports it: `exit_code` in the kernel's wait-status encoding, or
+    /// None when the backend could not read it. Time, node and container are filled later.
+    pub fn new(backend: interned::Str, pid: u32, tid: u32, comm: String, exit_code: Option<i32>) -> Self {
+        let (status, signal, core_dumped) = exit_code.map_or((None, None, false), Self::decode);
+        Self {
+            time: String::new(),
+            node: None,
+            boot_ns: None,
+            backend,
+            pid,
+            tid,
+            comm,
+            status,
+            signal,
+            core_dumped,
+            container: None,
+            preceded_by: None,
+            stop: None,
+        }
+    }
+
     /// The exit code a container runtime reports for it: the status, or 128 + the signal.
     pub fn exit_code(&self) -> Option<i32> {
         self.signal.as_ref().map(|s| 128 + s.number).or(self.status)

@@ -389,21 +389,9 @@ mod tests {
     }
 
     fn exit(secs: u64, pid: u32, status: Option<i32>, sig: Option<i32>) -> Record {
-        Record::Exit(ExitRecord {
-            time: at(secs),
-            node: Some("n1".into()),
-            boot_ns: None,
-            backend: "ebpf",
-            pid,
-            tid: pid,
-            comm: "sh".into(),
-            status,
-            signal: sig.map(SignalId::new),
-            core_dumped: false,
-            container: None,
-            preceded_by: None,
-            stop: None,
-        })
+        let mut e = ExitRecord::new("ebpf", pid, pid, "sh".into(), None);
+        (e.time, e.node, e.status, e.signal) = (at(secs), Some("n1".into()), status, sig.map(SignalId::new));
+        Record::Exit(e)
     }
 
     #[test]

@@ -632,21 +632,9 @@ mod tests {
     }
 
     fn exit(secs: f64, pid: u32, status: Option<i32>, signal: Option<i32>) -> ExitRecord {
-        ExitRecord {
-            time: at(secs),
-            node: Some("n1".into()),
-            boot_ns: None,
-            backend: "ebpf",
-            pid,
-            tid: pid,
-            comm: "sh".into(),
-            status,
-            signal: signal.map(SignalId::new),
-            core_dumped: false,
-            container: None,
-            preceded_by: None,
-            stop: None,
-        }
+        let mut e = ExitRecord::new("ebpf", pid, pid, "sh".into(), None);
+        (e.time, e.node, e.status, e.signal) = (at(secs), Some("n1".into()), status, signal.map(SignalId::new));
+        e
     }
 
     fn run(stories: &mut Stories, r: impl Into<Record>) -> Record {

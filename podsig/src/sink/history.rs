@@ -945,22 +945,10 @@ mod tests {
         )
         .unwrap();
         assert!(w.push(signal_in("web", 10, 15)));
-        let (status, signal, core_dumped) = crate::event::ExitRecord::decode(0);
-        assert!(w.push(Record::Exit(crate::event::ExitRecord {
-            time: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-            node: None,
-            boot_ns: None,
-            backend: "ebpf",
-            pid: 10,
-            tid: 10,
-            comm: "server".into(),
-            status,
-            signal,
-            core_dumped,
-            container: Some(sample_container("web")),
-            preceded_by: None,
-            stop: None,
-        })));
+        let mut exit = crate::event::ExitRecord::new("ebpf", 10, 10, "server".into(), Some(0));
+        exit.time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+        exit.container = Some(sample_container("web"));
+        assert!(w.push(Record::Exit(exit)));
         w.finish().unwrap();
         let conn = open_ro(&path).unwrap();
         let kinds = |q: Query| -> Vec<String> {

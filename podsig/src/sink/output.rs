@@ -328,22 +328,9 @@ mod tests {
 
     #[test]
     fn exit_text_says_how() {
-        let (status, signal, core_dumped) = ExitRecord::decode(9);
-        let e = ExitRecord {
-            time: "T".into(),
-            node: None,
-            boot_ns: Some(0),
-            backend: "ebpf",
-            pid: 7942,
-            tid: 7942,
-            comm: "server".into(),
-            status,
-            signal,
-            core_dumped,
-            container: None,
-            preceded_by: None,
-            stop: None,
-        };
+        let mut e = ExitRecord::new("ebpf", 7942, 7942, "server".into(), Some(9));
+        e.time = "T".into();
+        e.boot_ns = Some(0);
         assert_eq!(exit_text(&e), "server(7942) killed by SIGKILL\n  T\n");
     }
 }

@@ -294,23 +294,10 @@ fn decode_other(bytes: &[u8]) -> Option<Record> {
     match read_pod::<u32>(bytes)? {
         EVENT_EXIT => {
             let e = read_pod::<ExitEvent>(bytes)?;
-            let (status, signal, core_dumped) =
-                if e.exit_code == EXIT_CODE_UNKNOWN { (None, None, false) } else { ExitRecord::decode(e.exit_code) };
-            Some(Record::Exit(ExitRecord {
-                time: String::new(),
-                node: None,
-                boot_ns: Some(e.boot_ns),
-                backend: "ebpf",
-                pid: e.pid,
-                tid: e.tid,
-                comm: cstr(&e.comm),
-                status,
-                signal,
-                core_dumped,
-                container: None,
-                preceded_by: None,
-                stop: None,
-            }))
+            let code = (e.exit_code != EXIT_CODE_UNKNOWN).then_some(e.exit_code);
+            let mut x = ExitRecord::new("ebpf", e.pid, e.tid, cstr(&e.comm), code);
+            x.boot_ns = Some(e.boot_ns);
+            Some(Record::Exit(x))
         }
         EVENT_OOM => {
             let e = read_pod::<OomEvent>(bytes)?;

@@ -201,22 +201,9 @@ fn exit(f: &[&str]) -> Option<ExitRecord> {
         return None;
     }
     let pid: u32 = num(f[1])?;
-    let (status, signal, core_dumped) = ExitRecord::decode(num(f[2])?);
-    Some(ExitRecord {
-        time: wall(num(f[0])?),
-        node: None,
-        boot_ns: None,
-        backend: "stap",
-        pid,
-        tid: pid,
-        comm: text(f[3]),
-        status,
-        signal,
-        core_dumped,
-        container: None,
-        preceded_by: None,
-        stop: None,
-    })
+    let mut e = ExitRecord::new("stap", pid, pid, text(f[3]), Some(num(f[2])?));
+    e.time = wall(num(f[0])?);
+    Some(e)
 }
 
 #[cfg(test)]
