@@ -1,9 +1,10 @@
 //! `signal_generate`: who sent a signal to a watched process, captured at signal time.
 //!
-//! Hooks the raw `signal_generate` tracepoint, whose arguments are the tracepoint's
+//! Hooks `signal_generate` (BTF-typed, else raw), whose arguments are the tracepoint's
 //! `TP_PROTO(int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
 //! int result)`: the target's `task_struct` is at hand, so the filter is one read of
-//! `task->tgid` and one hash lookup, and nothing else runs for signals nobody watches.
+//! `task->tgid` and a bitmap test (a hash lookup for forks followed in the kernel), and
+//! nothing else runs for signals nobody watches.
 //! Everything about the sender (identity, argv, ancestry) is read here because the sender —
 //! `kill`, `pkill`, `runc`, `sh -c` — has usually exited before userspace could look.
 //!
@@ -104,11 +105,22 @@ pub(crate) const CACHE_NS: u64 = 1_000_000_000;
 #[map]
 pub(crate) static RECORD: PerCpuArray<SignalFull> = PerCpuArray::with_max_entries(1, 0);
 
-// The hook, in three builds. The BTF-typed tracepoint (5.5+) hands over `task` as a typed
-// pointer the program may load from directly; the raw one only as a number, read through
-// bpf_probe_read_kernel, a helper call that was a third of what the miss path (every
-// signal nobody watches) added above an empty program. bpf_loop (5.17+) walks the ancestry
-// in a callback the verifier checks once.
+// The hook, in four builds: BTF-typed or raw tracepoint, times bpf_loop (5.17+) or a
+// bounded loop. The BTF-typed tracepoint (5.5+) hands over `task` as a typed pointer the
+// program may load from directly; the raw one only as a number, read through
+// bpf_probe_read_kernel, a helper call that was a third of what the miss path (every signal
+// nobody watches) added above an empty program. bpf_loop walks the ancestry in a callback
+// the verifier checks once, which is what leaves room for each ancestor's executable.
+//
+// The rule for typed arguments: a newer verifier may type any tracepoint argument more
+// strictly than the kernel that was current when a build was written (6.13+ types an
+// argument the tracepoint may pass as NULL maybe-NULL, and one that may carry a small
+// special value a scalar: `info` here, which can be SEND_SIG_NOINFO or SEND_SIG_PRIV). So
+// only `task`, which signal_generate never passes as NULL, is loaded from directly, and only
+// after a NULL test (what a maybe-NULL pointer needs); `info` is a number, tested for the
+// markers, and its fields are read with bpf_probe_read_kernel in every build. Should a
+// kernel still refuse the typed build, userspace loads the raw build with the same walk:
+// it reports the same records, at a helper read more per unwatched signal.
 
 /// BTF-typed tracepoint, ancestry with bpf_loop (5.17+).
 #[btf_tracepoint(function = "signal_generate")]
@@ -124,16 +136,35 @@ pub fn signal_generate_bounded(ctx: BtfTracePointContext) -> i32 {
     on_signal::<_, false, true>(&ctx, args)
 }
 
-/// Raw tracepoint: wherever the typed one cannot load.
+/// Raw tracepoint, ancestry with bpf_loop: a 5.17+ kernel that refuses the typed build.
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate_raw_loop(ctx: RawTracePointContext) -> i32 {
+    let args = [ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), ctx.arg(4)];
+    on_signal::<_, true, false>(&ctx, args)
+}
+
+/// Raw tracepoint, ancestry with a bounded loop: wherever neither BTF-typed tracepoints
+/// nor bpf_loop are there.
 #[raw_tracepoint(tracepoint = "signal_generate")]
 pub fn signal_generate_raw(ctx: RawTracePointContext) -> i32 {
     let args = [ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), ctx.arg(4)];
     on_signal::<_, false, false>(&ctx, args)
 }
 
-/// `args`: the tracepoint's (sig, info, task, group, result). `DIRECT`: `task` and `info` may
-/// be loaded from (BTF-typed pointers), and so may `current` where the kernel hands it out
-/// typed (`KernelOffsets::task_btf`).
+/// A build every verifier refuses, as a newer kernel refused the typed build that loaded
+/// from `info`: a load through an argument typed as a number (`sig`). Userspace loads it in
+/// the typed build's place when `PODSIG_FORCE_FALLBACK=refuse` asks, so the tests prove the
+/// path a refused build takes (the one-line warning, `doctor`, the records' `lacks`).
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate_refused(ctx: BtfTracePointContext) -> i32 {
+    let sig: u64 = ctx.arg(0);
+    // SAFETY: never runs: the verifier refuses this load.
+    unsafe { ptr::read_volatile(sig as *const u32) as i32 }
+}
+
+/// `args`: the tracepoint's (sig, info, task, group, result). `DIRECT`: `task` may be loaded
+/// from (a BTF-typed pointer), and so may `current` where the kernel hands it out typed
+/// (`KernelOffsets::task_btf`).
 #[inline(always)]
 pub(crate) fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ctx: &C, args: [u64; 5]) -> i32 {
     let [sig, info, target, group, result] = args;
@@ -149,6 +180,10 @@ pub(crate) fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ct
     // not the whole offset and config structs.
     let tgid_off = unsafe { ptr::read_volatile(&raw const OFFSETS.task_tgid) };
     let tgid = if DIRECT {
+        // A kernel that types `task` maybe-NULL refuses the load below without this test.
+        if target.is_null() {
+            return 0;
+        }
         // SAFETY: a BTF-typed pointer: the verifier checks the access against the type and
         // the JIT makes a fault read as zero.
         unsafe { ptr::read_volatile(target.add(tgid_off as usize) as *const u32) }
@@ -185,7 +220,7 @@ pub(crate) fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ct
     let pid_tgid = bpf_get_current_pid_tgid();
     let (current, typed) = current_task::<DIRECT>(off);
     let mm = unsafe { task_u64(current, typed, off.task_mm) };
-    let (code, errno, info_flags) = unsafe { siginfo::<DIRECT>(info, off) };
+    let (code, errno, info_flags) = unsafe { siginfo(info, off) };
     let context = unsafe { cpu_context(c, current, off) };
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let key = RunKey {
@@ -313,23 +348,16 @@ pub(crate) unsafe fn report<C: EbpfContext, const LOOP: bool>(
 }
 
 /// si_code, si_errno and flags from the tracepoint's `info`, which may be a marker rather
-/// than a pointer (SEND_SIG_NOINFO, SEND_SIG_PRIV); `DIRECT`: a BTF-typed pointer, loaded from.
+/// than a pointer (SEND_SIG_NOINFO, SEND_SIG_PRIV): a number in every build, its fields read
+/// with bpf_probe_read_kernel (see the rule above the builds).
 #[inline(always)]
-pub(crate) unsafe fn siginfo<const DIRECT: bool>(info: u64, off: &KernelOffsets) -> (i32, i32, u32) {
+pub(crate) unsafe fn siginfo(info: u64, off: &KernelOffsets) -> (i32, i32, u32) {
     match info {
         SEND_SIG_NOINFO => (SI_USER, 0, FLAG_NO_SIGINFO),
         SEND_SIG_PRIV => (SI_KERNEL, 0, FLAG_NO_SIGINFO),
         _ => unsafe {
             let info = info as *const u8;
-            if DIRECT {
-                (
-                    ptr::read_volatile(info.add(off.siginfo_code as usize) as *const i32),
-                    ptr::read_volatile(info.add(off.siginfo_errno as usize) as *const i32),
-                    0,
-                )
-            } else {
-                (read(info, off.siginfo_code).unwrap_or(0), read(info, off.siginfo_errno).unwrap_or(0), 0)
-            }
+            (read(info, off.siginfo_code).unwrap_or(0), read(info, off.siginfo_errno).unwrap_or(0), 0)
         },
     }
 }
