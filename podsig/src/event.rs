@@ -285,6 +285,49 @@ pub struct SignalRecord {
     /// kill it): the verdict for the stop; else null.
     #[serde(default)]
     pub stop: Option<Stop>,
+    /// What this record leaves out because the build of the hook that captured it cannot
+    /// see it (an older kernel, or a build the kernel refused: `podsig doctor` says which);
+    /// absent when nothing is left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lacks: Vec<Lack>,
+}
+
+/// A capability a weaker build of the signal hook does not have (see `SignalRecord::lacks`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Lack {
+    /// Each ancestor's executable as the kernel had it at signal time (inode, file system,
+    /// deleted or not, path): findings come from /proc, and only for processes still alive.
+    ExecutableIdentity,
+    /// The sender's argv and ancestry at signal time: read from /proc afterwards, and gone
+    /// for a sender that already exited.
+    KernelAncestry,
+    /// What the target does with the signal: its disposition, blocked mask, namespace init.
+    TargetDisposition,
+    /// What the CPU was doing (an interrupt's signal is not its task's) and the sender's
+    /// syscall.
+    Context,
+}
+
+impl Lack {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lack::ExecutableIdentity => "executable_identity",
+            Lack::KernelAncestry => "kernel_ancestry",
+            Lack::TargetDisposition => "target_disposition",
+            Lack::Context => "context",
+        }
+    }
+
+    /// In words, for the line that says a weaker build runs.
+    pub fn words(self) -> &'static str {
+        match self {
+            Lack::ExecutableIdentity => "executable identity (findings come from /proc)",
+            Lack::KernelAncestry => "argv and ancestry at signal time (read from /proc)",
+            Lack::TargetDisposition => "the target's disposition",
+            Lack::Context => "interrupt context and the sender's syscall",
+        }
+    }
 }
 
 fn one() -> u64 {
@@ -340,6 +383,7 @@ impl SignalRecord {
             findings: Vec::new(),
             preceded_by: None,
             stop: None,
+            lacks: Vec::new(),
         }
     }
 

@@ -6,7 +6,8 @@ use std::{fs, path::Path};
 use serde::Serialize;
 
 use crate::source::{
-    ebpf::{offsets, tracefs},
+    WatchSpec,
+    ebpf::{EbpfBackend, build::Hook, offsets, tracefs},
     probe::{Check, Status, bpf_map_create, check, kernel_release, stap_checks, tracepoint},
 };
 
@@ -20,6 +21,9 @@ pub struct BackendVerdict {
 pub struct Report {
     pub kernel: String,
     pub checks: Vec<Check>,
+    /// The build of the signal hook this kernel took when doctor loaded it, against the best
+    /// it should take; null when eBPF could not be tried.
+    pub hook: Option<Hook>,
     pub ebpf: BackendVerdict,
     pub stap: BackendVerdict,
 }
@@ -52,13 +56,16 @@ pub fn run() -> Report {
     let (mounted, sg, ex) = tracing_checks(&mut checks);
     let (btf_ok, confidential) = feature_checks(&mut checks);
     manager_checks(&mut checks);
-    let ebpf_usable = privileged && bpf && sg && ex && (btf_ok || mounted) && !confidential;
+    let mut ebpf_usable = privileged && bpf && sg && ex && (btf_ok || mounted) && !confidential;
+    let hook = if ebpf_usable { hook_check(&mut checks) } else { None };
+    ebpf_usable &= hook.is_some();
     let ebpf_why = ebpf_why(&checks, ebpf_usable, btf_ok);
     let (stap_checks, stap_usable, stap_why) = stap_checks(&release);
     checks.extend(stap_checks);
     Report {
         kernel: release,
         checks,
+        hook,
         ebpf: BackendVerdict { usable: ebpf_usable, why: ebpf_why },
         stap: BackendVerdict { usable: stap_usable, why: stap_why },
     }
@@ -181,6 +188,40 @@ fn feature_checks(checks: &mut Vec<Check>) -> (bool, bool) {
         "confidentiality lockdown forbids reading kernel memory from BPF; boot with lockdown=integrity or none",
     ));
     (btf_ok, confidential)
+}
+
+/// The signal hook loaded for real, as `watch` loads it: which build the kernel took, and
+/// what a weaker one leaves out.
+fn hook_check(checks: &mut Vec<Check>) -> Option<Hook> {
+    let hook = match EbpfBackend::open(&WatchSpec::default()) {
+        Ok(b) => b.hook().clone(),
+        Err(e) => {
+            checks.push(check(
+                "signal hook build",
+                false,
+                format!("no build of the hook loaded: {}", crate::error_line(&e)),
+                "run `podsig -v watch --pid 1` for the verifier's whole log, and report it with this kernel's release",
+            ));
+            return None;
+        }
+    };
+    let name = format!("{} ({})", hook.build.as_str(), hook.build.describe());
+    let (status, detail, fix) = match hook.degraded() {
+        None => (Status::Ok, format!("{name}: the best build, nothing left out"), None),
+        Some(line) => {
+            let fix = match (&hook.reason, hook.lacks.is_empty()) {
+                (Some(_), _) => "report this kernel's release with `podsig -v watch --pid 1`'s log: the better \
+                                 build should load here"
+                    .to_string(),
+                (None, false) => "a 5.17+ kernel with BTF captures what is left out".to_string(),
+                (None, true) => "nothing to do: the records are complete".to_string(),
+            };
+            let status = if hook.lacks.is_empty() { Status::Info } else { Status::Missing };
+            (status, line.trim_start_matches("signal hook: ").to_string(), Some(fix))
+        }
+    };
+    checks.push(Check { name: "signal hook build", status, detail, fix });
+    Some(hook)
 }
 
 /// The container managers that name containers (informational).

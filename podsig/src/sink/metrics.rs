@@ -45,6 +45,11 @@ struct StopLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LackLabels {
+    what: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
 }
@@ -56,6 +61,7 @@ pub struct Metrics {
     lost: Counter,
     history_dropped: Counter,
     malformed: Family<BackendLabels, Counter>,
+    lacking: Family<LackLabels, Counter>,
     pub history_bytes: Gauge,
     /// The probes are live: /healthz says ok only from then on.
     attached: AtomicBool,
@@ -101,6 +107,13 @@ impl Metrics {
             "Records from the kernel side a backend could not decode: skipped and counted",
             malformed.clone(),
         );
+        let lacking = Family::<LackLabels, Counter>::default();
+        registry.register(
+            "podsig_signals_lacking",
+            "Signals reported without a capability the build of the hook that captured them does not have \
+             (an older kernel, or a build the kernel refused; `podsig doctor` says which), by what they lack",
+            lacking.clone(),
+        );
         let history_bytes = Gauge::default();
         registry.register("podsig_history_bytes", "Size of the history store on disk", history_bytes.clone());
         registry.register(
@@ -115,6 +128,7 @@ impl Metrics {
             lost,
             history_dropped,
             malformed,
+            lacking,
             history_bytes,
             attached: AtomicBool::new(false),
         }
@@ -133,6 +147,9 @@ impl Metrics {
                     container,
                 };
                 self.signals.get_or_create(&labels).inc_by(s.count);
+                for lack in &s.lacks {
+                    self.lacking.get_or_create(&LackLabels { what: lack.as_str().to_string() }).inc_by(s.count);
+                }
                 self.stop(s.stop.as_ref(), c);
             }
             Record::Exit(e) => self.stop(e.stop.as_ref(), e.container.as_ref()),
@@ -243,6 +260,7 @@ mod tests {
         // A member of the container: its stop goes with its init's, counted once.
         m.record(&Record::Signal(SignalRecord { stop: Some(stop(false)), ..s.clone() }));
         s.stop = Some(stop(true));
+        s.lacks = vec![crate::event::Lack::ExecutableIdentity];
         m.record(&Record::Signal(s));
         m.record(&Record::Lost(crate::event::LostRecord {
             time: String::new(),
@@ -266,6 +284,7 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("podsig_events_lost_total 3"), "{t}");
+        assert!(t.contains(r#"podsig_signals_lacking_total{what="executable_identity"} 1"#), "{t}");
         assert!(t.contains("podsig_history_dropped_total 2"), "{t}");
         assert!(t.contains(r#"podsig_malformed_records_total{backend="stap"} 4"#), "{t}");
         assert!(t.contains("podsig_build_info{version="), "{t}");

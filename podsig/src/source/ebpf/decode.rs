@@ -8,7 +8,7 @@ use podsig_common::*;
 
 use crate::{
     event::{
-        Ancestor, Ancestry, AncestrySource, Exe, ExitRecord, Interrupted, OomInfo, Record, Sender, SignalRecord,
+        Ancestor, Ancestry, AncestrySource, Exe, ExitRecord, Interrupted, Lack, OomInfo, Record, Sender, SignalRecord,
         Target, cstr, split_argv,
     },
     signals,
@@ -51,6 +51,8 @@ pub(super) struct Decoder {
     runs: std::collections::HashMap<u32, Run>,
     /// Records that could not be decoded (cut short, of an unknown kind).
     pub(super) malformed: crate::source::backend::Malformed,
+    /// What the build of the hook that runs cannot see: every signal record says so.
+    pub(super) lacks: &'static [Lack],
 }
 
 struct Run {
@@ -160,6 +162,7 @@ impl Decoder {
         }
         self.flush(out);
         let mut record = signal_record(e);
+        record.lacks = self.lacks.to_vec();
         if let Some(sender) = record.sender.as_mut().filter(|_| e.flags & FLAG_NO_BTF == 0) {
             match self.senders.get(&key) {
                 Some(s) => {

@@ -4,6 +4,7 @@
 //! This file loads and attaches; `reader` waits on and drains the ring buffer (or the perf
 //! buffers); `decode` turns the bytes into records.
 
+pub mod build;
 mod decode;
 pub mod offsets;
 mod reader;
@@ -19,7 +20,11 @@ use aya::{
 };
 use podsig_common::{FilterConfig, TARGET_BITMAP_WORDS, TARGET_CHILD, TracepointFormat};
 
-use self::{decode::REPEAT_WINDOW_MS, reader::Reader};
+use self::{
+    build::{Build, Hook},
+    decode::REPEAT_WINDOW_MS,
+    reader::Reader,
+};
 use crate::source::backend::{Backend, WatchSpec};
 use crate::{event::Record, signals};
 
@@ -42,21 +47,25 @@ pub struct EbpfBackend {
     /// Fallback mode keys the filter by tid: the tids added for each watched process.
     tids: std::collections::HashMap<u32, Vec<u32>>,
     mode: Mode,
+    hook: Hook,
     _ebpf: Ebpf,
 }
 
 /// How the kernel side reads what it reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Raw tracepoints, `task_struct` read at offsets from the kernel's BTF: everything is
-    /// captured in kernel, ancestry included.
+    /// `task_struct` and the rest read at offsets from the kernel's BTF (BTF-typed or raw
+    /// tracepoints): everything is captured in kernel, ancestry included.
     Btf,
     /// Classic tracepoints with layouts from tracefs, for kernels without BTF: the sender's
     /// ancestry and argv come from /proc, so a sender that already exited is reported bare.
     Tracepoint,
 }
 
-/// `PODSIG_FORCE_FALLBACK=btf` takes the no-BTF path on any kernel (tests, comparisons).
+/// `PODSIG_FORCE_FALLBACK=btf` takes the no-BTF path on any kernel (tests, comparisons);
+/// `ringbuf` the perf event array, `tp_btf` the raw tracepoint, `loop` the bounded walk, and
+/// `refuse` loads a build every verifier refuses in the typed build's place (the path a
+/// kernel that refuses the typed build takes). Comma-separated.
 pub const FORCE_FALLBACK_ENV: &str = "PODSIG_FORCE_FALLBACK";
 
 fn forced(what: &str) -> bool {
@@ -70,16 +79,11 @@ enum Layout {
 }
 
 fn layout() -> Result<Layout> {
+    // Without BTF, the line that says the classic tracepoint build runs says what it lacks.
     if forced("btf") {
         tracing::info!("{FORCE_FALLBACK_ENV}: not using kernel BTF");
     } else if Path::new(offsets::VMLINUX_BTF).exists() {
         return Ok(Layout::Btf(Box::new(offsets::layout()?)));
-    } else {
-        tracing::warn!(
-            "this kernel has no BTF ({}): sender ancestry and argv will be read from /proc, \
-             and are missing for senders that exit at once",
-            offsets::VMLINUX_BTF
-        );
     }
     // The fallback reads the classic tracepoints' formats (and ids) from tracefs.
     if let Err(e) = tracefs::ensure_mounted() {
@@ -113,7 +117,18 @@ pub(super) fn prefetch() {
 }
 
 impl EbpfBackend {
+    /// Loads and attaches for `spec`; a build weaker than the kernel's best says so in one
+    /// line.
     pub fn attach(spec: &WatchSpec) -> Result<Self> {
+        let me = Self::open(spec)?;
+        if let Some(line) = me.hook.degraded() {
+            tracing::warn!("{line}");
+        }
+        Ok(me)
+    }
+
+    /// Loads and attaches for `spec`, quietly: `attach`, and `doctor`'s probe of the build.
+    pub fn open(spec: &WatchSpec) -> Result<Self> {
         let t0 = std::time::Instant::now();
         raise_memlock();
         let probes = PROBES.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(spawn_probes);
@@ -128,7 +143,7 @@ impl EbpfBackend {
             tracing::info!("no BPF ring buffer on this kernel: using a perf event array");
         }
         let config = filter_config(spec, ring_bytes, ringbuf);
-        let (mut ebpf, mode, programs, oom_format) = load(&config, &layout, ringbuf, ring_bytes)?;
+        let (mut ebpf, mode, oom_format) = load(&config, &layout, ringbuf, ring_bytes)?;
         tracing::debug!("program loaded at {:?}", t0.elapsed());
 
         let targets: HashMap<MapData, u32, u32> =
@@ -139,17 +154,20 @@ impl EbpfBackend {
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("map LOST missing")?)?;
         let fold = PerCpuArray::try_from(ebpf.take_map("FOLD").context("map FOLD missing")?)?;
         let reader = Reader::open(events, ringbuf, ring_bytes, page_size(), lost, fold)?;
-        let mut me = Self { reader, targets, target_bits, tids: Default::default(), mode, _ebpf: ebpf };
+        let hook = Hook::new(Build::Tracepoint, None, None);
+        let mut me = Self { reader, targets, target_bits, tids: Default::default(), mode, hook, _ebpf: ebpf };
         // Filter first, then attach: nothing is reported before the targets are in place.
         for &pid in &spec.pids {
             me.add_target(pid, false)?;
         }
-        let hook = me.attach_programs(programs, &layout, t0)?;
+        me.hook = me.attach_programs(&layout, t0)?;
+        me.reader.set_lacks(me.hook.lacks);
         me.attach_extras(spec, oom_format.is_some())?;
         tracing::info!(
-            "attached in {:?}: {mode:?} mode{}, events through a {}",
+            "attached in {:?}: {} build ({}), events through a {}",
             t0.elapsed(),
-            walk(hook),
+            me.hook.build.as_str(),
+            me.hook.build.describe(),
             me.reader.transport()
         );
         // Reading the kernel's BTF and the object left freed heap behind; hand those pages
@@ -163,57 +181,60 @@ impl EbpfBackend {
     }
 
     /// Verifies and attaches the signal hook and the exit hook; says which build of the
-    /// signal hook runs.
-    fn attach_programs(
-        &mut self,
-        programs: [&'static str; 2],
-        layout: &Layout,
-        t0: std::time::Instant,
-    ) -> Result<&'static str> {
-        let mode = self.mode;
-        let me = self;
-        let mut hook = programs[0];
-        for prog in programs {
-            let verify = |e: aya::programs::ProgramError| {
-                privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}")))
-            };
-            match mode {
-                Mode::Btf => {
-                    // The BTF-typed builds of the hook (signal_generate, _bounded) load against
-                    // the tracepoint's BTF id; the raw build and the exit hook by name.
-                    let typed = match layout {
-                        Layout::Btf(l) if prog.starts_with("signal_generate") && prog != "signal_generate_raw" => {
-                            l.signal_generate_btf_id
-                        }
-                        _ => None,
-                    };
-                    if let Some(id) = typed {
-                        if let Err(e) = me.attach_typed(prog, id) {
-                            // 5.5+ has BTF-typed tracepoints, but a kernel may still refuse
-                            // one (a locked-down tracing config): the raw one does the same.
-                            tracing::info!("{e:#}; using the raw tracepoint");
-                            hook = "signal_generate_raw";
-                            me.attach_raw(hook, "signal_generate")?;
-                        }
-                    } else {
-                        let tp = if prog.starts_with("signal_generate") { "signal_generate" } else { prog };
-                        me.attach_raw(prog, tp)?;
-                    }
-                    tracing::debug!("{prog} verified and attached at {:?}", t0.elapsed());
+    /// signal hook runs, and why when it is not the kernel's best.
+    fn attach_programs(&mut self, layout: &Layout, t0: std::time::Instant) -> Result<Hook> {
+        let l = match layout {
+            Layout::Btf(l) => l,
+            Layout::Tracepoint(_) => {
+                self.attach_classic("signal_generate_tp", "signal", "signal_generate")?;
+                self.attach_classic("sched_process_exit_tp", "sched", "sched_process_exit")?;
+                let (expected, reason) = match forced("btf") {
+                    true => (None, Some(format!("forced by {FORCE_FALLBACK_ENV}=btf"))),
+                    false => (Some(Build::Tracepoint), None),
+                };
+                return Ok(Hook::new(Build::Tracepoint, expected, reason));
+            }
+        };
+        let expected = Build::best(true, l.signal_generate_btf_id.is_some(), l.has_loop);
+        let skip: Vec<&str> = ["tp_btf", "loop"].into_iter().filter(|f| forced(f)).collect();
+        let mut reason = (!skip.is_empty()).then(|| format!("forced by {FORCE_FALLBACK_ENV}={}", skip.join(",")));
+        let mut first_error = None;
+        let mut chosen = None;
+        for build in expected.candidates(!forced("tp_btf"), !forced("loop")) {
+            match self.attach_signal(build, l.signal_generate_btf_id) {
+                Ok(()) => {
+                    chosen = Some(build);
+                    break;
                 }
-                Mode::Tracepoint => {
-                    let p = me._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?;
-                    let p: &mut TracePoint = p.try_into()?;
-                    p.load().map_err(verify)?;
-                    let (category, name) = match prog {
-                        "signal_generate_tp" => ("signal", "signal_generate"),
-                        _ => ("sched", "sched_process_exit"),
-                    };
-                    p.attach(category, name).with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
+                Err(e) => {
+                    // The whole refusal, verifier log included, for -v; the line that says
+                    // a weaker build runs names its first refusing line.
+                    tracing::info!("{e:#}");
+                    reason.get_or_insert_with(|| format!("{} was refused: {}", build.as_str(), refusal(&e)));
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(hook)
+        let Some(build) = chosen else {
+            return Err(first_error.unwrap_or_else(|| anyhow!("no build of the signal hook to load")));
+        };
+        tracing::debug!("{} verified and attached at {:?}", build.program(), t0.elapsed());
+        self.attach_raw("sched_process_exit", "sched_process_exit")?;
+        let reason = if build == expected { None } else { reason };
+        Ok(Hook::new(build, Some(expected), reason))
+    }
+
+    /// Loads one build of the signal hook and attaches it: a typed build against the
+    /// tracepoint's BTF id, a raw one by name.
+    fn attach_signal(&mut self, build: Build, btf_id: Option<u32>) -> Result<()> {
+        match btf_id.filter(|_| build.typed()) {
+            Some(id) => {
+                let program = if forced("refuse") { "signal_generate_refused" } else { build.program() };
+                self.attach_typed(program, id)
+            }
+            None if build.typed() => Err(anyhow!("{}: this kernel has no BTF-typed signal_generate", build.as_str())),
+            None => self.attach_raw(build.program(), "signal_generate"),
+        }
     }
 
     /// The fork hook (a container watch, BTF mode) and the OOM mark, which is optional.
@@ -228,7 +249,7 @@ impl EbpfBackend {
         }
         let oom = match mode {
             Mode::Btf => Some(me.attach_raw("mark_victim", "mark_victim")),
-            Mode::Tracepoint => oom_format.then(|| me.attach_oom()),
+            Mode::Tracepoint => oom_format.then(|| me.attach_classic("mark_victim_tp", "oom", "mark_victim")),
         };
         if let Some(Err(e)) = oom {
             tracing::warn!("OOM kills cannot be recognised: {e:#}");
@@ -255,16 +276,21 @@ impl EbpfBackend {
         Ok(())
     }
 
-    fn attach_oom(&mut self) -> Result<()> {
+    fn attach_classic(&mut self, prog: &str, category: &str, name: &str) -> Result<()> {
         let p: &mut TracePoint =
-            self._ebpf.program_mut("mark_victim_tp").context("program mark_victim_tp missing")?.try_into()?;
-        p.load().context("verifying program mark_victim_tp")?;
-        p.attach("oom", "mark_victim").context("attaching to tracepoint oom:mark_victim")?;
+            self._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+        p.load().map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
+        p.attach(category, name).with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
         Ok(())
     }
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// The build of the signal hook that runs, and how it compares with the kernel's best.
+    pub fn hook(&self) -> &Hook {
+        &self.hook
     }
 
     /// "ring buffer" or "perf event array".
@@ -338,14 +364,14 @@ fn filter_config(spec: &WatchSpec, ring_bytes: u32, ringbuf: bool) -> FilterConf
     }
 }
 
-/// Loads the programs (ring-buffer or perf build) with the kernel's layout and the
-/// switches: the mode, the two hooks to attach, and the classic OOM record's layout.
+/// Loads the object (ring-buffer or perf build) with the kernel's layout and the switches:
+/// the mode, and the classic OOM record's layout.
 fn load(
     config: &FilterConfig,
     layout: &Layout,
     ringbuf: bool,
     ring_bytes: u32,
-) -> Result<(Ebpf, Mode, [&'static str; 2], Option<podsig_common::OomFormat>)> {
+) -> Result<(Ebpf, Mode, Option<podsig_common::OomFormat>)> {
     // No CO-RE relocations in the program: aya needs no kernel BTF to load it (and the
     // vendored aya no longer parses it unasked).
     let mut loader = EbpfLoader::new();
@@ -353,20 +379,14 @@ fn load(
     if ringbuf {
         loader.map_max_entries("EVENTS", ring_bytes);
     }
-    let (mode, programs): (Mode, [&str; 2]) = match layout {
+    let mode = match layout {
         Layout::Btf(l) => {
             loader.override_global("OFFSETS", &l.offsets, true);
-            let hook = match l.signal_generate_btf_id {
-                _ if forced("tp_btf") => "signal_generate_raw",
-                None => "signal_generate_raw",
-                Some(_) if l.has_loop && !forced("loop") => "signal_generate",
-                Some(_) => "signal_generate_bounded",
-            };
-            (Mode::Btf, [hook, "sched_process_exit"])
+            Mode::Btf
         }
         Layout::Tracepoint(fmt) => {
             loader.override_global("TP_FORMAT", fmt, true);
-            (Mode::Tracepoint, ["signal_generate_tp", "sched_process_exit_tp"])
+            Mode::Tracepoint
         }
     };
     // The OOM mark is optional: without it an OOM kill is reported as a kernel SIGKILL. With
@@ -384,16 +404,19 @@ fn load(
     let ebpf = loader
         .load(if ringbuf { PROGRAM } else { PROGRAM_PERF })
         .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
-    Ok((ebpf, mode, programs, oom_format))
+    Ok((ebpf, mode, oom_format))
 }
 
-/// How the signal hook that runs walks the ancestry, for the `attached` log line.
-fn walk(hook: &str) -> &'static str {
-    match hook {
-        "signal_generate" => ", BTF-typed tracepoint, ancestry walked with bpf_loop",
-        "signal_generate_bounded" => ", BTF-typed tracepoint, ancestry walked with a bounded loop",
-        "signal_generate_raw" => ", raw tracepoint, ancestry walked with a bounded loop",
-        _ => "",
+/// Why a build was not loaded, in a few words: the verifier's refusing line when the
+/// verifier refused it, else the error.
+fn refusal(e: &anyhow::Error) -> String {
+    let log = e.chain().find_map(|c| match c.downcast_ref::<aya::programs::ProgramError>() {
+        Some(aya::programs::ProgramError::LoadError { verifier_log, .. }) => Some(verifier_log.to_string()),
+        _ => None,
+    });
+    match log.as_deref().and_then(build::refusing_line) {
+        Some(line) => format!("the verifier said `{line}`"),
+        None => format!("{e:#}"),
     }
 }
 

@@ -84,6 +84,11 @@ impl Reader {
         Ok(Self { transport, decoder: Decoder::default(), lost, fold, lost_seen: 0, tick, more: false })
     }
 
+    /// What the records of the build that runs leave out (each signal record says so).
+    pub(super) fn set_lacks(&mut self, lacks: &'static [crate::event::Lack]) {
+        self.decoder.lacks = lacks;
+    }
+
     /// "ring buffer" or "perf event array".
     pub(super) fn transport(&self) -> &'static str {
         match self.transport {
