@@ -24,11 +24,15 @@ use crate::{
     system::{apt_ensure, binary, build, is_root},
 };
 
-/// (apt suite or "" for the host's own, package name pattern).
-const DEFAULT_KERNELS: &[(&str, &str)] = &[
-    ("bullseye", r"^linux-image-5\.10\.0-[0-9]+-amd64$"),
-    ("", r"^linux-image-6\.1\.0-[0-9]+-amd64$"),
-    ("", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64$"),
+/// A kernel to boot: (apt suite or "" for the host's own, package name pattern, the build
+/// of the signal hook it must load). sid's is the newest kernel Debian ships, floating on
+/// purpose: a newer verifier is where a build stops loading first.
+const DEFAULT_KERNELS: &[(&str, &str, &str)] = &[
+    // No bpf_loop before 5.17: the bounded walk, and no executable identity.
+    ("bullseye", r"^linux-image-5\.10\.0-[0-9]+-amd64$", "typed_bounded"),
+    ("", r"^linux-image-6\.1\.0-[0-9]+-amd64$", "typed_loop"),
+    ("", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64$", "typed_loop"),
+    ("sid", r"^linux-image-[0-9]+\.[0-9]+\.[0-9]+\+deb[0-9]+-amd64$", "typed_loop"),
 ];
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const MARK: &str = "PODSIG-VM ";
@@ -134,7 +138,8 @@ fn resolve(suite: &str, pattern: &str) -> Result<(String, String, Vec<String>)> 
     Ok((pkg, release, opts))
 }
 
-/// The kernel's vmlinuz, downloaded and extracted once into the cache.
+/// The kernel's vmlinuz, downloaded and extracted once into the cache. Newer Debian kernels
+/// (sid's 7.x) ship it in `linux-binary-RELEASE`, which `linux-image-RELEASE` depends on.
 fn fetch(pkg: &str, release: &str, opts: &[String]) -> Result<PathBuf> {
     let vmlinuz = cache_dir().join(format!("vmlinuz-{release}"));
     if vmlinuz.exists() {
@@ -142,37 +147,47 @@ fn fetch(pkg: &str, release: &str, opts: &[String]) -> Result<PathBuf> {
     }
     let debs = cache_dir().join("debs");
     fs::create_dir_all(&debs)?;
-    println!("xtask: vm-test: downloading {pkg}");
-    let mut c = Command::new("apt-get");
-    c.current_dir(&debs).args(opts).args(["download", "-q", pkg]);
-    sh_out(&mut c)?;
-    let deb = fs::read_dir(&debs)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pkg}_"))))
-        .context("downloaded .deb not found")?;
-    extract_vmlinuz(&deb, release, &vmlinuz)?;
-    let _ = fs::remove_file(&deb);
-    Ok(vmlinuz)
+    for pkg in [pkg.to_string(), format!("linux-binary-{release}")] {
+        let mut c = Command::new("apt-cache");
+        c.args(opts).args(["show", "--no-all-versions", &pkg]);
+        if sh_out(&mut c).is_err() {
+            continue;
+        }
+        println!("xtask: vm-test: downloading {pkg}");
+        let mut c = Command::new("apt-get");
+        c.current_dir(&debs).args(opts).args(["download", "-q", &pkg]);
+        sh_out(&mut c)?;
+        let deb = fs::read_dir(&debs)?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pkg}_"))))
+            .context("downloaded .deb not found")?;
+        let extracted = extract_vmlinuz(&deb, release, &vmlinuz);
+        let _ = fs::remove_file(&deb);
+        if extracted.is_ok() {
+            return Ok(vmlinuz);
+        }
+    }
+    bail!("no vmlinuz-{release} in {pkg} or linux-binary-{release}")
 }
 
-/// `./boot/vmlinuz-RELEASE` out of a kernel package, to `vmlinuz`.
+/// The kernel out of a kernel package, to `vmlinuz`: `./boot/vmlinuz-RELEASE` (up to
+/// Debian 13), or `./usr/lib/modules/RELEASE/vmlinuz` (sid's linux-binary packages).
 pub fn extract_vmlinuz(deb: &Path, release: &str, vmlinuz: &Path) -> Result<()> {
+    let listing = sh_out(Command::new("dpkg-deb").arg("--contents").arg(deb))?;
+    let member = [format!("./boot/vmlinuz-{release}"), format!("./usr/lib/modules/{release}/vmlinuz")]
+        .into_iter()
+        .find(|m| listing.lines().any(|l| l.split_whitespace().nth(5) == Some(m.as_str())))
+        .with_context(|| format!("no vmlinuz for {release} in {}", deb.display()))?;
     let x = cache_dir().join(format!("x-{release}"));
     fs::create_dir_all(&x)?;
     let tar = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(deb).stdout(Stdio::piped()).spawn()?;
-    let st = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(&x)
-        .arg("--wildcards")
-        .arg("./boot/vmlinuz-*")
-        .stdin(tar.stdout.context("pipe")?)
-        .status()?;
+    let st =
+        Command::new("tar").arg("-x").arg("-C").arg(&x).arg(&member).stdin(tar.stdout.context("pipe")?).status()?;
     if !st.success() {
-        bail!("extracting vmlinuz from {}", deb.display());
+        bail!("extracting {member} from {}", deb.display());
     }
-    fs::rename(x.join(format!("boot/vmlinuz-{release}")), vmlinuz)?;
+    fs::rename(x.join(&member), vmlinuz)?;
     let _ = fs::remove_dir_all(&x);
     Ok(())
 }
@@ -183,20 +198,30 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
+PODSIG=/podsig
+OUT=/tmp
+. /scenarios.sh
+poweroff -f
+"#;
+
+/// The scenarios, in a guest (from INIT) and on the host alike: `PODSIG` is the binary, `OUT`
+/// a scratch directory; each line of the verdict starts with MARK.
+const SCENARIOS: &str = r#"
 M="PODSIG-VM"
 echo "$M kernel $(uname -r)"
 if [ -e /sys/kernel/btf/vmlinux ]; then echo "$M btf yes"; else echo "$M btf no"; fi
-/podsig doctor -o json > /tmp/doctor.json 2>/tmp/doctor.err
+$PODSIG doctor -o json > $OUT/doctor.json 2>$OUT/doctor.err
 echo "$M doctor-rc $?"
-echo "$M doctor $(cat /tmp/doctor.json)"
-# scenario NAME FORCED: a target, podsig watching it, a short-lived sh sending SIGKILL.
+echo "$M doctor $(cat $OUT/doctor.json)"
+# scenario NAME FORCED: a target, podsig watching it (-v: the build it loaded), a
+# short-lived sh sending SIGKILL.
 scenario() {
   sleep 600 &
   T=$!
-  PODSIG_FORCE_FALLBACK="$2" /podsig watch --pid $T -o json > /tmp/$1.out 2> /tmp/$1.err &
+  PODSIG_FORCE_FALLBACK="$2" $PODSIG -v watch --pid $T -o json > $OUT/$1.out 2> $OUT/$1.err &
   W=$!
   i=0
-  while ! grep -q "podsig: attached" /tmp/$1.err; do
+  while ! grep -q "podsig: attached" $OUT/$1.err; do
     sleep 0.2; i=$((i+1))
     if [ $i -gt 600 ]; then break; fi
   done
@@ -204,13 +229,12 @@ scenario() {
   wait $W
   echo "$M $1 watch-rc $?"
   echo "$M $1 target $T"
-  while read -r l; do echo "$M $1 err $l"; done < /tmp/$1.err
-  while read -r l; do echo "$M $1 out $l"; done < /tmp/$1.out
+  while read -r l; do echo "$M $1 err $l"; done < $OUT/$1.err
+  while read -r l; do echo "$M $1 out $l"; done < $OUT/$1.out
 }
 scenario main ""
 scenario fallback "btf,ringbuf"
 echo "$M done"
-poweroff -f
 "#;
 
 /// The initramfs: busybox, podsig and its libraries, the init script.
@@ -222,7 +246,29 @@ fn initramfs(podsig: &Path, work: &Path) -> Result<PathBuf> {
             files.push((PathBuf::from(p), p.trim_start_matches('/').to_string()));
         }
     }
+    let scenarios = work.join("scenarios.sh");
+    fs::write(&scenarios, SCENARIOS)?;
+    files.push((scenarios, "scenarios.sh".into()));
     pack_initramfs(work, INIT, &["sh", "mount", "sleep", "kill", "grep", "cat", "uname", "poweroff", "echo"], &files)
+}
+
+/// The host's kernel as one more row: the same scenarios, run here.
+fn host(podsig: &Path, work: &Path) -> Result<Outcome> {
+    let out = work.join("host");
+    fs::create_dir_all(&out)?;
+    println!("xtask: vm-test: the host's kernel");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(SCENARIOS)
+        .env("PODSIG", podsig)
+        .env("OUT", &out)
+        .stdin(Stdio::null())
+        .output()
+        .context("running the scenarios on the host")?;
+    let release = sh_out(Command::new("uname").arg("-r"))?.trim().to_string();
+    // The host's best build is whatever its own features allow: doctor names it.
+    let console = String::from_utf8_lossy(&o.stdout).into_owned();
+    Ok(verdict(&format!("{release} (host)"), None, &console))
 }
 
 /// A gzipped cpio of busybox (with these applets), `files` (source, path in the image;
@@ -263,6 +309,9 @@ struct Outcome {
     ring_buffer: String,
     backend: String,
     attach_ms: String,
+    /// The build of the signal hook the watch loaded, and whether it is the row's.
+    build: String,
+    build_ok: Result<(), String>,
     main: Result<(), String>,
     fallback: Result<(), String>,
     console: String,
@@ -270,13 +319,13 @@ struct Outcome {
 
 impl Outcome {
     fn pass(&self) -> bool {
-        self.main.is_ok() && self.fallback.is_ok()
+        self.main.is_ok() && self.fallback.is_ok() && self.build_ok.is_ok()
     }
 }
 
-fn boot(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<Outcome> {
+fn boot(release: &str, expected: &str, vmlinuz: &Path, initrd: &Path) -> Result<Outcome> {
     let console = qemu(release, vmlinuz, initrd)?;
-    Ok(verdict(release, &console))
+    Ok(verdict(release, Some(expected), &console))
 }
 
 /// Boots a kernel with an initramfs under TCG and returns the serial console.
@@ -314,7 +363,7 @@ pub fn qemu(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<String> {
 /// Checks one scenario's records: the SIGKILL from the short-lived `sh -c kill`, then the
 /// exit. `in_kernel`: ancestry and argv were captured in the kernel (BTF); otherwise the
 /// sender is gone before /proc could be read and only what the tracepoint knew remains.
-fn scenario(lines: &[&str], name: &str, in_kernel: bool) -> Result<(), String> {
+fn scenario(lines: &[&str], name: &str, in_kernel: bool, guest: bool) -> Result<(), String> {
     let prefix = format!("{name} ");
     let mine: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix(prefix.as_str())).collect();
     let field = |k: &str| mine.iter().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()));
@@ -335,7 +384,8 @@ fn scenario(lines: &[&str], name: &str, in_kernel: bool) -> Result<(), String> {
         want(sig["ancestry_complete"] == true, "ancestry complete")?;
         let anc = sig["ancestry"].as_array().cloned().unwrap_or_default();
         want(anc.first().is_some_and(|a| a["pid"] == 0), "ancestry from pid 0")?;
-        want(anc.iter().any(|a| a["pid"] == 1 && a["comm"] == "init"), "init in the ancestry")?;
+        // The guest's pid 1 is the initramfs's init; the host's is whatever it runs.
+        want(anc.iter().any(|a| a["pid"] == 1 && (!guest || a["comm"] == "init")), "pid 1 in the ancestry")?;
         want(anc.last().is_some_and(|a| a["comm"] == "sh" && a["pid"] == sig["sender"]["pid"]), "sender last")?;
     } else {
         want(sig["ancestry_source"] == "proc", "ancestry source")?;
@@ -347,23 +397,47 @@ fn scenario(lines: &[&str], name: &str, in_kernel: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn verdict(release: &str, console: &str) -> Outcome {
+/// The row's verdict from the scenarios' lines. `expected`: the build of the signal hook
+/// this kernel must load; None: the best its features allow, as doctor reports it (the host).
+fn verdict(release: &str, expected: Option<&str>, console: &str) -> Outcome {
     let lines: Vec<&str> = console.lines().filter_map(|l| l.find(MARK).map(|i| &l[i + MARK.len()..])).collect();
     let field = |k: &str| lines.iter().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()));
+    let guest = expected.is_some();
     let mut o = Outcome {
         release: release.to_string(),
         btf: field("btf ").unwrap_or_else(|| "?".into()),
         ring_buffer: "?".into(),
         backend: "?".into(),
         attach_ms: "?".into(),
-        main: scenario(&lines, "main", true),
-        fallback: scenario(&lines, "fallback", false),
+        build: "?".into(),
+        build_ok: Err("no build named in the watch's log".into()),
+        main: scenario(&lines, "main", true, guest),
+        fallback: scenario(&lines, "fallback", false, guest),
         console: console.to_string(),
     };
-    if let Some(doc) = field("doctor ").and_then(|d| serde_json::from_str::<Value>(&d).ok()) {
-        let rb = doc["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "BPF ring buffer").cloned());
-        o.ring_buffer = rb.map_or("?".into(), |c| if c["status"] == "ok" { "yes".into() } else { "no".into() });
+    let doc = field("doctor ").and_then(|d| serde_json::from_str::<Value>(&d).ok()).unwrap_or_default();
+    let rb = doc["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "BPF ring buffer").cloned());
+    o.ring_buffer = rb.map_or("?".into(), |c| if c["status"] == "ok" { "yes".into() } else { "no".into() });
+    // "attached in 49ms: typed_loop build (…), events through a ring buffer"
+    let attached = lines.iter().filter_map(|l| l.strip_prefix("main err ")).find_map(|l| l.split_once("attached in "));
+    if let Some((_, after)) = attached.and_then(|(_, rest)| rest.split_once(": ")) {
+        o.build = after.split(' ').next().unwrap_or("?").to_string();
     }
+    let expected = expected.map(str::to_string).or_else(|| doc["hook"]["expected"].as_str().map(str::to_string));
+    o.build_ok = match expected {
+        Some(want) if want == o.build => Ok(()),
+        Some(want) => {
+            // What refused the better build: the line podsig printed, else doctor's reason.
+            let said = lines.iter().find_map(|l| l.strip_prefix("main err ").filter(|l| l.contains("signal hook:")));
+            let why = said.map(str::to_string).or_else(|| doc["hook"]["reason"].as_str().map(str::to_string));
+            Err(format!(
+                "loaded the {} build, not {want}: {}",
+                o.build,
+                why.unwrap_or_else(|| "no reason given".into())
+            ))
+        }
+        None => Err(format!("doctor named no expected build: {doc}")),
+    };
     if let Some(att) = lines.iter().find_map(|l| l.strip_prefix("main err podsig: attached (")) {
         // "backend ebpf, watching pid 123, 45 ms)"
         o.backend = att.split(',').next().unwrap_or("").trim_start_matches("backend ").to_string();
@@ -391,7 +465,10 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
     fs::create_dir_all(&work)?;
     let initrd = initramfs(podsig, &work)?;
     let mut outcomes = Vec::new();
-    for (suite, pattern) in DEFAULT_KERNELS {
+    if only.is_empty() || only.iter().any(|k| k == "host") {
+        outcomes.push(host(podsig, &work)?);
+    }
+    for (suite, pattern, expected) in DEFAULT_KERNELS {
         let (pkg, release, opts) = resolve(suite, pattern)?;
         inputs.note(
             &format!("newest kernel matching {pattern} ({})", if suite.is_empty() { "host suites" } else { suite }),
@@ -401,7 +478,7 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
             continue;
         }
         let vmlinuz = fetch(&pkg, &release, &opts)?;
-        outcomes.push(boot(&release, &vmlinuz, &initrd)?);
+        outcomes.push(boot(&release, expected, &vmlinuz, &initrd)?);
     }
     // SystemTap for real, on a kernel that loads modules.
     let stap = if only.is_empty() || only.iter().any(|k| k == "stap" || k.contains("deb13")) {
@@ -422,15 +499,17 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
     let _ = fs::remove_dir_all(&work);
     let verdict = |r: &Result<(), String>| if r.is_ok() { "pass" } else { "FAIL" };
     println!(
-        "\n| kernel | BTF | ring buffer | backend | scenario | forced fallback (no BTF, perf array) | attach (ms, TCG) |\n|---|---|---|---|---|---|---|"
+        "\n| kernel | BTF | ring buffer | backend | signal hook build | scenario | forced fallback (no BTF, perf array) | attach (ms; TCG but the host) |\n|---|---|---|---|---|---|---|---|"
     );
     for o in &outcomes {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {}{} | {} | {} | {} |",
             o.release,
             o.btf,
             o.ring_buffer,
             o.backend,
+            o.build,
+            if o.build_ok.is_ok() { "" } else { " (FAIL)" },
             verdict(&o.main),
             verdict(&o.fallback),
             o.attach_ms
@@ -451,7 +530,7 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
     }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.pass()).collect();
     for o in &failed {
-        let why: Vec<String> = [("scenario", &o.main), ("fallback", &o.fallback)]
+        let why: Vec<String> = [("build", &o.build_ok), ("scenario", &o.main), ("fallback", &o.fallback)]
             .iter()
             .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
             .collect();
