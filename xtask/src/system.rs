@@ -22,7 +22,7 @@ pub(crate) fn cargo_home_bin() -> PathBuf {
 }
 
 /// PATH with cargo's bin directory first, so a just-installed bpf-linker is found by the
-/// nightly build that aya-build starts.
+/// nightly build that podsig/build.rs starts.
 pub(crate) fn path_with_cargo_bin() -> OsString {
     let mut paths = vec![cargo_home_bin()];
     if let Some(p) = env::var_os("PATH") {
