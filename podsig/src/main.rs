@@ -22,6 +22,8 @@ fn main() -> ExitCode {
         )
         .without_time()
         .with_target(false)
+        // Colour for a person at a terminal, plain text for a log file or a collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     // One thread: the work is draining one ring buffer, and it keeps memory small.
