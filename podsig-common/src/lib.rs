@@ -54,6 +54,13 @@ pub const FLAG_TARGET_UNKILLABLE: u32 = 1 << 6;
 pub const FLAG_TARGET_BLOCKED: u32 = 1 << 7;
 /// The sender's command line was longer than `ARGV_LEN`: head and tail were kept.
 pub const FLAG_ARGV_TRUNCATED: u32 = 1 << 8;
+/// The target's process was exiting as a group (SIGNAL_GROUP_EXIT) when the signal came:
+/// set by the fatal signal that began it (its own record), and the reason the kernel drops
+/// every later one but a core dump's SIGKILL.
+pub const FLAG_TARGET_GROUP_EXIT: u32 = 1 << 9;
+/// A SIGCONT that ended the target's stop (or the stop it was entering): the kernel resumes
+/// a stopped process when SIGCONT is generated, whatever happens to its delivery.
+pub const FLAG_TARGET_RESUMED: u32 = 1 << 10;
 
 /// `SignalEvent::context`: what the CPU was doing when the signal was generated, from the
 /// preempt count's hardirq/softirq/NMI bits. In interrupt context `current` is whichever
@@ -202,6 +209,11 @@ pub struct KernelOffsets {
     pub signal_oom_score_adj: u32,
     /// Pages to kB: log2(page size) - 10.
     pub page_kb_shift: u32,
+    /// `signal_struct::pids` (the process's pid, pgid and session `struct pid`s, indexed by
+    /// `enum pid_type`; 4.19+), for the target's process group; 0: not on this kernel.
+    pub signal_pids: u32,
+    /// `task_struct::parent`: the tracer while ptraced, else `real_parent`.
+    pub task_parent: u32,
 }
 
 /// `KernelOffsets::preempt_source`.
@@ -288,7 +300,8 @@ pub struct FilterConfig {
 }
 
 /// Per CPU, the run of identical signals being folded: same sender thread and program
-/// (`mm`), same target thread, signal, si_code, errno, group, result and context. Its first
+/// (`mm`), same target thread, signal, si_code, errno, group, result, context and the
+/// syscall's first argument (which says the scope). Its first
 /// signal went out as a record carrying `seq`; `count` more have come since, the last at
 /// `last_ns`. Userspace reads it on its drain tick; it is consistent when `v_start ==
 /// v_end` (the program bumps `v_end` before changing anything and both after).
@@ -307,6 +320,8 @@ pub struct FoldState {
     pub pid_tgid: u64,
     pub mm: u64,
     pub target: u64,
+    /// The sender's syscall's first argument: kill(pid) and kill(0) are not one run.
+    pub arg0: i64,
     pub seq: u64,
     pub count: u64,
     pub last_ns: u64,
@@ -403,6 +418,10 @@ pub struct SignalEvent {
     pub target_disposition: u32,
     /// `CONTEXT_*`.
     pub context: u32,
+    /// The target's process group (its pgid in the root namespace); 0: not read.
+    pub target_pgid: u32,
+    /// The process tracing the target (ptrace), when one does; 0: none or not read.
+    pub target_tracer: u32,
     /// The first argument of the syscall the sender was in (kill(2)'s pid).
     pub syscall_arg0: i64,
     /// The fold run this record starts (`FoldState::seq`); 0: not folded.

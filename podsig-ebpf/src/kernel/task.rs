@@ -12,8 +12,13 @@ use super::read;
 pub(crate) const PF_KTHREAD: u32 = 0x0020_0000;
 pub(crate) const PF_EXITING: u32 = 0x0000_0004;
 
-/// include/linux/sched/signal.h: init of a pid namespace (or the system), since 2.6.26.
+/// include/linux/sched/signal.h `SIGNAL_*`, unchanged since 2.6.26: init of a pid
+/// namespace (or the system); a group exit in progress; a SIGCONT ended a stop (or one in
+/// progress), not yet reported to the parent.
 pub(crate) const SIGNAL_UNKILLABLE: u32 = 0x0000_0040;
+pub(crate) const SIGNAL_GROUP_EXIT: u32 = 0x0000_0004;
+pub(crate) const SIGNAL_CLD_STOPPED: u32 = 0x0000_0010;
+pub(crate) const SIGNAL_CLD_CONTINUED: u32 = 0x0000_0020;
 
 /// task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->id: the inode of the task's
 /// memory cgroup directory; 0 when any link is missing.
@@ -119,6 +124,12 @@ pub(crate) unsafe fn pid(task: *const u8, off: &KernelOffsets) -> Option<u32> {
 #[inline(always)]
 pub(crate) unsafe fn group_leader(task: *const u8, off: &KernelOffsets) -> Option<*const u8> {
     unsafe { read(task, off.task_group_leader) }
+}
+
+/// Its tracer while ptraced, else the same as `real_parent`.
+#[inline(always)]
+pub(crate) unsafe fn parent(task: *const u8, off: &KernelOffsets) -> Option<*const u8> {
+    unsafe { read(task, off.task_parent) }
 }
 
 /// The parent that forked it (not a ptracer).

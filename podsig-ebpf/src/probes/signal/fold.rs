@@ -20,6 +20,8 @@ pub(crate) struct RunKey {
     pub(crate) group: i32,
     pub(crate) result: i32,
     pub(crate) context: u32,
+    /// The sender's syscall's first argument: kill(pid) and kill(0) differ in scope.
+    pub(crate) arg0: i64,
 }
 
 /// The signal continues the CPU's current run.
@@ -36,6 +38,7 @@ pub(crate) unsafe fn same_run(f: *const FoldState, k: &RunKey) -> bool {
             && (*f).group == k.group
             && (*f).result == k.result
             && (*f).context == k.context
+            && (*f).arg0 == k.arg0
     }
 }
 
@@ -82,6 +85,7 @@ pub(crate) unsafe fn start_run(f: *mut FoldState, k: &RunKey, seq: u64, now: u64
         ptr::write_volatile(&raw mut (*f).pid_tgid, k.pid_tgid);
         ptr::write_volatile(&raw mut (*f).mm, k.mm);
         ptr::write_volatile(&raw mut (*f).target, k.target);
+        ptr::write_volatile(&raw mut (*f).arg0, k.arg0);
         ptr::write_volatile(&raw mut (*f).seq, seq);
         ptr::write_volatile(&raw mut (*f).count, 0);
         ptr::write_volatile(&raw mut (*f).last_ns, now);

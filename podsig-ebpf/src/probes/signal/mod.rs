@@ -41,7 +41,7 @@ use podsig_common::{
 use self::{
     context::cpu_context,
     fold::{FOLD, RunKey, end_run, fold_one, same_run, start_run},
-    record::{podsig_fill_head, podsig_learn_sender, podsig_learn_target},
+    record::{current_arg0, podsig_fill_head, podsig_learn_sender, podsig_learn_target},
     sender::{podsig_detail_bounded, podsig_detail_loop},
 };
 use crate::{
@@ -62,6 +62,7 @@ pub(crate) const SEND_SIG_NOINFO: u64 = 0;
 pub(crate) const SEND_SIG_PRIV: u64 = 1;
 
 pub(crate) const SIGKILL: i32 = 9;
+pub(crate) const SIGCONT: i32 = 18;
 
 /// Per CPU: what the last hit read about its sender and target that does not change while
 /// they live, so a storm's records are filled from here instead of ~30 pointer reads, and
@@ -222,6 +223,7 @@ pub(crate) fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ct
     let mm = unsafe { task_u64(current, typed, off.task_mm) };
     let (code, errno, info_flags) = unsafe { siginfo(info, off) };
     let context = unsafe { cpu_context(c, current, off) };
+    let arg0 = unsafe { current_arg0(off) };
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let key = RunKey {
         pid_tgid,
@@ -233,8 +235,15 @@ pub(crate) fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ct
         group: group as i32,
         result: result as i32,
         context,
+        arg0,
     };
-    let fold = if unsafe { ptr::read_volatile(&raw const CONFIG.fold) } != 0 { FOLD.get_ptr_mut(0) } else { None };
+    // A SIGCONT is never folded: what it does (resume a stopped process, or nothing) is the
+    // target's state at that moment, which the run's key does not hold.
+    let fold = if unsafe { ptr::read_volatile(&raw const CONFIG.fold) } != 0 && sig != SIGCONT {
+        FOLD.get_ptr_mut(0)
+    } else {
+        None
+    };
     if let Some(f) = fold
         && unsafe { same_run(f, &key) }
     {

@@ -6,16 +6,20 @@ use core::{ffi::c_void, ptr};
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, generated};
 use podsig_common::{
     COMM_LEN, DISPOSITION_DEFAULT, DISPOSITION_HANDLER, DISPOSITION_IGNORE, DISPOSITION_UNKNOWN, FLAG_SENDER_EXITING,
-    FLAG_TARGET_BLOCKED, FLAG_TARGET_UNKILLABLE, KernelOffsets, SYSCALL_UNKNOWN, SignalEvent,
+    FLAG_TARGET_BLOCKED, FLAG_TARGET_GROUP_EXIT, FLAG_TARGET_RESUMED, FLAG_TARGET_UNKILLABLE, KernelOffsets,
+    SYSCALL_UNKNOWN, SignalEvent,
 };
 
-use super::{HIT_CACHE, HitCache, RECORD, SIGKILL};
+use super::{HIT_CACHE, HitCache, RECORD, SIGCONT, SIGKILL};
 use crate::kernel::{signal, task};
 use crate::{
     globals::offsets,
     kernel::{
         read,
-        task::{PF_EXITING, SIGNAL_UNKILLABLE, memcg_ino, ns_info, ns_nr, read_comm, zero_comm},
+        task::{
+            PF_EXITING, SIGNAL_CLD_CONTINUED, SIGNAL_CLD_STOPPED, SIGNAL_GROUP_EXIT, SIGNAL_UNKILLABLE, memcg_ino,
+            ns_info, ns_nr, read_comm, zero_comm,
+        },
     },
 };
 
@@ -133,8 +137,10 @@ pub(crate) unsafe fn fill_signal(
     }
 }
 
-/// The target's disposition for `sig`, whether its thread blocks it, and whether it is a pid
-/// namespace's init: what decides if the kernel drops the signal, read as it is generated.
+/// The target's disposition for `sig`, whether its thread blocks it, whether it is a pid
+/// namespace's init or already exiting: what decides if the kernel drops the signal, read as
+/// it is generated. Also what a SIGCONT did, the target's process group (the tty layer
+/// signals whole groups) and its tracer (ptrace raises signals of its own).
 #[inline(always)]
 pub(crate) unsafe fn target_state(e: *mut SignalEvent, target: *const u8, sig: i32, off: &KernelOffsets) {
     unsafe {
@@ -160,12 +166,45 @@ pub(crate) unsafe fn target_state(e: *mut SignalEvent, target: *const u8, sig: i
             (*e).flags |= FLAG_TARGET_BLOCKED;
         }
         let signal = task::signal(target, off).unwrap_or(ptr::null());
-        if !signal.is_null()
-            && off.signal_flags != 0
-            && signal::flags(signal, off).unwrap_or(0) & SIGNAL_UNKILLABLE != 0
-        {
-            (*e).flags |= FLAG_TARGET_UNKILLABLE;
+        (*e).target_pgid = 0;
+        if !signal.is_null() {
+            let flags = if off.signal_flags != 0 { signal::flags(signal, off).unwrap_or(0) } else { 0 };
+            if flags & SIGNAL_UNKILLABLE != 0 {
+                (*e).flags |= FLAG_TARGET_UNKILLABLE;
+            }
+            if flags & SIGNAL_GROUP_EXIT != 0 {
+                (*e).flags |= FLAG_TARGET_GROUP_EXIT;
+            }
+            // prepare_signal() sets these for a SIGCONT that ends a stop, before the
+            // tracepoint; the target clears them when it next runs.
+            if sig == SIGCONT && flags & (SIGNAL_CLD_CONTINUED | SIGNAL_CLD_STOPPED) != 0 {
+                (*e).flags |= FLAG_TARGET_RESUMED;
+            }
+            if off.signal_pids != 0 {
+                (*e).target_pgid = signal::pgid(signal, off);
+            }
         }
+        (*e).target_tracer = 0;
+        if off.task_parent != 0 {
+            let parent = task::parent(target, off).unwrap_or(ptr::null());
+            let real = task::real_parent(target, off).unwrap_or(ptr::null());
+            if !parent.is_null() && parent != real {
+                (*e).target_tracer = task::tgid(parent, off).unwrap_or(0);
+            }
+        }
+    }
+}
+
+/// The first argument of the syscall the sender is executing (what tells kill(pid) from
+/// kill(0) before a signal is folded into a run); 0 where it cannot be read.
+#[inline(always)]
+pub(crate) unsafe fn current_arg0(off: &KernelOffsets) -> i64 {
+    if off.regs_syscall_size == 0 || off.regs_arg0 == 0 {
+        return 0;
+    }
+    unsafe {
+        let regs = generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) as *const u8;
+        if regs.is_null() { 0 } else { read::<i64>(regs, off.regs_arg0).unwrap_or(0) }
     }
 }
 

@@ -369,6 +369,12 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
             // A fatal signal's group exit overwrites signal->flags (SIGNAL_GROUP_EXIT) before
             // the tracepoint, SIGNAL_UNKILLABLE with them: then its pid number says it.
             ns_init: btf.then_some(e.flags & FLAG_TARGET_UNKILLABLE != 0 || e.target_ns_pid == 1),
+            // The fatal signal that begins a group exit sets the flag itself: only a signal
+            // the kernel then dropped was dropped for it.
+            exiting: btf.then_some(e.flags & FLAG_TARGET_GROUP_EXIT != 0 && e.result == TRACE_SIGNAL_IGNORED),
+            resumed: (btf && e.sig == libc::SIGCONT).then_some(e.flags & FLAG_TARGET_RESUMED != 0),
+            pgid: Some(e.target_pgid).filter(|&p| p != 0),
+            traced_by: Some(e.target_tracer).filter(|&p| p != 0),
             pidns: Some(e.target_pidns).filter(|&n| n != 0),
             memcg: Some(e.target_memcg).filter(|&n| n != 0),
             container: None,
@@ -383,6 +389,9 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
         ..SignalRecord::new("ebpf", e.sig, e.code)
     }
 }
+
+/// include/trace/events/signal.h: the kernel dropped the signal (prepare_signal said no).
+const TRACE_SIGNAL_IGNORED: i32 = 1;
 
 /// Generated while the CPU served an interrupt: `current` was not the sender.
 fn in_interrupt(e: &SignalEvent) -> bool {

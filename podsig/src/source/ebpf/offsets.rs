@@ -629,6 +629,8 @@ impl KernelBtf {
             rss_count,
             signal_oom_score_adj: self.offset("signal_struct", "oom_score_adj").unwrap_or(0),
             page_kb_shift: page_size().trailing_zeros().saturating_sub(10),
+            signal_pids: self.offset("signal_struct", "pids").unwrap_or(0),
+            task_parent: self.offset("task_struct", "parent").unwrap_or(0),
         })
     }
 
