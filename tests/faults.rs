@@ -20,11 +20,11 @@ use podsig_e2e::*;
 /// A real-time signal nothing else on a shared machine sends: node-wide recorders in these
 /// tests see only the tests' own.
 const SIG: i32 = 45;
-const SIG_NAME: &str = "SIGRTMIN+13";
+const SIG_NAME: &str = "SIGRTMIN+11";
 /// Another, for the one test that counts every record its recorder sees (the others run
 /// alongside it and send SIG).
 const SIG_FULL: i32 = 46;
-const SIG_FULL_NAME: &str = "SIGRTMIN+14";
+const SIG_FULL_NAME: &str = "SIGRTMIN+12";
 
 /// A process that ignores `sig` (its signals are still generated, and reported).
 fn ignoring_sig(sig: i32) -> Target {
@@ -139,7 +139,7 @@ fn a_full_disk_stops_storing_not_watching_and_storing_resumes_by_itself() {
         "--history-max",
         "4MiB",
         "--signal",
-        "RTMIN+14",
+        "RTMIN+12",
         "--metrics-addr",
         "127.0.0.1:0",
         "-o",
@@ -195,7 +195,7 @@ fn a_full_disk_stops_storing_not_watching_and_storing_resumes_by_itself() {
     let printed_records = signal_records(&printed, SIG_FULL_NAME).len() as f64;
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let stored = history(&db, &["--signal", "RTMIN+14"]).len() as f64;
+        let stored = history(&db, &["--signal", "RTMIN+12"]).len() as f64;
         let dropped = dropped();
         if stored + dropped == printed_records {
             eprintln!("full disk: {printed_records} records printed, {stored} stored, {dropped} counted not stored");
@@ -229,7 +229,7 @@ fn a_read_only_file_system_at_start_is_waited_for() {
     let db = mnt.path.join("history.db");
     let target = ignoring();
     // A DaemonSet restarted while its volume is read-only: not a crash loop.
-    let mut rec = Podsig::start(&["record", "--history", db.to_str().unwrap(), "--signal", "RTMIN+13", "-o", "json"]);
+    let mut rec = Podsig::start(&["record", "--history", db.to_str().unwrap(), "--signal", "RTMIN+11", "-o", "json"]);
     let stopped = rec.wait_stderr("podsig: storing stopped");
     assert!(stopped.contains("Read-only file system"), "{stopped}");
     kill(target.pid(), SIG);
@@ -268,7 +268,7 @@ fn a_file_system_the_kernel_remounts_read_only_is_let_go_of_and_storing_resumes(
     let db = mnt.path.join("history.db");
     let target = ignoring();
     let pid = target.pid().to_string();
-    let mut rec = Podsig::start(&["record", "--history", db.to_str().unwrap(), "--signal", "RTMIN+13", "-o", "json"]);
+    let mut rec = Podsig::start(&["record", "--history", db.to_str().unwrap(), "--signal", "RTMIN+11", "-o", "json"]);
     kill(target.pid(), SIG);
     let first = history_until(&db, &["--pid", &pid], |v| v["kind"] == "signal");
 
@@ -324,7 +324,7 @@ fn a_damaged_or_foreign_history_is_moved_aside_and_a_new_one_started() {
     std::fs::write(&db, &garbage).unwrap();
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
     for round in 1..=2 {
-        let mut rec = Podsig::start(&["record", "--history", dbs, "--signal", "RTMIN+13", "-o", "json"]);
+        let mut rec = Podsig::start(&["record", "--history", dbs, "--signal", "RTMIN+11", "-o", "json"]);
         rec.collect_stderr();
         let moved: Vec<&String> = rec.stderr_lines.iter().filter(|l| l.contains("moved it to")).collect();
         assert_eq!(moved.len(), 1, "one clear line: {:?}", rec.stderr_lines);

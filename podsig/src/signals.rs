@@ -64,17 +64,62 @@ pub fn fs_name(magic: u32) -> String {
     name.to_string()
 }
 
-pub const SIGRTMIN: i32 = 32;
+/// SIGRTMIN as user space numbers it: glibc (and with it bash, procps `kill`, `ps`) keeps
+/// the kernel's first two real-time signals, 32 and 33, for itself (thread cancellation and
+/// set*id() across threads), so `kill -s RTMIN+1` sends 35. Names follow what the user typed.
+pub const SIGRTMIN: i32 = 34;
 pub const SIGRTMAX: i32 = 64;
 
-/// `SIGKILL`, `SIGRTMIN+3`, or `SIG123` for what Linux does not define.
+/// The kernel's real-time signals the C library reserves, by the names glibc gives them.
+const LIBC_RESERVED: [(i32, &str); 2] = [(32, "CANCEL"), (33, "SETXID")];
+
+/// `SIGKILL`, `SIGRTMIN+3`, `SIGLIBC32` for a signal the C library reserves, or `SIG123`
+/// for what Linux does not define.
 pub fn name(sig: i32) -> String {
     match sig {
         1..=31 => NAMES[(sig - 1) as usize].to_string(),
+        32 | 33 => format!("SIGLIBC{sig}"),
         SIGRTMIN => "SIGRTMIN".to_string(),
-        33..=SIGRTMAX => format!("SIGRTMIN+{}", sig - SIGRTMIN),
+        SIGRTMAX => "SIGRTMAX".to_string(),
+        35..SIGRTMAX => format!("SIGRTMIN+{}", sig - SIGRTMIN),
         _ => format!("SIG{sig}"),
     }
+}
+
+/// What a signal's default action does to a process that has no handler for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    /// Ends the process (`Core`: with a core dump).
+    Terminate,
+    Core,
+    Ignore,
+    Stop,
+    Continue,
+}
+
+/// signal(7)'s table; real-time signals terminate.
+pub fn default_action(sig: i32) -> DefaultAction {
+    match sig {
+        libc::SIGQUIT
+        | libc::SIGILL
+        | libc::SIGTRAP
+        | libc::SIGABRT
+        | libc::SIGBUS
+        | libc::SIGFPE
+        | libc::SIGSEGV
+        | libc::SIGXCPU
+        | libc::SIGXFSZ
+        | libc::SIGSYS => DefaultAction::Core,
+        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH => DefaultAction::Ignore,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => DefaultAction::Stop,
+        libc::SIGCONT => DefaultAction::Continue,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// The signal ends a process that has no handler for it.
+pub fn terminates(sig: i32) -> bool {
+    matches!(default_action(sig), DefaultAction::Terminate | DefaultAction::Core)
 }
 
 /// Parses `KILL`, `SIGKILL`, `kill`, `9`, `RTMIN+2`.
@@ -99,12 +144,27 @@ pub fn parse(s: &str) -> Result<i32, String> {
         "RTMAX" => return Ok(SIGRTMAX),
         _ => {}
     }
+    if let Some(&(n, _)) =
+        LIBC_RESERVED.iter().find(|(n, glibc)| bare == *glibc || bare.strip_prefix("LIBC") == Some(&n.to_string()))
+    {
+        return Ok(n);
+    }
+    // bash and procps take both RTMIN+n and RTMAX-n for the same range.
+    let span = SIGRTMAX - SIGRTMIN;
     if let Some(off) = bare.strip_prefix("RTMIN+").and_then(|o| o.parse::<i32>().ok())
-        && (0..=SIGRTMAX - SIGRTMIN).contains(&off)
+        && (0..=span).contains(&off)
     {
         return Ok(SIGRTMIN + off);
     }
-    Err(format!("unknown signal '{s}' (use a name such as KILL or SIGTERM, or a number 1-64)"))
+    if let Some(off) = bare.strip_prefix("RTMAX-").and_then(|o| o.parse::<i32>().ok())
+        && (0..=span).contains(&off)
+    {
+        return Ok(SIGRTMAX - off);
+    }
+    Err(format!(
+        "unknown signal '{s}' (use a name such as KILL, SIGTERM or RTMIN+1 (= 35, as kill(1) counts), or a number \
+         1-64)"
+    ))
 }
 
 /// Bit `n-1` set for each signal `n`; every signal when `sigs` is empty.
@@ -202,7 +262,21 @@ mod tests {
             assert_eq!(parse(&name(n)).unwrap(), n, "{}", name(n));
         }
         assert_eq!(name(9), "SIGKILL");
-        assert_eq!(name(34), "SIGRTMIN+2");
+    }
+
+    /// As bash's and procps' `kill -s RTMIN+1` send it: glibc's SIGRTMIN is 34.
+    #[test]
+    fn real_time_signals_are_numbered_as_user_space_does() {
+        assert_eq!(name(34), "SIGRTMIN");
+        assert_eq!(name(35), "SIGRTMIN+1");
+        assert_eq!(name(64), "SIGRTMAX");
+        assert_eq!(parse("RTMIN+1").unwrap(), 35);
+        assert_eq!(parse("SIGRTMAX-14").unwrap(), 50);
+        assert_eq!(parse("rtmin").unwrap(), 34);
+        assert_eq!(name(32), "SIGLIBC32");
+        assert_eq!(name(33), "SIGLIBC33");
+        assert_eq!(parse("CANCEL").unwrap(), 32);
+        assert!(parse("RTMIN+31").is_err(), "past SIGRTMAX");
     }
 
     #[test]

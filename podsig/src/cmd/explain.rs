@@ -149,6 +149,17 @@ fn signal_facts(sig: i32) -> (&'static str, &'static str, Vec<&'static str>) {
             vec!["a seccomp profile (the container's) trapping a syscall the program made"],
         ),
         libc::SIGSTKFLT => ("terminate", "coprocessor stack fault (unused on modern Linux)", vec!["kill -STKFLT"]),
+        32 => (
+            "terminate",
+            "reserved by the C library: glibc's thread cancellation (its SIGCANCEL, the kernel's first real-time \
+             signal; user space's SIGRTMIN is 34)",
+            vec!["pthread_cancel() inside the process", "kill -32 by hand"],
+        ),
+        33 => (
+            "terminate",
+            "reserved by the C library: glibc's set*id() across threads (its SIGSETXID; user space's SIGRTMIN is 34)",
+            vec!["setuid() and friends in a multi-threaded process", "kill -33 by hand"],
+        ),
         _ => (
             "terminate",
             "real-time signal: meaning defined by the application",
