@@ -87,6 +87,20 @@ pub struct Target {
     /// kernel drops every signal it has no handler for, unless forced from outside.
     #[serde(default)]
     pub ns_init: Option<bool>,
+    /// Its process was already exiting (a fatal signal had begun its group exit) and the
+    /// kernel dropped this signal for it; null when the backend cannot see it.
+    #[serde(default)]
+    pub exiting: Option<bool>,
+    /// A SIGCONT that resumed the target from a stop (the kernel does that when SIGCONT is
+    /// sent, whatever then happens to its delivery); absent for other signals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<bool>,
+    /// Its process group (in the host's pid namespace), as the kernel had it.
+    #[serde(default)]
+    pub pgid: Option<u32>,
+    /// The process tracing it (ptrace: a debugger, strace), when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traced_by: Option<u32>,
     /// Inode number of the process's pid namespace, when captured.
     #[serde(skip)]
     pub pidns: Option<u32>,
@@ -417,6 +431,9 @@ pub struct PrecededBy {
     pub blocked: Option<bool>,
     #[serde(default)]
     pub ns_init: Option<bool>,
+    /// Its target was already exiting, and the kernel dropped it for that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exiting: Option<bool>,
     /// The process it went to: this one, or its container's init.
     pub target: Party,
     /// Null when the kernel raised it in interrupt context.
@@ -448,8 +465,14 @@ pub struct Stop {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// It exited after the stop request (SIGTERM), without a SIGKILL.
+    /// It had a handler for the stop request (SIGTERM), and exited without a SIGKILL.
     GracefulExit,
+    /// The stop request's default action ended it: it had no handler, so nothing was
+    /// cleaned up (exit code 143 for SIGTERM).
+    EndedByDefaultAction,
+    /// The stop request was dropped (ignored, or a namespace init without a handler), and
+    /// it exited later without a SIGKILL: not because of the request.
+    ExitedOnItsOwn,
     /// The stop request was dropped (ignored, or a namespace init without a handler) and
     /// SIGKILL came when the grace period ran out.
     GraceExpiredTermIgnored,
@@ -469,6 +492,8 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::GracefulExit => "graceful_exit",
+            Verdict::EndedByDefaultAction => "ended_by_default_action",
+            Verdict::ExitedOnItsOwn => "exited_on_its_own",
             Verdict::GraceExpiredTermIgnored => "grace_expired_term_ignored",
             Verdict::GraceExpiredTermHandled => "grace_expired_term_handled",
             Verdict::KilledWithoutTerm => "killed_without_term",

@@ -67,7 +67,7 @@ pub fn run(args: WhyArgs, verbose: bool) -> Result<()> {
         container: args.container.clone(),
         container_name: args.container_name.clone(),
         pid: args.pid,
-        signals: crate::pipeline::node_filter::TERMINATING.to_vec(),
+        signals: story::story_signals(),
         with_exits: true,
         // The stop's first signal may precede --since by up to the window.
         since: args.since.map(|s| s + args.stop_window),
@@ -268,6 +268,7 @@ fn inconclusive(replayed: Vec<(Record, Option<u64>)>, cutoff: Option<i128>, what
         disposition: s.target.disposition,
         blocked: s.target.blocked,
         ns_init: s.target.ns_init,
+        exiting: s.target.exiting,
         target: crate::event::Party { pid: s.target.pid, comm: s.target.comm.clone() },
         sender: None,
         cause: s.cause,

@@ -16,14 +16,18 @@ const SI_TKILL: i32 = -6;
 /// Syscall numbers podsig names, per architecture.
 #[cfg(target_arch = "x86_64")]
 const SYSCALLS: &[(i32, &str)] = &[
+    (0, "read"),
     (1, "write"),
+    (16, "ioctl"),
     (18, "pwrite64"),
     (20, "writev"),
     (40, "sendfile"),
     (44, "sendto"),
     (46, "sendmsg"),
+    (59, "execve"),
     (60, "exit"),
     (62, "kill"),
+    (101, "ptrace"),
     (129, "rt_sigqueueinfo"),
     (200, "tkill"),
     (231, "exit_group"),
@@ -32,11 +36,14 @@ const SYSCALLS: &[(i32, &str)] = &[
     (296, "pwritev"),
     (297, "rt_tgsigqueueinfo"),
     (307, "sendmmsg"),
+    (322, "execveat"),
     (327, "pwritev2"),
     (424, "pidfd_send_signal"),
 ];
 #[cfg(target_arch = "aarch64")]
 const SYSCALLS: &[(i32, &str)] = &[
+    (29, "ioctl"),
+    (63, "read"),
     (64, "write"),
     (66, "writev"),
     (68, "pwrite64"),
@@ -45,14 +52,17 @@ const SYSCALLS: &[(i32, &str)] = &[
     (76, "splice"),
     (93, "exit"),
     (94, "exit_group"),
+    (117, "ptrace"),
     (129, "kill"),
     (130, "tkill"),
     (131, "tgkill"),
     (138, "rt_sigqueueinfo"),
     (206, "sendto"),
     (211, "sendmsg"),
+    (221, "execve"),
     (240, "rt_tgsigqueueinfo"),
     (269, "sendmmsg"),
+    (281, "execveat"),
     (287, "pwritev2"),
     (424, "pidfd_send_signal"),
 ];
@@ -138,6 +148,9 @@ fn verdict(s: &mut SignalRecord) -> (Option<&'static str>, Cause, String) {
         // killed it): what it "sends" now is the exit path's doing.
         return (None, Cause::Kernel, exit_mechanism(s, &sender));
     }
+    if let Some(v) = ptrace(s, &sender) {
+        return v;
+    }
     if let Some(sc) = sending_syscall(s) {
         if let Some(rt) = runtime_of(s) {
             let detail = format!(
@@ -176,6 +189,38 @@ fn verdict(s: &mut SignalRecord) -> (Option<&'static str>, Cause, String) {
     }
 }
 
+/// Signals ptrace raises: PTRACE_ATTACH stops its tracee with a SIGSTOP from the tracer's
+/// own task (SI_KERNEL, inside ptrace(2)); a tracee attached that way without
+/// PTRACE_O_TRACEEXEC gets a SIGTRAP from itself when it execs, the kernel's report of the
+/// exec to its tracer. Named for the syscall, and for the tracer who asked.
+fn ptrace(s: &SignalRecord, sender: &crate::event::Sender) -> Option<(Option<&'static str>, Cause, String)> {
+    let syscall = s.syscall_nr.and_then(syscall_name)?;
+    let target = format!("{}({})", s.target.comm, s.target.pid);
+    match (s.signal.number, syscall) {
+        (libc::SIGSTOP, "ptrace") if s.code.value == SI_KERNEL && !to_itself(s) => Some((
+            Some("ptrace"),
+            Cause::Process,
+            format!(
+                "ptrace(2) PTRACE_ATTACH from {}({}): attaching a debugger or tracer stops {target} with SIGSTOP",
+                sender.comm, sender.pid
+            ),
+        )),
+        (libc::SIGTRAP, "execve" | "execveat") if s.code.value == SI_USER && to_itself(s) => {
+            let by = s.target.traced_by.map_or("its tracer".to_string(), |t| format!("its tracer, pid {t}"));
+            // The kernel raised it inside execve: no sending syscall, as for any kernel signal.
+            Some((
+                None,
+                Cause::Kernel,
+                format!(
+                    "{target} exec'd while ptraced: the kernel reports an exec to the tracer with SIGTRAP when it \
+                     attached with PTRACE_ATTACH and no PTRACE_O_TRACEEXEC; {by} asked for it"
+                ),
+            ))
+        }
+        _ => None,
+    }
+}
+
 fn family(code: i32) -> String {
     match code {
         SI_USER => "SI_USER: kill(2)-style".into(),
@@ -190,26 +235,75 @@ fn family(code: i32) -> String {
 fn scope(s: &SignalRecord) -> (&'static str, Option<u32>) {
     match s.syscall {
         Some("kill") => match s.syscall_arg0.map(|a| a as i32) {
-            Some(0) => ("process_group", None),
+            // The sender's own group, which holds the target.
+            Some(0) => ("process_group", s.target.pgid),
             Some(-1) => ("every_process", None),
             Some(p) if p < -1 => ("process_group", Some(p.unsigned_abs())),
             _ => ("process", None),
         },
         Some("tkill" | "tgkill" | "rt_tgsigqueueinfo") => ("thread", None),
         Some(_) => ("process", None),
+        None if tty_group_signal(s) => ("process_group", s.target.pgid),
         None if s.group => ("process", None),
         None => ("thread", None),
     }
 }
 
+/// A signal the terminal raised for a whole process group: the keys (Ctrl-C, Ctrl-\,
+/// Ctrl-Z), a background job touching the terminal (SIGTTIN, SIGTTOU), a resize
+/// (SIGWINCH). The tty layer sends these only through kill_pgrp(), with SEND_SIG_PRIV
+/// (SI_KERNEL, no siginfo). The one other kernel SIGINT, ctrl-alt-del's, goes to the
+/// system's init alone.
+fn tty_group_signal(s: &SignalRecord) -> bool {
+    s.code.value == SI_KERNEL
+        && s.group
+        && matches!(
+            s.signal.number,
+            libc::SIGINT | libc::SIGQUIT | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU | libc::SIGWINCH
+        )
+        && !(s.signal.number == libc::SIGINT && s.target.pid == 1)
+}
+
 /// Why the kernel did not deliver it, when it did not: what the target does with the
 /// signal, read in the kernel as it was generated.
 fn outcome(s: &SignalRecord) -> String {
+    let t = &s.target;
+    let sig = &s.signal.name;
+    let who = format!("{}({})", t.comm, t.pid);
+    if t.resumed == Some(true) {
+        // prepare_signal() resumes a stopped process when SIGCONT is generated; what its
+        // delivery then does (nothing, without a handler) is beside the point.
+        return format!(
+            "; it resumed {who}, which was stopped: SIGCONT acts when it is sent{}",
+            match t.disposition {
+                Some("handler") => ", and its handler runs too",
+                _ => ", and its delivery then does nothing more",
+            }
+        );
+    }
+    if s.result == Some("delivered") && t.blocked == Some(true) {
+        return format!(
+            "; {who} blocks {sig}, so it stays pending until {who} unblocks it (sigwait or signalfd may take it \
+             then); only then does its {} apply",
+            match t.disposition {
+                Some("handler") => "handler",
+                Some("ignore") => "SIG_IGN",
+                _ => "default action",
+            }
+        );
+    }
     if s.result != Some("ignored") {
         return String::new();
     }
-    let t = &s.target;
-    let sig = &s.signal.name;
+    if t.exiting == Some(true) {
+        return format!(
+            "; dropped: {who} was already exiting (a fatal signal had begun its exit), and the kernel drops every \
+             further signal to a process in that state"
+        );
+    }
+    if s.signal.number == libc::SIGCONT && t.resumed == Some(false) {
+        return format!("; {who} was not stopped, and has no SIGCONT handler: nothing to do");
+    }
     match t.disposition {
         Some("ignore") => format!("; the target ignores {sig} (SIG_IGN), so the kernel dropped it"),
         Some("default") if default_ignored(s.signal.number) => {

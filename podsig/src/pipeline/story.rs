@@ -27,23 +27,30 @@ use crate::{
     event::{Cause, ContainerRef, ExitRecord, Party, PrecededBy, Record, SignalId, SignalRecord, Stop, Verdict},
     interned::Str,
     pipeline::cause,
-    pipeline::node_filter,
+    signals::{self, DefaultAction},
 };
 
 /// How far back a terminating signal is linked to the next one to the same target.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(600);
 
 /// The signals that ask a process to stop: catchable, so a handler can clean up first. What
-/// runtimes send first (`docker stop`, kubelet, `ctr task kill`), and STOPSIGNAL's usual
-/// choices.
+/// runtimes send first (`docker stop`, kubelet, `ctr task kill`), STOPSIGNAL's usual
+/// choices, and what a terminal's keys raise. A stop request whoever raised it: a kernel
+/// worker's Ctrl-C asks as much as `kill -INT` does.
 const STOP_REQUESTS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
 
 /// Beyond this many stories, the expired ones are dropped (and all, if none had expired).
 const MAX_STORIES: usize = 16384;
 
-/// The signals a story is made of: the ones that end a process (node mode's default set).
+/// The signals a story is made of: every one whose default action ends a process, so an
+/// exit by SIGPIPE or SIGHUP is linked to the signal that caused it, as a SIGKILL's is.
 pub fn in_story(sig: i32) -> bool {
-    node_filter::TERMINATING.contains(&sig)
+    signals::terminates(sig)
+}
+
+/// The signals of `in_story`, for queries of the history.
+pub fn story_signals() -> Vec<i32> {
+    (1..=signals::SIGRTMAX).filter(|&s| in_story(s)).collect()
 }
 
 /// A terminating signal, as the story remembers it.
@@ -57,19 +64,18 @@ struct Sent {
     disposition: Option<Str>,
     blocked: Option<bool>,
     ns_init: Option<bool>,
+    exiting: Option<bool>,
     target: Party,
     sender: Option<Party>,
     cause: Cause,
-    /// A stop request from another process (see [`STOP_REQUESTS`]).
+    /// A stop request (see [`STOP_REQUESTS`]).
     request: bool,
 }
 
 impl Sent {
     fn of(s: &SignalRecord, at_ns: i128) -> Self {
         let sender = s.sender.as_ref().map(|x| Party { pid: x.pid, comm: x.comm.clone() });
-        let request = STOP_REQUESTS.contains(&s.signal.number)
-            && sender.as_ref().is_some_and(|x| x.pid != s.target.pid)
-            && !matches!(s.cause, Cause::Kernel | Cause::OomKill);
+        let request = STOP_REQUESTS.contains(&s.signal.number);
         Sent {
             at_ns,
             time: s.last_time.clone().unwrap_or_else(|| s.time.clone()),
@@ -78,11 +84,16 @@ impl Sent {
             disposition: s.target.disposition,
             blocked: s.target.blocked,
             ns_init: s.target.ns_init,
+            exiting: s.target.exiting,
             target: Party { pid: s.target.pid, comm: s.target.comm.clone() },
             sender,
             cause: s.cause,
             request,
         }
+    }
+
+    fn self_sent(&self) -> bool {
+        self.sender.as_ref().is_some_and(|x| x.pid == self.target.pid)
     }
 
     fn link(&self, now_ns: i128) -> PrecededBy {
@@ -94,6 +105,7 @@ impl Sent {
             disposition: self.disposition,
             blocked: self.blocked,
             ns_init: self.ns_init,
+            exiting: self.exiting,
             target: self.target.clone(),
             sender: self.sender.clone(),
             cause: self.cause,
@@ -106,12 +118,20 @@ impl Sent {
             || self.disposition == Some("ignore")
             || (self.ns_init == Some(true) && self.disposition == Some("default") && self.blocked != Some(true))
     }
+
+    /// It reached a handler (or waits, blocked, for the target to take it).
+    fn handled(&self) -> bool {
+        !self.dropped() && (self.disposition == Some("handler") || self.blocked == Some(true))
+    }
 }
 
 struct Entry {
     story: u64,
     container: Option<ContainerRef>,
     last: Sent,
+    /// Per signal, the last one the kernel did not drop: an exit by a signal is linked to
+    /// the one that caused it, not to a copy dropped while it was already exiting.
+    effective: Vec<Sent>,
     /// The first stop request of the story: the grace period counts from it.
     request: Option<Sent>,
     /// The verdict was given.
@@ -191,6 +211,7 @@ impl Stories {
                 if e.request.is_none() && now.request {
                     e.request = Some(now.clone());
                 }
+                remember(&mut e.effective, &now);
                 e.last = now;
                 e.concluded |= concludes;
                 if e.container.is_none() {
@@ -203,7 +224,10 @@ impl Stories {
                 self.next_story += 1;
                 let request = request.or_else(|| now.request.then(|| now.clone()));
                 let container = s.target.container.clone().or(container);
-                self.by_pid.insert(key, Entry { story, container, last: now, request, concluded: concludes });
+                let mut effective = Vec::new();
+                remember(&mut effective, &now);
+                self.by_pid
+                    .insert(key, Entry { story, container, last: now, effective, request, concluded: concludes });
                 story
             }
         };
@@ -230,7 +254,9 @@ impl Stories {
         if e.container.is_none() {
             e.container.clone_from(&entry.container);
         }
-        e.preceded_by = Some(entry.last.link(at));
+        // Killed by a signal: the one of that signal the kernel acted on.
+        let cause = e.signal.as_ref().and_then(|sig| entry.effective.iter().find(|x| x.signal.number == sig.number));
+        e.preceded_by = Some(cause.unwrap_or(&entry.last).link(at));
         if !entry.concluded {
             e.stop = exit_stop(e, &entry, at);
         }
@@ -250,6 +276,15 @@ impl Stories {
         let by_pid = &self.by_pid;
         self.inits.retain(|(node, _), pid| by_pid.contains_key(&(node.clone(), *pid)));
     }
+}
+
+/// Keeps `now` as its signal's effective one, unless the kernel dropped it.
+fn remember(effective: &mut Vec<Sent>, now: &Sent) {
+    if now.result == Some("ignored") {
+        return;
+    }
+    effective.retain(|x| x.signal.number != now.signal.number);
+    effective.push(now.clone());
 }
 
 /// RFC 3339 time as ns since the epoch.
@@ -284,17 +319,26 @@ fn from(sender: &Option<Party>) -> String {
 pub fn outcome(p: &PrecededBy) -> String {
     let sig = &p.signal.name;
     match (p.result, p.disposition) {
+        (Some("ignored"), _) if p.exiting == Some(true) => {
+            "dropped: its target was already exiting (a fatal signal had begun its exit)".into()
+        }
         (Some("ignored"), Some("ignore")) => format!("ignored (it ignores {sig}: SIG_IGN)"),
         (Some("ignored"), Some("default")) if p.ns_init == Some(true) => {
             "ignored (pid 1 of its namespace, no handler)".into()
         }
-        (Some("ignored"), Some("default")) => "ignored (its default action is to ignore it)".into(),
-        (Some("ignored"), _) => "ignored".into(),
+        (Some("ignored"), Some("default")) if signals::default_action(p.signal.number) == DefaultAction::Ignore => {
+            "ignored (its default action is to ignore it)".into()
+        }
+        (Some("ignored"), _) => "dropped by the kernel".into(),
         // Nothing catches these: what the target does with them says nothing.
         (Some("delivered"), _) if matches!(p.signal.number, libc::SIGKILL | libc::SIGSTOP) => "delivered".into(),
-        (_, Some("handler")) if p.blocked == Some(true) => "pending: blocked, with a handler".into(),
+        (_, Some("handler")) if p.blocked == Some(true) => {
+            "pending: blocked, with a handler (it waits until the target unblocks it)".into()
+        }
         (_, Some("handler")) => "delivered to its handler".into(),
-        (Some("delivered"), Some("default")) if p.blocked == Some(true) => "pending: blocked".into(),
+        (Some("delivered"), Some("default")) if p.blocked == Some(true) => {
+            "pending: blocked (it waits until the target unblocks it, then its default action applies)".into()
+        }
         (Some("delivered"), Some("default")) => "delivered (no handler: its default action)".into(),
         (Some("already_pending"), _) => "already pending".into(),
         (Some(r), _) => r.replace('_', " "),
@@ -315,7 +359,9 @@ pub fn after(p: &PrecededBy, target_pid: u32) -> String {
 /// Why a dropped stop request did nothing, for a summary (which has named the target).
 fn dropped_reason(r: &Sent) -> String {
     let sig = &r.signal.name;
-    if r.disposition == Some("ignore") {
+    if r.exiting == Some(true) {
+        "it was already exiting".into()
+    } else if r.disposition == Some("ignore") {
         format!("it ignores {sig} (SIG_IGN, often inherited: `trap '' TERM`, nohup, a parent that ignored it)")
     } else if r.ns_init == Some(true) && r.disposition == Some("default") {
         format!(
@@ -376,12 +422,24 @@ fn signal_stop(s: &SignalRecord, request: Option<&Sent>, at_ns: i128) -> Option<
                      stop a process gracefully, send SIGTERM first and SIGKILL only after a grace period",
                 )
             };
+            // What came before, if anything, was not a stop request: say which, so the
+            // verdict never reads as if the record had nothing before it.
+            let before = s.preceded_by.as_ref().map_or(String::new(), |p| {
+                format!(
+                    " (the {} from {} {} earlier, {}, is not one)",
+                    p.signal.name,
+                    from(&p.sender),
+                    duration(p.elapsed_ms),
+                    outcome(p)
+                )
+            });
             return Some(stop(
                 Some(Verdict::KilledWithoutTerm),
                 None,
                 init,
                 format!(
-                    "{} sent SIGKILL to {} with no SIGTERM (or other stop request) before it: a kill, not a stop, {how}",
+                    "{} sent SIGKILL to {} with no stop request (SIGTERM, SIGINT, SIGQUIT) before it{before}: a kill, \
+                     not a stop, {how}",
                     from(&sender),
                     name(&target)
                 ),
@@ -461,6 +519,26 @@ fn signal_stop(s: &SignalRecord, request: Option<&Sent>, at_ns: i128) -> Option<
     }
     let now = Sent::of(s, at_ns);
     if now.request {
+        if let Some(r) = request.filter(|r| r.handled() && now.self_sent()) {
+            // A handler that cleans up, restores the default action and raises the signal
+            // again, to end with the status a stop by it should have.
+            let e = ms(at_ns - r.at_ns);
+            return Some(stop(
+                Some(Verdict::GracefulExit),
+                Some(e),
+                init,
+                format!(
+                    "{} got {} from {} and handled it; {} later it raised {sig} on itself with the default action, \
+                     which ended it (exit code {}): the conventional end of a handler that cleaned up",
+                    name(&target),
+                    r.signal.name,
+                    from(&r.sender),
+                    duration(e),
+                    128 + s.signal.number
+                ),
+                "nothing: it stopped as asked".into(),
+            ));
+        }
         let (elapsed, after) = match request {
             Some(r) => {
                 let e = ms(at_ns - r.at_ns);
@@ -469,19 +547,19 @@ fn signal_stop(s: &SignalRecord, request: Option<&Sent>, at_ns: i128) -> Option<
             None => (0, String::new()),
         };
         return Some(stop(
-            Some(Verdict::GracefulExit),
+            Some(Verdict::EndedByDefaultAction),
             Some(elapsed),
             init,
             format!(
                 "{sig} from {} ended {} at once{after}: it has no {sig} handler, so the signal's default action \
-                 killed it (exit code {})",
+                 ended it (exit code {}); nothing in it ran to clean up",
                 from(&sender),
                 name(&target),
                 128 + s.signal.number
             ),
             format!(
-                "nothing, for the stop; but with no {sig} handler it could not clean up (flush, close connections): \
-                 add one if it holds state"
+                "nothing, for the stop; but with no {sig} handler it cannot clean up (flush, close connections, stop \
+                 children): add one if it holds state"
             ),
         ));
     }
@@ -534,39 +612,75 @@ fn exit_stop(e: &ExitRecord, entry: &Entry, at_ns: i128) -> Option<Stop> {
         (None, Some(st)) => format!(" with status {st}"),
         (None, None) => String::new(),
     };
-    if let Some(r) = &entry.request {
+    // After a stop request: how the exit relates to it, from what the kernel said of the
+    // request and what the exit says of itself. An exit by another signal is that signal's.
+    if let Some(r) = entry.request.as_ref().filter(|r| e.signal.as_ref().is_none_or(|s| s.number == r.signal.number)) {
         let elapsed = ms(at_ns - r.at_ns);
         let rsig = &r.signal.name;
-        let (note, fix) = if r.dropped() {
+        let after = format!("{} after {rsig} from {}", duration(elapsed), from(&r.sender));
+        let (verdict, summary, fix) = if e.signal.is_some() && r.disposition == Some("handler") {
             (
+                Verdict::GracefulExit,
                 format!(
-                    " though that {rsig} itself was dropped ({}); it ended for another reason, such as its children \
-                     being stopped",
-                    dropped_reason(r)
+                    "{} exited{how}, {after}: it had a handler for {rsig}, and the signal ended it after that: a \
+                     handler that cleaned up and raised it again",
+                    name(&target)
                 ),
-                format!("nothing, for the stop; to stop cleanly on its own, it needs {rsig} to reach it: {FIX_INIT}")
+                "nothing: it stopped as asked".to_string(),
+            )
+        } else if e.signal.is_some() {
+            let waited = if r.blocked == Some(true) { " (it waited, blocked, until it was unblocked)" } else { "" };
+            (
+                Verdict::EndedByDefaultAction,
+                format!(
+                    "{} exited{how}, {after}: it had no {rsig} handler, so the signal's default action ended it{waited}; \
+                     nothing in it ran to clean up",
+                    name(&target)
+                ),
+                format!(
+                    "nothing, for the stop; but with no {rsig} handler it cannot clean up: add one if it holds state"
+                ),
+            )
+        } else if r.dropped() {
+            (
+                Verdict::ExitedOnItsOwn,
+                format!(
+                    "{rsig} from {} to {} was dropped: {}; {} exited{how} {} later without a SIGKILL, not because of \
+                     that {rsig}",
+                    from(&r.sender),
+                    name(&r.target),
+                    dropped_reason(r),
+                    name(&target),
+                    duration(elapsed)
+                ),
+                format!("nothing, for this exit; a stop by {rsig} would not have reached it: {FIX_INIT}")
                     .replace("SIGTERM", rsig),
             )
-        } else if r.disposition == Some("handler") {
-            (", which it handled".to_string(), "nothing: it stopped as asked".into())
+        } else if r.handled() {
+            (
+                Verdict::GracefulExit,
+                format!("{} exited{how}, {after}, which it handled; no SIGKILL was needed", name(&target)),
+                "nothing: it stopped as asked".to_string(),
+            )
         } else {
-            (String::new(), "nothing: it stopped as asked".into())
+            // Delivered with its default action, yet the process exited with a status: the
+            // kernel's record and the exit disagree about how; say only what each says.
+            (
+                Verdict::ExitedOnItsOwn,
+                format!(
+                    "{} exited{how}, {after}, which reached it with its default action; it did not end by {rsig}",
+                    name(&target)
+                ),
+                "nothing, for this exit".to_string(),
+            )
         };
-        return Some(stop(
-            Some(Verdict::GracefulExit),
-            Some(elapsed),
-            init,
-            format!(
-                "{} exited{how}, {} after {rsig} from {}{note}; no SIGKILL was needed",
-                name(&target),
-                duration(elapsed),
-                from(&r.sender)
-            ),
-            fix,
-        ));
+        return Some(stop(Some(verdict), Some(elapsed), init, summary, fix));
     }
-    // No stop request: the last signal ended it, if that is how it died.
-    let last = &entry.last;
+    // Another signal (or none) ended it: the signal that did, if the story has it.
+    let last = match &e.signal {
+        Some(sig) => entry.effective.iter().find(|x| x.signal.number == sig.number).unwrap_or(&entry.last),
+        None => &entry.last,
+    };
     let died_of_it = e.signal.as_ref().is_some_and(|s| s.number == last.signal.number);
     let handled_then_exited =
         e.status.is_some() && last.disposition == Some("handler") && last.result == Some("delivered");
@@ -784,8 +898,8 @@ mod tests {
         let mut st = Stories::default();
         let t = run(&mut st, sig(0.0, libc::SIGTERM, ("kill", 7), 150));
         let s = t.stop().unwrap();
-        assert_eq!((s.verdict, s.elapsed_ms), (Some(Verdict::GracefulExit), Some(0)));
-        assert!(s.summary.contains("exit code 143"), "{}", s.summary);
+        assert_eq!((s.verdict, s.elapsed_ms), (Some(Verdict::EndedByDefaultAction), Some(0)));
+        assert!(s.summary.contains("exit code 143") && s.summary.contains("nothing in it ran"), "{}", s.summary);
         // Its exit adds no second verdict.
         assert_eq!(run(&mut st, exit(0.01, 150, None, Some(libc::SIGTERM))).stop(), None);
     }
@@ -823,6 +937,177 @@ mod tests {
             run(&mut st, sig(i as f64 * 0.01, libc::SIGINT, ("x", 1), 100_000 + i));
         }
         assert!(st.by_pid.len() <= MAX_STORIES);
+    }
+
+    /// A terminal's Ctrl-C comes from a kernel worker, not a process: still a stop request.
+    #[test]
+    fn a_stop_request_is_one_whoever_raised_it() {
+        let mut st = Stories::default();
+        let mut int = sig(0.0, libc::SIGINT, ("kworker/0:1", 12), 180);
+        (int.cause, int.target.disposition) = (Cause::Kernel, Some("handler"));
+        run(&mut st, int);
+        let k = run(&mut st, sig(3.0, libc::SIGKILL, ("bash", 20), 180));
+        assert_eq!(verdict(&k), Some(Verdict::GraceExpiredTermHandled), "{:?}", k.stop());
+        // And one the process sent itself.
+        let mut term = sig(10.0, libc::SIGTERM, ("app", 181), 181);
+        term.target.disposition = Some("handler");
+        run(&mut st, term);
+        let k = run(&mut st, sig(11.0, libc::SIGKILL, ("bash", 20), 181));
+        assert_eq!(verdict(&k), Some(Verdict::GraceExpiredTermHandled));
+    }
+
+    /// A group kill's second SIGKILL, dropped because the process is already exiting: the
+    /// exit is linked to the one delivered, and the dropped one says why.
+    #[test]
+    fn the_exit_is_linked_to_the_signal_that_killed_it() {
+        let mut st = Stories::default();
+        run(&mut st, sig(0.0, libc::SIGKILL, ("kill", 7), 190));
+        let mut again = sig(0.001, libc::SIGKILL, ("kill", 8), 190);
+        (again.result, again.target.exiting) = (Some("ignored"), Some(true));
+        let again = run(&mut st, again);
+        let Record::Signal(a) = &again else { panic!() };
+        let p = a.preceded_by.as_ref().unwrap();
+        assert_eq!(outcome(p), "delivered");
+        let e = run(&mut st, exit(0.002, 190, None, Some(libc::SIGKILL)));
+        let Record::Exit(e) = &e else { panic!() };
+        let p = e.preceded_by.as_ref().unwrap();
+        assert_eq!((p.sender.as_ref().unwrap().pid, p.result), (7, Some("delivered")), "{p:?}");
+        let dropped = PrecededBy { result: Some("ignored"), exiting: Some(true), ..p.clone() };
+        assert_eq!(outcome(&dropped), "dropped: its target was already exiting (a fatal signal had begun its exit)");
+        // An exit by SIGPIPE is linked to the SIGPIPE, as one by SIGKILL is.
+        let mut pipe = sig(5.0, libc::SIGPIPE, ("app", 191), 191);
+        pipe.cause = Cause::Kernel;
+        run(&mut st, pipe);
+        let e = run(&mut st, exit(5.01, 191, None, Some(libc::SIGPIPE)));
+        let Record::Exit(e) = &e else { panic!() };
+        assert_eq!(e.preceded_by.as_ref().unwrap().signal.number, libc::SIGPIPE);
+    }
+
+    #[test]
+    fn graceful_means_it_handled_the_request() {
+        let mut st = Stories::default();
+        // Handled, cleaned up, re-raised with the default action.
+        let mut t = sig(0.0, libc::SIGTERM, ("runc", 9), 200);
+        t.target.disposition = Some("handler");
+        run(&mut st, t);
+        let again = run(&mut st, sig(0.2, libc::SIGTERM, ("app", 200), 200));
+        assert_eq!(verdict(&again), Some(Verdict::GracefulExit), "{:?}", again.stop());
+        // Ignored, then an exit of its own: neither graceful nor a kill, and no guess why.
+        let mut t = sig(1.0, libc::SIGTERM, ("runc", 9), 201);
+        (t.result, t.target.disposition) = (Some("ignored"), Some("ignore"));
+        run(&mut st, t);
+        let e = run(&mut st, exit(4.0, 201, Some(0), None));
+        let s = e.stop().unwrap();
+        assert_eq!(s.verdict, Some(Verdict::ExitedOnItsOwn));
+        assert!(!s.summary.contains("such as") && s.summary.contains("not because of that SIGTERM"), "{}", s.summary);
+        // Blocked (signalfd), then a clean exit: handled.
+        let mut t = sig(10.0, libc::SIGTERM, ("runc", 9), 202);
+        t.target.blocked = Some(true);
+        run(&mut st, t);
+        assert_eq!(verdict(&run(&mut st, exit(10.5, 202, Some(0), None))), Some(Verdict::GracefulExit));
+    }
+
+    /// What the story stage says never contradicts the record it says it of.
+    mod agrees_with_its_evidence {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Clone, Debug)]
+        enum Step {
+            Signal { sig: i32, sender: u8, cause: u8, ignored: bool, disposition: u8, blocked: bool, init: bool },
+            Exit { by: Option<i32> },
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            let sigs = prop::sample::select(vec![
+                libc::SIGKILL,
+                libc::SIGTERM,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGHUP,
+                libc::SIGPIPE,
+                libc::SIGSEGV,
+            ]);
+            prop_oneof![
+                4 => (sigs.clone(), 0..3u8, 0..3u8, any::<bool>(), 0..3u8, any::<bool>(), any::<bool>()).prop_map(
+                    |(sig, sender, cause, ignored, disposition, blocked, init)| Step::Signal {
+                        sig, sender, cause, ignored, disposition, blocked, init
+                    }
+                ),
+                1 => prop::option::of(sigs).prop_map(|by| Step::Exit { by }),
+            ]
+        }
+
+        fn record(i: usize, step: &Step, exiting: bool) -> Record {
+            let t = i as f64 * 0.5;
+            match *step {
+                Step::Signal { sig: n, sender, cause, ignored, disposition, blocked, init } => {
+                    let from = [("runc", 9), ("app", 300), ("kworker/1:0", 13)][sender as usize];
+                    let mut s = sig(t, n, from, 300);
+                    s.cause = [Cause::Process, Cause::Kernel, Cause::RuntimeStop][cause as usize];
+                    s.target.disposition = Some(["default", "ignore", "handler"][disposition as usize]);
+                    (s.target.blocked, s.target.ns_init) = (Some(blocked), Some(init));
+                    // A process already exiting drops everything but a core dump's SIGKILL.
+                    let dropped = ignored || exiting;
+                    s.result = Some(if dropped { "ignored" } else { "delivered" });
+                    s.target.exiting = Some(exiting);
+                    Record::Signal(s)
+                }
+                Step::Exit { by } => Record::Exit(exit(t, 300, by.is_none().then_some(0), by)),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(crate::fuzz_config())]
+            #[test]
+            fn verdicts_and_summaries_agree_with_preceded_by(steps in prop::collection::vec(step(), 1..12)) {
+                let mut st = Stories::default();
+                // Per signal, whether the kernel acted on one since the last exit.
+                let mut acted: Vec<i32> = Vec::new();
+                let mut exiting = false;
+                for (i, step) in steps.iter().enumerate() {
+                    let mut r = record(i, step, exiting);
+                    st.apply(&mut r);
+                    match &r {
+                        Record::Signal(s) => {
+                            let p = s.preceded_by.as_ref();
+                            let request = p.is_some_and(|p| STOP_REQUESTS.contains(&p.signal.number));
+                            if let Some(stop) = &s.stop {
+                                match stop.verdict {
+                                    Some(Verdict::KilledWithoutTerm) => {
+                                        prop_assert!(!request, "{stop:?} after a stop request {p:?}");
+                                        if let Some(p) = p {
+                                            prop_assert!(stop.summary.contains(&p.signal.name), "{stop:?} / {p:?}");
+                                        }
+                                    }
+                                    Some(Verdict::GraceExpiredTermIgnored | Verdict::GraceExpiredTermHandled) => {
+                                        prop_assert!(p.is_some(), "{stop:?} with nothing before it");
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            if s.result == Some("delivered") {
+                                acted.push(s.signal.number);
+                                // A delivered signal whose default action is fatal ends it.
+                                exiting |= s.signal.number == libc::SIGKILL;
+                            }
+                        }
+                        Record::Exit(e) => {
+                            if let (Some(by), Some(p)) = (&e.signal, &e.preceded_by)
+                                && acted.contains(&by.number)
+                            {
+                                prop_assert_eq!(p.signal.number, by.number, "{:?}", e);
+                                prop_assert_ne!(p.result, Some("ignored"), "linked to a dropped copy: {:?}", e);
+                            }
+                            acted.clear();
+                            exiting = false;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
     }
 
     #[test]

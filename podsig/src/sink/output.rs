@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 
-use crate::event::{AncestrySource, ContainerRef, ExitRecord, PrecededBy, Record, Severity, SignalRecord, Stop};
+use crate::event::{AncestrySource, Cause, ContainerRef, ExitRecord, PrecededBy, Record, Severity, SignalRecord, Stop};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -90,7 +90,7 @@ fn colored(record: &Record, notes: bool) -> String {
             (BOLD, RESET)
         } else if line.starts_with("  alert:") || line.starts_with("  warning:") {
             (RED, RESET)
-        } else if line.starts_with("  why:") || line.starts_with("  stop:") || line.starts_with("  fix:") {
+        } else if ["  why:", "  raised by the kernel:", "  stop:", "  fix:"].iter().any(|p| line.starts_with(p)) {
             (YELLOW, RESET)
         } else if line.starts_with("  ") {
             (DIM, RESET)
@@ -120,6 +120,12 @@ pub fn stap_time(ns: u64) -> String {
 fn signal_text(s: &SignalRecord, notes: bool) -> String {
     let from = s.sender.as_ref().map_or_else(|| "kernel".to_string(), |x| format!("{}({})", clean(&x.comm), x.pid));
     let mut t = format!("{from} send {} to {}({})\n", s.signal.name, clean(&s.target.comm), s.target.pid);
+    // The recipe's line names a sender even when no process asked for the signal (a fault,
+    // SIGPIPE, a limit, the OOM killer): the next line says so at once, and why.
+    let kernel = matches!(s.cause, Cause::Kernel | Cause::OomKill) && !s.cause_detail.is_empty();
+    if kernel {
+        t += &format!("  raised by the kernel: {}\n", clean(&s.cause_detail));
+    }
     if let Some(sender) = &s.sender {
         let parent =
             s.ancestry.iter().rev().nth(1).filter(|a| a.pid == sender.ppid).map_or("?".to_string(), |a| clean(&a.comm));
@@ -190,7 +196,7 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
             s.context.unwrap_or("interrupt")
         );
     }
-    if !s.cause_detail.is_empty() {
+    if !s.cause_detail.is_empty() && !kernel {
         t += &format!("  why: {}\n", clean(&s.cause_detail));
     }
     t += &story_text(s.preceded_by.as_ref(), s.stop.as_ref(), s.target.pid);
