@@ -22,6 +22,7 @@ const SCENARIO_C: &str = r#"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +41,45 @@ int main(int argc, char **argv) {
         int st; waitpid(c, &st, 0);
         usleep(200000);
         return WIFSIGNALED(st) ? 0 : 1;
+    }
+    if (!strcmp(mode, "attach")) {
+        /* A debugger's attach: PTRACE_ATTACH stops the tracee with SIGSTOP. */
+        pid_t t = atoi(argv[2]); int st;
+        if (ptrace(PTRACE_ATTACH, t, 0, 0)) return 1;
+        waitpid(t, &st, 0);
+        ptrace(PTRACE_DETACH, t, 0, 0);
+        return 0;
+    }
+    if (!strcmp(mode, "trace-exec")) {
+        /* Attached without PTRACE_O_TRACEEXEC: the tracee's exec raises SIGTRAP. The tracee
+           waits for argv[3], which this creates once attached. */
+        pid_t t = atoi(argv[2]); int st;
+        if (ptrace(PTRACE_ATTACH, t, 0, 0)) return 1;
+        waitpid(t, &st, 0);
+        ptrace(PTRACE_CONT, t, 0, 0);
+        fclose(fopen(argv[3], "w"));
+        for (;;) {
+            if (waitpid(t, &st, 0) < 0 || !WIFSTOPPED(st)) return 1;
+            if (WSTOPSIG(st) == SIGTRAP) { ptrace(PTRACE_DETACH, t, 0, 0); return 0; }
+            ptrace(PTRACE_CONT, t, 0, WSTOPSIG(st));
+        }
+    }
+    if (!strcmp(mode, "block-term")) {
+        /* SIGTERM blocked when it comes: pending until unblocked, then its default action. */
+        sigset_t set; sigemptyset(&set); sigaddset(&set, SIGTERM);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        gate(argv[2]);
+        sleep(1);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        return 0;
+    }
+    if (!strcmp(mode, "pipe")) {
+        /* SIGPIPE raised by write(2) to a pipe nobody reads. */
+        int p[2];
+        gate(argv[2]);
+        if (pipe(p)) return 1;
+        close(p[0]);
+        return write(p[1], "x", 1) < 0 ? 3 : 4;
     }
     if (!strcmp(mode, "pdeath")) {
         pid_t c = fork();
@@ -141,6 +181,8 @@ fn consistent(ev: &Value) {
         Some("tkill" | "tgkill") => assert_eq!(code, -6, "{ev}"),
         Some("rt_sigqueueinfo" | "rt_tgsigqueueinfo") => assert!(to_itself || (code < 0 && code != -6), "{ev}"),
         Some("pidfd_send_signal") => assert!(code == 0 || to_itself || (code < 0 && code != -6), "{ev}"),
+        // PTRACE_ATTACH's SIGSTOP, SEND_SIG_PRIV from the tracer.
+        Some("ptrace") => assert_eq!((ev["signal"]["name"].as_str(), code), (Some("SIGSTOP"), 128), "{ev}"),
         Some(other) => panic!("not a signal syscall: {other}: {ev}"),
         None => assert_ne!(ev["cause"], "process", "a process verdict names its syscall: {ev}"),
     }
@@ -409,4 +451,303 @@ fn a_handled_and_an_ignored_signal_are_told_apart() {
     assert!(str_of(&one, &["cause_detail"]).contains("SIG_IGN"), "{one}");
     let two = w.next_signal("SIGUSR2");
     assert_eq!(two["target"]["disposition"], "handler", "{two}");
+}
+
+/// `kill -s RTMIN+1` sends 35: glibc, bash and procps number real-time signals from 34.
+/// The name, and `--signal`, follow what the user typed.
+#[test]
+fn real_time_signals_are_named_as_kill_numbers_them() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    let target = Target::script("trap '' 35; exec sleep 300");
+    let t = target.pid();
+    let mut witness = Witness::start(t);
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "--signal", "RTMIN+1", "-o", "json"]);
+    send("bash", "kill -s RTMIN+1 $T", t);
+    let ev = w.next_kind("signal");
+    assert_eq!((ev["signal"]["number"].as_i64(), ev["signal"]["name"].as_str()), (Some(35), Some("SIGRTMIN+1")));
+    assert_eq!(witness.agrees(&ev).sig, 35);
+}
+
+/// A terminal's Ctrl-C is raised by the tty layer for the whole foreground process group,
+/// from a kernel worker: its scope is the group, and it is a stop request like `kill -INT`,
+/// so the SIGKILL after it is a grace period that ran out, not a kill without a stop.
+#[test]
+fn a_terminals_ctrl_c_is_a_stop_request_to_the_process_group() {
+    use std::os::{fd::FromRawFd, unix::process::CommandExt};
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    // A terminal of our own: the shell leads a session whose controlling tty is its slave,
+    // and a 0x03 written to the master is the Ctrl-C key.
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills in two descriptors; the rest may be null.
+    let rc =
+        unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: descriptors openpty just made, each owned once.
+    let (master, slave) = unsafe { (std::fs::File::from_raw_fd(master), std::fs::File::from_raw_fd(slave)) };
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "trap 'echo got INT' INT; while :; do sleep 0.1; done"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut shell = cmd.spawn().unwrap();
+    drop(slave);
+    let pid = shell.id();
+    // What the shell prints goes nowhere, and never fills the terminal's buffer.
+    let mut out = master.try_clone().unwrap();
+    thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let mut witness = Witness::start(pid);
+    let mut w =
+        Podsig::start(&["watch", "--pid", &pid.to_string(), "--signal", "INT", "--signal", "KILL", "-o", "json"]);
+    std::io::Write::write_all(&mut &master, b"\x03").unwrap();
+    let int = w.next_signal("SIGINT");
+    consistent(&int);
+    witness.agrees(&int);
+    assert_eq!(int["cause"], "kernel", "raised by the tty layer: {int}");
+    assert!(str_of(&int, &["cause_detail"]).contains("Ctrl-C"), "{int}");
+    assert_eq!(int["scope"], "process_group", "{int}");
+    // The shell leads its own session and group.
+    assert_eq!(int["pgid"], pid, "{int}");
+    assert_eq!(int["target"]["disposition"], "handler", "{int}");
+    thread::sleep(Duration::from_millis(300));
+    send("sh", "kill -KILL $T", pid);
+    let kill = w.next_signal("SIGKILL");
+    assert_eq!(kill["preceded_by"]["signal"]["name"], "SIGINT", "{kill}");
+    assert_eq!(kill["stop"]["verdict"], "grace_expired_term_handled", "{kill}");
+    assert!(str_of(&kill, &["stop", "summary"]).contains("SIGINT"), "{kill}");
+    let _ = shell.wait();
+}
+
+/// kill(pid) and kill(0) from one sender to one target are two signals of different
+/// scope: never one record counting two.
+#[test]
+fn signals_of_different_scope_never_fold_together() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    let gate = Gate::new();
+    // A session of its own, so kill(0) reaches only this shell's group: the shell and its
+    // sleep, which inherits the ignored SIGUSR1.
+    let script = format!(
+        "trap '' USR1; sleep 300 & echo $!; while [ ! -e {} ]; do sleep 0.02; done; kill -USR1 $!; kill -USR1 0; \
+         sleep 0.5; kill $!",
+        gate.path().display()
+    );
+    let mut group = Command::new("setsid").args(["sh", "-c", &script]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(group.stdout.as_mut().unwrap()), &mut first).unwrap();
+    let t: u32 = first.trim().parse().unwrap();
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "--signal", "USR1", "-o", "json"]);
+    gate.go();
+    let a = w.next_signal("SIGUSR1");
+    let b = w.next_signal("SIGUSR1");
+    assert_eq!((a["scope"].as_str(), a["count"].as_u64()), (Some("process"), Some(1)), "{a}");
+    assert_eq!((b["scope"].as_str(), b["count"].as_u64()), (Some("process_group"), Some(1)), "{b}");
+    assert_eq!(b["pgid"], group.id(), "the shell leads its group: {b}");
+    let _ = group.wait();
+}
+
+/// A group kill arriving while the process already exits: the second SIGKILL is dropped,
+/// says why, and the exit is linked to the one that killed it.
+#[test]
+fn the_exit_is_linked_to_the_sigkill_that_killed_it() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    let target = Target::sleep();
+    let t = target.pid();
+    // Watched too, so the watch outlives the target and reports a copy that comes after
+    // its exit.
+    let bystander = Target::sleep();
+    let mut witness = Witness::start(t);
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "--pid", &bystander.pid().to_string(), "-o", "json"]);
+    let sender = send("sh", "kill -KILL $T; kill -KILL $T", t);
+    // The second copy may come before the exit record or after it (the process can be a
+    // zombie by then): take the three in the order they come.
+    let (mut kills, mut exit) = (Vec::new(), None);
+    while kills.len() < 2 || exit.is_none() {
+        let r = w.next_json();
+        match r["kind"].as_str() {
+            Some("signal") if r["signal"]["name"] == "SIGKILL" => kills.push(r),
+            Some("exit") => exit = Some(r),
+            _ => {}
+        }
+    }
+    let (first, second) = (&kills[0], &kills[1]);
+    witness.agrees(first);
+    witness.agrees(second);
+    assert_eq!((first["result"].as_str(), second["result"].as_str()), (Some("delivered"), Some("ignored")));
+    assert_eq!(second["target"]["exiting"], true, "{second}");
+    assert!(str_of(second, &["cause_detail"]).contains("already exiting"), "{second}");
+    assert!(!str_of(second, &["cause_detail"]).contains("default action"), "{second}");
+    let exit = exit.unwrap();
+    assert_eq!(exit["signal"]["name"], "SIGKILL", "{exit}");
+    let p = &exit["preceded_by"];
+    assert_eq!((p["result"].as_str(), &p["sender"]["pid"]), (Some("delivered"), &Value::from(sender)), "{exit}");
+    // When the copy came first, its own link says it was the delivered one it followed.
+    if let Some(p) = second["preceded_by"].as_object() {
+        assert_eq!(p["result"], "delivered", "{second}");
+    }
+}
+
+/// A debugger attaching stops its tracee with SIGSTOP from its own task: ptrace names it.
+/// Attached that way, the tracee's exec raises SIGTRAP on itself for the tracer.
+#[test]
+fn ptrace_is_named_with_the_tracer_who_asked() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    let target = Target::sleep();
+    let t = target.pid();
+    let mut witness = Witness::start(t);
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "--signal", "STOP", "-o", "json"]);
+    let mut dbg = Command::new(scenario()).args(["attach", &t.to_string()]).spawn().unwrap();
+    let ev = w.next_signal("SIGSTOP");
+    assert!(dbg.wait().unwrap().success());
+    consistent(&ev);
+    witness.agrees(&ev);
+    assert_eq!((ev["syscall"].as_str(), ev["cause"].as_str()), (Some("ptrace"), Some("process")), "{ev}");
+    assert_eq!(ev["sender"]["pid"], dbg.id(), "{ev}");
+    assert!(str_of(&ev, &["cause_detail"]).contains("PTRACE_ATTACH"), "{ev}");
+    drop(w);
+
+    let gate = Gate::new();
+    let target =
+        Target::script(&format!("while [ ! -e {} ]; do sleep 0.02; done; exec sleep 300", gate.path().display()));
+    let t = target.pid();
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "--signal", "TRAP", "-o", "json"]);
+    let mut tracer =
+        Command::new(scenario()).args(["trace-exec", &t.to_string(), gate.path().to_str().unwrap()]).spawn().unwrap();
+    let ev = w.next_signal("SIGTRAP");
+    assert!(tracer.wait().unwrap().success());
+    consistent(&ev);
+    assert_eq!(ev["sender"]["pid"], t, "{ev}");
+    assert_eq!(ev["target"]["traced_by"], tracer.id(), "{ev}");
+    assert_eq!(ev["cause"], "kernel", "{ev}");
+    let why = str_of(&ev, &["cause_detail"]);
+    assert!(why.contains("ptraced") && why.contains(&format!("pid {}", tracer.id())), "{ev}");
+}
+
+/// SIGCONT resumes a stopped process when it is sent; its delivery is then "ignored".
+#[test]
+fn sigcont_says_it_resumed_the_stopped_process() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    let target = Target::sleep();
+    let t = target.pid();
+    let mut witness = Witness::start(t);
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "--signal", "CONT", "-o", "json"]);
+    send("sh", "kill -STOP $T; sleep 0.2; kill -CONT $T; kill -CONT $T", t);
+    let resumed = w.next_signal("SIGCONT");
+    witness.agrees(&resumed);
+    assert_eq!(resumed["target"]["resumed"], true, "{resumed}");
+    assert!(str_of(&resumed, &["cause_detail"]).contains("it resumed sleep("), "{resumed}");
+    assert!(!str_of(&resumed, &["cause_detail"]).contains("default action of SIGCONT"), "{resumed}");
+    // The second found it running: nothing to resume.
+    let again = w.next_signal("SIGCONT");
+    assert_eq!(again["target"]["resumed"], false, "{again}");
+}
+
+/// A SIGTERM that arrives blocked waits for the mask; the exit by it, when it is
+/// unblocked, is linked to it, and its default action (no handler) is no graceful exit.
+#[test]
+fn a_blocked_signal_is_pending_and_its_exit_is_linked_to_it() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    let s = Scenario::start("block-term", None);
+    let t = s.pid();
+    let mut witness = Witness::start(t);
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
+    s.gate.go();
+    let sender = send("sh", "kill -TERM $T", t);
+    let term = w.next_signal("SIGTERM");
+    witness.agrees(&term);
+    assert_eq!((term["target"]["blocked"].as_bool(), term["result"].as_str()), (Some(true), Some("delivered")));
+    assert!(str_of(&term, &["cause_detail"]).contains("stays pending"), "{term}");
+    assert_eq!(term["stop"], Value::Null, "blocked: not yet the end: {term}");
+    let exit = w.next_kind("exit");
+    assert_eq!(exit["signal"]["name"], "SIGTERM", "{exit}");
+    assert_eq!(exit["preceded_by"]["sender"]["pid"], sender, "{exit}");
+    assert_eq!(exit["stop"]["verdict"], "ended_by_default_action", "{exit}");
+}
+
+/// Graceful means it handled the request: a SIGTERM's default action is not, and a process
+/// that ignored the SIGTERM and exited later is neither.
+#[test]
+fn graceful_means_graceful() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    // No handler: the default action ends it at once.
+    let target = Target::sleep();
+    let t = target.pid();
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
+    send("sh", "kill -TERM $T", t);
+    let term = w.next_signal("SIGTERM");
+    assert_eq!(term["stop"]["verdict"], "ended_by_default_action", "{term}");
+    drop(w);
+    // A handler that exits: graceful.
+    let target = Target::script("trap 'exit 0' TERM; while :; do sleep 0.05; done");
+    let t = target.pid();
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
+    send("sh", "kill -TERM $T", t);
+    let exit = w.next_kind("exit");
+    assert_eq!(exit["stop"]["verdict"], "graceful_exit", "{exit}");
+    drop(w);
+    // Ignored, then an exit of its own a second later: neither, and no guess at why.
+    // The trap is set before the gate, so the SIGTERM cannot come first.
+    let gate = Gate::new();
+    let target = Target::script(&format!(
+        "trap '' TERM; while [ ! -e {} ]; do sleep 0.02; done; sleep 1; exit 3",
+        gate.path().display()
+    ));
+    let t = target.pid();
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "-o", "json"]);
+    gate.go();
+    send("sh", "kill -TERM $T", t);
+    let exit = w.next_kind("exit");
+    let stop = &exit["stop"];
+    assert_eq!(stop["verdict"], "exited_on_its_own", "{exit}");
+    assert!(str_of(stop, &["summary"]).contains("not because of that SIGTERM"), "{exit}");
+    assert!(!str_of(stop, &["summary"]).contains("such as"), "no speculation: {exit}");
+}
+
+/// A signal the kernel raised to the process itself keeps the recipe's line, and the next
+/// line says at once that the kernel raised it, and why.
+#[test]
+fn a_kernel_raised_signal_says_so_on_the_next_line() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    let s = Scenario::start("pipe", None);
+    let t = s.pid();
+    let mut w = Podsig::start(&["watch", "--pid", &t.to_string(), "--signal", "PIPE", "-o", "text"]);
+    s.gate.go();
+    let first = w.next_line();
+    assert_eq!(first, format!("scenario({t}) send SIGPIPE to scenario({t})"));
+    let second = w.next_line();
+    assert!(second.starts_with("  raised by the kernel: write to a pipe or socket with no reader"), "{second}");
 }

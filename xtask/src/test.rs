@@ -31,6 +31,9 @@ pub(crate) const TEST_PACKAGES: &[(&str, &str)] = &[
     ("gcc", "/usr/bin/cc"),
     // The read-only fault test: ext4 on a loop device, checked with e2fsck.
     ("e2fsprogs", "/usr/sbin/mkfs.ext4"),
+    // The witness: another tool on the same tracepoint, against which the kernel's facts in
+    // podsig's records are checked.
+    ("bpftrace", "/usr/bin/bpftrace"),
 ];
 
 /// kubernetes-validate (PyPI; it carries the Kubernetes schemas, so it validates offline),
