@@ -246,6 +246,45 @@ fn recall_a_containers_binary_run_on_the_host() {
     flagged(&ev, pid, "container_binary_on_host");
 }
 
+// The sender's executable.
+
+/// A target that ignores SIGTERM, so one watch sees several senders in turn.
+fn watched_steadfast() -> (Target, Podsig, String) {
+    let target = Target::script("trap '' TERM; exec sleep 300");
+    let t = target.pid().to_string();
+    let w = Podsig::start(&["watch", "--pid", &t, "--signal", "TERM", "-o", "json"]);
+    (target, w, t)
+}
+
+#[test]
+fn the_senders_exe_is_what_it_ran_at_signal_time() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    let (_target, mut w, t) = watched_steadfast();
+    // A path longer than the kernel keeps: the whole path can only come from /proc.
+    let deep = scratch("exec-after-kill").join("a-directory-long-enough-that-the-kernel-keeps-only-the-tail/sh");
+    let sh = Copy::of(Path::new("/bin/sh"), deep);
+    let watcher = w.child.id();
+    // It stops podsig, kills, execs another program, then lets podsig read /proc: the
+    // same pid and start time, another executable.
+    let script = format!("kill -STOP {watcher}; kill -TERM {t}; exec /bin/sh -c 'kill -CONT {watcher}; exec sleep 2'");
+    let mut c = Command::new(&sh.0).args(["-c", &script]).spawn().unwrap();
+    let pid = c.id();
+    let ev = w.next_signal("SIGTERM");
+    assert_eq!(ev["sender"]["pid"], pid, "{ev}");
+    let me = ev["ancestry"].as_array().unwrap().last().unwrap().clone();
+    assert!(me["exe"]["path"].as_str().unwrap().ends_with("-only-the-tail/sh"), "the kernel kept the tail\n{ev}");
+    assert_eq!(ev["sender"]["exe"], Value::Null, "not what it exec'd afterwards\n{ev}");
+    c.wait().unwrap();
+    // The same file while it lives: /proc's whole path, the very file the kernel saw.
+    let mut c = Command::new(&sh.0).args(["-c", &format!("kill -TERM {t}; sleep 2")]).spawn().unwrap();
+    let ev = w.next_signal("SIGTERM");
+    assert_eq!(ev["sender"]["exe"], sh.0.to_str().unwrap(), "{ev}");
+    c.wait().unwrap();
+}
+
 // Precision.
 
 #[test]

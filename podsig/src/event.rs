@@ -103,8 +103,10 @@ pub struct Sender {
     pub ppid: u32,
     pub uid: u32,
     pub comm: String,
-    /// The executable's path: from the kernel at signal time when it had the whole path,
-    /// else from /proc while the same process (pid and start time) still lives; else null.
+    /// The executable it ran at signal time: the kernel's path when it had the whole path;
+    /// else /proc's, only while the same process (pid and start time) still runs the very
+    /// file the kernel captured (inode and device), or, where it captured none, while a
+    /// thread still has the comm it signalled with (exec keeps pid and start time); else null.
     pub exe: Option<String>,
     pub argv: Vec<String>,
     /// argv was longer than podsig captures: `argv` holds its head, `…`, and its tail.

@@ -20,6 +20,24 @@ pub fn proc_state(pid: u32) -> Option<char> {
     Some(process(pid)?.stat().ok()?.state)
 }
 
+/// The inode and device (`major:minor`) of the file /proc/PID/exe leads to: the executable
+/// the process runs now, to compare with what the kernel captured at signal time.
+pub fn exe_identity(pid: u32) -> Option<(u64, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((m.ino(), format!("{}:{}", libc::major(m.dev()), libc::minor(m.dev()))))
+}
+
+/// The comm of every thread of the process: exec leaves one thread, named after the new
+/// program, so a name among them says the process may still run what it ran then.
+pub fn thread_comms(pid: u32) -> Vec<String> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim_end_matches('\n').to_string())
+        .collect()
+}
+
 /// Inode of /proc/PID/ns/pid (`self` for this process).
 pub fn pidns_of(pid: &str) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
