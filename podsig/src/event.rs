@@ -539,11 +539,17 @@ pub struct Finding {
     pub kind: FindingKind,
     #[serde(default)]
     pub severity: Severity,
-    /// Where the fact came from: the kernel at signal time, or /proc afterwards (for the
-    /// same process, pid and start time).
+    /// Where the fact came from: the kernel at signal time, /proc afterwards (for the same
+    /// process, pid and start time, still running what it ran then), or, for a script or a
+    /// program run by the loader, the argv that named it (see `Evidence`).
     #[serde(default)]
     pub evidence: Evidence,
     pub detail: String,
+    /// The script an interpreter ran (`python3 /tmp/x.py`), or the program the dynamic
+    /// loader ran (`ld-linux-x86-64.so.2 /tmp/x`), when the finding is about that file
+    /// rather than the executable; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -590,12 +596,18 @@ impl Severity {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Evidence {
+    /// The kernel, at signal time.
     #[default]
     Kernel,
+    /// /proc, afterwards, for the same process still running what it ran then.
     Proc,
+    /// The sender's argv as the kernel captured it at signal time named the script.
+    Argv,
+    /// /proc/PID/cmdline of the same live process named the script.
+    Cmdline,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -116,8 +116,15 @@ impl Enricher {
                     sender.exe = kernel.or_else(|| self.cached_exe(sender, me));
                 }
                 let clk_tck = self.clk_tck;
-                s.findings =
-                    self.inspector.inspect(&s.ancestry, |pid, start_ns| same_process(clk_tck, pid, Some(start_ns)));
+                // argv the kernel captured with the signal; from /proc it is only as good as
+                // any live process's cmdline, which the inspector reads itself.
+                let sender_argv = s
+                    .sender
+                    .as_ref()
+                    .filter(|x| s.ancestry_source == AncestrySource::Kernel && !x.kthread)
+                    .filter(|x| s.ancestry.last().is_some_and(|a| a.pid == x.pid))
+                    .map(|x| x.argv.as_slice());
+                s.findings = self.inspector.inspect(&s.ancestry, sender_argv, |a| live_image(clk_tck, a));
                 if let Some(oom) = &mut s.oom {
                     memory_cgroup(oom, s.target.memcg);
                 }
@@ -219,6 +226,12 @@ impl Enricher {
         s.ancestry = chain.into();
         s.ancestry_complete = complete;
     }
+}
+
+/// Whether /proc's `a.pid` is the process `a` (pid and start time) still running what it
+/// ran when captured: see `same_image`.
+fn live_image(clk_tck: u64, a: &Ancestor) -> bool {
+    same_process(clk_tck, a.pid, Some(a.start_ns)) && same_image(a)
 }
 
 /// Whether /proc's `a.pid` runs the executable the kernel captured for `a` (inode and
