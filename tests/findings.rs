@@ -370,6 +370,20 @@ fn recall_a_shell_script_in_dev_shm() {
     assert_eq!(ev["sender"]["ppid"], pid, "/bin/kill is the sender, the shell its parent\n{ev}");
     let parent = Some(child.0.to_str().unwrap().to_string());
     assert_eq!(about(&ev, pid), vec![("writable_location".into(), "warning".into(), "cmdline".into(), parent)], "{ev}");
+    // A script that deletes itself while the shell holds it open: the kernel marks the open
+    // file deleted, and nothing is at its path.
+    let gone = script_file(path.with_extension("gone.sh"), "rm -f \"$0\"; kill -TERM $1; sleep 1\n");
+    let pid = run(Command::new("bash").arg(&gone.0).arg(&t));
+    let ev = w.next_signal("SIGTERM");
+    let gone = Some(gone.0.to_str().unwrap().to_string());
+    assert_eq!(
+        about(&ev, pid),
+        vec![
+            ("deleted_executable".into(), "alert".into(), "argv".into(), gone.clone()),
+            ("writable_location".into(), "warning".into(), "argv".into(), gone)
+        ],
+        "{ev}"
+    );
     // Inline code that mentions the file is not the file.
     let pid = run(Command::new("bash").args(["-c", &format!("kill -TERM {t} # {}", sh.0.display())]));
     let ev = w.next_signal("SIGTERM");

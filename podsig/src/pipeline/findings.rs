@@ -533,12 +533,23 @@ fn script(s: &Subject, image: Option<&Image>, found: &mut Vec<Found>) -> Option<
                     )
                     .about(&path),
                 ),
-                (Some(true), present) => found.push(
+                (Some(true), Some(false)) => found.push(
                     Found::new(
                         K::DeletedExecutable,
-                        if present.is_none() { S::Warning } else { S::Alert },
+                        S::Alert,
                         *evidence,
                         format!("its {words} was deleted after it started, and nothing is at that path now"),
+                    )
+                    .about(&path),
+                ),
+                // Deleted, says the kernel's mark on the open file; whether a newer file took
+                // its path (an upgrade) cannot be read.
+                (Some(true), None) => found.push(
+                    Found::new(
+                        K::DeletedExecutable,
+                        S::Warning,
+                        *evidence,
+                        format!("its {words} was deleted after it started"),
                     )
                     .about(&path),
                 ),
