@@ -117,8 +117,10 @@ pub struct Sender {
     pub ppid: u32,
     pub uid: u32,
     pub comm: String,
-    /// The executable's path: from the kernel at signal time when it had the whole path,
-    /// else from /proc while the same process (pid and start time) still lives; else null.
+    /// The executable it ran at signal time: the kernel's path when it had the whole path;
+    /// else /proc's, only while the same process (pid and start time) still runs the very
+    /// file the kernel captured (inode and device), or, where it captured none, while a
+    /// thread still has the comm it signalled with (exec keeps pid and start time); else null.
     pub exe: Option<String>,
     pub argv: Vec<String>,
     /// argv was longer than podsig captures: `argv` holds its head, `…`, and its tail.
@@ -562,11 +564,17 @@ pub struct Finding {
     pub kind: FindingKind,
     #[serde(default)]
     pub severity: Severity,
-    /// Where the fact came from: the kernel at signal time, or /proc afterwards (for the
-    /// same process, pid and start time).
+    /// Where the fact came from: the kernel at signal time, /proc afterwards (for the same
+    /// process, pid and start time, still running what it ran then), or, for a script or a
+    /// program run by the loader, the argv that named it (see `Evidence`).
     #[serde(default)]
     pub evidence: Evidence,
     pub detail: String,
+    /// The script an interpreter ran (`python3 /tmp/x.py`), or the program the dynamic
+    /// loader ran (`ld-linux-x86-64.so.2 /tmp/x`), when the finding is about that file
+    /// rather than the executable; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -613,12 +621,18 @@ impl Severity {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Evidence {
+    /// The kernel, at signal time.
     #[default]
     Kernel,
+    /// /proc, afterwards, for the same process still running what it ran then.
     Proc,
+    /// The sender's argv as the kernel captured it at signal time named the script.
+    Argv,
+    /// /proc/PID/cmdline of the same live process named the script.
+    Cmdline,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

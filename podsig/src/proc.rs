@@ -20,6 +20,87 @@ pub fn proc_state(pid: u32) -> Option<char> {
     Some(process(pid)?.stat().ok()?.state)
 }
 
+/// The inode and device (`major:minor`) of the file /proc/PID/exe leads to: the executable
+/// the process runs now, to compare with what the kernel captured at signal time.
+pub fn exe_identity(pid: u32) -> Option<(u64, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((m.ino(), format!("{}:{}", libc::major(m.dev()), libc::minor(m.dev()))))
+}
+
+/// The file system magic of the executable /proc/PID/exe leads to (as `statfs` says).
+pub fn exe_fs_magic(pid: u32) -> Option<u32> {
+    let path = std::ffi::CString::new(format!("/proc/{pid}/exe")).ok()?;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statfs buffer we own.
+    (unsafe { libc::statfs(path.as_ptr(), &mut st) } == 0).then_some(st.f_type as u32)
+}
+
+/// The comm of every thread of the process: exec leaves one thread, named after the new
+/// program, so a name among them says the process may still run what it ran then.
+pub fn thread_comms(pid: u32) -> Vec<String> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim_end_matches('\n').to_string())
+        .collect()
+}
+
+/// /proc/PID/cmdline, split at its NULs.
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let bytes = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+    Some(bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+}
+
+/// Where the process's open descriptors and file mappings lead (`/x (deleted)` for a file
+/// unlinked since): a shell holds its script open, the loader maps its program.
+pub fn open_and_mapped(pid: u32) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.flatten().filter_map(|e| fs::read_link(e.path()).ok()).map(|l| l.to_string_lossy().into_owned()))
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
+        // address perms offset dev inode path: the path is what follows the fifth field.
+        out.extend(maps.lines().filter_map(|l| {
+            let mut rest = l;
+            for _ in 0..5 {
+                rest = rest.trim_start().split_once(' ')?.1;
+            }
+            Some(rest.trim_start().to_string()).filter(|p| p.starts_with('/'))
+        }));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Where /proc/PID/fd/FD leads.
+pub fn fd_target(pid: u32, fd: u32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok().map(|l| l.to_string_lossy().into_owned())
+}
+
+/// The process's working directory.
+pub fn cwd(pid: u32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|l| l.to_string_lossy().into_owned())
+}
+
+/// Whether something is at `path` as the process sees its file system (its root and its
+/// mount namespace, through /proc/PID/root); None when that cannot be read.
+pub fn exists_for(pid: u32, path: &str) -> Option<bool> {
+    let root = format!("/proc/{pid}/root");
+    fs::metadata(&root).ok()?;
+    Some(fs::symlink_metadata(format!("{root}{path}")).is_ok())
+}
+
+/// The inode and device (`major:minor`) of `path` as the process sees its file system.
+pub fn identity_for(pid: u32, path: &str) -> Option<(u64, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(format!("/proc/{pid}/root{path}")).ok()?;
+    Some((m.ino(), format!("{}:{}", libc::major(m.dev()), libc::minor(m.dev()))))
+}
+
 /// Inode of /proc/PID/ns/pid (`self` for this process).
 pub fn pidns_of(pid: &str) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;

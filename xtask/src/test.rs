@@ -29,6 +29,8 @@ pub(crate) const TEST_PACKAGES: &[(&str, &str)] = &[
     // The verdict tests: a tmux session kill, and small C scenarios (raise, timers).
     ("tmux", "/usr/bin/tmux"),
     ("gcc", "/usr/bin/cc"),
+    // The findings tests: scripts run by python3 (perl is in every Debian, as perl-base).
+    ("python3", "/usr/bin/python3"),
     // The read-only fault test: ext4 on a loop device, checked with e2fsck.
     ("e2fsprogs", "/usr/sbin/mkfs.ext4"),
     // The witness: another tool on the same tracepoint, against which the kernel's facts in

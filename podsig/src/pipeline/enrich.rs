@@ -11,11 +11,11 @@ use std::{
 
 use procfs::process::Process;
 
-use crate::proc::{cgroup_mount, proc_start_ticks, proc_state, process};
+use crate::proc::{self, cgroup_mount, proc_start_ticks, proc_state, process};
 
 use crate::{
     containers::ContainerIndex,
-    event::{Ancestor, AncestrySource, OomInfo, Record, SignalRecord},
+    event::{Ancestor, AncestrySource, OomInfo, Record, Sender, SignalRecord},
     pipeline::findings::Inspector,
 };
 
@@ -24,14 +24,18 @@ pub struct Enricher {
     wall_minus_boot_ns: i128,
     clk_tck: u64,
     inspector: Inspector,
-    /// (pid, start_ns) → executable, so a storm from one sender reads /proc once a second.
-    exes: HashMap<(u32, u64), (Instant, Option<String>)>,
+    /// (pid, start_ns, captured inode, comm) → executable, so a storm from one sender reads
+    /// /proc once a second.
+    exes: HashMap<ExeKey, (Instant, Option<String>)>,
     /// Which container a process is in, and its names: fed by the watch's follower and the
     /// namer, read here.
     containers: ContainerIndex,
     /// Put on every record.
     pub node: Option<String>,
 }
+
+/// (pid, start_ns, inode of the executable captured, comm).
+type ExeKey = (u32, u64, u64, String);
 
 const EXE_TTL: Duration = Duration::from_secs(1);
 const EXE_CACHE_MAX: usize = 4096;
@@ -107,16 +111,20 @@ impl Enricher {
                 if let Some(sender) = s.sender.as_mut() {
                     let me = s.ancestry.last().filter(|a| a.pid == sender.pid);
                     // The kernel's path, taken at signal time, when it walked all of it;
-                    // /proc only for the same process (pid and start time) still alive.
+                    // else /proc's, only for the same process still running the same file.
                     let kernel = me.and_then(|a| a.exe.as_ref()?.path.clone()).filter(|p| p.starts_with('/'));
-                    sender.exe = kernel.or_else(|| match me.map(|a| a.start_ns) {
-                        Some(start_ns) => self.cached_exe(sender.pid, start_ns),
-                        None => self.exe_if_same_process(sender.pid, None),
-                    });
+                    sender.exe = kernel.or_else(|| self.cached_exe(sender, me));
                 }
                 let clk_tck = self.clk_tck;
-                s.findings =
-                    self.inspector.inspect(&s.ancestry, |pid, start_ns| same_process(clk_tck, pid, Some(start_ns)));
+                // argv the kernel captured with the signal; from /proc it is only as good as
+                // any live process's cmdline, which the inspector reads itself.
+                let sender_argv = s
+                    .sender
+                    .as_ref()
+                    .filter(|x| s.ancestry_source == AncestrySource::Kernel && !x.kthread)
+                    .filter(|x| s.ancestry.last().is_some_and(|a| a.pid == x.pid))
+                    .map(|x| x.argv.as_slice());
+                s.findings = self.inspector.inspect(&s.ancestry, sender_argv, |a| live_image(clk_tck, a));
                 if let Some(oom) = &mut s.oom {
                     memory_cgroup(oom, s.target.memcg);
                 }
@@ -146,27 +154,36 @@ impl Enricher {
         }
     }
 
-    fn cached_exe(&mut self, pid: u32, start_ns: u64) -> Option<String> {
-        if let Some((t, exe)) = self.exes.get(&(pid, start_ns))
+    /// The sender's executable from /proc: only while it is provably what it ran at signal
+    /// time. exec keeps pid and start time, so the same process is not enough: the file
+    /// must be the one the kernel captured (inode and device), or, where it captured none,
+    /// nothing may say the process exec'd since (a thread still has the comm it signalled
+    /// with). Otherwise null.
+    fn cached_exe(&mut self, sender: &Sender, me: Option<&Ancestor>) -> Option<String> {
+        let fallback;
+        let (me, start_ns) = match me {
+            Some(a) => (a, Some(a.start_ns)),
+            // No ancestry (a weaker build, a sender gone before /proc was read): no start
+            // time to hold the pid to, and the sender's comm is all there is to check.
+            None => {
+                fallback = Ancestor { pid: sender.pid, comm: sender.comm.clone(), ..Default::default() };
+                (&fallback, None)
+            }
+        };
+        let key = (me.pid, me.start_ns, me.exe.as_ref().map_or(0, |e| e.ino), me.comm.clone());
+        if let Some((t, exe)) = self.exes.get(&key)
             && t.elapsed() < EXE_TTL
         {
             return exe.clone();
         }
-        let exe = self.exe_if_same_process(pid, Some(start_ns));
+        let exe = (same_process(self.clk_tck, me.pid, start_ns) && same_image(me))
+            .then(|| process(me.pid)?.exe().ok().map(|p| p.to_string_lossy().into_owned()))
+            .flatten();
         if self.exes.len() >= EXE_CACHE_MAX {
             self.exes.clear();
         }
-        self.exes.insert((pid, start_ns), (Instant::now(), exe.clone()));
+        self.exes.insert(key, (Instant::now(), exe.clone()));
         exe
-    }
-
-    /// The sender's executable, but only if `pid` still names the process that sent the
-    /// signal: a short-lived sender's pid can already belong to someone else.
-    fn exe_if_same_process(&self, pid: u32, start_ns: Option<u64>) -> Option<String> {
-        if !same_process(self.clk_tck, pid, start_ns) {
-            return None;
-        }
-        process(pid)?.exe().ok().map(|p| p.to_string_lossy().into_owned())
     }
 
     /// Fills what the no-BTF fallback could not capture in kernel, while the processes are
@@ -208,6 +225,22 @@ impl Enricher {
         chain.reverse();
         s.ancestry = chain.into();
         s.ancestry_complete = complete;
+    }
+}
+
+/// Whether /proc's `a.pid` is the process `a` (pid and start time) still running what it
+/// ran when captured: see `same_image`.
+fn live_image(clk_tck: u64, a: &Ancestor) -> bool {
+    same_process(clk_tck, a.pid, Some(a.start_ns)) && same_image(a)
+}
+
+/// Whether /proc's `a.pid` runs the executable the kernel captured for `a` (inode and
+/// device); where it captured none, whether a thread still has the comm `a` had, which an
+/// exec would have replaced.
+fn same_image(a: &Ancestor) -> bool {
+    match &a.exe {
+        Some(exe) => proc::exe_identity(a.pid).is_some_and(|(ino, dev)| ino == exe.ino && dev == exe.dev),
+        None => proc::thread_comms(a.pid).contains(&a.comm),
     }
 }
 
@@ -287,6 +320,32 @@ fn find_inode(dir: &Path, ino: u64, depth: u32) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_image_is_the_captured_file_or_else_the_same_comm() {
+        use std::os::unix::fs::MetadataExt;
+        let me = std::process::id();
+        let m = std::fs::metadata("/proc/self/exe").unwrap();
+        let exe = crate::event::Exe {
+            ino: m.ino(),
+            dev: format!("{}:{}", libc::major(m.dev()), libc::minor(m.dev())),
+            ..Default::default()
+        };
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap().trim().to_string();
+        let a = |exe: Option<crate::event::Exe>, comm: &str| Ancestor {
+            pid: me,
+            comm: comm.into(),
+            exe,
+            ..Default::default()
+        };
+        assert!(same_image(&a(Some(exe.clone()), "other")));
+        // Another file at signal time: it exec'd since, whatever /proc says now.
+        assert!(!same_image(&a(Some(crate::event::Exe { ino: exe.ino + 1, ..exe.clone() }), &comm)));
+        assert!(!same_image(&a(Some(crate::event::Exe { dev: "0:0".into(), ..exe }), &comm)));
+        // No file captured: the comm it had must still be a thread's.
+        assert!(same_image(&a(None, &comm)));
+        assert!(!same_image(&a(None, "podsig-no-such")));
+    }
 
     #[test]
     fn wall_time_is_rfc3339_nanos() {

@@ -6,9 +6,14 @@
 //! The evidence is what the kernel captured about each ancestor's executable at signal
 //! time (inode, link count, file system, mount, path), so a dropper that kills and exits a
 //! moment later is still judged, and a pid reused since is never judged in its place.
-//! /proc is only a cross-check, and only for the same process (pid and start time): where
-//! the kernel had no executable to report (the SystemTap backend, kernels without BTF),
-//! and for what only the present can say (is there still a file at that path?).
+//! /proc is only a cross-check, and only for the same process (pid and start time) still
+//! running the file the kernel captured (exec keeps both): where the kernel had no
+//! executable to report (the SystemTap backend, kernels without BTF), and for what only the
+//! present can say (is there still a file at that path?).
+//!
+//! What ran is also the script an interpreter was given, or the program the dynamic loader
+//! was given (`script`): the same location, deletion and name rules apply to that file,
+//! found in the sender's argv captured at signal time, or a live ancestor's cmdline.
 //!
 //! Each rule's severity is chosen from what benign systems do (checked on this project's
 //! own test suite and a Debian host): `alert` is strong alone, `warning` is worth a look,
@@ -22,7 +27,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::event::{Ancestor, Evidence, Exe, Finding, FindingKind, Severity};
+use crate::{
+    event::{Ancestor, Evidence, Exe, Finding, FindingKind, Severity},
+    pipeline::script::{self, Ran, Runner},
+    proc,
+};
 
 /// Executables whose processes are named after the script or applet they run, so comm and
 /// executable differ by design.
@@ -91,6 +100,9 @@ const SYSTEM_DIRS: &[&str] = &["/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "
 const WORLD_WRITABLE: &[&str] = &["/tmp/", "/var/tmp/"];
 /// POSIX shared memory: no packaged program runs from it.
 const SHARED_MEMORY: &str = "/dev/shm/";
+/// File systems in memory: where /dev/shm, memfds and scratch space live, never an
+/// installed program.
+const MEMORY_FS: &[&str] = &["tmpfs", "ramfs", "hugetlbfs"];
 /// Kernel-internal memfd names of runc's self-copy (runc re-executes itself from a sealed
 /// memfd so a container cannot overwrite the host's runc, CVE-2019-5736).
 const RUNC_CLONE: &str = "memfd:runc_cloned";
@@ -107,41 +119,113 @@ struct Found {
     severity: Severity,
     evidence: Evidence,
     detail: String,
+    /// The script or program an interpreter or the loader ran, when the finding is about it.
+    script: Option<String>,
 }
 
 impl Found {
     fn new(kind: FindingKind, severity: Severity, evidence: Evidence, detail: String) -> Self {
-        Self { kind, severity, evidence, detail }
+        Self { kind, severity, evidence, detail, script: None }
+    }
+
+    fn about(mut self, script: &str) -> Self {
+        self.script = Some(script.to_string());
+        self
     }
 }
+
+/// (pid, start_ns, executable inode, judged with the sender's argv).
+type JudgedKey = (u32, u64, u64, bool);
 
 /// (dev, ino) of a root directory → a pid whose root it is.
 type Roots = HashMap<(u64, u64), u32>;
 
 #[derive(Default)]
 pub struct Inspector {
-    /// (pid, start_ns, executable inode) → when judged, and what was found. The inode is
-    /// in the key because an exec changes what a process runs without changing its start.
-    cache: HashMap<(u32, u64, u64), (Instant, Vec<Found>)>,
+    /// (pid, start_ns, executable inode, judged with the sender's argv) → when judged, and
+    /// what was found. The inode is in the key because an exec changes what a process runs
+    /// without changing its start.
+    cache: HashMap<JudgedKey, (Instant, Vec<Found>)>,
     /// (dev, ino) of the root directories of processes in other mount namespaces.
     container_roots: Option<(Instant, Roots)>,
 }
 
+/// One process of the ancestry, with what else is known of it.
+struct Subject<'a> {
+    a: &'a Ancestor,
+    /// /proc's `a.pid` is this process, still running what it ran at signal time.
+    alive: bool,
+    /// Its argv, and where it was read.
+    argv: Option<(Vec<String>, Evidence)>,
+    /// A live process whose /proc/PID/root shows this one's files (see `view_of`).
+    root: &'a dyn Fn() -> Option<u32>,
+}
+
+/// A process's executable as judged: from the kernel, or from /proc for the same process.
+struct Image {
+    /// The whole path, when known.
+    path: Option<String>,
+    /// The path, its last components, or the inode.
+    shown: String,
+    /// Its file name, when known.
+    name: String,
+    /// Where its identity (deleted, memory file) came from.
+    evidence: Evidence,
+    /// Where its whole path came from: the kernel, or /proc for the very same file.
+    path_evidence: Evidence,
+    fileless: bool,
+    /// On a file system in memory (tmpfs, ramfs, a memfd): nothing installed lives there.
+    memory_backed: bool,
+    fs: String,
+}
+
+/// The script (or program) an interpreter (or the loader) ran, as judged.
+struct Script {
+    ran: Ran,
+    evidence: Evidence,
+    /// The file's whole path, when it can be told.
+    path: Option<String>,
+    /// As argv names it.
+    given: Option<String>,
+    /// From an anonymous memory file.
+    fileless: bool,
+    /// What it is and how it was found, for details: `script /tmp/x.py (named in its argv
+    /// at signal time)`.
+    words: String,
+}
+
 impl Inspector {
-    /// Findings about `ancestry`. `same_process(pid, start_ns)` says whether /proc's `pid`
-    /// is still the process captured (for the /proc cross-checks).
-    pub fn inspect(&mut self, ancestry: &[Ancestor], same_process: impl Fn(u32, u64) -> bool) -> Vec<Finding> {
+    /// Findings about `ancestry` (root first, the sender last). `sender_argv`: the sender's
+    /// argv as the kernel captured it at signal time, when it did. `live(a)`: /proc's
+    /// `a.pid` is still that process (pid and start time) running what the kernel captured
+    /// (the same inode and device; with none captured, a thread still of the same comm).
+    /// Every /proc cross-check is made on that condition only, since exec keeps the pid
+    /// and the start time.
+    pub fn inspect(
+        &mut self,
+        ancestry: &[Ancestor],
+        sender_argv: Option<&[String]>,
+        live: impl Fn(&Ancestor) -> bool,
+    ) -> Vec<Finding> {
         let mut out = Vec::new();
         let now = Instant::now();
-        for a in ancestry.iter().filter(|a| a.pid > 0 && !a.kthread) {
-            let key = (a.pid, a.start_ns, a.exe.as_ref().map_or(0, |e| e.ino));
+        let sender_argv = sender_argv.filter(|v| !v.is_empty());
+        for (i, a) in ancestry.iter().enumerate().filter(|(_, a)| a.pid > 0 && !a.kthread) {
+            let own_argv = sender_argv.filter(|_| i + 1 == ancestry.len());
+            let key = (a.pid, a.start_ns, a.exe.as_ref().map_or(0, |e| e.ino), own_argv.is_some());
             if self.cache.get(&key).is_none_or(|(t, _)| now.duration_since(*t) > CACHE_TTL) {
-                let found = match &a.exe {
-                    Some(exe) => self.judge(a, exe),
-                    // No kernel evidence: /proc, for the very same process only.
-                    None if same_process(a.pid, a.start_ns) => self.judge_from_proc(a),
-                    None => continue,
+                let alive = live(a);
+                if a.exe.is_none() && !alive && own_argv.is_none() {
+                    // Nothing captured, and /proc no longer shows this process.
+                    continue;
+                }
+                let argv = match own_argv {
+                    Some(v) => Some((v.to_vec(), Evidence::Argv)),
+                    None if alive => proc::cmdline(a.pid).filter(|v| !v.is_empty()).map(|v| (v, Evidence::Cmdline)),
+                    None => None,
                 };
+                let root = || if alive { Some(a.pid) } else { view_of(&ancestry[..i], a, &live) };
+                let found = self.judge(&Subject { a, alive, argv, root: &root });
                 if self.cache.len() >= CACHE_MAX {
                     self.cache.clear();
                 }
@@ -156,19 +240,49 @@ impl Inspector {
                     severity: f.severity,
                     evidence: f.evidence,
                     detail: f.detail.clone(),
+                    script: f.script.clone(),
                 });
             }
         }
         out
     }
 
-    /// The rules, over what the kernel captured.
-    fn judge(&mut self, a: &Ancestor, exe: &Exe) -> Vec<Found> {
-        use {Evidence::Kernel, FindingKind as K, Severity as S};
+    /// Every rule, over one process: its executable, the script or program it was told to
+    /// run, and its name against both.
+    fn judge(&mut self, s: &Subject) -> Vec<Found> {
         let mut found = Vec::new();
-        // A path the kernel walked to the root; "…/x" when it kept only the last parts.
-        let full = exe.path.as_deref().filter(|p| p.starts_with('/'));
-        let shown = exe.path.clone().unwrap_or_else(|| format!("inode {} on {} ({})", exe.ino, exe.dev, exe.fs));
+        let image = match &s.a.exe {
+            Some(exe) => Some(self.kernel_image(s, exe, &mut found)),
+            None if s.alive => self.proc_image(s.a, &mut found),
+            None => None,
+        };
+        if let Some(img) = &image
+            && let Some(p) = &img.path
+        {
+            found.extend(place(&format!("from {p}"), p, img.path_evidence));
+        }
+        let script = script(s, image.as_ref(), &mut found);
+        // A finding about the script already says what it is and how it was found.
+        let said = found.iter().any(|f| f.script.is_some());
+        found.extend(names(s.a, image.as_ref(), script.as_ref().filter(|_| !said), script.as_ref()));
+        one_alert_for_a_kernel_thread_name(found, image.as_ref())
+    }
+
+    /// The executable as the kernel captured it, and the rules about the file itself.
+    fn kernel_image(&mut self, s: &Subject, exe: &Exe, found: &mut Vec<Found>) -> Image {
+        use {Evidence::Kernel, FindingKind as K, Severity as S};
+        let a = s.a;
+        // A path the kernel walked to the root; when it kept only the last parts, /proc's
+        // path, but only for the same file (`alive` compares inode and device).
+        let (full, path_evidence) = match exe.path.as_deref().filter(|p| p.starts_with('/')) {
+            Some(p) => (Some(p.to_string()), Kernel),
+            None if s.alive && !exe.internal_mount => (proc_exe(a.pid).map(|(p, _)| p), Evidence::Proc),
+            None => (None, Kernel),
+        };
+        let shown = full
+            .clone()
+            .or_else(|| exe.path.clone())
+            .unwrap_or_else(|| format!("inode {} on {} ({})", exe.ino, exe.dev, exe.fs));
         if exe.internal_mount {
             let name = shown.trim_start_matches('/');
             // runc's own sealed copy, run by runc: its CVE-2019-5736 defence, not a dropper.
@@ -188,22 +302,26 @@ impl Inspector {
                 ));
             }
         } else if exe.unlinked {
-            found.push(match full.map(|p| (p, fs::metadata(p))) {
-                // Something is at that path again: a package upgrade writes the new file and
-                // renames it over the old one, which running processes keep.
-                Some((p, Ok(_))) => Found::new(
+            // Something is at that path again: a package upgrade writes the new file and
+            // renames it over the old one, which running processes keep. Asked of the
+            // process's own file system view where there is one, else of podsig's.
+            let present = full
+                .as_deref()
+                .map(|p| (s.root)().and_then(|r| proc::exists_for(r, p)).unwrap_or_else(|| fs::metadata(p).is_ok()));
+            found.push(match (full.as_deref(), present) {
+                (Some(p), Some(true)) => Found::new(
                     K::ReplacedExecutable,
                     S::Note,
                     Kernel,
                     format!("its executable {p} was replaced by a newer file since it started (as an upgrade does)"),
                 ),
-                Some((p, Err(_))) => Found::new(
+                (Some(p), _) => Found::new(
                     K::DeletedExecutable,
                     S::Alert,
                     Kernel,
                     format!("its executable {p} was deleted after it started, and nothing is at that path now"),
                 ),
-                None => Found::new(
+                (None, _) => Found::new(
                     K::DeletedExecutable,
                     S::Warning,
                     Kernel,
@@ -211,8 +329,6 @@ impl Inspector {
                 ),
             });
         }
-        found.extend(full.and_then(|p| place(p, Kernel)));
-        found.extend(names(a, exe.path.as_deref(), exe.internal_mount, Kernel));
         if exe.other_mount_ns {
             found.push(Found::new(
                 K::ContainerBinaryOnHost,
@@ -220,7 +336,7 @@ impl Inspector {
                 Kernel,
                 format!("runs {shown} from another mount namespace than its own (a container's file system)"),
             ));
-        } else if let Some(p) = full
+        } else if let Some(p) = &full
             && let Some(owner) = self.container_binary_on_host(a.pid, p)
         {
             found.push(Found::new(
@@ -230,19 +346,24 @@ impl Inspector {
                 format!("a host process running {p}, from the root file system of the container holding pid {owner}"),
             ));
         }
-        found
+        let memory_backed = exe.internal_mount || MEMORY_FS.contains(&exe.fs.as_str());
+        Image {
+            name: file_name(full.as_deref().or(exe.path.as_deref()).unwrap_or_default()),
+            path: full,
+            shown,
+            evidence: Kernel,
+            path_evidence,
+            fileless: exe.internal_mount,
+            memory_backed,
+            fs: exe.fs.clone(),
+        }
     }
 
-    /// The same rules, from /proc, for a process the kernel gave no executable for.
-    fn judge_from_proc(&mut self, a: &Ancestor) -> Vec<Found> {
+    /// The executable from /proc, for a process the kernel gave none for (the same
+    /// process, still running what it ran: see `inspect`), and the rules about the file.
+    fn proc_image(&mut self, a: &Ancestor, found: &mut Vec<Found>) -> Option<Image> {
         use {Evidence::Proc, FindingKind as K, Severity as S};
-        let mut found = Vec::new();
-        let Ok(exe) = fs::read_link(format!("/proc/{}/exe", a.pid)) else { return found };
-        let exe = exe.to_string_lossy().into_owned();
-        let (path, deleted) = match exe.strip_suffix(" (deleted)") {
-            Some(p) => (p.to_string(), true),
-            None => (exe.clone(), false),
-        };
+        let (path, deleted) = proc_exe(a.pid)?;
         let memfd = path.starts_with("/memfd:");
         if memfd {
             found.push(Found::new(
@@ -256,19 +377,18 @@ impl Inspector {
                 format!("runs from an anonymous memory file ({path})"),
             ));
         } else if deleted {
-            let (kind, severity, detail) = if Path::new(&path).exists() {
-                (
-                    K::ReplacedExecutable,
-                    S::Note,
-                    format!("its executable {path} was replaced by a newer file since it started"),
-                )
-            } else {
-                (K::DeletedExecutable, S::Alert, format!("its executable {path} was deleted after it started"))
-            };
+            let (kind, severity, detail) =
+                if proc::exists_for(a.pid, &path).unwrap_or_else(|| Path::new(&path).exists()) {
+                    (
+                        K::ReplacedExecutable,
+                        S::Note,
+                        format!("its executable {path} was replaced by a newer file since it started"),
+                    )
+                } else {
+                    (K::DeletedExecutable, S::Alert, format!("its executable {path} was deleted after it started"))
+                };
             found.push(Found::new(kind, severity, Proc, detail));
         }
-        found.extend(place(&path, Proc));
-        found.extend(names(a, Some(&path), memfd, Proc));
         if let Some(owner) = self.container_binary_on_host(a.pid, &path) {
             found.push(Found::new(
                 K::ContainerBinaryOnHost,
@@ -279,7 +399,17 @@ impl Inspector {
                 ),
             ));
         }
-        found
+        let fs = proc::exe_fs_magic(a.pid).map(crate::signals::fs_name).unwrap_or_default();
+        Some(Image {
+            name: file_name(&path),
+            shown: path.clone(),
+            memory_backed: memfd || MEMORY_FS.contains(&fs.as_str()),
+            path: (!memfd).then_some(path),
+            evidence: Proc,
+            path_evidence: Proc,
+            fileless: memfd,
+            fs,
+        })
     }
 
     /// Some(pid) of a containerised process whose root directory contains `exe`, when the
@@ -316,15 +446,16 @@ impl Inspector {
     }
 }
 
-/// Where the executable lives: shared memory, where no installed program does (warning);
-/// a world-writable directory, where builds and tests run all day (note).
-fn place(path: &str, evidence: Evidence) -> Option<Found> {
+/// Where a file that runs lives: shared memory, where no installed program does (warning);
+/// a world-writable directory, where builds and tests run all day (note). `what` is what
+/// runs, in words: `from /tmp/x`, `script /tmp/x.py (named in …)`.
+fn place(what: &str, path: &str, evidence: Evidence) -> Option<Found> {
     if path.starts_with(SHARED_MEMORY) {
         return Some(Found::new(
             FindingKind::WritableLocation,
             Severity::Warning,
             evidence,
-            format!("runs from {path}, on the shared-memory file system, where no installed program lives"),
+            format!("runs {what}, on the shared-memory file system, where no installed program lives"),
         ));
     }
     let dir = WORLD_WRITABLE.iter().find(|w| path.starts_with(**w))?;
@@ -332,25 +463,270 @@ fn place(path: &str, evidence: Evidence) -> Option<Found> {
         FindingKind::WritableLocation,
         Severity::Note,
         evidence,
-        format!("runs from {path}, in world-writable {}", dir.trim_end_matches('/')),
+        format!("runs {what}, in world-writable {}", dir.trim_end_matches('/')),
     ))
 }
 
-/// What a process's name says against its executable: a kernel thread's name on a user
-/// process (alert), a daemon's name on a binary that is not that daemon's (warning; alert
+fn writable(path: &str) -> bool {
+    path.starts_with(SHARED_MEMORY) || WORLD_WRITABLE.iter().any(|w| path.starts_with(*w))
+}
+
+/// The script or program an interpreter or the dynamic loader ran, found in its argv, and
+/// the location and deletion rules applied to it as to an executable.
+fn script(s: &Subject, image: Option<&Image>, found: &mut Vec<Found>) -> Option<Script> {
+    use {FindingKind as K, Severity as S};
+    let (argv, evidence) = s.argv.as_ref()?;
+    // Which interpreter: the executable's name; with no executable known (a backend that
+    // captures none, for a sender gone already), what argv[0] says it is.
+    let exe_name = image.map(|i| i.name.clone()).filter(|n| !n.is_empty());
+    let runner = Runner::of(&exe_name.unwrap_or_else(|| file_name(&argv[0])), argv)?;
+    let how = match evidence {
+        Evidence::Argv => "named in its argv at signal time".to_string(),
+        _ => format!("named in /proc/{}/cmdline", s.a.pid),
+    };
+    let ran = script::what_ran(runner, argv);
+    // A command line longer than the kernel keeps has `…` where its middle was.
+    let ran = match ran {
+        Ran::File(f) if f == "…" => Ran::CutShort,
+        r => r,
+    };
+    let Ran::File(given) = &ran else {
+        let words = format!("{} ({how})", ran.words(runner));
+        return Some(Script { ran, evidence: *evidence, path: None, given: None, fileless: false, words });
+    };
+    let what = runner.runs();
+    let mut out = Script {
+        ran: ran.clone(),
+        evidence: *evidence,
+        path: None,
+        given: Some(given.clone()),
+        fileless: false,
+        words: format!("{what} {given} ({how})"),
+    };
+    match locate(s, given) {
+        Located::Memfd(name) => {
+            out.fileless = true;
+            found.push(
+                Found::new(
+                    K::FilelessExecutable,
+                    S::Alert,
+                    *evidence,
+                    format!("runs its {what} {given} ({how}) from an anonymous memory file ({name}): no file system holds it"),
+                )
+                .about(given),
+            );
+        }
+        Located::Path { path, deleted, present, from_cwd } => {
+            if from_cwd {
+                out.words = format!("{what} {path} ({how} as {given}, relative to its working directory)");
+            } else if path != *given {
+                out.words = format!("{what} {path} ({how} as {given})");
+            }
+            let words = &out.words;
+            match (deleted, present) {
+                (Some(true), Some(true)) => found.push(
+                    Found::new(
+                        K::ReplacedExecutable,
+                        S::Note,
+                        *evidence,
+                        format!("its {words} was replaced by a newer file since it started (as an upgrade does)"),
+                    )
+                    .about(&path),
+                ),
+                (Some(true), Some(false)) => found.push(
+                    Found::new(
+                        K::DeletedExecutable,
+                        S::Alert,
+                        *evidence,
+                        format!("its {words} was deleted after it started, and nothing is at that path now"),
+                    )
+                    .about(&path),
+                ),
+                // Deleted, says the kernel's mark on the open file; whether a newer file took
+                // its path (an upgrade) cannot be read.
+                (Some(true), None) => found.push(
+                    Found::new(
+                        K::DeletedExecutable,
+                        S::Warning,
+                        *evidence,
+                        format!("its {words} was deleted after it started"),
+                    )
+                    .about(&path),
+                ),
+                // Not at its path, named absolutely: gone since the interpreter opened it. A
+                // relative path is left alone: the working directory may have changed.
+                (_, Some(false)) if !from_cwd => found.push(
+                    Found::new(
+                        K::DeletedExecutable,
+                        S::Alert,
+                        *evidence,
+                        format!("its {words} is not at that path now: deleted after it started"),
+                    )
+                    .about(&path),
+                ),
+                _ => {}
+            }
+            found.extend(place(words, &path, *evidence).map(|f| f.about(&path)));
+            out.path = Some(path);
+        }
+        Located::Stream(what) => out.words = format!("{} read from {what} ({how})", out.words),
+        Located::Unknown(why) => out.words = format!("{}: {why}", out.words),
+    }
+    Some(out)
+}
+
+/// Where the file argv names is, as far as can be told.
+enum Located {
+    /// A path, with what the process's descriptors and mappings say (`deleted`: open and
+    /// unlinked since, or open and not), and whether something is at the path now, as the
+    /// process sees its file system.
+    Path { path: String, deleted: Option<bool>, present: Option<bool>, from_cwd: bool },
+    /// An anonymous memory file behind a descriptor (`/dev/fd/3`).
+    Memfd(String),
+    /// A pipe or socket behind a descriptor (`bash <(curl …)`): no file.
+    Stream(String),
+    /// It cannot be told, and why.
+    Unknown(&'static str),
+}
+
+fn locate(s: &Subject, given: &str) -> Located {
+    let pid = s.a.pid;
+    if let Some(fd) = descriptor(given, pid) {
+        if !s.alive {
+            return Located::Unknown("a descriptor of a process that has exited");
+        }
+        let Some(target) = proc::fd_target(pid, fd) else {
+            return Located::Unknown("a descriptor it has closed since");
+        };
+        let (path, deleted) = strip_deleted(&target);
+        if path.starts_with("/memfd:") {
+            return Located::Memfd(path.trim_start_matches('/').to_string());
+        }
+        if !path.starts_with('/') {
+            return Located::Stream(path);
+        }
+        let present = proc::exists_for(pid, &path);
+        return Located::Path { path, deleted: Some(deleted), present, from_cwd: false };
+    }
+    let relative = !given.starts_with('/');
+    if s.alive {
+        // A shell holds its script open, the loader maps its program: the kernel's own
+        // name for the file, whatever the working directory is now.
+        let open = proc::open_and_mapped(pid);
+        if let Some((path, deleted)) = open.iter().map(|o| strip_deleted(o)).find(|(p, _)| same_name(p, given)) {
+            let present = proc::exists_for(pid, &path);
+            return Located::Path { path, deleted: Some(deleted), present, from_cwd: relative };
+        }
+        let path = if relative {
+            let Some(cwd) = proc::cwd(pid).filter(|c| c.starts_with('/') && !c.ends_with(" (deleted)")) else {
+                return Located::Unknown("relative to a working directory that cannot be read");
+            };
+            normalize(&format!("{cwd}/{given}"))
+        } else {
+            normalize(given)
+        };
+        let present = proc::exists_for(pid, &path);
+        return Located::Path { path, deleted: None, present, from_cwd: relative };
+    }
+    if relative {
+        return Located::Unknown("relative to the working directory of a process that has exited");
+    }
+    let path = normalize(given);
+    let present = (s.root)().and_then(|r| proc::exists_for(r, &path));
+    Located::Path { path, deleted: None, present, from_cwd: false }
+}
+
+/// The descriptor a `/dev/fd/N` or `/proc/self/fd/N` path names (what the kernel passes to
+/// the interpreter of a script run by `fexecve`).
+fn descriptor(path: &str, pid: u32) -> Option<u32> {
+    let own = format!("/proc/{pid}/fd/");
+    ["/dev/fd/", "/proc/self/fd/", own.as_str()].iter().find_map(|p| path.strip_prefix(p)?.parse().ok())
+}
+
+/// A /proc link's target without the kernel's ` (deleted)` mark, and whether it had it.
+fn strip_deleted(target: &str) -> (String, bool) {
+    match target.strip_suffix(" (deleted)") {
+        Some(p) => (p.to_string(), true),
+        None => (target.to_string(), false),
+    }
+}
+
+/// Whether the whole path `open` is the file argv names as `given` (absolute, or relative
+/// to some directory: then its last components).
+fn same_name(open: &str, given: &str) -> bool {
+    let given = normalize(given);
+    if given.starts_with('/') {
+        return open == given;
+    }
+    !given.is_empty() && !given.starts_with("..") && open.strip_suffix(given.as_str()).is_some_and(|d| d.ends_with('/'))
+}
+
+/// `a/./b//c` as `a/b/c`, and `a/x/../b` as `a/b`, without touching the file system.
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|l| *l != "..") => {
+                parts.pop();
+            }
+            ".." if path.starts_with('/') => {}
+            _ => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    if path.starts_with('/') { format!("/{joined}") } else { joined }
+}
+
+fn file_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+/// /proc/PID/exe's path, and whether the kernel marks it deleted.
+fn proc_exe(pid: u32) -> Option<(String, bool)> {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    Some(strip_deleted(&exe.to_string_lossy()))
+}
+
+/// For a process gone already, a live process whose /proc/PID/root shows the files it saw:
+/// its nearest live ancestor, if its executable is at the same path there, the very file
+/// the kernel captured (inode and device). A parent in the host's file system does not see
+/// a container's, nor one with a private /tmp: without that proof, nothing is asked.
+fn view_of(ancestors: &[Ancestor], a: &Ancestor, live: &dyn Fn(&Ancestor) -> bool) -> Option<u32> {
+    let exe = a.exe.as_ref()?;
+    let path = exe.path.as_deref().filter(|p| p.starts_with('/'))?;
+    let parent = ancestors.iter().rev().find(|p| p.pid > 0 && !p.kthread && live(p))?;
+    (proc::identity_for(parent.pid, path)? == (exe.ino, exe.dev.clone())).then_some(parent.pid)
+}
+
+/// What a process's name says against what it runs: a kernel thread's name on a user
+/// process (alert), a daemon's name on a file that is not that daemon's (warning; alert
 /// from a world-writable place or memory), any other difference (note: symlinked
 /// alternatives such as cc → x86_64-linux-gnu-gcc-12, interpreters and programs that name
-/// themselves, such as tmux and runc's init, all do it).
-fn names(a: &Ancestor, path: Option<&str>, fileless: bool, evidence: Evidence) -> Vec<Found> {
+/// themselves, such as tmux and runc's init, all do it). What it runs is its executable
+/// and, for an interpreter or the loader, the script or program argv names: comm may be
+/// either's name (a shebang script's process is named after the script).
+///
+/// `untold`: the script, when no other finding names it yet (its words then go in this one).
+fn names(a: &Ancestor, image: Option<&Image>, untold: Option<&Script>, script: Option<&Script>) -> Vec<Found> {
     use {FindingKind as K, Severity as S};
     let comm = a.comm.as_str();
-    let shown = path.unwrap_or("an executable with no path");
-    let name =
-        path.and_then(|p| Path::new(p).file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let from_writable = fileless
-        || path.is_some_and(|p| p.starts_with(SHARED_MEMORY) || WORLD_WRITABLE.iter().any(|w| p.starts_with(*w)));
+    let exe_name = image.map_or("", |i| i.name.as_str());
+    let script_name = script.and_then(|s| s.given.as_deref()).map(file_name).unwrap_or_default();
+    let own_names = [exe_name, script_name.as_str()];
+    let named = |prefix: &str| own_names.iter().any(|n| !n.is_empty() && n.starts_with(prefix));
+    let from_writable = image.is_some_and(|i| i.fileless || i.path.as_deref().is_some_and(writable))
+        || script.is_some_and(|s| s.fileless || s.path.as_deref().is_some_and(writable));
+    let memory_backed = image.is_some_and(|i| i.memory_backed) || script.is_some_and(|s| s.fileless);
+    let mut shown = image.map_or_else(|| "an executable podsig could not see".to_string(), |i| i.shown.clone());
+    if let Some(s) = untold {
+        shown += &format!(", which runs {}", s.words);
+    }
+    let evidence = image.map(|i| i.evidence).or(script.map(|s| s.evidence)).unwrap_or_default();
+    // A program that is named like a kernel thread because that is its own name (the
+    // watchdog daemon) is one, unless it runs from where no installed program lives.
     let kernel_like = comm.starts_with('[') && comm.ends_with(']')
-        || KERNEL_THREAD_NAMES.iter().any(|k| comm.starts_with(k) && !name.starts_with(k));
+        || KERNEL_THREAD_NAMES.iter().any(|k| comm.starts_with(k) && (from_writable || memory_backed || !named(k)));
     if kernel_like {
         return vec![Found::new(
             K::KernelThreadName,
@@ -359,11 +735,17 @@ fn names(a: &Ancestor, path: Option<&str>, fileless: bool, evidence: Evidence) -
             format!("calls itself '{comm}', a kernel thread's name, but is a user process running {shown}"),
         )];
     }
+    // The file whose place says whether it is installed: the script, when argv named one.
+    let ran = match script {
+        Some(s) if matches!(s.ran, Ran::File(_)) => s.path.as_deref(),
+        _ => image.and_then(|i| i.path.as_deref()),
+    };
     let daemon = DAEMONS.iter().find(|d| comm == **d || comm.starts_with(&format!("{d}:")));
     if let Some(d) = daemon
-        && !name.starts_with(d)
-        && (from_writable || !path.is_some_and(|p| SYSTEM_DIRS.iter().any(|s| p.starts_with(s))))
+        && !named(d)
+        && (from_writable || !ran.is_some_and(|p| SYSTEM_DIRS.iter().any(|s| p.starts_with(s))))
     {
+        let evidence = script.filter(|s| s.path.is_some()).map_or(evidence, |s| s.evidence);
         return vec![Found::new(
             K::Impersonation,
             if from_writable { S::Alert } else { S::Warning },
@@ -371,16 +753,38 @@ fn names(a: &Ancestor, path: Option<&str>, fileless: bool, evidence: Evidence) -
             format!("calls itself '{comm}' like the {d} daemon, but runs {shown}"),
         )];
     }
-    let interpreter = INTERPRETERS.iter().any(|i| name.starts_with(i));
-    if path.is_some() && !fileless && !interpreter && !comm_matches(comm, &name) {
+    let interpreter = INTERPRETERS.iter().any(|i| exe_name.starts_with(i));
+    if let Some(i) = image.filter(|i| i.path.is_some() && !i.fileless)
+        && !interpreter
+        && !comm_matches(comm, exe_name)
+        && (script_name.is_empty() || !comm_matches(comm, &script_name))
+    {
         return vec![Found::new(
             K::CommMismatch,
             S::Note,
-            evidence,
+            i.evidence,
             format!("calls itself '{comm}' but runs {shown} (a symlink or a self-chosen name does this)"),
         )];
     }
     Vec::new()
+}
+
+/// A process named like a kernel thread is one alert, whatever else its files show: the
+/// other rules' facts (where it runs from, a memory file, a deleted file) go into that
+/// alert's words instead of standing beside it at another severity.
+fn one_alert_for_a_kernel_thread_name(found: Vec<Found>, image: Option<&Image>) -> Vec<Found> {
+    let Some(k) = found.iter().position(|f| f.kind == FindingKind::KernelThreadName) else { return found };
+    let mut one = found[k].clone();
+    let others: Vec<&Found> = found.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, f)| f).collect();
+    if let Some(i) = image.filter(|i| i.memory_backed && !i.fileless && others.is_empty()) {
+        one.detail += &format!(", on a file system in memory ({})", i.fs);
+    }
+    if !others.is_empty() {
+        let words: Vec<&str> = others.iter().map(|f| f.detail.as_str()).collect();
+        one.detail += &format!("; besides: {}", words.join("; "));
+    }
+    one.script = others.iter().find_map(|f| f.script.clone());
+    vec![one]
 }
 
 /// comm is the executable's name cut to 15 bytes (TASK_COMM_LEN - 1), or a title that
@@ -434,7 +838,7 @@ mod tests {
     }
 
     fn judge(a: Ancestor) -> Vec<(FindingKind, Severity)> {
-        Inspector::default().inspect(&[a], |_, _| false).into_iter().map(|f| (f.kind, f.severity)).collect()
+        Inspector::default().inspect(&[a], None, |_| false).into_iter().map(|f| (f.kind, f.severity)).collect()
     }
 
     #[test]
@@ -495,10 +899,91 @@ mod tests {
         assert!(judge(ancestor("x", "/usr/bin/x", |_| ())).is_empty());
     }
 
+    /// What a sender gone already is judged to run: `path` its executable, `argv` as the
+    /// kernel captured it.
+    fn sender(comm: &str, path: &str, argv: &str, f: impl FnOnce(&mut Exe)) -> Vec<Finding> {
+        let argv: Vec<String> = argv.split(' ').map(String::from).collect();
+        Inspector::default().inspect(&[ancestor(comm, path, f)], Some(&argv), |_| false)
+    }
+
+    fn kinds(found: &[Finding]) -> Vec<(FindingKind, Severity)> {
+        found.iter().map(|f| (f.kind, f.severity)).collect()
+    }
+
+    #[test]
+    fn what_an_interpreter_or_the_loader_ran_is_judged_like_an_executable() {
+        let py = "/usr/bin/python3.11";
+        let found = sender("python3", py, "python3 -u /dev/shm/x.py", |_| ());
+        assert_eq!(kinds(&found), vec![(FindingKind::WritableLocation, Severity::Warning)]);
+        assert_eq!(found[0].evidence, Evidence::Argv);
+        assert_eq!(found[0].script.as_deref(), Some("/dev/shm/x.py"));
+        assert!(found[0].detail.contains("script /dev/shm/x.py (named in its argv at signal time)"), "{found:?}");
+        let found = sender("x", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld.so /tmp/x", |_| ());
+        assert_eq!(kinds(&found), vec![(FindingKind::WritableLocation, Severity::Note)]);
+        assert!(found[0].detail.starts_with("runs program /tmp/x"), "{found:?}");
+        // A shebang script run directly: named after the script, run by the shell.
+        let found = sender("x.sh", "/usr/bin/dash", "/bin/sh /dev/shm/x.sh", |_| ());
+        assert_eq!(kinds(&found), vec![(FindingKind::WritableLocation, Severity::Warning)]);
+        // Installed scripts, inline code, modules: nothing to flag.
+        assert!(sender("python3", py, "python3 /usr/lib/python3/dist-packages/x.py", |_| ()).is_empty());
+        assert!(sender("python3", py, "python3 -c import-os", |_| ()).is_empty());
+        assert!(sender("python3", py, "python3 -m http.server", |_| ()).is_empty());
+        assert!(sender("bash", "/usr/bin/bash", "bash -c /dev/shm/x", |_| ()).is_empty());
+        // Relative to a working directory that died with the process: not guessed.
+        assert!(sender("python3", py, "python3 x.py", |_| ()).is_empty());
+    }
+
+    #[test]
+    fn a_daemons_name_on_a_script_is_judged_by_the_scripts_place() {
+        let py = "/usr/bin/python3.11";
+        let found = sender("sshd", py, "python3 /tmp/x.py", |_| ());
+        assert!(kinds(&found).contains(&(FindingKind::Impersonation, Severity::Alert)), "{found:?}");
+        assert!(sender("sshd", py, "python3 /usr/lib/sshd-helper/x.py", |_| ()).is_empty());
+    }
+
+    #[test]
+    fn a_kernel_threads_name_is_one_alert_wherever_it_runs_from() {
+        let one = |found: Vec<Finding>| {
+            assert_eq!(kinds(&found), vec![(FindingKind::KernelThreadName, Severity::Alert)], "{found:?}");
+            found[0].detail.clone()
+        };
+        let shm = one(judge_all(ancestor("kworker/0:2", "/dev/shm/x", |e| e.fs = "tmpfs".into())));
+        assert!(shm.contains("shared-memory"), "{shm}");
+        one(judge_all(ancestor("kworker/0:2", "/tmp/x", |_| ())));
+        one(judge_all(ancestor("kworker/0:2", "/memfd:x", |e| e.internal_mount = true)));
+        one(judge_all(ancestor("kworker/0:2", "/tmp/podsig-no-such-file", |e| e.unlinked = true)));
+        one(judge_all(ancestor("kworker/0:2", "/usr/local/bin/x", |_| ())));
+        // Named like a kernel thread because the file is: from memory all the same.
+        one(judge_all(ancestor("kworker/0:2", "/dev/shm/kworker", |e| e.fs = "tmpfs".into())));
+        let tail = one(judge_all(ancestor("kworker/0:2", "…/deep/kworker", |e| e.fs = "tmpfs".into())));
+        assert!(tail.contains("in memory (tmpfs)"), "{tail}");
+        // …and run by an interpreter from /dev/shm.
+        one(sender("kworker/0:2", "/usr/bin/python3.11", "python3 /dev/shm/x.py", |_| ()));
+        // The watchdog daemon is named after itself.
+        assert!(judge(ancestor("watchdog", "/usr/sbin/watchdog", |_| ())).is_empty());
+    }
+
+    fn judge_all(a: Ancestor) -> Vec<Finding> {
+        Inspector::default().inspect(&[a], None, |_| false)
+    }
+
+    #[test]
+    fn paths_are_normalized_and_matched_by_their_last_components() {
+        assert_eq!(normalize("/tmp/./a//b/../x.py"), "/tmp/a/x.py");
+        assert_eq!(normalize("./x.sh"), "x.sh");
+        assert!(same_name("/tmp/d/x.sh", "./x.sh"));
+        assert!(same_name("/tmp/d/x.sh", "d/x.sh"));
+        assert!(!same_name("/tmp/d/xx.sh", "x.sh"));
+        assert!(same_name("/tmp/x", "/tmp//x"));
+        assert_eq!(descriptor("/dev/fd/3", 7), Some(3));
+        assert_eq!(descriptor("/proc/7/fd/4", 7), Some(4));
+        assert_eq!(descriptor("/proc/8/fd/4", 7), None);
+    }
+
     #[test]
     fn a_reused_pid_is_never_judged_from_proc() {
         let me = std::process::id();
         let a = Ancestor { pid: me, comm: "other".into(), start_ns: 1, ..Default::default() };
-        assert!(Inspector::default().inspect(&[a], |_, _| false).is_empty());
+        assert!(Inspector::default().inspect(&[a], None, |_| false).is_empty());
     }
 }

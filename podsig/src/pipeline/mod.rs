@@ -9,4 +9,5 @@ pub mod enrich;
 pub mod findings;
 pub mod node_filter;
 pub mod redact;
+pub mod script;
 pub mod story;

@@ -263,6 +263,7 @@ mod tests {
                     severity: Severity::Alert,
                     evidence: Evidence::Kernel,
                     detail: "its executable /tmp/bash was deleted after it started".into(),
+                    script: None,
                 },
                 Finding {
                     pid: 23495,
@@ -272,6 +273,7 @@ mod tests {
                     severity: Severity::Note,
                     evidence: Evidence::Kernel,
                     detail: "runs from /tmp/bash, in world-writable /tmp".into(),
+                    script: None,
                 },
             ],
             ..sample_signal()
