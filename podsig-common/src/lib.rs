@@ -214,6 +214,9 @@ pub struct KernelOffsets {
     pub signal_pids: u32,
     /// `task_struct::parent`: the tracer while ptraced, else `real_parent`.
     pub task_parent: u32,
+    /// `task_struct::se.sum_exec_runtime`: whether the target ran since a SIGCONT resumed it.
+    pub task_runtime: u32,
+    pub _pad_offsets: u32,
 }
 
 /// `KernelOffsets::preempt_source`.

@@ -3,7 +3,11 @@
 
 use core::{ffi::c_void, ptr};
 
-use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, generated};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, generated},
+    macros::map,
+    maps::LruHashMap,
+};
 use podsig_common::{
     COMM_LEN, DISPOSITION_DEFAULT, DISPOSITION_HANDLER, DISPOSITION_IGNORE, DISPOSITION_UNKNOWN, FLAG_SENDER_EXITING,
     FLAG_TARGET_BLOCKED, FLAG_TARGET_GROUP_EXIT, FLAG_TARGET_RESUMED, FLAG_TARGET_UNKILLABLE, KernelOffsets,
@@ -175,10 +179,8 @@ pub(crate) unsafe fn target_state(e: *mut SignalEvent, target: *const u8, sig: i
             if flags & SIGNAL_GROUP_EXIT != 0 {
                 (*e).flags |= FLAG_TARGET_GROUP_EXIT;
             }
-            // prepare_signal() sets these for a SIGCONT that ends a stop, before the
-            // tracepoint; the target clears them when it next runs.
             if sig == SIGCONT && flags & (SIGNAL_CLD_CONTINUED | SIGNAL_CLD_STOPPED) != 0 {
-                (*e).flags |= FLAG_TARGET_RESUMED;
+                resumed(e, target, off);
             }
             if off.signal_pids != 0 {
                 (*e).target_pgid = signal::pgid(signal, off);
@@ -205,6 +207,28 @@ pub(crate) unsafe fn current_arg0(off: &KernelOffsets) -> i64 {
     unsafe {
         let regs = generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) as *const u8;
         if regs.is_null() { 0 } else { read::<i64>(regs, off.regs_arg0).unwrap_or(0) }
+    }
+}
+
+/// Per process, the target thread's run time when a SIGCONT last resumed it.
+#[map]
+pub(crate) static RESUMES: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);
+
+/// Whether this SIGCONT resumed the target. prepare_signal() sets SIGNAL_CLD_CONTINUED (or
+/// _STOPPED, for a stop it cut short) before the tracepoint, and the target clears it only
+/// when it next runs: a second SIGCONT before then finds it still set, though there was
+/// nothing left to resume. Stopping again takes running (each thread stops itself), so a
+/// SIGCONT resumed something only if the target ran since the last one that did.
+#[inline(always)]
+pub(crate) unsafe fn resumed(e: *mut SignalEvent, target: *const u8, off: &KernelOffsets) {
+    unsafe {
+        let tgid = (*e).target_pid;
+        let runtime = if off.task_runtime == 0 { 0 } else { read::<u64>(target, off.task_runtime).unwrap_or(0) };
+        if runtime != 0 && RESUMES.get(&tgid).is_some_and(|&r| r == runtime) {
+            return;
+        }
+        let _ = RESUMES.insert(&tgid, &runtime, 0);
+        (*e).flags |= FLAG_TARGET_RESUMED;
     }
 }
 

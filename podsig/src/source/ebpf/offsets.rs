@@ -631,6 +631,8 @@ impl KernelBtf {
             page_kb_shift: page_size().trailing_zeros().saturating_sub(10),
             signal_pids: self.offset("signal_struct", "pids").unwrap_or(0),
             task_parent: self.offset("task_struct", "parent").unwrap_or(0),
+            task_runtime: self.offset("task_struct", "se.sum_exec_runtime").unwrap_or(0),
+            _pad_offsets: 0,
         })
     }
 
