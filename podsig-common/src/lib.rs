@@ -28,6 +28,21 @@ pub const EVENT_SIGNAL: u32 = 1;
 pub const EVENT_EXIT: u32 = 2;
 pub const EVENT_OOM: u32 = 3;
 pub const EVENT_FOLD: u32 = 4;
+/// A client wrote to a manager's control socket (`RequestFull`).
+pub const EVENT_REQUEST: u32 = 5;
+
+/// Bytes of a client's write to a manager's socket that are kept: a D-Bus StopUnit, an HTTP
+/// request line, a gRPC Kill fit with room to spare.
+pub const REQUEST_LEN: usize = 1024;
+/// A Unix socket path as `sockaddr_un` holds it, NUL-padded to a multiple of 8.
+pub const SOCKET_PATH_LEN: usize = 112;
+/// The terminal's name kept (`tty_struct::name`: `pts3`, `tty1`).
+pub const TTY_LEN: usize = 16;
+/// `RequestHead::syscall`: how the client wrote.
+pub const REQUEST_WRITE: u32 = 1;
+pub const REQUEST_WRITEV: u32 = 2;
+pub const REQUEST_SENDTO: u32 = 3;
+pub const REQUEST_SENDMSG: u32 = 4;
 
 /// `SignalEvent::flags` bits.
 /// The walk reached pid 0 (the idle task) within `MAX_ANCESTRY` levels.
@@ -216,7 +231,12 @@ pub struct KernelOffsets {
     pub task_parent: u32,
     /// `task_struct::se.sum_exec_runtime`: whether the target ran since a SIGCONT resumed it.
     pub task_runtime: u32,
-    pub _pad_offsets: u32,
+    /// Who is behind a process: `task_struct::loginuid` and `::sessionid` (CONFIG_AUDIT),
+    /// its terminal `signal_struct::tty` and that `tty_struct::name`. 0: not on this kernel.
+    pub task_loginuid: u32,
+    pub task_sessionid: u32,
+    pub signal_tty: u32,
+    pub tty_name: u32,
 }
 
 /// `KernelOffsets::preempt_source`.
@@ -425,6 +445,10 @@ pub struct SignalEvent {
     pub target_pgid: u32,
     /// The process tracing the target (ptrace), when one does; 0: none or not read.
     pub target_tracer: u32,
+    /// The sender's audit login uid and session (who logged in, behind `sudo`); `u32::MAX`:
+    /// unset or not on this kernel.
+    pub sender_loginuid: u32,
+    pub sender_sessionid: u32,
     /// The first argument of the syscall the sender was in (kill(2)'s pid).
     pub syscall_arg0: i64,
     /// The fold run this record starts (`FoldState::seq`); 0: not folded.
@@ -441,6 +465,56 @@ pub struct SenderDetail {
     pub _pad: u32,
     pub argv: [u8; ARGV_LEN],
     pub ancestry: [Ancestor; MAX_ANCESTRY],
+}
+
+/// A Unix socket path, NUL-padded: the key of the manager sockets userspace names.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq, Eq)]
+pub struct SocketPath {
+    pub path: [u8; SOCKET_PATH_LEN],
+}
+
+/// A client's write to a manager's socket: who wrote (the client's identity, as a signal's
+/// sender's) and how much; what it wrote follows in `RequestFull::body`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct RequestHead {
+    pub kind: u32,
+    /// The value userspace gave the socket's path (which manager).
+    pub socket: u32,
+    pub boot_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ns_pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub loginuid: u32,
+    pub sessionid: u32,
+    pub fd: u32,
+    pub start_ns: u64,
+    /// Bytes the syscall was asked to write (more than `len` when cut).
+    pub total: u64,
+    pub comm: [u8; COMM_LEN],
+    pub tty: [u8; TTY_LEN],
+    /// `REQUEST_*`.
+    pub syscall: u32,
+    /// Bytes of `body` filled.
+    pub len: u32,
+    /// The detail's flags (`FLAG_ANCESTRY_COMPLETE`, `FLAG_ARGV_TRUNCATED`, `FLAG_KTHREAD`).
+    pub flags: u32,
+    pub argv_len: u32,
+    pub depth: u32,
+    pub _pad: u32,
+}
+
+/// A request record: the head, what the client wrote (the second half of `body` is room the
+/// verifier needs for the copy of a last iovec), and the client's argv and ancestry.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct RequestFull {
+    pub head: RequestHead,
+    pub body: [u8; 2 * REQUEST_LEN],
+    pub detail: SenderDetail,
 }
 
 /// A signal record with its sender's detail (no `FLAG_SENDER_REPEAT`).
@@ -481,4 +555,5 @@ mod user {
     unsafe impl aya::Pod for ExitEvent {}
     unsafe impl aya::Pod for FoldState {}
     unsafe impl aya::Pod for FoldEvent {}
+    unsafe impl aya::Pod for SocketPath {}
 }

@@ -30,6 +30,24 @@ pub(crate) unsafe fn pgid(signal: *const u8, off: &KernelOffsets) -> u32 {
     }
 }
 
+/// The process's controlling terminal's name (`pts3`) into `dst`; left zero when it has none.
+#[inline(always)]
+pub(crate) unsafe fn tty_name(signal: *const u8, dst: *mut [u8; podsig_common::TTY_LEN], off: &KernelOffsets) {
+    if off.signal_tty == 0 || off.tty_name == 0 {
+        return;
+    }
+    unsafe {
+        let tty = read::<*const u8>(signal, off.signal_tty).unwrap_or(core::ptr::null());
+        if !tty.is_null() {
+            let _ = aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                dst as *mut core::ffi::c_void,
+                podsig_common::TTY_LEN as u32,
+                tty.add(off.tty_name as usize) as *const core::ffi::c_void,
+            );
+        }
+    }
+}
+
 /// The process's oom_score_adj.
 #[inline(always)]
 pub(crate) unsafe fn oom_score_adj(signal: *const u8, off: &KernelOffsets) -> Option<i16> {

@@ -192,6 +192,14 @@ pub(crate) unsafe fn cfs_rq(task: *const u8, off: &KernelOffsets) -> Option<*con
     unsafe { read(task, off.task_se_cfs_rq) }
 }
 
+/// Its audit login uid (the user who logged in, whatever `sudo` made it since) and audit
+/// session; `u32::MAX` when unset or not on this kernel.
+#[inline(always)]
+pub(crate) unsafe fn login(task: *const u8, off: &KernelOffsets) -> (u32, u32) {
+    let get = |at: u32| if at == 0 { u32::MAX } else { unsafe { read::<u32>(task, at) }.unwrap_or(u32::MAX) };
+    (get(off.task_loginuid), get(off.task_sessionid))
+}
+
 /// The preempt count, where the task holds it.
 #[inline(always)]
 pub(crate) unsafe fn preempt_count(task: *const u8, off: &KernelOffsets) -> Option<u32> {

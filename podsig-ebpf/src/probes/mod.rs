@@ -3,4 +3,5 @@
 pub(crate) mod exit;
 pub(crate) mod fork;
 pub(crate) mod oom;
+pub(crate) mod request;
 pub(crate) mod signal;

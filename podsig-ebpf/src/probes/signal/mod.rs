@@ -38,11 +38,11 @@ use podsig_common::{
     TARGET_SIGNALLED,
 };
 
+pub(crate) use self::sender::{podsig_detail_bounded, podsig_detail_loop};
 use self::{
     context::cpu_context,
     fold::{FOLD, RunKey, end_run, fold_one, same_run, start_run},
     record::{current_arg0, podsig_fill_head, podsig_learn_sender, podsig_learn_target},
-    sender::{podsig_detail_bounded, podsig_detail_loop},
 };
 use crate::{
     emit::{Wake, bytes_of, count_lost, emit_signal},
@@ -81,6 +81,8 @@ pub(crate) struct HitCache {
     pub(crate) sender_ns_tid: u32,
     pub(crate) sender_pidns: u32,
     pub(crate) sender_ppid: u32,
+    pub(crate) sender_loginuid: u32,
+    pub(crate) sender_sessionid: u32,
     /// The target's `task_struct`, with its tgid (read on every hit by the filter).
     pub(crate) target: u64,
     pub(crate) target_ns: u64,
@@ -102,9 +104,14 @@ pub(crate) static HIT_CACHE: PerCpuArray<HitCache> = PerCpuArray::with_max_entri
 /// multi-threaded exec can swap pids; a second bounds how long a report could lag that.
 pub(crate) const CACHE_NS: u64 = 1_000_000_000;
 
-/// Where a signal record is assembled before it is copied out, per CPU.
+/// Where a signal record is assembled before it is copied out, per CPU: slot `TASK_SLOT`
+/// in task context, `INTERRUPT_SLOT` for a signal raised in an interrupt, which may land on
+/// this CPU while a program in task context is half-way through its record (the request
+/// hooks borrow the task slot's detail too).
 #[map]
-pub(crate) static RECORD: PerCpuArray<SignalFull> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static RECORD: PerCpuArray<SignalFull> = PerCpuArray::with_max_entries(2, 0);
+pub(crate) const TASK_SLOT: u32 = 0;
+pub(crate) const INTERRUPT_SLOT: u32 = 1;
 
 // The hook, in four builds: BTF-typed or raw tracepoint, times bpf_loop (5.17+) or a
 // bounded loop. The BTF-typed tracepoint (5.5+) hands over `task` as a typed pointer the
@@ -301,7 +308,9 @@ pub(crate) unsafe fn report<C: EbpfContext, const LOOP: bool>(
             // starts a run of its own rather than one the reader no longer follows.
             end_run(f);
         }
-        let Some(e) = RECORD.get_ptr_mut(0) else { return };
+        let interrupt = matches!(k.context, CONTEXT_SOFTIRQ | CONTEXT_HARDIRQ | CONTEXT_NMI);
+        let slot = if interrupt { INTERRUPT_SLOT } else { TASK_SLOT };
+        let Some(e) = RECORD.get_ptr_mut(slot) else { return };
         let h = &raw mut (*e).head;
         let seq = match fold {
             // Never 0 (that says "not folded"), even for CPU 0's first run.
@@ -321,12 +330,11 @@ pub(crate) unsafe fn report<C: EbpfContext, const LOOP: bool>(
         (*h).sender_pid = (k.pid_tgid >> 32) as u32;
         (*h).sender_tid = k.pid_tgid as u32;
         (*h).target_pid = tgid;
-        podsig_fill_head();
+        podsig_fill_head(slot);
         // In an interrupt `current` is whatever task it landed on: it sent nothing, so none
         // of its argv or ancestry goes out (userspace names it only as the interrupted task).
         // Otherwise the sender's argv and ancestry go out once per window; the records
         // between leave them out.
-        let interrupt = matches!(k.context, CONTEXT_SOFTIRQ | CONTEXT_HARDIRQ | CONTEXT_NMI);
         let window = cfg.repeat_window_ms as u64 * 1_000_000;
         let detail = !interrupt && ((*c).detail_ns == 0 || now.wrapping_sub((*c).detail_ns) >= window);
         let size = if detail {

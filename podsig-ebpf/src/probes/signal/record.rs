@@ -56,6 +56,7 @@ subprogram! {
                 Some(parent) if !parent.is_null() => task::tgid(parent, off).unwrap_or(0),
                 _ => 0,
             };
+            ((*c).sender_loginuid, (*c).sender_sessionid) = task::login(current, off);
         }
         0
     }
@@ -85,11 +86,12 @@ subprogram! {
 }
 
 subprogram! {
-    /// The rest of the record's head (the caller wrote the signal and who sent it where):
-    /// the target's (the cache's `target`) and the sender's fields, mostly from the cache.
-    fn podsig_fill_head() -> i32 {
+    /// The rest of the record's head in RECORD's `slot` (the caller wrote the signal and who
+    /// sent it where): the target's (the cache's `target`) and the sender's fields, mostly
+    /// from the cache.
+    fn podsig_fill_head(slot: u32) -> i32 {
         let off = offsets();
-        let (Some(c), Some(e)) = (HIT_CACHE.get_ptr_mut(0), RECORD.get_ptr_mut(0)) else { return 0 };
+        let (Some(c), Some(e)) = (HIT_CACHE.get_ptr_mut(0), RECORD.get_ptr_mut(slot)) else { return 0 };
         unsafe {
             let e = &raw mut (*e).head;
             let current = bpf_get_current_task() as *const u8;
@@ -128,6 +130,8 @@ pub(crate) unsafe fn fill_signal(
         (*e).sender_pidns = c.sender_pidns;
         (*e).sender_ns_pid = c.sender_ns_pid;
         (*e).sender_ppid = c.sender_ppid;
+        (*e).sender_loginuid = c.sender_loginuid;
+        (*e).sender_sessionid = c.sender_sessionid;
         (*e).sender_start_ns = c.start_ns;
         let (nr, arg0) = current_syscall(off);
         (*e).syscall_nr = nr;

@@ -8,7 +8,7 @@ use podsig_common::{
     SenderDetail, SignalEvent,
 };
 
-use super::{RECORD, exe::read_exe};
+use super::{RECORD, TASK_SLOT, exe::read_exe};
 use crate::kernel::{mm, task};
 use crate::{
     globals::offsets,
@@ -32,7 +32,7 @@ subprogram! {
 #[inline(always)]
 pub(crate) fn detail<const LOOP: bool>() -> i32 {
     let off = offsets();
-    let Some(e) = RECORD.get_ptr_mut(0) else { return 0 };
+    let Some(e) = RECORD.get_ptr_mut(TASK_SLOT) else { return 0 };
     unsafe {
         let current = bpf_get_current_task() as *const u8;
         let leader = task::group_leader(current, off).unwrap_or(ptr::null());
@@ -165,7 +165,7 @@ subprogram! {
 #[inline(always)]
 pub(crate) unsafe fn ancestor<const PATH: bool>(i: u64, task: u64) -> u64 {
     let off = offsets();
-    let Some(r) = RECORD.get_ptr_mut(0) else { return 0 };
+    let Some(r) = RECORD.get_ptr_mut(TASK_SLOT) else { return 0 };
     // A u64 throughout, so the verifier bounds the index it is used as with this test.
     if i >= MAX_ANCESTRY as u64 || task == 0 {
         return 0;
