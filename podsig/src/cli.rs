@@ -98,7 +98,7 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["pids", "all", "containers", "pod"])),
+    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["pids", "all", "containers", "pod", "units"])),
     after_help = EXAMPLES
 )]
 pub struct WatchArgs {
@@ -116,6 +116,10 @@ pub struct WatchArgs {
     /// docker://…). Repeatable.
     #[arg(long = "container", value_name = "ID", value_parser = containers::normalize_id)]
     pub containers: Vec<String>,
+    /// Watch a systemd unit, every process in it, across restarts (`nginx` is
+    /// `nginx.service`). Repeatable.
+    #[arg(long = "unit", value_name = "NAME", value_parser = parse_unit, conflicts_with = "all")]
+    pub units: Vec<String>,
     /// Watch a pod's containers, found by their CRI labels in containerd (no API server);
     /// with --all, only report signals to this pod.
     #[arg(long, value_name = "NAME")]
@@ -189,6 +193,10 @@ pub struct ContainerdArgs {
     /// answer.
     #[arg(long = "docker-socket", value_name = "PATH")]
     pub docker_socket: Option<PathBuf>,
+    /// Do not capture clients' requests to the managers' sockets (systemd, the system bus,
+    /// Docker, containerd), so no signal names who asked the manager (`requested_by`).
+    #[arg(long)]
+    pub no_requests: bool,
 }
 
 impl ContainerdArgs {
@@ -358,6 +366,14 @@ pub struct WhyArgs {
 }
 
 /// A pid that may no longer exist (the history is about the past).
+/// A unit name as systemctl takes it: `nginx` is `nginx.service`.
+fn parse_unit(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
+        return Err(format!("'{s}' is not a systemd unit name (such as nginx or nginx.service)"));
+    }
+    Ok(crate::requests::unit_name(s))
+}
+
 fn parse_pid_number(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(p) if p > 0 => Ok(p),

@@ -20,6 +20,9 @@ pub enum Record {
     Lost(LostRecord),
     /// The OOM killer's victim mark; folded into the SIGKILL it follows, never printed alone.
     Oom(OomInfo),
+    /// A client's write to a manager's control socket: the evidence a manager's signal is
+    /// linked to (`SignalRecord::requested_by`), never printed alone.
+    Request(Box<RequestRecord>),
 }
 
 impl Record {
@@ -101,6 +104,9 @@ pub struct Target {
     /// The process tracing it (ptrace: a debugger, strace), when one was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traced_by: Option<u32>,
+    /// The systemd unit it runs in (`nginx.service`, `session-4.scope`), from its cgroup.
+    #[serde(default)]
+    pub unit: Option<String>,
     /// Inode number of the process's pid namespace, when captured.
     #[serde(skip)]
     pub pidns: Option<u32>,
@@ -116,6 +122,13 @@ pub struct Sender {
     pub ns_pid: Option<u32>,
     pub ppid: u32,
     pub uid: u32,
+    /// The audit login uid: the user who logged in, whatever `sudo` made it since; null
+    /// when unset (a daemon) or not captured.
+    #[serde(default)]
+    pub login_uid: Option<u32>,
+    /// The audit session of that login.
+    #[serde(default)]
+    pub session: Option<u32>,
     pub comm: String,
     /// The executable it ran at signal time: the kernel's path when it had the whole path;
     /// else /proc's, only while the same process (pid and start time) still runs the very
@@ -132,6 +145,9 @@ pub struct Sender {
     /// parent-death signal, SIGHUP to its terminal's job — the kernel sent as it died.
     #[serde(default)]
     pub exiting: bool,
+    /// The systemd unit it runs in, from its cgroup.
+    #[serde(default)]
+    pub unit: Option<String>,
     pub container: Option<ContainerRef>,
     #[serde(skip)]
     pub pidns: Option<u32>,
@@ -260,6 +276,14 @@ pub struct SignalRecord {
     /// The task that sent it; null when the kernel raised it in interrupt context (a timer,
     /// I/O), where the task on the CPU had nothing to do with it.
     pub sender: Option<Sender>,
+    /// When a manager (systemd, dockerd, containerd and the runtime it ran) sent it: the
+    /// client that asked the manager for it, from its request on the manager's socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<RequestedBy>,
+    /// When a manager sent it and no request named its target: why none is named (the
+    /// manager acted on its own, or requests could not be seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_request: Option<String>,
     /// In interrupt context: the task the interrupt happened to land on. Not the sender.
     #[serde(default)]
     pub interrupted: Option<Interrupted>,
@@ -346,6 +370,70 @@ impl Lack {
     }
 }
 
+/// Who wrote to a manager's socket, captured in the kernel as a signal's sender is.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Client {
+    pub pid: u32,
+    pub tid: u32,
+    pub ns_pid: Option<u32>,
+    pub ppid: u32,
+    pub uid: u32,
+    /// The audit login uid and session (who logged in, behind `sudo`); null when unset.
+    pub login_uid: Option<u32>,
+    /// The login user's name, when this host knows the uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_user: Option<String>,
+    pub session: Option<u32>,
+    /// Its controlling terminal (`pts/3`), if any.
+    pub tty: Option<String>,
+    pub comm: String,
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub argv_truncated: bool,
+    /// Its executable as the kernel had it when it wrote.
+    pub exe: Option<String>,
+    /// Its start, ns since boot: with the pid, which process it was.
+    #[serde(skip)]
+    pub start_ns: u64,
+}
+
+/// A client's write to a manager's socket (see `Record::Request`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RequestRecord {
+    pub time: String,
+    pub node: Option<String>,
+    pub boot_ns: u64,
+    pub socket: crate::requests::wire::Socket,
+    /// `write`, `writev`, `sendto` or `sendmsg`.
+    pub syscall: String,
+    pub fd: u32,
+    pub client: Client,
+    pub ancestry: Ancestry,
+    pub ancestry_complete: bool,
+    /// What it wrote, as far as captured; `total` the bytes it asked to write.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    pub total: u64,
+    /// The stop-or-signal requests those bytes carry (the requests stage parses them).
+    pub requests: Vec<crate::requests::wire::Request>,
+}
+
+/// The client that asked a manager for a signal (see `SignalRecord::requested_by`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RequestedBy {
+    /// `systemd`, `docker` or `containerd`.
+    pub manager: String,
+    pub request: crate::requests::wire::Request,
+    /// How the request was tied to the signal's target: `request` (the request's own body
+    /// names it) or `argv` (the client's command line does, where the body could not be read).
+    pub link: String,
+    pub time: String,
+    pub elapsed_ms: u64,
+    pub client: Client,
+    /// The client's ancestry, root first, the client last.
+    pub ancestry: Ancestry,
+}
+
 fn one() -> u64 {
     1
 }
@@ -384,6 +472,8 @@ impl SignalRecord {
             scope: process_scope(),
             pgid: None,
             sender: None,
+            requested_by: None,
+            no_request: None,
             interrupted: None,
             context: None,
             ancestry: Ancestry::default(),

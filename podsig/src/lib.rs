@@ -14,9 +14,11 @@ pub mod event;
 pub mod interned;
 pub mod pipeline;
 pub mod proc;
+pub mod requests;
 pub mod signals;
 pub mod sink;
 pub mod source;
+pub mod units;
 
 pub use error::error_line;
 
@@ -116,6 +118,10 @@ async fn watch_cmd(mut args: cli::WatchArgs, verbose: bool) -> Result<()> {
         Some(f)
     };
     let metrics = serve_metrics(args.node.metrics_addr).await?;
+    // Who asked a manager matters where managers stop things: node mode, units, containers.
+    let managed = args.all || follower.is_some() || !args.units.is_empty();
+    let units = units::Units::new(args.units.clone());
+    pids.extend(units.pids());
     let opts = WatchOptions {
         backend: backend_kind,
         spec: WatchSpec {
@@ -124,9 +130,11 @@ async fn watch_cmd(mut args: cli::WatchArgs, verbose: bool) -> Result<()> {
             signals,
             ring_bytes: args.common.ring_size,
             verbose,
-            follow: follower.is_some(),
+            follow: follower.is_some() || !units.is_empty(),
             stap_module: args.stap_module,
+            requests: request_sockets(&args.containerd, managed),
         },
+        units,
         follower,
         print: Some(args.common.output.unwrap_or_else(watch::default_format)),
         node: watch::NodeOptions {
@@ -186,6 +194,15 @@ fn watch_scope(args: &mut cli::WatchArgs) -> (containers::Selector, node_filter:
     (selector, filter)
 }
 
+/// The manager sockets whose clients' requests are captured, when `wanted` and not turned
+/// off with `--no-requests`.
+fn request_sockets(args: &cli::ContainerdArgs, wanted: bool) -> Vec<(std::path::PathBuf, requests::wire::Socket)> {
+    if !wanted || args.no_requests {
+        return Vec::new();
+    }
+    requests::manager_sockets(args.docker_socket.as_deref(), &args.socket)
+}
+
 /// `podsig stap-build`: a SystemTap module for another kernel release.
 async fn stap_build(args: cli::StapBuildArgs, verbose: bool) -> Result<()> {
     let release = args.kernel_release.trim();
@@ -216,7 +233,9 @@ async fn record(args: cli::RecordArgs, verbose: bool) -> Result<()> {
             verbose,
             follow: false,
             stap_module: None,
+            requests: request_sockets(&args.containerd, true),
         },
+        units: units::Units::default(),
         follower: None,
         print: args.output,
         node: watch::NodeOptions {

@@ -207,6 +207,84 @@ pub fn cgroup_mount(controllers: &str) -> Option<String> {
     })
 }
 
+/// The systemd unit a process's cgroup path names: the first component below the slices
+/// that is a unit (`nginx.service`, `session-4.scope`, `docker-<id>.scope`), from systemd's
+/// own hierarchy (`name=systemd` on cgroup v1 hosts) or the unified one; None outside
+/// systemd's tree (a cgroupfs-driver container, the root).
+pub fn unit_of_cgroup(text: &str) -> Option<String> {
+    let path = |l: &str| l.splitn(3, ':').nth(2).map(str::to_string);
+    let named = text.lines().find(|l| l.split(':').nth(1) == Some("name=systemd")).and_then(path);
+    let unified = text.lines().find(|l| l.starts_with("0::")).and_then(path);
+    named.into_iter().chain(unified).find_map(|p| {
+        p.split('/')
+            .filter(|c| !c.is_empty())
+            .find(|c| !c.ends_with(".slice"))
+            .filter(|c| is_unit(c))
+            .map(str::to_string)
+    })
+}
+
+pub fn unit_of_pid(pid: u32) -> Option<String> {
+    unit_of_cgroup(&fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
+}
+
+/// A name of one of systemd's unit types that hold processes.
+fn is_unit(c: &str) -> bool {
+    [".service", ".scope", ".socket", ".mount", ".swap"].iter().any(|t| c.len() > t.len() && c.ends_with(t))
+}
+
+/// The cgroup directories of systemd's tree a unit's processes live in (the unified
+/// hierarchy's, and systemd's named one on cgroup v1 hosts): every directory of that name.
+pub fn unit_cgroup_dirs(unit: &str) -> Vec<std::path::PathBuf> {
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let roots: Vec<std::path::PathBuf> = mounts
+        .lines()
+        .filter(|l| l.contains(" - cgroup2 ") || (l.contains(" - cgroup ") && l.contains("name=systemd")))
+        .filter_map(|l| l.split_whitespace().nth(4).map(std::path::PathBuf::from))
+        .collect();
+    let mut found = Vec::new();
+    for root in roots {
+        // Units sit under slices: system.slice/x.service, user.slice/user-1000.slice/x.scope.
+        let mut level = vec![root];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for dir in &level {
+                for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                        continue;
+                    }
+                    if name == unit {
+                        found.push(e.path());
+                    } else if name.ends_with(".slice") {
+                        next.push(e.path());
+                    }
+                }
+            }
+            level = next;
+        }
+    }
+    found
+}
+
+/// The processes in a cgroup directory and the ones below it (a unit may delegate).
+pub fn procs_under(dir: &std::path::Path) -> BTreeSet<u32> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(text) = fs::read_to_string(d.join("cgroup.procs")) {
+            out.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +327,17 @@ mod tests {
         // podman's conmons are not in the container.
         assert_eq!(container_of_cgroup("8:pids:/libpod_parent/conmon"), None);
         assert_eq!(container_of_cgroup(&format!("0::/machine.slice/libpod-conmon-{ID}.scope")), None);
+    }
+
+    #[test]
+    fn the_unit_of_a_cgroup_path() {
+        assert_eq!(unit_of_cgroup("0::/system.slice/nginx.service\n").as_deref(), Some("nginx.service"));
+        assert_eq!(
+            unit_of_cgroup("1:name=systemd:/user.slice/user-1000.slice/session-4.scope\n0::/\n").as_deref(),
+            Some("session-4.scope")
+        );
+        assert_eq!(unit_of_cgroup("0::/system.slice/nginx.service/worker\n").as_deref(), Some("nginx.service"));
+        assert_eq!(unit_of_cgroup("0::/kubepods/besteffort/pod1/abc\n"), None);
+        assert_eq!(unit_of_cgroup("0::/\n"), None);
     }
 }

@@ -23,6 +23,7 @@ use crate::{
     pipeline::redact::Redactor,
     pipeline::story::Stories,
     proc::proc_state,
+    requests::Requests,
     sink::history,
     sink::metrics::Metrics,
     sink::output::{Format, Output},
@@ -34,6 +35,8 @@ pub struct WatchOptions {
     pub backend: BackendKind,
     /// Containers being watched: their processes and restarts are followed.
     pub follower: Option<Follower>,
+    /// systemd units being watched: likewise.
+    pub units: crate::units::Units,
     /// How events go to stdout; None prints nothing (a recorder without -o).
     pub print: Option<Format>,
     pub node: NodeOptions,
@@ -307,6 +310,8 @@ struct Watch {
     namer: Namer,
     correlator: Correlator,
     stories: Stories,
+    /// Requests to managers, kept to link the managers' signals to who asked.
+    requests: Requests,
     out: Option<Output<BufWriter<io::StdoutLock<'static>>>>,
     /// Processes whose exits are reported; the watch ends when the last one exits.
     watched: BTreeSet<u32>,
@@ -389,6 +394,7 @@ impl Watch {
         });
         Ok(Self {
             stories: Stories::new(opts.stop_window),
+            requests: Requests::new(opts.stop_window, backend.captures_requests()),
             opts,
             backend,
             enricher,
@@ -431,6 +437,12 @@ impl Watch {
     /// The follow tick: brings a container watch in step with what the managers already
     /// said (this never waits on them), new tasks and processes into the filter.
     fn follow(&mut self) -> Result<()> {
+        for pid in self.opts.units.pids() {
+            // A unit's new process (a restart's new main process): its exit is reported.
+            if self.watched.insert(pid) {
+                self.backend.watch_root(pid)?;
+            }
+        }
         let snaps = self.namer.tick(self.enricher.containers());
         if let Some(f) = self.opts.follower.as_mut() {
             let inits = f.pids();
@@ -520,13 +532,20 @@ impl Watch {
         let mut ready = std::mem::take(&mut self.ready);
         for mut record in ready.drain(..) {
             match &mut record {
-                Record::Signal(s) => cause::classify(s),
+                Record::Signal(s) => {
+                    cause::classify(s);
+                    self.requests.link(s);
+                }
                 Record::Lost(l) => {
                     eprintln!("podsig: lost {} events: the ring buffer was full (raise --ring-size)", l.count)
                 }
                 _ => {}
             }
             self.opts.redact.record(&mut record);
+            if let Record::Request(r) = record {
+                self.requests.remember(*r);
+                continue;
+            }
             // Before the filters: a story's verdict does not depend on what is shown.
             self.stories.apply(&mut record);
             if !self.opts.node.filter.keeps(&record) {
@@ -579,12 +598,12 @@ impl Watch {
                     if let Some(f) = self.opts.follower.as_mut() {
                         // A container's task may be restarted: keep watching for it.
                         f.forget(e.pid);
-                    } else if self.watched.is_empty() && !self.opts.spec.all {
+                    } else if self.watched.is_empty() && !self.opts.spec.all && self.opts.units.is_empty() {
                         return Ok(Some(Stop::TargetsExited));
                     }
                 }
             }
-            Record::Lost(_) | Record::Oom(_) => {}
+            Record::Lost(_) | Record::Oom(_) | Record::Request(_) => {}
         }
         Ok(None)
     }
@@ -673,6 +692,8 @@ fn watching(opts: &WatchOptions, watched: &BTreeSet<u32>) -> String {
         "every process".to_string()
     } else if let Some(f) = &opts.follower {
         format!("container {}", f.ids().join(", "))
+    } else if !opts.units.is_empty() {
+        format!("unit {}", opts.units.names().join(", "))
     } else {
         let pids: Vec<String> = watched.iter().map(u32::to_string).collect();
         format!("pid {}", pids.join(", "))

@@ -136,6 +136,7 @@ fn time_of(r: &Record) -> &str {
         Record::Exit(e) => &e.time,
         Record::Lost(l) => &l.time,
         Record::Oom(_) => "",
+        Record::Request(r) => &r.time,
     }
 }
 

@@ -30,6 +30,9 @@ pub struct Enricher {
     /// Which container a process is in, and its names: fed by the watch's follower and the
     /// namer, read here.
     containers: ContainerIndex,
+    /// pid → its systemd unit as last read, for a process gone by the time its record is
+    /// enriched (a SIGKILL's target, reaped at once by systemd).
+    units: HashMap<u32, (Instant, Option<String>)>,
     /// Put on every record.
     pub node: Option<String>,
 }
@@ -38,6 +41,8 @@ pub struct Enricher {
 type ExeKey = (u32, u64, u64, String);
 
 const EXE_TTL: Duration = Duration::from_secs(1);
+/// How long a gone process's unit is remembered: the story window's default.
+const UNIT_TTL: Duration = Duration::from_secs(600);
 const EXE_CACHE_MAX: usize = 4096;
 
 impl Default for Enricher {
@@ -67,7 +72,25 @@ impl Enricher {
             inspector: Inspector::default(),
             exes: HashMap::new(),
             containers: ContainerIndex::new(),
+            units: HashMap::new(),
             node: None,
+        }
+    }
+
+    /// The systemd unit of `pid`: from its cgroup while it lives, else as last read.
+    fn unit_of(&mut self, pid: u32) -> Option<String> {
+        match crate::proc::unit_of_pid(pid) {
+            Some(u) => {
+                if self.units.len() >= EXE_CACHE_MAX {
+                    self.units.retain(|_, (t, _)| t.elapsed() < UNIT_TTL);
+                    if self.units.len() >= EXE_CACHE_MAX {
+                        self.units.clear();
+                    }
+                }
+                self.units.insert(pid, (Instant::now(), Some(u.clone())));
+                Some(u)
+            }
+            None => self.units.get(&pid).filter(|(t, _)| t.elapsed() < UNIT_TTL).and_then(|(_, u)| u.clone()),
         }
     }
 
@@ -95,6 +118,7 @@ impl Enricher {
             Record::Signal(s) => s.node.clone_from(&self.node),
             Record::Exit(e) => e.node.clone_from(&self.node),
             Record::Lost(l) => l.node.clone_from(&self.node),
+            Record::Request(r) => r.node.clone_from(&self.node),
             Record::Oom(_) => {}
         }
         match record {
@@ -129,8 +153,10 @@ impl Enricher {
                     memory_cgroup(oom, s.target.memcg);
                 }
                 s.target.container = self.containers.container_of(s.target.pid, s.target.pidns);
+                s.target.unit = self.unit_of(s.target.pid);
                 if let Some(sender) = s.sender.as_mut() {
                     sender.container = self.containers.container_of(sender.pid, sender.pidns);
+                    sender.unit = self.unit_of(sender.pid);
                 }
             }
             Record::Oom(_) => {}
@@ -151,6 +177,11 @@ impl Enricher {
                 }
             }
             Record::Lost(l) => l.time = self.now(),
+            Record::Request(r) => {
+                r.time = self.wall_time(r.boot_ns);
+                let me = r.ancestry.last().filter(|a| a.pid == r.client.pid);
+                r.client.exe = me.and_then(|a| a.exe.as_ref()?.path.clone()).filter(|p| p.starts_with('/'));
+            }
         }
     }
 

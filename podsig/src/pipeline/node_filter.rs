@@ -56,7 +56,7 @@ impl Filter {
             Record::Signal(s) => (s.target.container.as_ref(), s.sender.as_ref()),
             // An exit is placed by the watch, or by the signals its process got.
             Record::Exit(e) => (e.container.as_ref(), None),
-            Record::Lost(_) | Record::Oom(_) => return true,
+            Record::Lost(_) | Record::Oom(_) | Record::Request(_) => return true,
         };
         if let Some(sender) = sender
             && self.exclude_comm.iter().any(|c| comm_matches(c, &sender.comm))

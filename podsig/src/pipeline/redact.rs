@@ -49,10 +49,15 @@ impl Redactor {
     /// them: the sender's argv, the only field a process fills with its own strings
     /// beyond its name.
     pub fn record(&mut self, record: &mut Record) {
-        if let Record::Signal(s) = record
-            && let Some(sender) = s.sender.as_mut()
-        {
-            self.argv(&mut sender.argv);
+        match record {
+            Record::Signal(s) => {
+                if let Some(sender) = s.sender.as_mut() {
+                    self.argv(&mut sender.argv);
+                }
+            }
+            // A requester's argv, masked before it is kept and linked to any signal.
+            Record::Request(r) => self.argv(&mut r.client.argv),
+            _ => {}
         }
     }
 

@@ -70,6 +70,8 @@ struct Sent {
     cause: Cause,
     /// A stop request (see [`STOP_REQUESTS`]).
     request: bool,
+    /// Who asked the manager that sent it, in words (`SignalRecord::requested_by`).
+    requested_by: Option<String>,
 }
 
 impl Sent {
@@ -89,6 +91,7 @@ impl Sent {
             sender,
             cause: s.cause,
             request,
+            requested_by: s.requested_by.as_ref().map(crate::sink::output::requested_by),
         }
     }
 
@@ -167,7 +170,7 @@ impl Stories {
         match record {
             Record::Signal(s) => self.signal(s),
             Record::Exit(e) => self.exit(e),
-            Record::Lost(_) | Record::Oom(_) => None,
+            Record::Lost(_) | Record::Oom(_) | Record::Request(_) => None,
         }
     }
 
@@ -205,6 +208,21 @@ impl Stories {
         let now = Sent::of(s, last_ns);
         s.stop =
             if concluded || s.result == Some("ignored") { None } else { signal_stop(s, request.as_ref(), first_ns) };
+        if let Some(stop) = s.stop.as_mut() {
+            in_systemds_words(s.sender.as_ref(), &s.target, stop);
+            // Who asked: for the record that ends the stop, the request of its first stop
+            // request (systemd's SIGKILL after TimeoutStopSec is the same `systemctl stop`).
+            let asked = s
+                .requested_by
+                .as_ref()
+                .map(crate::sink::output::requested_by)
+                .or(request.as_ref().and_then(|r| r.requested_by.clone()));
+            match (asked, &s.no_request) {
+                (Some(by), _) => stop.summary += &format!("; requested by {by}"),
+                (None, Some(n)) => stop.summary += &format!("; {n}"),
+                _ => {}
+            }
+        }
         let concludes = s.stop.is_some();
         let story = match self.by_pid.get_mut(&key) {
             Some(e) => {
@@ -276,6 +294,37 @@ impl Stories {
         let by_pid = &self.by_pid;
         self.inits.retain(|(node, _), pid| by_pid.contains_key(&(node.clone(), *pid)));
     }
+}
+
+/// A systemd unit's stop, when systemd sent the signal, gets its fix in systemd's words:
+/// the unit's settings that decide what happened.
+fn in_systemds_words(sender: Option<&crate::event::Sender>, target: &crate::event::Target, stop: &mut Stop) {
+    let (Some(unit), None) = (&target.unit, &target.container) else { return };
+    if sender.is_none_or(|x| x.comm != "systemd") {
+        return;
+    }
+    let fix = match stop.verdict {
+        Some(Verdict::GraceExpiredTermIgnored) => format!(
+            "make {unit} handle its stop signal, or stop it another way: KillSignal= sets the signal systemd sends \
+             first (SIGTERM), ExecStop= a command that stops it; a longer TimeoutStopSec= only makes the wait \
+             longer; KillMode= decides which of its processes get the signals"
+        ),
+        Some(Verdict::GraceExpiredTermHandled) => format!(
+            "make {unit}'s handler finish and exit within TimeoutStopSec= (default 90 s), or raise TimeoutStopSec=; \
+             an ExecStop= counts against the same timeout, and KillMode=mixed sends the SIGTERM to the main \
+             process only"
+        ),
+        Some(Verdict::KilledWithoutTerm) => format!(
+            "SIGKILL at once: `systemctl kill -s KILL` or KillSignal=SIGKILL on {unit}; if a graceful stop was \
+             meant, `systemctl stop` (SIGTERM, then SIGKILL after TimeoutStopSec=)"
+        ),
+        Some(Verdict::EndedByDefaultAction) => format!(
+            "nothing for the stop; {unit} has no handler for its KillSignal=, so it could not clean up: add one, \
+             or an ExecStop=, if it holds state"
+        ),
+        _ => return,
+    };
+    stop.fix = fix;
 }
 
 /// Keeps `now` as its signal's effective one, unless the kernel dropped it.
@@ -438,7 +487,7 @@ fn signal_stop(s: &SignalRecord, request: Option<&Sent>, at_ns: i128) -> Option<
                 None,
                 init,
                 format!(
-                    "{} sent SIGKILL to {} with no stop request (SIGTERM, SIGINT, SIGQUIT) before it{before}: a kill, \
+                    "{} sent SIGKILL to {} with no SIGTERM or other stop request (SIGINT, SIGQUIT) before it{before}: a kill, \
                      not a stop, {how}",
                     from(&sender),
                     name(&target)
@@ -673,6 +722,10 @@ fn exit_stop(e: &ExitRecord, entry: &Entry, at_ns: i128) -> Option<Stop> {
                 ),
                 "nothing, for this exit".to_string(),
             )
+        };
+        let summary = match &r.requested_by {
+            Some(by) => format!("{summary}; requested by {by}"),
+            None => summary,
         };
         return Some(stop(Some(verdict), Some(elapsed), init, summary, fix));
     }

@@ -687,6 +687,7 @@ fn row(record: &Record) -> Row {
         }
         Record::Lost(l) => empty(&l.time, "lost", &l.node),
         Record::Oom(_) => empty("", "oom", &None),
+        Record::Request(r) => empty(&r.time, "request", &r.node),
     }
 }
 

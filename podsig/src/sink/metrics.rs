@@ -156,7 +156,7 @@ impl Metrics {
             Record::Lost(l) => {
                 self.lost.inc_by(l.count);
             }
-            Record::Oom(_) => {}
+            Record::Oom(_) | Record::Request(_) => {}
         }
     }
 

@@ -4,7 +4,9 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 
-use crate::event::{AncestrySource, Cause, ContainerRef, ExitRecord, PrecededBy, Record, Severity, SignalRecord, Stop};
+use crate::event::{
+    AncestrySource, Cause, ContainerRef, ExitRecord, PrecededBy, Record, RequestedBy, Severity, SignalRecord, Stop,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -70,7 +72,7 @@ pub fn text_with(record: &Record, notes: bool) -> String {
         Record::Signal(s) => signal_text(s, notes),
         Record::Exit(e) => exit_text(e),
         Record::Lost(l) => format!("lost {} events (ring buffer full)\n", l.count),
-        Record::Oom(_) => String::new(),
+        Record::Oom(_) | Record::Request(_) => String::new(),
     }
 }
 
@@ -108,6 +110,41 @@ fn colored(record: &Record, notes: bool) -> String {
 /// Comm and argv bytes are the process's own choice: keep one event per line set.
 fn clean(s: &str) -> String {
     s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
+}
+
+/// `systemctl(9121) "systemctl restart nginx" ← sudo ← bash ← sshd, login uid 1000 (alice),
+/// session 4, 38 ms earlier`: the client, what it ran, who ran it, who logged in.
+pub fn requested_by(r: &RequestedBy) -> String {
+    let c = &r.client;
+    let mut t = format!("{}({}) \"{}\"", c.comm, c.pid, c.argv.join(" "));
+    // The client's ancestors, nearest first, up to a login's worth of them.
+    let above: Vec<&str> = r.ancestry.iter().rev().skip(1).take(4).map(|a| a.comm.as_str()).collect();
+    for a in above {
+        t += &format!(" ← {a}");
+    }
+    if let Some(uid) = c.login_uid {
+        t += &format!(", login uid {uid}");
+        if let Some(user) = &c.login_user {
+            t += &format!(" ({user})");
+        }
+    }
+    if let Some(session) = c.session {
+        t += &format!(", session {session}");
+    }
+    if let Some(tty) = &c.tty {
+        t += &format!(", on {tty}");
+    }
+    t += &format!(", {} earlier", crate::pipeline::story::duration(r.elapsed_ms));
+    let q = &r.request;
+    t += &format!(" ({} {} to {}", r.manager, q.method, q.object);
+    if let Some(s) = q.signal {
+        t += &format!(", {}", crate::signals::name(s));
+    }
+    if let Some(secs) = q.timeout_s {
+        t += &format!(", grace {secs} s");
+    }
+    t += &format!(", from its {})", if r.link == "argv" { "command line" } else { "request" });
+    t
 }
 
 /// `33475m5.202486630s`, SystemTap's rendering of a start time since boot.
@@ -176,6 +213,8 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     }
     if let Some(c) = &s.target.container {
         t += &container_text(c);
+    } else if let Some(u) = &s.target.unit {
+        t += &format!(" unit: {}", clean(u));
     }
     if let Some(c) = s.sender.as_ref().and_then(|x| x.container.as_ref())
         && s.target.container.as_ref().is_none_or(|t| t.id != c.id)
@@ -198,6 +237,11 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     }
     if !s.cause_detail.is_empty() && !kernel {
         t += &format!("  why: {}\n", clean(&s.cause_detail));
+    }
+    if let Some(r) = &s.requested_by {
+        t += &format!("  requested by: {}\n", clean(&requested_by(r)));
+    } else if let Some(n) = &s.no_request {
+        t += &format!("  requested by: nobody: {}\n", clean(n));
     }
     t += &story_text(s.preceded_by.as_ref(), s.stop.as_ref(), s.target.pid);
     for f in s.findings.iter().filter(|f| notes || f.severity != Severity::Note) {

@@ -23,6 +23,9 @@ pub struct WatchSpec {
     pub follow: bool,
     /// A SystemTap module built ahead of time (`podsig stap-build`), loaded with staprun.
     pub stap_module: Option<std::path::PathBuf>,
+    /// Manager sockets whose clients' requests are captured (node mode, unit and container
+    /// watches); empty: none.
+    pub requests: Vec<(std::path::PathBuf, crate::requests::wire::Socket)>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -74,5 +77,9 @@ pub trait Backend {
     /// Records skipped as malformed since the last call (see [`Malformed`]).
     fn take_malformed(&mut self) -> u64 {
         0
+    }
+    /// Clients' requests to managers are captured (`Record::Request`).
+    fn captures_requests(&self) -> bool {
+        false
     }
 }

@@ -65,6 +65,12 @@ impl Backend for AnyBackend {
             AnyBackend::Stap(b) => b.take_malformed(),
         }
     }
+    fn captures_requests(&self) -> bool {
+        match self {
+            AnyBackend::Ebpf(b) => b.captures_requests(),
+            AnyBackend::Stap(b) => b.captures_requests(),
+        }
+    }
 }
 
 /// What the eBPF backend needs from this kernel, or what is missing.

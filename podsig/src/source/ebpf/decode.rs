@@ -8,9 +8,10 @@ use podsig_common::*;
 
 use crate::{
     event::{
-        Ancestor, Ancestry, AncestrySource, Exe, ExitRecord, Interrupted, Lack, OomInfo, Record, Sender, SignalRecord,
-        Target, cstr, split_argv,
+        Ancestor, Ancestry, AncestrySource, Client, Exe, ExitRecord, Interrupted, Lack, OomInfo, Record, RequestRecord,
+        Sender, SignalRecord, Target, cstr, split_argv,
     },
+    requests::wire::Socket,
     signals,
 };
 
@@ -295,6 +296,7 @@ fn read_detail(bytes: &[u8]) -> Option<std::borrow::Cow<'_, SenderDetail>> {
 
 fn decode_other(bytes: &[u8]) -> Option<Record> {
     match read_pod::<u32>(bytes)? {
+        EVENT_REQUEST => request(bytes).map(|r| Record::Request(Box::new(r))),
         EVENT_EXIT => {
             let e = read_pod::<ExitEvent>(bytes)?;
             let code = (e.exit_code != EXIT_CODE_UNKNOWN).then_some(e.exit_code);
@@ -323,6 +325,63 @@ fn decode_other(bytes: &[u8]) -> Option<Record> {
     }
 }
 
+/// A client's write to a manager's socket: who (as a sender), and the bytes, which the
+/// requests stage reads.
+fn request(bytes: &[u8]) -> Option<RequestRecord> {
+    let r = view::<RequestFull>(bytes)?;
+    let h = &r.head;
+    let socket = *SOCKET_KINDS.get(h.socket as usize)?;
+    let depth = (h.depth as usize).min(MAX_ANCESTRY);
+    let argv_len = (h.argv_len as usize).min(ARGV_LEN);
+    let argv = split_argv(&r.detail.argv[..argv_len]);
+    let len = (h.len as usize).min(REQUEST_LEN);
+    let unset = |v: u32| (v != u32::MAX).then_some(v);
+    let tty = cstr(&h.tty);
+    Some(RequestRecord {
+        time: String::new(),
+        node: None,
+        boot_ns: h.boot_ns,
+        socket,
+        syscall: match h.syscall {
+            REQUEST_WRITEV => "writev",
+            REQUEST_SENDTO => "sendto",
+            REQUEST_SENDMSG => "sendmsg",
+            _ => "write",
+        }
+        .into(),
+        fd: h.fd,
+        client: Client {
+            pid: h.pid,
+            tid: h.tid,
+            ns_pid: Some(h.ns_pid).filter(|&n| n != 0),
+            ppid: h.ppid,
+            uid: h.uid,
+            login_uid: unset(h.loginuid),
+            login_user: None,
+            session: unset(h.sessionid),
+            // tty_struct names a pty slave `pts3`; /dev and ps say `pts/3`.
+            tty: (!tty.is_empty()).then(|| match tty.strip_prefix("pts") {
+                Some(n) => format!("pts/{n}"),
+                None => tty,
+            }),
+            comm: cstr(&h.comm),
+            argv,
+            argv_truncated: h.flags & FLAG_ARGV_TRUNCATED != 0,
+            exe: None,
+            start_ns: h.start_ns,
+        },
+        ancestry: r.detail.ancestry[..depth].iter().rev().map(ancestor).collect::<Vec<_>>().into(),
+        ancestry_complete: h.flags & FLAG_ANCESTRY_COMPLETE != 0,
+        bytes: r.body[..len].to_vec(),
+        total: h.total,
+        requests: Vec::new(),
+    })
+}
+
+/// The value each manager socket is given in the kernel's SOCKETS map: its index here.
+pub(super) const SOCKET_KINDS: [Socket; 4] =
+    [Socket::SystemdPrivate, Socket::SystemBus, Socket::Docker, Socket::Containerd];
+
 /// The record for `e` without its sender's detail (argv, ancestry), which the decoder adds.
 fn signal_record(e: &SignalEvent) -> SignalRecord {
     let context = match e.context {
@@ -342,6 +401,8 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
         comm: cstr(&e.sender_comm),
         pidns: Some(e.sender_pidns).filter(|&n| n != 0),
         exiting: e.flags & FLAG_SENDER_EXITING != 0,
+        login_uid: Some(e.sender_loginuid).filter(|&u| u != u32::MAX && btf),
+        session: Some(e.sender_sessionid).filter(|&u| u != u32::MAX && btf),
         ..Default::default()
     };
     let (sender, interrupted) = if in_interrupt(e) {
@@ -375,6 +436,7 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
             resumed: (btf && e.sig == libc::SIGCONT).then_some(e.flags & FLAG_TARGET_RESUMED != 0),
             pgid: Some(e.target_pgid).filter(|&p| p != 0),
             traced_by: Some(e.target_tracer).filter(|&p| p != 0),
+            unit: None,
             pidns: Some(e.target_pidns).filter(|&n| n != 0),
             memcg: Some(e.target_memcg).filter(|&n| n != 0),
             container: None,

@@ -48,6 +48,8 @@ pub struct EbpfBackend {
     tids: std::collections::HashMap<u32, Vec<u32>>,
     mode: Mode,
     hook: Hook,
+    /// Clients' requests to the manager sockets are captured.
+    requests: bool,
     _ebpf: Ebpf,
 }
 
@@ -155,7 +157,8 @@ impl EbpfBackend {
         let fold = PerCpuArray::try_from(ebpf.take_map("FOLD").context("map FOLD missing")?)?;
         let reader = Reader::open(events, ringbuf, ring_bytes, page_size(), lost, fold)?;
         let hook = Hook::new(Build::Tracepoint, None, None);
-        let mut me = Self { reader, targets, target_bits, tids: Default::default(), mode, hook, _ebpf: ebpf };
+        let mut me =
+            Self { reader, targets, target_bits, tids: Default::default(), mode, hook, requests: false, _ebpf: ebpf };
         // Filter first, then attach: nothing is reported before the targets are in place.
         for &pid in &spec.pids {
             me.add_target(pid, false)?;
@@ -163,6 +166,16 @@ impl EbpfBackend {
         me.hook = me.attach_programs(&layout, t0)?;
         me.reader.set_lacks(me.hook.lacks);
         me.attach_extras(spec, oom_format.is_some())?;
+        if !spec.requests.is_empty() {
+            // Requests are evidence for a link, not the watch itself: without them the
+            // signals are still reported, with one line saying what is missing.
+            match me.attach_requests(&spec.requests) {
+                Ok(()) => me.requests = true,
+                Err(e) => tracing::warn!(
+                    "requests to managers cannot be captured, so no signal names who asked a manager for it: {e:#}"
+                ),
+            }
+        }
         tracing::info!(
             "attached in {:?}: {} build ({}), events through a {}",
             t0.elapsed(),
@@ -286,6 +299,54 @@ impl EbpfBackend {
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// The request hooks: `connect` and `close` keep the kernel's list of clients'
+    /// connections to the manager sockets, the writing syscalls capture what those clients
+    /// write. The walk of a client's ancestry is the signal hook's (bpf_loop or bounded).
+    fn attach_requests(&mut self, sockets: &[(std::path::PathBuf, crate::requests::wire::Socket)]) -> Result<()> {
+        if self.mode != Mode::Btf {
+            anyhow::bail!("they need kernel BTF, to read the client's identity and ancestry");
+        }
+        tracefs::ensure_mounted()?;
+        const SYSCALLS: [(&str, usize); 6] = [
+            ("sys_enter_connect", 3),
+            ("sys_enter_close", 1),
+            ("sys_enter_write", 3),
+            ("sys_enter_writev", 3),
+            ("sys_enter_sendto", 3),
+            ("sys_enter_sendmsg", 2),
+        ];
+        for (name, args) in SYSCALLS {
+            tracefs::check_syscall_args(name, args)?;
+        }
+        let mut map: HashMap<&mut MapData, podsig_common::SocketPath, u32> =
+            HashMap::try_from(self._ebpf.map_mut("SOCKETS").context("map SOCKETS missing")?)?;
+        for (path, socket) in sockets {
+            let bytes = path.as_os_str().as_encoded_bytes();
+            if bytes.len() >= 108 {
+                tracing::debug!("{} is too long for a Unix socket path; not followed", path.display());
+                continue;
+            }
+            let mut key = podsig_common::SocketPath { path: [0; podsig_common::SOCKET_PATH_LEN] };
+            key.path[..bytes.len()].copy_from_slice(bytes);
+            let kind = decode::SOCKET_KINDS.iter().position(|s| s == socket).unwrap_or(0) as u32;
+            map.insert(key, kind, 0).with_context(|| format!("following {}", path.display()))?;
+        }
+        let walk = if self.hook.build.walks_with_loop() { "" } else { "_bounded" };
+        let programs = [
+            ("request_connect".to_string(), "sys_enter_connect"),
+            ("request_close".to_string(), "sys_enter_close"),
+            (format!("request_write{walk}"), "sys_enter_write"),
+            (format!("request_writev{walk}"), "sys_enter_writev"),
+            (format!("request_sendto{walk}"), "sys_enter_sendto"),
+            (format!("request_sendmsg{walk}"), "sys_enter_sendmsg"),
+        ];
+        for (prog, tracepoint) in &programs {
+            self.attach_classic(prog, "syscalls", tracepoint)?;
+        }
+        tracing::info!("capturing requests to {} manager socket paths", sockets.len());
+        Ok(())
     }
 
     /// The build of the signal hook that runs, and how it compares with the kernel's best.
@@ -443,6 +504,10 @@ impl Backend for EbpfBackend {
 
     fn watch_root(&mut self, pid: u32) -> Result<()> {
         self.add_target(pid, false)
+    }
+
+    fn captures_requests(&self) -> bool {
+        self.requests
     }
 
     fn unwatch(&mut self, pid: u32) -> Result<()> {

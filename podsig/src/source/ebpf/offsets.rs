@@ -632,7 +632,10 @@ impl KernelBtf {
             signal_pids: self.offset("signal_struct", "pids").unwrap_or(0),
             task_parent: self.offset("task_struct", "parent").unwrap_or(0),
             task_runtime: self.offset("task_struct", "se.sum_exec_runtime").unwrap_or(0),
-            _pad_offsets: 0,
+            task_loginuid: self.offset("task_struct", "loginuid").unwrap_or(0),
+            task_sessionid: self.offset("task_struct", "sessionid").unwrap_or(0),
+            signal_tty: self.offset("signal_struct", "tty").unwrap_or(0),
+            tty_name: self.offset("tty_struct", "name").unwrap_or(0),
         })
     }
 

@@ -195,6 +195,7 @@ fn record_time(r: &Record) -> u64 {
         Record::Signal(s) => s.boot_ns.unwrap_or(0),
         Record::Exit(e) => e.boot_ns.unwrap_or(0),
         Record::Oom(o) => o.boot_ns,
+        Record::Request(r) => r.boot_ns,
         Record::Lost(_) => u64::MAX,
     }
 }

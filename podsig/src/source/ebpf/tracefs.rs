@@ -32,6 +32,20 @@ pub fn fields(category: &str, name: &str) -> Result<HashMap<String, (u32, u32)>>
     Ok(parse_format(&text))
 }
 
+/// Checks that a syscall tracepoint's record holds its first `args` arguments as the
+/// request hooks read them: 8 bytes each, from offset 16 on (include/trace/syscall.h's
+/// `syscall_trace_enter`). A kernel that lays them out otherwise is refused, not guessed at.
+pub fn check_syscall_args(name: &str, args: usize) -> Result<()> {
+    let f = fields("syscalls", name)?;
+    let mut at: Vec<(u32, u32)> = f.values().copied().filter(|&(off, _)| off >= 16).collect();
+    at.sort_unstable();
+    let expected: Vec<(u32, u32)> = (0..args as u32).map(|i| (16 + 8 * i, 8)).collect();
+    if at.len() < args || at[..args] != expected[..] {
+        return Err(anyhow!("syscalls:{name} lays out its arguments as {at:?}, not 8 bytes each from offset 16"));
+    }
+    Ok(())
+}
+
 /// Parses lines like `field:char comm[16];<TAB>offset:20;<TAB>size:16;<TAB>signed:0;`.
 pub fn parse_format(text: &str) -> HashMap<String, (u32, u32)> {
     let mut out = HashMap::new();
