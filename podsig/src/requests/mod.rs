@@ -4,6 +4,7 @@
 //! (`stage`).
 
 mod argv;
+pub mod peers;
 mod stage;
 pub mod wire;
 

@@ -333,6 +333,24 @@ impl EbpfBackend {
             let kind = decode::SOCKET_KINDS.iter().position(|s| s == socket).unwrap_or(0) as u32;
             map.insert(key, kind, 0).with_context(|| format!("following {}", path.display()))?;
         }
+        drop(map);
+        // Connections made before now (kubelet's to containerd, typically) are learnt here,
+        // not at their connect.
+        match crate::requests::peers::existing_clients(sockets) {
+            Ok(clients) => {
+                let mut conns: HashMap<&mut MapData, u64, u32> =
+                    HashMap::try_from(self._ebpf.map_mut("CONNS").context("map CONNS missing")?)?;
+                for (pid, fd, socket) in &clients {
+                    let kind = decode::SOCKET_KINDS.iter().position(|s| s == socket).unwrap_or(0) as u32;
+                    let _ = conns.insert(((*pid as u64) << 32) | *fd as u64, kind, 0);
+                }
+                tracing::info!("{} clients were connected to the manager sockets already", clients.len());
+            }
+            Err(e) => tracing::warn!(
+                "clients connected to the manager sockets before podsig started are not followed (their requests \
+                 will not be named): {e}"
+            ),
+        }
         let walk = if self.hook.build.walks_with_loop() { "" } else { "_bounded" };
         let programs = [
             ("request_connect".to_string(), "sys_enter_connect"),
