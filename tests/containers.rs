@@ -256,6 +256,13 @@ fn a_kill_with_no_term_before_it_is_killed_without_term() {
     assert_eq!(kill["stop"]["verdict"], "killed_without_term", "{kill}");
     assert_eq!(kill["stop"]["container_init"], true);
     assert!(kill["stop"]["summary"].as_str().unwrap().contains("ctr task kill -s KILL"), "{kill}");
+    // Who asked containerd: this ctr, with its argv and the test's own ancestry above it.
+    let by = &kill["requested_by"];
+    assert_eq!((by["manager"].as_str(), by["client"]["comm"].as_str()), (Some("containerd"), Some("ctr")), "{kill}");
+    assert_eq!((by["request"]["method"].as_str(), by["request"]["object"].as_str()), (Some("Kill"), Some(id.as_str())));
+    assert_eq!(by["request"]["signal"], 9, "{kill}");
+    assert_eq!(by["client"]["ppid"], std::process::id(), "{kill}");
+    assert!(kill["stop"]["summary"].as_str().unwrap().contains("requested by ctr("), "{kill}");
     let exit = w.next_kind("exit");
     assert_eq!((exit["pid"].as_u64(), exit["signal"]["name"].as_str()), (Some(pid as u64), Some("SIGKILL")));
     assert_eq!(exit["container"]["id"], id.as_str(), "{exit}");

@@ -451,3 +451,102 @@ fn podman_stop_names_crun_podman_and_the_container() {
     drop(podman);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Who asked dockerd: `docker stop`, `docker kill` and `docker rm -f`, each run by a chain
+/// of shells, name the docker client that asked (its argv and ancestry), while a busy
+/// client asking about the same container all along is never named; dockerd's own stop at
+/// its shutdown names nobody and says dockerd acted on its own.
+#[test]
+fn docker_requests_name_the_client_that_asked() {
+    let _suite = suite(module_path!());
+    if !ready(DOCKERD, "docker.io") {
+        return;
+    }
+    let dir = scratch("docker-requests");
+    let dockerd = Dockerd::start();
+    let image = "podsig-e2e-busybox:latest";
+    dockerd.docker(&["import", &rootfs_tar(&dir), image]);
+    let name = format!("podsig-e2e-{}-asked", std::process::id());
+    let run = ["run", "-d", "--network", "none", "--name", &name, image, "/bin/sh", "-c", FOREVER];
+    stdout(&dockerd.docker(&run));
+    let host = dockerd.host();
+    let sock = dockerd.socket.as_str();
+    let busy = Target {
+        child: Command::new("sh")
+            .args([
+                "-c",
+                &format!("while :; do {DOCKER} -H {host} inspect {name}; {DOCKER} -H {host} ps; done >/dev/null 2>&1"),
+            ])
+            .spawn()
+            .unwrap(),
+    };
+    let mut w = Podsig::start(&["watch", "--docker-socket", sock, "--container", &name, "-o", "json"]);
+    // `sh -c "sh -c 'docker …'"`: the chain the requester's ancestry must show.
+    let ask = |what: &str| {
+        let mut c = Command::new("sh")
+            .args(["-c", &format!("sh -c '{DOCKER} -H {host} {what} {name}; :'; :")])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let outer = c.id();
+        assert!(c.wait().unwrap().success());
+        outer
+    };
+    let asked_by = |ev: &Value, outer: u32, method: &str| {
+        let by = &ev["requested_by"];
+        assert_eq!((by["manager"].as_str(), by["client"]["comm"].as_str()), (Some("docker"), Some("docker")), "{ev}");
+        assert_eq!(
+            (by["request"]["method"].as_str(), by["request"]["object"].as_str()),
+            (Some(method), Some(name.as_str()))
+        );
+        let chain: Vec<(u64, &str)> = by["ancestry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["pid"].as_u64().unwrap(), a["comm"].as_str().unwrap()))
+            .collect();
+        let n = chain.len();
+        assert!(n >= 4 && chain[n - 1].1 == "docker" && chain[n - 2].1 == "sh", "{chain:?}");
+        assert_eq!(chain[n - 3], (outer as u64, "sh"), "the outer shell asked: {chain:?}");
+        assert_eq!(ev["no_request"], Value::Null, "{ev}");
+        by.clone()
+    };
+
+    // runc's, not the kernel's SIGKILL to the init's children once it is gone.
+    let from_runc = |w: &mut Podsig, sig: &str| {
+        w.next_matching(&format!("runc's {sig}"), |v| v["signal"]["name"] == sig && v["sender"]["comm"] == "runc")
+    };
+    let outer = ask("stop -t 2");
+    let term = from_runc(&mut w, "SIGTERM");
+    let by = asked_by(&term, outer, "stop");
+    assert_eq!(by["request"]["timeout_s"], 2, "{term}");
+    let kill = from_runc(&mut w, "SIGKILL");
+    assert_eq!(asked_by(&kill, outer, "stop")["client"]["pid"], by["client"]["pid"], "the same stop");
+    assert!(kill["stop"]["summary"].as_str().unwrap().contains("requested by docker("), "{kill}");
+
+    // Restarted: asked again once the watch follows the new task.
+    let restart = |w: &mut Podsig| {
+        dockerd.docker(&["start", &name]);
+        let pid = stdout(&dockerd.docker(&["inspect", "-f", "{{.State.Pid}}", &name]));
+        w.wait_stderr(&format!("(new pid {pid})"));
+    };
+    restart(&mut w);
+    let outer = ask("kill");
+    let kill = from_runc(&mut w, "SIGKILL");
+    assert_eq!(asked_by(&kill, outer, "kill")["request"]["signal"], 9, "{kill}");
+
+    restart(&mut w);
+    let outer = ask("rm -f");
+    asked_by(&from_runc(&mut w, "SIGKILL"), outer, "remove");
+
+    // dockerd stopping what runs at its own shutdown: nobody asked.
+    drop(busy);
+    let run = ["run", "-d", "--network", "none", "--name", &name, image, "/bin/sh", "-c", FOREVER];
+    stdout(&dockerd.docker(&run));
+    let mut w = Podsig::start(&["watch", "--docker-socket", sock, "--container", &name, "-o", "json"]);
+    dockerd.signal(libc::SIGTERM);
+    let term = from_runc(&mut w, "SIGTERM");
+    assert_eq!(term["requested_by"], Value::Null, "{term}");
+    assert!(term["no_request"].as_str().unwrap().contains("acted on its own"), "{term}");
+    let _ = fs::remove_dir_all(&dir);
+}
