@@ -320,20 +320,21 @@ impl EbpfBackend {
         for (name, args) in SYSCALLS {
             tracefs::check_syscall_args(name, args)?;
         }
-        let mut map: HashMap<&mut MapData, podsig_common::SocketPath, u32> =
-            HashMap::try_from(self._ebpf.map_mut("SOCKETS").context("map SOCKETS missing")?)?;
-        for (path, socket) in sockets {
-            let bytes = path.as_os_str().as_encoded_bytes();
-            if bytes.len() >= 108 {
-                tracing::debug!("{} is too long for a Unix socket path; not followed", path.display());
-                continue;
+        {
+            let mut map: HashMap<&mut MapData, podsig_common::SocketPath, u32> =
+                HashMap::try_from(self._ebpf.map_mut("SOCKETS").context("map SOCKETS missing")?)?;
+            for (path, socket) in sockets {
+                let bytes = path.as_os_str().as_encoded_bytes();
+                if bytes.len() >= 108 {
+                    tracing::debug!("{} is too long for a Unix socket path; not followed", path.display());
+                    continue;
+                }
+                let mut key = podsig_common::SocketPath { path: [0; podsig_common::SOCKET_PATH_LEN] };
+                key.path[..bytes.len()].copy_from_slice(bytes);
+                let kind = decode::SOCKET_KINDS.iter().position(|s| s == socket).unwrap_or(0) as u32;
+                map.insert(key, kind, 0).with_context(|| format!("following {}", path.display()))?;
             }
-            let mut key = podsig_common::SocketPath { path: [0; podsig_common::SOCKET_PATH_LEN] };
-            key.path[..bytes.len()].copy_from_slice(bytes);
-            let kind = decode::SOCKET_KINDS.iter().position(|s| s == socket).unwrap_or(0) as u32;
-            map.insert(key, kind, 0).with_context(|| format!("following {}", path.display()))?;
         }
-        drop(map);
         // Connections made before now (kubelet's to containerd, typically) are learnt here,
         // not at their connect.
         match crate::requests::peers::existing_clients(sockets) {
