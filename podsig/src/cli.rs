@@ -307,6 +307,9 @@ pub struct HistoryArgs {
     /// Signals to containers of this name.
     #[arg(long, value_name = "NAME")]
     pub container_name: Option<String>,
+    /// Signals to processes of this systemd unit (`nginx` is `nginx.service`).
+    #[arg(long, value_name = "NAME", value_parser = parse_unit)]
+    pub unit: Option<String>,
     /// Signals to this process.
     #[arg(short = 'p', long, value_name = "PID", value_parser = parse_pid_number, allow_negative_numbers = true)]
     pub pid: Option<u32>,
@@ -328,11 +331,12 @@ pub struct HistoryArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["pod", "container", "container_name", "pid"])),
+    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["pod", "container", "container_name", "pid", "unit"])),
     after_help = "Examples:
   podsig why --pod web                         the last stop of pod web: what, when, who, the verdict, the fix
   podsig why --pod web --namespace prod --container-name app --since 1d
   podsig why --container 5fb8adf9 -o json | jq -r .verdict
+  podsig why --unit nginx                      who stopped nginx.service, through systemd
   podsig why --pid 7942")]
 pub struct WhyArgs {
     /// The history file `podsig record` writes.
@@ -351,6 +355,9 @@ pub struct WhyArgs {
     /// Containers of this name (with --pod: that container of the pod).
     #[arg(long, value_name = "NAME")]
     pub container_name: Option<String>,
+    /// This systemd unit (`nginx` is `nginx.service`).
+    #[arg(long, value_name = "NAME", value_parser = parse_unit)]
+    pub unit: Option<String>,
     /// This process.
     #[arg(short = 'p', long, value_name = "PID", value_parser = parse_pid_number, allow_negative_numbers = true)]
     pub pid: Option<u32>,
@@ -365,7 +372,6 @@ pub struct WhyArgs {
     pub output: Option<Format>,
 }
 
-/// A pid that may no longer exist (the history is about the past).
 /// A unit name as systemctl takes it: `nginx` is `nginx.service`.
 fn parse_unit(s: &str) -> Result<String, String> {
     if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
@@ -373,6 +379,8 @@ fn parse_unit(s: &str) -> Result<String, String> {
     }
     Ok(crate::requests::unit_name(s))
 }
+
+/// A pid that may no longer exist (the history is about the past).
 
 fn parse_pid_number(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {

@@ -752,6 +752,9 @@ pub struct ExitRecord {
     /// The container it ran in, when known (from the watch, or from the signals it got).
     #[serde(default)]
     pub container: Option<ContainerRef>,
+    /// The systemd unit it ran in, when known (from its cgroup while it lived).
+    #[serde(default)]
+    pub unit: Option<String>,
     /// The last terminating signal it got within the story window; null when none.
     #[serde(default)]
     pub preceded_by: Option<PrecededBy>,
@@ -778,6 +781,7 @@ impl ExitRecord {
             signal,
             core_dumped,
             container: None,
+            unit: None,
             preceded_by: None,
             stop: None,
         }

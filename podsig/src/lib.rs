@@ -268,6 +268,7 @@ fn history_cmd(args: cli::HistoryArgs, verbose: bool) -> Result<()> {
         namespace: args.pod_namespace,
         container: args.container,
         container_name: args.container_name,
+        unit: args.unit,
         pid: args.pid,
         signals: args.signals,
         with_exits: false,

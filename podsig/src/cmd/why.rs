@@ -66,6 +66,7 @@ pub fn run(args: WhyArgs, verbose: bool) -> Result<()> {
         namespace: args.pod_namespace.clone(),
         container: args.container.clone(),
         container_name: args.container_name.clone(),
+        unit: args.unit.clone(),
         pid: args.pid,
         signals: story::story_signals(),
         with_exits: true,
@@ -115,6 +116,9 @@ fn selection(args: &WhyArgs) -> String {
     }
     if let Some(c) = &args.container {
         parts.push(format!("container {}", containers::short(c)));
+    }
+    if let Some(u) = &args.unit {
+        parts.push(format!("unit {u}"));
     }
     if let Some(p) = args.pid {
         parts.push(format!("pid {p}"));

@@ -168,6 +168,7 @@ impl Enricher {
                 if let Some(c) = self.containers.member(e.pid) {
                     e.container = Some(c);
                 }
+                e.unit = self.unit_of(e.pid);
                 if e.status.is_none() && e.signal.is_none() {
                     // Fallback mode: a zombie still shows its exit code in /proc.
                     if let Some(code) = process(e.pid).and_then(|p| p.stat().ok()?.exit_code) {

@@ -774,6 +774,8 @@ pub struct Query {
     /// Full ID or a prefix, as `crictl ps` shows it.
     pub container: Option<String>,
     pub container_name: Option<String>,
+    /// A systemd unit: read from the stored records (no column of its own).
+    pub unit: Option<String>,
     pub pid: Option<u32>,
     pub signals: Vec<i32>,
     /// With `signals`: exits too (whose rows have no signal).
@@ -851,6 +853,12 @@ pub fn query(conn: &Connection, q: &Query) -> Result<Vec<String>> {
     if let Some(p) = q.pid {
         eq("target_pid = ?", Value::Integer(p.into()));
     }
+    if let Some(u) = &q.unit {
+        eq(
+            "coalesce(json_extract(record, '$.target.unit'), json_extract(record, '$.unit')) = ?",
+            Value::Text(u.clone()),
+        );
+    }
     if let Some(s) = q.since {
         eq("time_ns >= ?", Value::Integer(now_ns() - s.as_nanos() as i64));
     }
@@ -910,6 +918,11 @@ mod tests {
         assert!(w.push(signal_in("web", 10, 9)));
         assert!(w.push(signal_in("db", 11, 15)));
         assert!(w.push(signal_in("web", 12, 15)));
+        let mut unit = signal_in("web", 13, 15);
+        if let Record::Signal(s) = &mut unit {
+            (s.target.container, s.target.unit) = (None, Some("nginx.service".into()));
+        }
+        assert!(w.push(unit));
         w.finish().unwrap();
         let conn = open_ro(&path).unwrap();
         let pids = |q: Query| -> Vec<u32> {
@@ -929,9 +942,10 @@ mod tests {
         assert_eq!(pids(Query { container: Some("app".into()), ..Default::default() }), vec![10, 11, 12]);
         assert_eq!(pids(Query { container: Some("ap".into()), ..Default::default() }), Vec::<u32>::new());
         assert_eq!(pids(Query { pid: Some(11), ..Default::default() }), vec![11]);
-        assert_eq!(pids(Query { last: Some(2), ..Default::default() }), vec![11, 12]);
+        assert_eq!(pids(Query { unit: Some("nginx.service".into()), ..Default::default() }), vec![13]);
+        assert_eq!(pids(Query { last: Some(2), ..Default::default() }), vec![12, 13]);
         assert_eq!(pids(Query { namespace: Some("dev".into()), ..Default::default() }), Vec::<u32>::new());
-        assert_eq!(pids(Query { since: Some(Duration::from_secs(3600)), ..Default::default() }).len(), 3);
+        assert_eq!(pids(Query { since: Some(Duration::from_secs(3600)), ..Default::default() }).len(), 4);
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
