@@ -381,7 +381,6 @@ fn parse_unit(s: &str) -> Result<String, String> {
 }
 
 /// A pid that may no longer exist (the history is about the past).
-
 fn parse_pid_number(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(p) if p > 0 => Ok(p),
