@@ -4,6 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::script::{MARK, MAX_ANCESTRY};
 use crate::event::{Ancestor, ExitRecord, Record, Sender, SignalRecord, Target};
+use crate::signals;
 
 #[derive(Debug, PartialEq)]
 pub enum Line {
@@ -153,14 +154,16 @@ fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
 }
 
 fn signal(f: &[&str]) -> Option<SignalRecord> {
-    if f.len() < 13 {
+    if f.len() < 14 {
         return None;
     }
     let sig: i32 = num(f[1])?;
     let code: i32 = num(f[2])?;
+    // -1: hooked where the outcome is not decided yet (the tapset's signal.send).
+    let result: i32 = num(f[13])?;
     // Sender first, walking up: (tgid, start_ns, comm) triples, then the line's final tab.
     // Every triple must be whole and the walk no longer than the script's bound.
-    let rest = &f[13..];
+    let rest = &f[14..];
     let (triples, tail) = rest.split_at(rest.len() - rest.len() % 3);
     if tail.iter().any(|t| !t.is_empty()) || triples.len() / 3 > MAX_ANCESTRY + 1 {
         return None;
@@ -192,6 +195,7 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
         }),
         ancestry: ancestry.into(),
         ancestry_complete: complete,
+        result: (result >= 0).then(|| signals::result_name(result)),
         ..SignalRecord::new("stap", sig, code)
     })
 }
@@ -212,7 +216,7 @@ mod tests {
 
     /// Lines as the generated script prints them (text_str escapes; \001 between argv
     /// elements; a final tab after the ancestry).
-    const KILL: &str = "PODSIG\tSIG\t1764015450123456789\t9\t0\t1\t7942\t7942\tserver\t23549\t23549\t23495\t0\tpkill\tpkill\\001-9\\001server\t23549\t2008505202486630\tpkill\t23495\t2008504817798337\tbash\t1\t80000000\tsystemd\t0\t0\tswapper/0\t";
+    const KILL: &str = "PODSIG\tSIG\t1764015450123456789\t9\t0\t1\t7942\t7942\tserver\t23549\t23549\t23495\t0\tpkill\tpkill\\001-9\\001server\t-1\t23549\t2008505202486630\tpkill\t23495\t2008504817798337\tbash\t1\t80000000\tsystemd\t0\t0\tswapper/0\t";
 
     #[test]
     fn signal_line() {
@@ -233,10 +237,15 @@ mod tests {
         assert_eq!(chain, vec![(0, "swapper/0"), (1, "systemd"), (23495, "bash"), (23549, "pkill")]);
         assert!(s.ancestry_complete);
         assert_eq!(s.time, "2025-11-24T20:17:30.123456789Z");
-        // What stap cannot see is null, not invented.
+        // What stap cannot see is null, not invented: no outcome from the tapset's kprobe (-1).
         assert_eq!((s.boot_ns, s.result, s.errno, s.target.ns_pid), (None, None, None, None));
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["result"], serde_json::Value::Null);
+        // The signal_generate tracepoint knows it.
+        let traced = KILL.replace("server\t-1\t", "server\t1\t");
+        let Line::Record(r) = parse(traced.as_bytes()) else { panic!("not parsed") };
+        let Record::Signal(s) = *r else { panic!() };
+        assert_eq!(s.result, Some("ignored"));
     }
 
     #[test]
@@ -307,9 +316,9 @@ mod tests {
                     1 => f.truncate(cut.max(2)),
                     2 => {
                         // An ancestry far longer than the script ever prints.
-                        let extra: Vec<Vec<u8>> = f[15..18].to_vec();
+                        let extra: Vec<Vec<u8>> = f[16..19].to_vec();
                         for _ in 0..repeat {
-                            f.splice(15..15, extra.iter().cloned());
+                            f.splice(16..16, extra.iter().cloned());
                         }
                     }
                     _ => f[at].extend_from_slice(&tok),
