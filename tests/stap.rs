@@ -265,7 +265,17 @@ while :; do sleep 0.05; done
     let target = Target::sleep();
     let t = target.pid();
     let mut w = Podsig::start_env(
-        &["watch", "--stap-module", module.to_str().unwrap(), "--pid", &t.to_string(), "-o", "json"],
+        &[
+            "watch",
+            "--backend",
+            "stap",
+            "--stap-module",
+            module.to_str().unwrap(),
+            "--pid",
+            &t.to_string(),
+            "-o",
+            "json",
+        ],
         &[("PATH", &path_with(&dir))],
     );
     assert!(w.stderr_lines.last().unwrap().starts_with("podsig: attached (backend stap"), "{:?}", w.stderr_lines);
@@ -291,11 +301,75 @@ while :; do sleep 0.05; done
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (st, _, err) = podsig_output(&["watch", "--stap-module", other.to_str().unwrap(), "--pid", &t.to_string()]);
+    let (st, _, err) = podsig_output(&[
+        "watch",
+        "--backend",
+        "stap",
+        "--stap-module",
+        other.to_str().unwrap(),
+        "--pid",
+        &t.to_string(),
+    ]);
     assert!(!st.success());
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains(&format!("was built for kernel 6.1.0-50-amd64, but this kernel is {release}")), "{err}");
     assert!(err.contains(&format!("podsig stap-build --kernel-release {release}")), "{err}");
+
+    // With the default backend the module is the fallback: eBPF works here, so it is not
+    // loaded (and -v says so).
+    let (st, _, err) = podsig_output(&[
+        "-v",
+        "watch",
+        "--stap-module",
+        module.to_str().unwrap(),
+        "--pid",
+        &t.to_string(),
+        "--duration",
+        "100ms",
+    ]);
+    assert!(st.success(), "{err}");
+    assert!(err.contains("podsig: attached (backend ebpf"), "{err}");
+    assert!(err.contains(&format!("the SystemTap module {} is not loaded", module.display())), "{err}");
+    // Asked for eBPF and a module at once: the module would never load.
+    let (st, _, err) = podsig_output(&[
+        "watch",
+        "--backend",
+        "ebpf",
+        "--stap-module",
+        module.to_str().unwrap(),
+        "--pid",
+        &t.to_string(),
+    ]);
+    assert!(!st.success());
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        ["podsig: --stap-module is never loaded with --backend ebpf: drop one of them"]
+    );
+
+    // eBPF refused by a seccomp filter, and this kernel loads no modules: neither backend
+    // runs, and the one error says what each lacks (the stand-in staprun is there).
+    let o = refuse_bpf(Command::new(podsig_bin()).args([
+        "watch",
+        "--stap-module",
+        module.to_str().unwrap(),
+        "--pid",
+        &t.to_string(),
+    ]))
+    .env("PATH", path_with(&dir))
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for needle in [
+        "no backend can run here",
+        "eBPF needs the bpf() syscall, refused (EPERM) by the seccomp filter",
+        "kernel module loading",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(!err.contains("staprun ("), "staprun is there: {err}");
     let _ = fs::remove_dir_all(&dir);
 }
 
