@@ -100,7 +100,7 @@ fn stap_backend_pipeline_against_a_stand_in() {
             r#"trap 'echo interrupted > {d}/sigint; exit 0' INT
 printf 'PODSIG\tREADY\n'
 echo "WARNING: a stap warning on stderr" >&2
-printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tev\\til\\n\tkill\\001-TERM\\001%s\t-1\t4242\t2008505202486630\tev\\til\\n\t4200\t2008504817798337\tbash\t1\t80000000\tsystemd\t0\t0\tswapper/0\t\n' "$T" "$T" "$T"
+printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tev\\til\\n\tkill\\001-TERM\\001%s\t-1\t4194304\t4242\t2008505202486630\t4194304\tev\\til\\n\t4200\t2008504817798337\t4194560\tbash\t1\t80000000\t4194560\tsystemd\t0\t0\t2097218\tswapper/0\t\n' "$T" "$T" "$T"
 sleep 0.2
 printf 'PODSIG\tEXIT\t1764015450123501230\t%s\t15\tsleep\n' "$T"
 while :; do sleep 0.05; done"#,
@@ -238,7 +238,7 @@ echo "$*" > {d}/load-args
 for a; do case "$a" in target_pids=*) T="${{a#target_pids=}}";; esac; done
 trap 'echo unloaded > {d}/sigint; exit 0' INT
 printf 'PODSIG\tREADY\n'
-printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tsh\tsh\001-c\001kill\t0\t4242\t2008505202486630\tsh\t1\t80000000\tinit\t0\t0\tswapper/0\t\n' "$T" "$T"
+printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tsh\tsh\001-c\001kill\t0\t4194304\t4242\t2008505202486630\t4194304\tsh\t1\t80000000\t4194560\tinit\t0\t0\t2097218\tswapper/0\t\n' "$T" "$T"
 while :; do sleep 0.05; done
 "#,
         d = dir.display()
