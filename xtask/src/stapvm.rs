@@ -401,6 +401,9 @@ enum Seen {
     Both,
     /// Neither: podsig derives it from fields only eBPF sees, and says less for stap.
     Derived,
+    /// Read by podsig from /proc while the process lives (a race with its exit), where
+    /// the record did not bring it: either may have it, and where both do it is the same.
+    Proc,
 }
 
 /// Every JSON field (a prefix of the flattened path; `[]` for any index) that may differ
@@ -419,7 +422,11 @@ const DIFFERS: &[(&str, Seen, &str)] = &[
     ("target.disposition", Seen::Ebpf, "the script does not read the target's signal handlers"),
     ("target.blocked", Seen::Ebpf, "the script does not read the target's blocked mask"),
     ("sender.ns_pid", Seen::Ebpf, "the script reads no pid namespace"),
-    ("sender.exe", Seen::Ebpf, "the script reads no executable"),
+    (
+        "sender.exe",
+        Seen::Proc,
+        "eBPF's loop build reads it in the kernel; else podsig reads /proc while the sender still lives",
+    ),
     ("ancestry[].exe", Seen::Ebpf, "the script reads no executable"),
     (
         "ancestry[].kthread",
@@ -493,6 +500,9 @@ fn field_diff(s: &Value, e: &Value) -> Result<Vec<(String, String, String, &'sta
             undocumented.push(format!("{path}: stap {a}, ebpf {b}"));
             continue;
         };
+        if seen == Seen::Proc && !a.is_null() && !b.is_null() {
+            return Err(format!("{path} differs: stap {a}, ebpf {b}"));
+        }
         for (who, only, v) in [("stap", Seen::Ebpf, a), ("ebpf", Seen::Stap, b)] {
             if seen == only && !empty(v) {
                 return Err(format!("{who} says {path} = {v}, which it cannot see (stap {a}, ebpf {b})"));
@@ -703,6 +713,16 @@ mod tests {
         let (mut s, e) = pair();
         s["ancestry"][0]["kthread"] = json!(false);
         assert!(field_diff(&s, &e).unwrap_err().contains("ebpf says ancestry[0].kthread = true"));
+    }
+
+    #[test]
+    fn proc_read_fields_may_be_either_sides_but_never_two_values() {
+        let (mut s, mut e) = pair();
+        s["sender"]["exe"] = json!("/bin/busybox");
+        e["sender"]["exe"] = Value::Null;
+        assert!(field_diff(&s, &e).unwrap().iter().any(|r| r.0 == "sender.exe"));
+        e["sender"]["exe"] = json!("/bin/sh");
+        assert!(field_diff(&s, &e).unwrap_err().contains("sender.exe differs"));
     }
 
     #[test]
