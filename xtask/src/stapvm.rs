@@ -108,8 +108,15 @@ fn run(what: &str, cmd: &mut Command) -> Result<String> {
 }
 
 /// The root of `pair`'s suite with SystemTap, headers and debuginfo for its newest kernel,
-/// and that kernel's vmlinuz. Returns (root, release, vmlinuz).
-fn environment(pair: &Pair) -> Result<(PathBuf, String, PathBuf)> {
+/// and that kernel's vmlinuz.
+pub struct Env {
+    root: PathBuf,
+    release: String,
+    vmlinuz: PathBuf,
+}
+
+/// Builds (once) or refreshes `pair`'s [`Env`]; runs on a thread of its own.
+pub fn environment(pair: &Pair) -> Result<Env> {
     let root = pair.root();
     let suite = pair.suite;
     let mirror = vm::host_mirror()?;
@@ -183,7 +190,7 @@ fn environment(pair: &Pair) -> Result<(PathBuf, String, PathBuf)> {
         vm::extract_vmlinuz(&deb, &release, &vmlinuz)?;
         let _ = fs::remove_file(&deb);
     }
-    Ok((root, release, vmlinuz))
+    Ok(Env { root, release, vmlinuz })
 }
 
 /// `podsig stap-build` inside the root: the module users would build on their build host.
@@ -580,15 +587,16 @@ fn neither_verdict(lines: &[&str]) -> Result<String, String> {
     Ok(line.to_string())
 }
 
-/// Builds (or reuses) `pair`'s root, its module and its guest, boots it, judges.
+/// Builds `pair`'s module in its root and its guest, boots it, judges.
 pub fn live(
     pair: &Pair,
+    env: Env,
     podsig: &Path,
     no_bpf: &Path,
     work: &Path,
     inputs: &mut crate::floating::Inputs,
 ) -> Result<Outcome> {
-    let (root, release, vmlinuz) = environment(pair)?;
+    let Env { root, release, vmlinuz } = env;
     inputs.note(&format!("kernel for {}'s SystemTap (newest matching {})", pair.name, pair.dbg_pattern), &release);
     // "Systemtap translator/driver (version 5.6/0.192, Debian version 5.6-1)", on stderr.
     let stap_version = run("stap -V", chroot(&root).args(["sh", "-c", "stap -V 2>&1"]))

@@ -464,6 +464,14 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
     let work = cache_dir().join(format!("work-{}", std::process::id()));
     fs::create_dir_all(&work)?;
     let initrd = initramfs(podsig, &work)?;
+    // SystemTap for real, on kernels that load modules: `stap` selects every pair,
+    // `stap-NAME` one. Their roots download and unpack (network and disk; ~7 minutes the
+    // first time) while the kernels below boot (CPU).
+    let pairs: Vec<&'static crate::stapvm::Pair> = crate::stapvm::PAIRS
+        .iter()
+        .filter(|p| only.is_empty() || only.iter().any(|k| k == "stap" || *k == format!("stap-{}", p.name)))
+        .collect();
+    let prepared: Vec<_> = pairs.iter().map(|&p| (p, thread::spawn(move || crate::stapvm::environment(p)))).collect();
     let mut outcomes = Vec::new();
     if only.is_empty() || only.iter().any(|k| k == "host") {
         outcomes.push(host(podsig, &work)?);
@@ -480,25 +488,21 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
         let vmlinuz = fetch(&pkg, &release, &opts)?;
         outcomes.push(boot(&release, expected, &vmlinuz, &initrd)?);
     }
-    // SystemTap for real, on kernels that load modules: `stap` selects every pair,
-    // `stap-NAME` one.
-    let pairs: Vec<&crate::stapvm::Pair> = crate::stapvm::PAIRS
-        .iter()
-        .filter(|p| only.is_empty() || only.iter().any(|k| k == "stap" || *k == format!("stap-{}", p.name)))
-        .collect();
     let mut stap = Vec::new();
-    if !pairs.is_empty() {
+    if !prepared.is_empty() {
         // Two builds: together, their features would unify and podsig would not be the
         // image's build (cached by `cargo xtask test`'s image step) but a second one.
         let built = crate::image::build_static(&["--package", "podsig"])
             .and_then(|()| crate::image::build_static(&["--package", "podsig-e2e", "--bin", "no-bpf"]));
         let no_bpf = crate::image::static_binary("no-bpf");
-        for pair in pairs {
+        for (pair, env) in prepared {
             let podsig = if pair.static_podsig { crate::image::static_binary("podsig") } else { podsig.to_path_buf() };
+            let env = env.join().map_err(|_| anyhow::anyhow!("preparing the {} root panicked", pair.name));
             let outcome = built
                 .as_ref()
                 .map_err(|e| anyhow::anyhow!("{e:#}"))
-                .and_then(|()| crate::stapvm::live(pair, &podsig, &no_bpf, &work, inputs));
+                .and_then(|()| env?)
+                .and_then(|env| crate::stapvm::live(pair, env, &podsig, &no_bpf, &work, inputs));
             match outcome {
                 Ok(o) => stap.push(o),
                 Err(e) if std::env::var_os("CI").is_some() => {
