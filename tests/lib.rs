@@ -370,6 +370,45 @@ pub fn podsig_output(args: &[&str]) -> (ExitStatus, String, String) {
     (o.status, String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
 }
 
+/// Makes `cmd` run under a seccomp filter that refuses bpf(2) with EPERM, as a container
+/// runtime's default profile does: eBPF refused for real, whatever the privilege.
+pub fn refuse_bpf(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt as _;
+    // The classic BPF program: an x86-64 syscall numbered SYS_bpf gets EPERM, any other
+    // passes (another architecture's ABI passes too: this runs only on x86-64 hosts).
+    #[repr(C)]
+    struct SockFilter(u16, u8, u8, u32);
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const SockFilter,
+    }
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const ALLOW: u32 = 0x7fff_0000;
+    const ERRNO: u32 = 0x0005_0000;
+    let program = [
+        SockFilter(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        SockFilter(JEQ_K, 0, 1, libc::SYS_bpf as u32),
+        SockFilter(RET_K, 0, 0, ERRNO | libc::EPERM as u32),
+        SockFilter(RET_K, 0, 0, ALLOW),
+    ];
+    // SAFETY: between fork and exec only async-signal-safe syscalls run; `program` lives in
+    // the parent's memory, copied into the child by fork, and outlives the call.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = SockFprog { len: program.len() as u16, filter: program.as_ptr() };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &prog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// comm of this test process as the kernel names it (the ancestry must contain it).
 pub fn own_comm() -> String {
     std::fs::read_to_string("/proc/self/comm").unwrap().trim().to_string()

@@ -100,7 +100,7 @@ fn stap_backend_pipeline_against_a_stand_in() {
             r#"trap 'echo interrupted > {d}/sigint; exit 0' INT
 printf 'PODSIG\tREADY\n'
 echo "WARNING: a stap warning on stderr" >&2
-printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tev\\til\\n\tkill\\001-TERM\\001%s\t4242\t2008505202486630\tev\\til\\n\t4200\t2008504817798337\tbash\t1\t80000000\tsystemd\t0\t0\tswapper/0\t\n' "$T" "$T" "$T"
+printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tev\\til\\n\tkill\\001-TERM\\001%s\t-1\t4194304\t4242\t2008505202486630\t4194304\tev\\til\\n\t4200\t2008504817798337\t4194560\tbash\t1\t80000000\t4194560\tsystemd\t0\t0\t2097218\tswapper/0\t\n' "$T" "$T" "$T"
 sleep 0.2
 printf 'PODSIG\tEXIT\t1764015450123501230\t%s\t15\tsleep\n' "$T"
 while :; do sleep 0.05; done"#,
@@ -238,7 +238,7 @@ echo "$*" > {d}/load-args
 for a; do case "$a" in target_pids=*) T="${{a#target_pids=}}";; esac; done
 trap 'echo unloaded > {d}/sigint; exit 0' INT
 printf 'PODSIG\tREADY\n'
-printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tsh\tsh\001-c\001kill\t4242\t2008505202486630\tsh\t1\t80000000\tinit\t0\t0\tswapper/0\t\n' "$T" "$T"
+printf 'PODSIG\tSIG\t1764015450123456789\t15\t0\t1\t%s\t%s\tsleep\t4242\t4242\t4200\t0\tsh\tsh\001-c\001kill\t0\t4194304\t4242\t2008505202486630\t4194304\tsh\t1\t80000000\t4194560\tinit\t0\t0\t2097218\tswapper/0\t\n' "$T" "$T"
 while :; do sleep 0.05; done
 "#,
         d = dir.display()
@@ -265,7 +265,17 @@ while :; do sleep 0.05; done
     let target = Target::sleep();
     let t = target.pid();
     let mut w = Podsig::start_env(
-        &["watch", "--stap-module", module.to_str().unwrap(), "--pid", &t.to_string(), "-o", "json"],
+        &[
+            "watch",
+            "--backend",
+            "stap",
+            "--stap-module",
+            module.to_str().unwrap(),
+            "--pid",
+            &t.to_string(),
+            "-o",
+            "json",
+        ],
         &[("PATH", &path_with(&dir))],
     );
     assert!(w.stderr_lines.last().unwrap().starts_with("podsig: attached (backend stap"), "{:?}", w.stderr_lines);
@@ -291,11 +301,75 @@ while :; do sleep 0.05; done
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (st, _, err) = podsig_output(&["watch", "--stap-module", other.to_str().unwrap(), "--pid", &t.to_string()]);
+    let (st, _, err) = podsig_output(&[
+        "watch",
+        "--backend",
+        "stap",
+        "--stap-module",
+        other.to_str().unwrap(),
+        "--pid",
+        &t.to_string(),
+    ]);
     assert!(!st.success());
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains(&format!("was built for kernel 6.1.0-50-amd64, but this kernel is {release}")), "{err}");
     assert!(err.contains(&format!("podsig stap-build --kernel-release {release}")), "{err}");
+
+    // With the default backend the module is the fallback: eBPF works here, so it is not
+    // loaded (and -v says so).
+    let (st, _, err) = podsig_output(&[
+        "-v",
+        "watch",
+        "--stap-module",
+        module.to_str().unwrap(),
+        "--pid",
+        &t.to_string(),
+        "--duration",
+        "100ms",
+    ]);
+    assert!(st.success(), "{err}");
+    assert!(err.contains("podsig: attached (backend ebpf"), "{err}");
+    assert!(err.contains(&format!("the SystemTap module {} is not loaded", module.display())), "{err}");
+    // Asked for eBPF and a module at once: the module would never load.
+    let (st, _, err) = podsig_output(&[
+        "watch",
+        "--backend",
+        "ebpf",
+        "--stap-module",
+        module.to_str().unwrap(),
+        "--pid",
+        &t.to_string(),
+    ]);
+    assert!(!st.success());
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        ["podsig: --stap-module is never loaded with --backend ebpf: drop one of them"]
+    );
+
+    // eBPF refused by a seccomp filter, and this kernel loads no modules: neither backend
+    // runs, and the one error says what each lacks (the stand-in staprun is there).
+    let o = refuse_bpf(Command::new(podsig_bin()).args([
+        "watch",
+        "--stap-module",
+        module.to_str().unwrap(),
+        "--pid",
+        &t.to_string(),
+    ]))
+    .env("PATH", path_with(&dir))
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for needle in [
+        "no backend can run here",
+        "eBPF needs the bpf() syscall, refused (EPERM) by the seccomp filter",
+        "kernel module loading",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(!err.contains("staprun ("), "staprun is there: {err}");
     let _ = fs::remove_dir_all(&dir);
 }
 

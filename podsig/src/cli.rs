@@ -158,8 +158,9 @@ pub struct WatchArgs {
     /// who want to run it themselves.
     #[arg(long)]
     pub print_script: bool,
-    /// Load this prebuilt SystemTap module (from `podsig stap-build`) with staprun instead
-    /// of compiling one here; implies --backend stap.
+    /// A prebuilt SystemTap module (from `podsig stap-build`) to load with staprun instead
+    /// of compiling one here: always with --backend stap; with auto (the default), when
+    /// eBPF cannot run here.
     #[arg(long, value_name = "FILE", conflicts_with = "print_script")]
     pub stap_module: Option<PathBuf>,
 }

@@ -102,10 +102,7 @@ async fn watch_cmd(mut args: cli::WatchArgs, verbose: bool) -> Result<()> {
     if args.print_script {
         return print_script(args, signals);
     }
-    let backend_kind = match (&args.stap_module, args.backend) {
-        (Some(_), source::BackendKind::Auto) => source::BackendKind::Stap,
-        (_, kind) => kind,
-    };
+    let backend_kind = args.backend;
     require_root()?;
     source::prefetch(backend_kind);
     let mut pids = target::resolve_pids(&args.pids)?;

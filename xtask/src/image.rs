@@ -154,6 +154,13 @@ pub fn build(target_dir: &Path) -> Result<PathBuf> {
 /// The static build the image holds: Rust's musl target, and musl-gcc for the C that
 /// SQLite is.
 pub fn task() -> Result<PathBuf> {
+    build_static(&["--package", "podsig"])?;
+    build(&target_dir())
+}
+
+/// `cargo build --release --target` musl with `args`, the target and musl-gcc installed
+/// first: binaries that run on any Linux, whatever its C library (vm-test's older roots).
+pub fn build_static(args: &[&str]) -> Result<()> {
     prereqs()?;
     let musl_std = Command::new("rustup")
         .args(["target", "list", "--installed"])
@@ -168,6 +175,10 @@ pub fn task() -> Result<PathBuf> {
         sh(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
     }
     apt_ensure("image: C toolchain for musl", &[("musl-tools", "/usr/bin/musl-gcc")])?;
-    sh(cargo().args(["build", "--release", "--package", "podsig", "--target", MUSL_TARGET]))?;
-    build(&target_dir())
+    sh(cargo().args(["build", "--release", "--target", MUSL_TARGET]).args(args))
+}
+
+/// Where `build_static` puts a binary.
+pub fn static_binary(name: &str) -> PathBuf {
+    target_dir().join(MUSL_TARGET).join("release").join(name)
 }

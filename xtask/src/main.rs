@@ -54,10 +54,11 @@ enum Task {
     /// Docker daemon
     Image,
     /// Boot Debian kernels (5.10, 6.1, 6.12) under QEMU and run the end-to-end scenario in
-    /// each, then SystemTap live on trixie's 6.12 (a module built by `podsig stap-build` in a
-    /// cached sid root) beside eBPF
+    /// each, then SystemTap live beside eBPF on bullseye's 5.10 (its own SystemTap 4.4) and
+    /// trixie's 6.12 (sid's 5.6), modules built by `podsig stap-build` in cached roots
     VmTest {
-        /// Only this kernel: part of a release, e.g. 5.10, or `stap` (repeatable)
+        /// Only this kernel: part of a release, e.g. 5.10, `host`, `stap` (both SystemTap
+        /// pairs) or `stap-bullseye`/`stap-sid` (repeatable)
         #[arg(long = "kernel", value_name = "K")]
         kernels: Vec<String>,
     },

@@ -8,7 +8,9 @@ use serde::Serialize;
 use crate::source::{
     WatchSpec,
     ebpf::{EbpfBackend, build::Hook, offsets, tracefs},
-    probe::{Check, Status, bpf_map_create, check, kernel_release, stap_checks, tracepoint},
+    probe::{
+        self, Check, Status, bpf_map_create, bpf_refusal, cap_eff, check, kernel_release, stap_checks, tracepoint,
+    },
 };
 
 #[derive(Debug, Serialize)]
@@ -33,20 +35,6 @@ impl Report {
         self.ebpf.usable || self.stap.usable
     }
 }
-
-/// Effective capabilities of this process, from /proc/self/status.
-fn cap_eff() -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0)
-}
-
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
 
 pub fn run() -> Report {
     let release = kernel_release();
@@ -74,8 +62,7 @@ pub fn run() -> Report {
 /// Privilege and the bpf() syscall: (privileged, bpf() works).
 fn access_checks(checks: &mut Vec<Check>) -> (bool, bool) {
     let caps = cap_eff();
-    let has = |c: u32| caps & (1u64 << c) != 0;
-    let privileged = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
+    let privileged = probe::privileged(caps);
     checks.push(check(
         "privileges",
         privileged,
@@ -89,9 +76,9 @@ fn access_checks(checks: &mut Vec<Check>) -> (bool, bool) {
         bpf.is_ok(),
         match &bpf {
             Ok(()) => "a BPF map was created".to_string(),
-            Err(e) => format!("BPF_MAP_CREATE failed: {e}"),
+            Err(e) => format!("BPF_MAP_CREATE failed: {}", bpf_refusal(e)),
         },
-        "needs CONFIG_BPF_SYSCALL=y and privilege; check kernel.unprivileged_bpf_disabled is not the issue by running as root",
+        "needs CONFIG_BPF_SYSCALL=y, privilege, and no seccomp filter or security module refusing bpf()",
     ));
     (privileged, bpf.is_ok())
 }

@@ -77,7 +77,7 @@ impl Backend for AnyBackend {
 pub fn ebpf_missing() -> Vec<String> {
     let mut missing = Vec::new();
     if let Err(e) = probe::bpf_map_create(2, 4, 4, 1) {
-        missing.push(format!("the bpf() syscall ({e}; run as root, kernel with CONFIG_BPF_SYSCALL)"));
+        missing.push(format!("the bpf() syscall, {}", probe::bpf_refusal(&e)));
     }
     let _ = ebpf::tracefs::ensure_mounted();
     // Only whether BTF is there: reading it is the attach's job (a few ms, not done twice),
@@ -90,9 +90,14 @@ pub fn ebpf_missing() -> Vec<String> {
     missing
 }
 
-/// Why SystemTap cannot run here, if it cannot.
-pub fn stap_missing() -> Option<String> {
-    let (_, usable, why) = probe::stap_checks(&probe::kernel_release());
+/// Why SystemTap cannot run here, if it cannot: with a prebuilt module, what loading it
+/// needs; without one, what compiling one here needs.
+pub fn stap_missing(module: Option<&std::path::Path>) -> Option<String> {
+    let release = probe::kernel_release();
+    let (_, usable, why) = match module {
+        Some(m) => probe::stap_module_checks(m, &release),
+        None => probe::stap_checks(&release),
+    };
     (!usable).then_some(why)
 }
 
@@ -106,27 +111,45 @@ pub fn prefetch(kind: BackendKind) {
 
 pub async fn attach(kind: BackendKind, spec: &WatchSpec) -> Result<AnyBackend> {
     let ebpf = |spec| -> Result<AnyBackend> { Ok(AnyBackend::Ebpf(Box::new(ebpf::EbpfBackend::attach(spec)?))) };
+    let stap = async |spec: &WatchSpec| -> Result<AnyBackend> {
+        Ok(AnyBackend::Stap(Box::new(stap::StapBackend::attach(spec, spec.verbose).await?)))
+    };
+    let module = spec.stap_module.as_deref();
     match kind {
+        BackendKind::Ebpf if module.is_some() => {
+            bail!("--stap-module is never loaded with --backend ebpf: drop one of them")
+        }
         BackendKind::Ebpf => ebpf(spec),
-        BackendKind::Stap => Ok(AnyBackend::Stap(Box::new(stap::StapBackend::attach(spec, spec.verbose).await?))),
-        _ if spec.stap_module.is_some() => bail!("--stap-module loads a SystemTap module: use it with --backend stap"),
+        BackendKind::Stap => stap(spec).await,
         BackendKind::Auto => {
             let missing = ebpf_missing();
             if missing.is_empty() {
                 if tracing::enabled!(tracing::Level::INFO) {
-                    let why = stap_missing().unwrap_or_else(|| "it would work too".into());
-                    tracing::info!("backend auto: eBPF is supported here; SystemTap would not do: {why}");
+                    let why = match module {
+                        Some(m) => format!("the SystemTap module {} is not loaded", m.display()),
+                        None => format!(
+                            "SystemTap would not do: {}",
+                            stap_missing(None).unwrap_or_else(|| "it would work too".into())
+                        ),
+                    };
+                    tracing::info!("backend auto: eBPF is supported here; {why}");
                 }
                 return ebpf(spec);
             }
-            match stap_missing() {
+            match stap_missing(module) {
                 None => {
-                    tracing::info!("backend auto: eBPF lacks {}; using SystemTap", missing.join(", "));
-                    Ok(AnyBackend::Stap(Box::new(stap::StapBackend::attach(spec, spec.verbose).await?)))
+                    // Said at every verbosity: the records will carry less than eBPF's.
+                    let how =
+                        module.map_or("compiling a module with stap".into(), |m| format!("module {}", m.display()));
+                    tracing::warn!(
+                        "backend auto: eBPF cannot run here, it needs {}; using SystemTap ({how})",
+                        missing.join("; ")
+                    );
+                    stap(spec).await
                 }
                 Some(stap_why) => bail!(
                     "no backend can run here: eBPF needs {}; SystemTap is {stap_why} (see `podsig doctor`)",
-                    missing.join(", ")
+                    missing.join("; ")
                 ),
             }
         }

@@ -3,7 +3,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::script::{MARK, MAX_ANCESTRY};
-use crate::event::{Ancestor, ExitRecord, Record, Sender, SignalRecord, Target};
+use crate::event::{Ancestor, ExitRecord, Lack, Record, Sender, SignalRecord, Target};
+use crate::signals;
 
 #[derive(Debug, PartialEq)]
 pub enum Line {
@@ -148,26 +149,39 @@ pub fn parse(line: &[u8]) -> Line {
     record.map_or(Line::Malformed, |r| Line::Record(Box::new(r)))
 }
 
+/// task_struct flags, the same values on every kernel the script runs on.
+const PF_EXITING: u32 = 0x0000_0004;
+const PF_KTHREAD: u32 = 0x0020_0000;
+
 fn num<T: std::str::FromStr>(s: &str) -> Option<T> {
     s.parse().ok()
 }
 
 fn signal(f: &[&str]) -> Option<SignalRecord> {
-    if f.len() < 13 {
+    if f.len() < 15 {
         return None;
     }
     let sig: i32 = num(f[1])?;
     let code: i32 = num(f[2])?;
-    // Sender first, walking up: (tgid, start_ns, comm) triples, then the line's final tab.
-    // Every triple must be whole and the walk no longer than the script's bound.
-    let rest = &f[13..];
-    let (triples, tail) = rest.split_at(rest.len() - rest.len() % 3);
-    if tail.iter().any(|t| !t.is_empty()) || triples.len() / 3 > MAX_ANCESTRY + 1 {
+    // -1: hooked where the outcome is not decided yet (the tapset's signal.send).
+    let result: i32 = num(f[13])?;
+    let flags: u32 = num(f[14])?;
+    // Sender first, walking up: (tgid, start_ns, flags, comm) each, then the line's final
+    // tab. Every ancestor must be whole and the walk no longer than the script's bound.
+    let rest = &f[15..];
+    let (quads, tail) = rest.split_at(rest.len() - rest.len() % 4);
+    if tail.iter().any(|t| !t.is_empty()) || quads.len() / 4 > MAX_ANCESTRY + 1 {
         return None;
     }
-    let mut ancestry = Vec::with_capacity(triples.len() / 3);
-    for c in triples.chunks_exact(3) {
-        ancestry.push(Ancestor { pid: num(c[0])?, start_ns: num(c[1])?, comm: text(c[2]), ..Default::default() });
+    let mut ancestry = Vec::with_capacity(quads.len() / 4);
+    for c in quads.chunks_exact(4) {
+        ancestry.push(Ancestor {
+            pid: num(c[0])?,
+            start_ns: num(c[1])?,
+            kthread: num::<u32>(c[2])? & PF_KTHREAD != 0,
+            comm: text(c[3]),
+            ..Default::default()
+        });
     }
     let complete = ancestry.last().is_some_and(|a| a.pid == 0);
     ancestry.reverse();
@@ -188,10 +202,16 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
             uid: num(f[10])?,
             comm: text(f[11]),
             argv,
+            kthread: flags & PF_KTHREAD != 0,
+            exiting: flags & PF_EXITING != 0,
             ..Default::default()
         }),
         ancestry: ancestry.into(),
         ancestry_complete: complete,
+        result: (result >= 0).then(|| signals::result_name(result)),
+        // Said in the record, as a weaker eBPF build says it: the script reads no
+        // executable, no disposition, and cannot tell an interrupt from its task.
+        lacks: vec![Lack::ExecutableIdentity, Lack::TargetDisposition, Lack::Context],
         ..SignalRecord::new("stap", sig, code)
     })
 }
@@ -212,7 +232,7 @@ mod tests {
 
     /// Lines as the generated script prints them (text_str escapes; \001 between argv
     /// elements; a final tab after the ancestry).
-    const KILL: &str = "PODSIG\tSIG\t1764015450123456789\t9\t0\t1\t7942\t7942\tserver\t23549\t23549\t23495\t0\tpkill\tpkill\\001-9\\001server\t23549\t2008505202486630\tpkill\t23495\t2008504817798337\tbash\t1\t80000000\tsystemd\t0\t0\tswapper/0\t";
+    const KILL: &str = "PODSIG\tSIG\t1764015450123456789\t9\t0\t1\t7942\t7942\tserver\t23549\t23549\t23495\t0\tpkill\tpkill\\001-9\\001server\t-1\t4194304\t23549\t2008505202486630\t4194304\tpkill\t23495\t2008504817798337\t4194560\tbash\t1\t80000000\t4194560\tsystemd\t0\t0\t2097218\tswapper/0\t";
 
     #[test]
     fn signal_line() {
@@ -231,12 +251,26 @@ mod tests {
         assert_eq!(s.sender.as_ref().unwrap().argv, vec!["pkill", "-9", "server"]);
         let chain: Vec<(u32, &str)> = s.ancestry.iter().map(|a| (a.pid, a.comm.as_str())).collect();
         assert_eq!(chain, vec![(0, "swapper/0"), (1, "systemd"), (23495, "bash"), (23549, "pkill")]);
+        let kthreads: Vec<bool> = s.ancestry.iter().map(|a| a.kthread).collect();
+        assert_eq!(kthreads, vec![true, false, false, false], "PF_KTHREAD (0x200000) on swapper only");
+        let sender = s.sender.as_ref().unwrap();
+        assert!(!sender.kthread && !sender.exiting);
+        let dying = KILL.replace("server\t-1\t4194304\t", "server\t-1\t4194308\t");
+        let Line::Record(r) = parse(dying.as_bytes()) else { panic!("not parsed") };
+        let Record::Signal(d) = *r else { panic!() };
+        assert!(d.sender.unwrap().exiting, "PF_EXITING (4)");
         assert!(s.ancestry_complete);
         assert_eq!(s.time, "2025-11-24T20:17:30.123456789Z");
-        // What stap cannot see is null, not invented.
+        // What stap cannot see is null, not invented: no outcome from the tapset's kprobe (-1).
         assert_eq!((s.boot_ns, s.result, s.errno, s.target.ns_pid), (None, None, None, None));
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["result"], serde_json::Value::Null);
+        assert_eq!(json["lacks"], serde_json::json!(["executable_identity", "target_disposition", "context"]));
+        // The signal_generate tracepoint knows it.
+        let traced = KILL.replace("server\t-1\t", "server\t1\t");
+        let Line::Record(r) = parse(traced.as_bytes()) else { panic!("not parsed") };
+        let Record::Signal(s) = *r else { panic!() };
+        assert_eq!(s.result, Some("ignored"));
     }
 
     #[test]
@@ -260,7 +294,7 @@ mod tests {
         assert_eq!(parse(b"PODSIG\tSIG\t1\t2"), Line::Malformed);
         assert_eq!(parse(b"PODSIG\tEXIT\tnow\t7942\t9\tserver"), Line::Malformed);
         assert_eq!(parse(b"PODSIG\tHELLO"), Line::Malformed);
-        let cut = &KILL[..KILL.len() - "\t0\tswapper/0\t".len()];
+        let cut = &KILL[..KILL.len() - "\t2097218\tswapper/0\t".len()];
         assert_eq!(parse(cut.as_bytes()), Line::Malformed, "an ancestor cut in half");
         let negative = KILL.replace("\t7942\t7942\t", "\t-7942\t7942\t");
         assert_eq!(parse(negative.as_bytes()), Line::Malformed, "a pid is never negative");
@@ -307,9 +341,9 @@ mod tests {
                     1 => f.truncate(cut.max(2)),
                     2 => {
                         // An ancestry far longer than the script ever prints.
-                        let extra: Vec<Vec<u8>> = f[15..18].to_vec();
+                        let extra: Vec<Vec<u8>> = f[17..21].to_vec();
                         for _ in 0..repeat {
-                            f.splice(15..15, extra.iter().cloned());
+                            f.splice(17..17, extra.iter().cloned());
                         }
                     }
                     _ => f[at].extend_from_slice(&tok),
