@@ -73,10 +73,13 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout.
     Man,
-    /// Attach a program that does nothing to signal_generate until interrupted: the cost
-    /// floor `cargo xtask bench` compares against.
+    /// Attach a program that does nothing to signal_generate (or, with --write, to
+    /// sys_enter_write) until interrupted: the cost floor `cargo xtask bench` compares against.
     #[command(hide = true)]
-    Floor,
+    Floor {
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -77,10 +77,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "podsig", &mut out);
             print_bytes(&out)
         }
-        Command::Floor => {
+        Command::Floor { write } => {
             require_root()?;
-            let _held = source::ebpf::attach_empty()?;
-            eprintln!("podsig: attached (empty program on signal_generate)");
+            let _held = source::ebpf::attach_empty(write)?;
+            eprintln!("podsig: attached (empty program on {})", if write { "sys_enter_write" } else { "signal_generate" });
             tokio::signal::ctrl_c().await.context("waiting for SIGINT")?;
             Ok(())
         }

@@ -562,14 +562,23 @@ fn raise_memlock() {
     }
 }
 
-/// Attaches the program that does nothing to signal_generate, for the benchmark's floor:
-/// what any program on this hook costs. Held until the returned value is dropped.
-pub fn attach_empty() -> Result<Ebpf> {
+/// Attaches the program that does nothing to signal_generate (`write`: to sys_enter_write,
+/// the request capture's hook), for the benchmark's floor: what any program on that hook
+/// costs. Held until the returned value is dropped.
+pub fn attach_empty(write: bool) -> Result<Ebpf> {
     let mut ebpf = EbpfLoader::new()
         .btf(None)
         .map_max_entries("EVENTS", page_size())
         .load(PROGRAM)
         .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
+    if write {
+        tracefs::ensure_mounted()?;
+        let p: &mut TracePoint =
+            ebpf.program_mut("request_write_empty").context("program request_write_empty missing")?.try_into()?;
+        p.load().context("verifying the empty program")?;
+        p.attach("syscalls", "sys_enter_write").context("attaching the empty program")?;
+        return Ok(ebpf);
+    }
     let p: &mut RawTracePoint =
         ebpf.program_mut("signal_generate_empty").context("program signal_generate_empty missing")?.try_into()?;
     p.load().context("verifying the empty program")?;
