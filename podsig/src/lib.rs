@@ -14,6 +14,7 @@ pub mod event;
 pub mod interned;
 pub mod pipeline;
 pub mod proc;
+pub mod requests;
 pub mod signals;
 pub mod sink;
 pub mod source;
