@@ -57,7 +57,7 @@ pub fn parse(socket: Socket, bytes: &[u8]) -> Vec<Request> {
     match socket {
         Socket::SystemdPrivate | Socket::SystemBus => dbus::parse(socket, bytes),
         Socket::Docker => http::parse(bytes),
-        Socket::Containerd => Vec::new(),
+        Socket::Containerd => grpc::parse(bytes),
     }
 }
 
@@ -526,16 +526,514 @@ mod http {
     }
 }
 
+mod grpc {
+    //! gRPC over HTTP/2 on containerd's socket: the containerd API and the CRI.
+
+    use super::{Request, hpack, request, valid_signal};
+
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    /// SETTINGS_MAX_FRAME_SIZE's initial value: containerd's server never raises it, so a longer
+    /// frame means the bytes are not a frame boundary.
+    const MAX_FRAME: usize = 16384;
+
+    /// (path, method, what the body's fields carry). The two Delete methods are named after their
+    /// request types, since both last parts read "Delete" and name different objects' ends; a
+    /// delete closes the stop the same client's Kill began (`ctr task rm -f`), and the CRI's
+    /// removes stop a running container or pod by contract.
+    const METHODS: &[(&str, &str, Body)] = &[
+        ("/containerd.services.tasks.v1.Tasks/Kill", "Kill", Body::Kill),
+        ("/containerd.services.tasks.v1.Tasks/Delete", "DeleteTask", Body::Id),
+        ("/containerd.services.containers.v1.Containers/Delete", "DeleteContainer", Body::Id),
+        ("/runtime.v1.RuntimeService/StopContainer", "StopContainer", Body::Stop),
+        ("/runtime.v1.RuntimeService/RemoveContainer", "RemoveContainer", Body::Id),
+        ("/runtime.v1.RuntimeService/StopPodSandbox", "StopPodSandbox", Body::Id),
+        ("/runtime.v1.RuntimeService/RemovePodSandbox", "RemovePodSandbox", Body::Id),
+        ("/runtime.v1alpha2.RuntimeService/StopContainer", "StopContainer", Body::Stop),
+        ("/runtime.v1alpha2.RuntimeService/RemoveContainer", "RemoveContainer", Body::Id),
+        ("/runtime.v1alpha2.RuntimeService/StopPodSandbox", "StopPodSandbox", Body::Id),
+        ("/runtime.v1alpha2.RuntimeService/RemovePodSandbox", "RemovePodSandbox", Body::Id),
+    ];
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Body {
+        /// KillRequest: container_id = 1, exec_id = 2, signal = 3, all = 4.
+        Kill,
+        /// StopContainerRequest: container_id = 1, timeout = 2 (int64).
+        Stop,
+        /// Field 1 is the object: DeleteTaskRequest.container_id, DeleteContainerRequest.id,
+        /// RemoveContainerRequest.container_id, Stop/RemovePodSandboxRequest.pod_sandbox_id.
+        Id,
+    }
+
+    struct Stream {
+        id: u32,
+        path: hpack::Path,
+        /// DATA payloads, padding removed, in order.
+        data: Vec<u8>,
+        /// Its header block, while CONTINUATION frames may still add to it.
+        block: Option<Vec<u8>>,
+    }
+
+    pub(super) fn parse(bytes: &[u8]) -> Vec<Request> {
+        let mut pos = 0;
+        if bytes.starts_with(PREFACE) {
+            pos = PREFACE.len();
+        }
+        let mut streams: Vec<Stream> = Vec::new();
+        while let Some(h) = bytes.get(pos..pos + 9) {
+            let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+            let (kind, flags) = (h[3], h[4]);
+            let raw_id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]);
+            let id = raw_id & 0x7fff_ffff;
+            // A client's frames, as the RFC has them: the streams it opens are odd, SETTINGS, PING
+            // and GOAWAY are on stream 0, WINDOW_UPDATE on either, and the reserved bit is clear.
+            let stream_ok = match kind {
+                0 | 1 | 2 | 3 | 9 => id % 2 == 1,
+                4 | 6 | 7 => id == 0,
+                8 => id == 0 || id % 2 == 1,
+                _ => false,
+            };
+            if raw_id != id || len > MAX_FRAME || !stream_ok {
+                break;
+            }
+            let payload = &bytes[pos + 9..(pos + 9 + len).min(bytes.len())];
+            let cut = payload.len() < len;
+            let open = streams.iter().any(|s| s.block.is_some());
+            // Nothing may come between a header block's frames.
+            if open != (kind == 9) {
+                break;
+            }
+            match kind {
+                0 | 1 => {
+                    let Some(fragment) = unpad(payload, len, flags, kind == 1) else { break };
+                    let s = match streams.iter().position(|s| s.id == id) {
+                        Some(i) => &mut streams[i],
+                        None => {
+                            streams.push(Stream { id, path: hpack::Path::NotHere, data: Vec::new(), block: None });
+                            streams.last_mut().expect("just pushed")
+                        }
+                    };
+                    if kind == 0 {
+                        s.data.extend_from_slice(fragment);
+                    } else {
+                        s.block = Some(fragment.to_vec());
+                    }
+                }
+                9 => {
+                    let Some(s) = streams.iter_mut().find(|s| s.id == id && s.block.is_some()) else { break };
+                    s.block.as_mut().expect("checked").extend_from_slice(payload);
+                }
+                _ => {}
+            }
+            // A header block ends with END_HEADERS, or where the capture does.
+            if matches!(kind, 1 | 9)
+                && (flags & 0x4 != 0 || cut)
+                && let Some(s) = streams.iter_mut().find(|s| s.id == id)
+                && let Some(block) = s.block.take()
+            {
+                s.path = hpack::path(&block);
+            }
+            if cut {
+                break;
+            }
+            pos += 9 + len;
+        }
+        streams.iter().filter_map(|s| call(&s.path, &s.data)).collect()
+    }
+
+    /// A DATA or HEADERS frame's content: without its padding and, for HEADERS, its priority.
+    fn unpad(payload: &[u8], len: usize, flags: u8, headers: bool) -> Option<&[u8]> {
+        let mut start = 0;
+        let mut pad = 0;
+        if flags & 0x8 != 0 {
+            pad = usize::from(*payload.first()?);
+            start = 1;
+        }
+        if headers && flags & 0x20 != 0 {
+            start += 5;
+        }
+        let end = len.checked_sub(pad)?.min(payload.len());
+        (start <= len.checked_sub(pad)?).then(|| payload.get(start..end.max(start))).flatten()
+    }
+
+    /// The request a stream's path and first gRPC message make, if they stop or signal something.
+    fn call(path: &hpack::Path, data: &[u8]) -> Option<Request> {
+        // The gRPC message: an uncompressed flag, a big-endian length, the protobuf.
+        let (&compressed, rest) = data.split_first()?;
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        if compressed != 0 {
+            return None;
+        }
+        let msg = &rest[4..];
+        let whole = msg.len() >= len;
+        let fields = Fields::read(&msg[..len.min(msg.len())]);
+        match path {
+            hpack::Path::Found(p) => {
+                let &(_, method, body) = METHODS.iter().find(|(path, ..)| path == p)?;
+                read_body(method, body, &fields, whole)
+            }
+            hpack::Path::Unknown | hpack::Path::NotHere if whole && !fields.cut => infer(&fields),
+            _ => None,
+        }
+    }
+
+    fn read_body(method: &str, body: Body, fields: &Fields, whole: bool) -> Option<Request> {
+        let object = std::str::from_utf8(fields.last_bytes(1)?).ok().filter(|s| !s.is_empty())?;
+        let mut r = request(method, object.to_string());
+        // A field missing from a whole message holds proto3's default; from a cut one, it is unknown.
+        let complete = whole && !fields.cut;
+        match body {
+            Body::Kill => match fields.last_varint(3) {
+                Some(n) => r.signal = Some(valid_signal(n as i64)?),
+                // Signal 0 only checks that the process exists.
+                None if complete => return None,
+                None => {}
+            },
+            Body::Stop => match fields.last_varint(2) {
+                Some(n) => r.timeout_s = Some(n as i64),
+                None if complete => r.timeout_s = Some(0),
+                None => {}
+            },
+            Body::Id => {}
+        }
+        Some(r)
+    }
+
+    /// A body whose method path is not in the capture, read only when its shape admits no other
+    /// method on this socket:
+    /// - Kill: exactly a 64-hex container ID (1), a signal (3) from 2 to 64 and maybe `all` (4).
+    ///   No exec_id (2): a field 2 string with a varint 3 is also ExecSync's (cmd, timeout).
+    ///   Signal 1 is left out: Tasks/CloseIO's (container_id, stdin = true) reads the same.
+    /// - StopContainer: exactly a 64-hex ID (1) and a timeout (2) of at least 2 seconds: a 0 or 1
+    ///   there is also ContainerStatus' and PodSandboxStatus' `verbose` flag.
+    fn infer(fields: &Fields) -> Option<Request> {
+        let id = fields
+            .last_bytes(1)
+            .filter(|b| b.len() == 64 && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))?;
+        let id = std::str::from_utf8(id).ok()?.to_string();
+        let numbers: Vec<u32> = fields.list.iter().map(|(n, _)| *n).collect();
+        let varint = |n| fields.last_varint(n);
+        let mut r = match numbers.as_slice() {
+            [1, 3] | [1, 3, 4]
+                if varint(3).is_some_and(|s| (2..=64).contains(&s)) && varint(4).is_none_or(|a| a <= 1) =>
+            {
+                let mut r = request("Kill", id);
+                r.signal = Some(varint(3)? as i32);
+                r
+            }
+            [1, 2] if varint(2).is_some_and(|t| (2..=i64::MAX as u64).contains(&t)) => {
+                let mut r = request("StopContainer", id);
+                r.timeout_s = Some(varint(2)? as i64);
+                r
+            }
+            _ => return None,
+        };
+        r.inferred = true;
+        Some(r)
+    }
+
+    enum Value<'a> {
+        Varint(u64),
+        Bytes(&'a [u8]),
+        Fixed,
+    }
+
+    /// A protobuf message's top-level fields, in order, up to where it stops being readable.
+    struct Fields<'a> {
+        list: Vec<(u32, Value<'a>)>,
+        /// The message ended inside a field (or was not protobuf from there on).
+        cut: bool,
+    }
+
+    impl<'a> Fields<'a> {
+        fn read(mut b: &'a [u8]) -> Fields<'a> {
+            let mut list = Vec::new();
+            while !b.is_empty() {
+                let Some(field) = Self::field(&mut b) else { return Fields { list, cut: true } };
+                list.push(field);
+            }
+            Fields { list, cut: false }
+        }
+
+        fn field(b: &mut &'a [u8]) -> Option<(u32, Value<'a>)> {
+            let key = varint(b)?;
+            let number = u32::try_from(key >> 3).ok().filter(|n| *n != 0)?;
+            let value = match key & 7 {
+                0 => Value::Varint(varint(b)?),
+                1 | 5 => {
+                    let n = if key & 7 == 1 { 8 } else { 4 };
+                    *b = b.get(n..)?;
+                    Value::Fixed
+                }
+                2 => {
+                    let n = usize::try_from(varint(b)?).ok()?;
+                    let (v, rest) = (b.get(..n)?, b.get(n..)?);
+                    *b = rest;
+                    Value::Bytes(v)
+                }
+                _ => return None,
+            };
+            Some((number, value))
+        }
+
+        /// Proto3 keeps a repeated scalar field's last value.
+        fn last_varint(&self, n: u32) -> Option<u64> {
+            self.list.iter().rev().find(|(f, _)| *f == n).and_then(|(_, v)| match v {
+                Value::Varint(x) => Some(*x),
+                _ => None,
+            })
+        }
+
+        fn last_bytes(&self, n: u32) -> Option<&'a [u8]> {
+            self.list.iter().rev().find(|(f, _)| *f == n).and_then(|(_, v)| match v {
+                Value::Bytes(x) => Some(*x),
+                _ => None,
+            })
+        }
+    }
+
+    fn varint(b: &mut &[u8]) -> Option<u64> {
+        let mut x = 0u64;
+        for i in 0..10 {
+            let (&byte, rest) = b.split_first()?;
+            *b = rest;
+            x |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Some(x);
+            }
+        }
+        None
+    }
+}
+
+mod hpack {
+    //! The `:path` of an HTTP/2 header block (RFC 7541), without the connection's dynamic table.
+
+    /// Where a stream's method path stands in the capture.
+    pub(super) enum Path {
+        /// Read from a literal, or the static table's `/` or `/index.html`.
+        Found(String),
+        /// Not read: some field came from the dynamic table, and it may be the path.
+        Unknown,
+        /// The stream's header block is not in the capture.
+        NotHere,
+        /// A whole block without a path, or one that is not HPACK: not a request.
+        None,
+    }
+
+    /// The static table's `:path` entries (RFC 7541 Appendix A).
+    const STATIC_PATHS: [(usize, &str); 2] = [(4, "/"), (5, "/index.html")];
+    const STATIC_LEN: usize = 61;
+
+    pub(super) fn path(mut b: &[u8]) -> Path {
+        let mut unknown = false;
+        while let Some(&first) = b.first() {
+            let field = if first & 0x80 != 0 {
+                match int(&mut b, 7) {
+                    Some(i) => match STATIC_PATHS.iter().find(|(n, _)| *n == i) {
+                        Some((_, p)) => return Path::Found(p.to_string()),
+                        None if i == 0 => return Path::None,
+                        None => {
+                            unknown |= i > STATIC_LEN;
+                            continue;
+                        }
+                    },
+                    None => None,
+                }
+            } else if first & 0xe0 == 0x20 {
+                // A dynamic table size update.
+                int(&mut b, 5).map(|_| None)
+            } else {
+                let prefix = if first & 0x40 != 0 { 6 } else { 4 };
+                literal(&mut b, prefix).map(Some)
+            };
+            match field {
+                // The block stops being readable: whatever it held further is not in these bytes.
+                None => return Path::Unknown,
+                Some(None) => {}
+                Some(Some((Name::Path, value))) => {
+                    return match String::from_utf8(value) {
+                        Ok(p) => Path::Found(p),
+                        Err(_) => Path::None,
+                    };
+                }
+                Some(Some((Name::Dynamic, _))) => unknown = true,
+                Some(Some((Name::Other, _))) => {}
+            }
+        }
+        if unknown { Path::Unknown } else { Path::None }
+    }
+
+    enum Name {
+        Path,
+        Other,
+        /// A name from the dynamic table, which may be `:path`.
+        Dynamic,
+    }
+
+    /// A literal field: its name's index (0: a literal name follows), then the value.
+    fn literal(b: &mut &[u8], prefix: u32) -> Option<(Name, Vec<u8>)> {
+        let name = match int(b, prefix)? {
+            0 => match string(b)?.as_slice() {
+                b":path" => Name::Path,
+                _ => Name::Other,
+            },
+            i if STATIC_PATHS.iter().any(|(n, _)| *n == i) => Name::Path,
+            i if i <= STATIC_LEN => Name::Other,
+            _ => Name::Dynamic,
+        };
+        Some((name, string(b)?))
+    }
+
+    /// An integer with an N-bit prefix (RFC 7541 5.1); None past 2^28, which no real field reaches.
+    fn int(b: &mut &[u8], prefix: u32) -> Option<usize> {
+        let (&first, rest) = b.split_first()?;
+        *b = rest;
+        let max = (1usize << prefix) - 1;
+        let mut x = usize::from(first) & max;
+        if x < max {
+            return Some(x);
+        }
+        for shift in (0..28).step_by(7) {
+            let (&byte, rest) = b.split_first()?;
+            *b = rest;
+            x += usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(x);
+            }
+        }
+        None
+    }
+
+    /// A string literal (RFC 7541 5.2), Huffman-decoded when flagged.
+    fn string(b: &mut &[u8]) -> Option<Vec<u8>> {
+        let huffman = b.first()? & 0x80 != 0;
+        let len = int(b, 7)?;
+        let (s, rest) = (b.get(..len)?, b.get(len..)?);
+        *b = rest;
+        if huffman { super::huffman::decode(s) } else { Some(s.to_vec()) }
+    }
+}
+
+mod huffman {
+    //! HPACK's Huffman code (RFC 7541 Appendix B). The code is canonical — codes of one length are
+    //! consecutive, in symbol order, following the shorter ones — so the lengths alone define it.
+
+    /// Code lengths of bytes 0..=255; the EOS symbol (256) is 30 ones.
+    const LENGTHS: [u8; 256] = [
+        13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28,
+        28, 28, 28, 28, 6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15,
+        6, 12, 10, 13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6,
+        15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28, 20, 22,
+        20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23,
+        23, 24, 22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20, 22,
+        22, 22, 23, 22, 22, 23, 26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19, 21, 26, 27, 27, 26,
+        27, 24, 21, 21, 26, 26, 28, 27, 27, 27, 20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23, 26, 27,
+        26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
+    ];
+    const EOS: u16 = 256;
+    const MAX_LEN: usize = 30;
+
+    #[cfg(test)]
+    fn length(sym: u16) -> usize {
+        if sym == EOS { MAX_LEN } else { usize::from(LENGTHS[usize::from(sym)]) }
+    }
+
+    /// For each length: its first code, how many codes it has, and where its symbols start in
+    /// `symbols` (sorted by length, then value).
+    struct Canonical {
+        first: [u32; MAX_LEN + 1],
+        count: [u32; MAX_LEN + 1],
+        start: [u16; MAX_LEN + 1],
+        symbols: [u16; 257],
+    }
+
+    static CANONICAL: Canonical = {
+        let mut c =
+            Canonical { first: [0; MAX_LEN + 1], count: [0; MAX_LEN + 1], start: [0; MAX_LEN + 1], symbols: [0; 257] };
+        let (mut len, mut code, mut next) = (1, 0u32, 0u16);
+        while len <= MAX_LEN {
+            c.first[len] = code;
+            c.start[len] = next;
+            let mut sym = 0;
+            while sym <= EOS {
+                let l = if sym == EOS { MAX_LEN } else { LENGTHS[sym as usize] as usize };
+                if l == len {
+                    c.symbols[next as usize] = sym;
+                    next += 1;
+                    c.count[len] += 1;
+                }
+                sym += 1;
+            }
+            code = (code + c.count[len]) << 1;
+            len += 1;
+        }
+        c
+    };
+
+    /// None for an invalid string: EOS inside it, or padding that is not a short prefix of EOS
+    /// (RFC 7541 5.2).
+    pub(super) fn decode(src: &[u8]) -> Option<Vec<u8>> {
+        let c = &CANONICAL;
+        // Every code is at least 5 bits long.
+        let mut out = Vec::with_capacity(src.len() * 8 / 5);
+        let (mut code, mut len) = (0u32, 0usize);
+        for byte in src {
+            for bit in (0..8).rev() {
+                code = code << 1 | u32::from(byte >> bit & 1);
+                len += 1;
+                let offset = code.wrapping_sub(c.first[len]);
+                if offset < c.count[len] {
+                    let sym = c.symbols[usize::from(c.start[len]) + offset as usize];
+                    out.push(u8::try_from(sym).ok()?);
+                    (code, len) = (0, 0);
+                } else if len == MAX_LEN {
+                    return None;
+                }
+            }
+        }
+        (len < 8 && code == (1 << len) - 1).then_some(out)
+    }
+
+    #[cfg(test)]
+    pub(super) fn encode(src: &[u8]) -> Vec<u8> {
+        let c = &CANONICAL;
+        let (mut acc, mut bits, mut out) = (0u64, 0u32, Vec::new());
+        for &b in src {
+            let sym = u16::from(b);
+            let len = length(sym);
+            let rank = c.symbols[usize::from(c.start[len])..].iter().position(|s| *s == sym).expect("in table");
+            acc = acc << len | u64::from(c.first[len] + rank as u32);
+            bits += len as u32;
+            while bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+            }
+        }
+        if bits > 0 {
+            out.push((acc << (8 - bits)) as u8 | (0xff >> bits));
+        }
+        out
+    }
+
+    #[cfg(test)]
+    pub(super) fn kraft_sum() -> u64 {
+        (0..=EOS).map(|s| 1u64 << (MAX_LEN - length(s))).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Writes recorded with `strace -e write,writev,sendmsg,sendto -xx` on real clients (systemd
-    /// 252's systemctl and busctl, libdbus 1.14's dbus-send, Docker CLI 28.2), each talking to a
-    /// stand-in for its manager that answered just enough for the client to send its request: a
-    /// dbus-daemon, a SASL-only stand-in for systemd's private socket (systemctl as root in a mount
-    /// namespace where /run/systemd/system exists) and an HTTP responder. One constant is one
-    /// syscall's bytes unless its comment says otherwise.
+    /// 252's systemctl and busctl, libdbus 1.14's dbus-send, Docker CLI 28.2, ctr 1.6.20 with
+    /// grpc-go 1.33), each talking to a stand-in for its manager that answered just enough for the
+    /// client to send its request: a dbus-daemon, a SASL-only stand-in for systemd's private socket
+    /// (systemctl as root in a mount namespace where /run/systemd/system exists), an HTTP
+    /// responder, and an HTTP/2 responder that answered containerd's Get calls. One constant is
+    /// one syscall's bytes unless its comment says otherwise; the container ID is 64 hex digits,
+    /// as containerd's are.
     mod captures {
         /// sd-bus's SASL exchange, one write (systemctl and busctl, systemd 252).
         pub(super) const SD_SASL: &str =
@@ -928,9 +1426,117 @@ mod tests {
             "206170692e6d6f62792e6c6f63616c686f73740d0a557365722d4167656e743a20446f636b65722d436c69656e742f32",
             "382e322e3220286c696e7578290d0a436f6e74656e742d4c656e6774683a20300d0a0d0a",
         );
+
+        /// grpc-go's (ctr 1.6.20) first writes: the preface, SETTINGS.
+        pub(super) const CTR_PREFACE: &str = "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a000000040000000000";
+
+        /// `ctr task kill -s KILL <id>`: its Containers/Get (with a SETTINGS ACK ahead of it).
+        pub(super) const CTR_GET: &str = concat!(
+            "000000040100000000000069010400000001838645a26087a9233545b245d05b3b988542e43d4919aa2d885fb857bc7a",
+            "9233545b10c622a74186a0e41d139d095f8b1d75d0620d263d4c4d65647a8b9acac8b4c7602bb2caecff40027465864d",
+            "833505b11f408e21ea48cd516c916a87495158c85f8590b28eda1300004700010000000100000000420a403466316332",
+            "643365346631633264336534663163326433653466316332643365346631633264336534663163326433653466316332",
+            "6433653466316332643365",
+        );
+
+        /// Then Tasks/Get (WINDOW_UPDATE and PING ahead of it).
+        pub(super) const CTR_TASK_GET: &str = concat!(
+            "0000040800000000000000004900000806000000000002041010090e07070000250104000000038386459c6087a92335",
+            "45b245d05b3b988542e91a3aa17ee15f78d1d50c622a7fc3c2c1c0bf00004700010000000300000000420a4034663163",
+            "326433653466316332643365346631633264336534663163326433653466316332643365346631633264336534663163",
+            "326433653466316332643365",
+        );
+
+        /// Then Tasks/Kill, signal 9.
+        pub(super) const CTR_KILL: &str = concat!(
+            "0000260104000000058386459d6087a9233545b245d05b3b988542e91a3aa17ee15f78d1d50c6635147fc4c3c2c1c000",
+            "004900010000000500000000440a40346631633264336534663163326433653466316332643365346631633264336534",
+            "663163326433653466316332643365346631633264336534663163326433651809",
+        );
+
+        /// `ctr task kill -a -s 15 <id>`: Tasks/Kill with all = true.
+        pub(super) const CTR_KILL_ALL: &str = concat!(
+            "0000040800000000000000009100000806000000000002041010090e07070000260104000000058386459d6087a92335",
+            "45b245d05b3b988542e91a3aa17ee15f78d1d50c6635147fc4c3c2c1c000004b00010000000500000000460a40346631",
+            "633264336534663163326433653466316332643365346631633264336534663163326433653466316332643365346631",
+            "63326433653466316332643365180f2001",
+        );
+
+        /// `ctr task kill <id>` reads the container twice: the second Containers/Get's path is only a dynamic-table index.
+        pub(super) const CTR_GET_INDEXED: &str = concat!(
+            "0000040800000000000000004900000806000000000002041010090e07070000080104000000038386c3c2c1c0bfbe00",
+            "004700010000000300000000420a40346631633264336534663163326433653466316332643365346631633264336534",
+            "66316332643365346631633264336534663163326433653466316332643365",
+        );
+
+        /// `ctr task kill <id>`: Tasks/Kill, SIGTERM.
+        pub(super) const CTR_KILL_TERM: &str = concat!(
+            "0000260104000000078386459d6087a9233545b245d05b3b988542e91a3aa17ee15f78d1d50c6635147fc4c3c2c1c000",
+            "004900010000000700000000440a40346631633264336534663163326433653466316332643365346631633264336534",
+            "66316332643365346631633264336534663163326433653466316332643365180f",
+        );
+
+        /// `ctr task rm <id>`: the second Tasks/Get, its path indexed.
+        pub(super) const CTR_TASK_GET_INDEXED: &str = concat!(
+            "0000080104000000058386bec3c2c1c0bf00004700010000000500000000420a40346631633264336534663163326433",
+            "653466316332643365346631633264336534663163326433653466316332643365346631633264336534663163326433",
+            "65",
+        );
+
+        /// `ctr task rm <id>`: Tasks/Delete.
+        pub(super) const CTR_TASK_DELETE: &str = concat!(
+            "0000270104000000078386459e6087a9233545b245d05b3b988542e91a3aa17ee15f78d1d50c5f2d05497fc4c3c2c1c0",
+            "00004700010000000700000000420a403466316332643365346631633264336534663163326433653466316332643365",
+            "3466316332643365346631633264336534663163326433653466316332643365",
+        );
+
+        /// `ctr task rm -f <id>`: Tasks/Kill (SIGKILL, all) and Tasks/Wait in one write.
+        pub(super) const CTR_KILL_WAIT: &str = concat!(
+            "0000040800000000000000009100000806000000000002041010090e07070000260104000000058386459d6087a92335",
+            "45b245d05b3b988542e91a3aa17ee15f78d1d50c6635147fc4c3c2c1c000004b00010000000500000000460a40346631",
+            "633264336534663163326433653466316332643365346631633264336534663163326433653466316332643365346631",
+            "63326433653466316332643365180920010000250104000000078386459c6087a9233545b245d05b3b988542e91a3aa1",
+            "7ee15f78d1d50c721993c5c4c3c2c100004700010000000700000000420a403466316332643365346631633264336534",
+            "6631633264336534663163326433653466316332643365346631633264336534663163326433653466316332643365",
+        );
+
+        /// `ctr container rm <id>`: Containers/Delete.
+        pub(super) const CTR_CONTAINER_DELETE: &str = concat!(
+            "0000040800000000000000004900000806000000000002041010090e070700002d010400000009838645a46087a92335",
+            "45b245d05b3b988542e43d4919aa2d885fb857bc7a9233545b10c5f2d05497c4c3c2c1c0000047000100000009000000",
+            "00420a403466316332643365346631633264336534663163326433653466316332643365346631633264336534663163",
+            "3264336534663163326433653466316332643365",
+        );
+
+        /// `ctr task ls`: Tasks/List (its first writes joined: the preface, SETTINGS, the call).
+        pub(super) const CTR_TASK_LIST: &str = concat!(
+            "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a000000040000000000000000040100000000000063010400",
+            "0000018386459c6087a9233545b245d05b3b988542e91a3aa17ee15f78d1d50c6732134186a0e41d139d095f8b1d75d0",
+            "620d263d4c4d65647a8b9acac8b4c7602bb2caecff40027465864d833505b11f408e21ea48cd516c916a87495158c85f",
+            "8590b28eda130000050001000000010000000000",
+        );
+
+        /// `ctr events`: Events/Subscribe (its first writes joined).
+        pub(super) const CTR_EVENTS: &str = concat!(
+            "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a000000040000000000000000040100000000000068010400",
+            "000001838645a16087a9233545b245d05b3b988542e5ee5a9285fb857c1dcb5250c6eb63412c34654186a0e41d139d09",
+            "5f8b1d75d0620d263d4c4d65647a8b9acac8b4c7602bb2caecff40027465864d833505b11f408e21ea48cd516c916a87",
+            "495158c85f8590b28eda130000050001000000010000000000",
+        );
+
+        /// `ctr container info <id>`: Containers/Get (its first writes joined).
+        pub(super) const CTR_CONTAINER_INFO: &str = concat!(
+            "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a000000040000000000000000040100000000000069010400",
+            "000001838645a26087a9233545b245d05b3b988542e43d4919aa2d885fb857bc7a9233545b10c622a74186a0e41d139d",
+            "095f8b1d75d0620d263d4c4d65647a8b9acac8b4c7602bb2caecff40027465864d833505b11f408e21ea48cd516c916a",
+            "87495158c85f8590b28eda1300004700010000000100000000420a403466316332643365346631633264336534663163",
+            "3264336534663163326433653466316332643365346631633264336534663163326433653466316332643365",
+        );
     }
 
     use captures::*;
+
+    const CID: &str = "4f1c2d3e4f1c2d3e4f1c2d3e4f1c2d3e4f1c2d3e4f1c2d3e4f1c2d3e4f1c2d3e";
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
@@ -956,6 +1562,11 @@ mod tests {
 
     fn timeout(mut r: Request, t: i64) -> Request {
         r.timeout_s = Some(t);
+        r
+    }
+
+    fn inferred(mut r: Request) -> Request {
+        r.inferred = true;
         r
     }
 
@@ -1434,6 +2045,457 @@ mod tests {
         assert_eq!(parse(Socket::Docker, body.as_bytes()), vec![]);
     }
 
+    // ---- containerd and the CRI --------------------------------------------------------------
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.extend([kind, flags]);
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    fn grpc_message(body: &[u8]) -> Vec<u8> {
+        let mut m = vec![0];
+        m.extend((body.len() as u32).to_be_bytes());
+        m.extend(body);
+        m
+    }
+
+    fn encode(m: &impl prost::Message) -> Vec<u8> {
+        m.encode_to_vec()
+    }
+
+    /// A header block as grpc-go writes one, with `:path` as given: `huffman` or raw, its name
+    /// indexed (5 = `:path /index.html`, as grpc-go picks it) or literal.
+    fn headers(path: &str, huffman: bool, literal_name: bool) -> Vec<u8> {
+        let mut b = vec![0x83, 0x86]; // :method POST, :scheme http
+        let string = |b: &mut Vec<u8>, s: &[u8]| {
+            let s = if huffman { super::huffman::encode(s) } else { s.to_vec() };
+            let flag = if huffman { 0x80 } else { 0 };
+            if s.len() < 127 {
+                b.push(flag | s.len() as u8);
+            } else {
+                b.push(flag | 127);
+                b.push((s.len() - 127) as u8);
+            }
+            b.extend(s);
+        };
+        if literal_name {
+            b.push(0x10); // never indexed, literal name
+            string(&mut b, b":path");
+        } else {
+            b.push(0x45); // incremental indexing, name 5
+        }
+        string(&mut b, path.as_bytes());
+        b.push(0x41); // :authority, incremental indexing
+        string(&mut b, b"localhost");
+        b.push(0x5f); // content-type (31)
+        b.push(0x10);
+        string(&mut b, b"application/grpc");
+        b
+    }
+
+    fn call(path: &str, body: &[u8]) -> Vec<u8> {
+        join(&[&frame(1, 4, 1, &headers(path, true, false)), &frame(0, 1, 1, &grpc_message(body))])
+    }
+
+    fn kill_request(id: &str, signal: u32) -> Vec<u8> {
+        encode(&containerd_client::services::v1::KillRequest { container_id: id.into(), signal, ..Default::default() })
+    }
+
+    fn stop_container(id: &str, timeout: i64) -> Vec<u8> {
+        encode(&k8s_cri::v1::StopContainerRequest { container_id: id.into(), timeout })
+    }
+
+    #[test]
+    fn grpc_every_stop_ctr_sends_is_read() {
+        let kill_all = signal(req("Kill", CID), 15);
+        for (bytes, want) in [
+            (vec![CTR_KILL], vec![signal(req("Kill", CID), 9)]),
+            (vec![CTR_KILL_TERM], vec![signal(req("Kill", CID), 15)]),
+            (vec![CTR_KILL_ALL], vec![kill_all]),
+            (vec![CTR_KILL_WAIT], vec![signal(req("Kill", CID), 9)]),
+            (vec![CTR_TASK_DELETE], vec![req("DeleteTask", CID)]),
+            (vec![CTR_CONTAINER_DELETE], vec![req("DeleteContainer", CID)]),
+            (vec![CTR_PREFACE, CTR_GET, CTR_TASK_GET, CTR_KILL], vec![signal(req("Kill", CID), 9)]),
+        ] {
+            let bytes: Vec<u8> = bytes.iter().flat_map(|c| hex(c)).collect();
+            assert_eq!(parse(Socket::Containerd, &bytes), want);
+            check_prefixes(Socket::Containerd, &bytes);
+        }
+    }
+
+    #[test]
+    fn grpc_queries_listings_and_subscriptions_are_not_stops() {
+        for capture in [
+            CTR_PREFACE,
+            CTR_GET,
+            CTR_TASK_GET,
+            CTR_GET_INDEXED,
+            CTR_TASK_GET_INDEXED,
+            CTR_TASK_LIST,
+            CTR_EVENTS,
+            CTR_CONTAINER_INFO,
+        ] {
+            assert_eq!(parse(Socket::Containerd, &hex(capture)), vec![], "{capture}");
+        }
+    }
+
+    #[test]
+    fn grpc_paths_raw_or_huffman_with_the_name_indexed_or_literal() {
+        let body = kill_request(CID, 9);
+        for huffman in [false, true] {
+            for literal_name in [false, true] {
+                let block = headers("/containerd.services.tasks.v1.Tasks/Kill", huffman, literal_name);
+                let bytes = join(&[&frame(1, 4, 3, &block), &frame(0, 1, 3, &grpc_message(&body))]);
+                assert_eq!(parse(Socket::Containerd, &bytes), vec![signal(req("Kill", CID), 9)]);
+                check_prefixes(Socket::Containerd, &bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn grpc_cri_and_containerd_methods() {
+        let pod = "9a8b7c6d".repeat(8);
+        for (path, body, want) in [
+            (
+                "/runtime.v1.RuntimeService/StopContainer",
+                stop_container(CID, 30),
+                timeout(req("StopContainer", CID), 30),
+            ),
+            ("/runtime.v1.RuntimeService/StopContainer", stop_container(CID, 0), timeout(req("StopContainer", CID), 0)),
+            (
+                "/runtime.v1alpha2.RuntimeService/StopContainer",
+                encode(&k8s_cri::v1alpha2::StopContainerRequest { container_id: CID.into(), timeout: 2 }),
+                timeout(req("StopContainer", CID), 2),
+            ),
+            (
+                "/runtime.v1.RuntimeService/RemoveContainer",
+                encode(&k8s_cri::v1::RemoveContainerRequest { container_id: CID.into() }),
+                req("RemoveContainer", CID),
+            ),
+            (
+                "/runtime.v1.RuntimeService/StopPodSandbox",
+                encode(&k8s_cri::v1::StopPodSandboxRequest { pod_sandbox_id: pod.clone() }),
+                req("StopPodSandbox", &pod),
+            ),
+            (
+                "/runtime.v1.RuntimeService/RemovePodSandbox",
+                encode(&k8s_cri::v1::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() }),
+                req("RemovePodSandbox", &pod),
+            ),
+            (
+                "/containerd.services.tasks.v1.Tasks/Delete",
+                encode(&containerd_client::services::v1::DeleteTaskRequest { container_id: "web".into() }),
+                req("DeleteTask", "web"),
+            ),
+            (
+                "/containerd.services.tasks.v1.Tasks/Kill",
+                encode(&containerd_client::services::v1::KillRequest {
+                    container_id: "web".into(),
+                    exec_id: "exec-1".into(),
+                    signal: 2,
+                    all: false,
+                }),
+                signal(req("Kill", "web"), 2),
+            ),
+        ] {
+            assert_eq!(parse(Socket::Containerd, &call(path, &body)), vec![want.clone()], "{path}");
+        }
+        for (path, body) in [
+            ("/containerd.services.tasks.v1.Tasks/Kill", kill_request(CID, 0)),
+            ("/containerd.services.tasks.v1.Tasks/Kill", kill_request(CID, 65)),
+            ("/containerd.services.tasks.v1.Tasks/Kill", kill_request("", 9)),
+            ("/containerd.services.tasks.v1.Tasks/Start", kill_request(CID, 9)),
+            ("/containerd.services.tasks.v1.Tasks/Pause", kill_request(CID, 9)),
+            ("/containerd.services.containers.v1.Containers/Get", kill_request(CID, 9)),
+            ("/runtime.v1.RuntimeService/ContainerStatus", stop_container(CID, 30)),
+            ("/runtime.v1.RuntimeService/StartContainer", stop_container(CID, 30)),
+            ("/runtime.v1.ImageService/RemoveImage", stop_container(CID, 30)),
+        ] {
+            assert_eq!(parse(Socket::Containerd, &call(path, &body)), vec![], "{path}");
+        }
+        // A compressed message cannot be read.
+        let mut compressed = call("/containerd.services.tasks.v1.Tasks/Kill", &kill_request(CID, 9));
+        let at = compressed.len() - kill_request(CID, 9).len() - 5;
+        compressed[at] = 1;
+        assert_eq!(parse(Socket::Containerd, &compressed), vec![]);
+    }
+
+    /// The header block grpc-go sends for a call it has made before on the connection: every
+    /// field, the path too, an index into the dynamic table (from `CTR_GET_INDEXED`).
+    const INDEXED_BLOCK: &[u8] = &[0x83, 0x86, 0xc3, 0xc2, 0xc1, 0xc0, 0xbf, 0xbe];
+
+    #[test]
+    fn grpc_a_path_from_the_dynamic_table_is_inferred_only_from_an_unmistakable_body() {
+        let indexed = |body: &[u8]| join(&[&frame(1, 4, 5, INDEXED_BLOCK), &frame(0, 1, 5, &grpc_message(body))]);
+        let data_only = |body: &[u8]| frame(0, 1, 7, &grpc_message(body));
+        assert!(hex(CTR_GET_INDEXED).windows(INDEXED_BLOCK.len()).any(|w| w == INDEXED_BLOCK));
+        for (body, want) in [
+            (kill_request(CID, 9), inferred(signal(req("Kill", CID), 9))),
+            (
+                encode(&containerd_client::services::v1::KillRequest {
+                    container_id: CID.into(),
+                    signal: 15,
+                    all: true,
+                    ..Default::default()
+                }),
+                inferred(signal(req("Kill", CID), 15)),
+            ),
+            (stop_container(CID, 10), inferred(timeout(req("StopContainer", CID), 10))),
+        ] {
+            assert_eq!(parse(Socket::Containerd, &indexed(&body)), vec![want.clone()]);
+            assert_eq!(parse(Socket::Containerd, &data_only(&body)), vec![want.clone()]);
+            check_prefixes(Socket::Containerd, &indexed(&body));
+        }
+        use containerd_client::services::v1 as ctd;
+        let others = [
+            // Status calls and other bodies that share a shape with a stop.
+            encode(&k8s_cri::v1::ContainerStatusRequest { container_id: CID.into(), verbose: true }),
+            encode(&k8s_cri::v1::PodSandboxStatusRequest { pod_sandbox_id: CID.into(), verbose: true }),
+            encode(&k8s_cri::v1::ExecSyncRequest { container_id: CID.into(), cmd: vec!["true".into()], timeout: 9 }),
+            encode(&ctd::CloseIoRequest { container_id: CID.into(), stdin: true, ..Default::default() }),
+            encode(&ctd::ResizePtyRequest { container_id: CID.into(), width: 80, height: 24, ..Default::default() }),
+            encode(&ctd::GetRequest { container_id: CID.into(), ..Default::default() }),
+            encode(&ctd::WaitRequest { container_id: CID.into(), exec_id: "x".into() }),
+            // A stop too faint to tell: a short timeout, signal 1, an exec, a name that is not an ID.
+            stop_container(CID, 1),
+            kill_request(CID, 1),
+            encode(&ctd::KillRequest { container_id: CID.into(), exec_id: "e".into(), signal: 9, all: false }),
+            kill_request("web", 9),
+            kill_request(&CID.to_uppercase(), 9),
+            stop_container(&CID[1..], 10),
+        ];
+        for body in others {
+            assert_eq!(parse(Socket::Containerd, &indexed(&body)), vec![], "{body:02x?}");
+            assert_eq!(parse(Socket::Containerd, &data_only(&body)), vec![], "{body:02x?}");
+        }
+        // A body cut short may have hidden a field that changes its reading.
+        let cut = indexed(&kill_request(CID, 9));
+        assert_eq!(parse(Socket::Containerd, &cut[..cut.len() - 1]), vec![]);
+    }
+
+    #[test]
+    fn grpc_frames_padding_priority_continuation_and_split_data() {
+        let block = headers("/runtime.v1.RuntimeService/StopContainer", true, false);
+        let message = grpc_message(&stop_container(CID, 12));
+        let want = vec![timeout(req("StopContainer", CID), 12)];
+        // HEADERS with PADDED and PRIORITY, DATA padded.
+        let mut padded_headers = vec![3];
+        padded_headers.extend([0, 0, 0, 0, 15]);
+        padded_headers.extend(&block);
+        padded_headers.extend([0, 0, 0]);
+        let mut padded_data = vec![2];
+        padded_data.extend(&message);
+        padded_data.extend([0, 0]);
+        let bytes = join(&[&frame(1, 0x4 | 0x8 | 0x20, 9, &padded_headers), &frame(0, 0x1 | 0x8, 9, &padded_data)]);
+        assert_eq!(parse(Socket::Containerd, &bytes), want);
+        check_prefixes(Socket::Containerd, &bytes);
+        // The block in two frames, the message in two DATA frames, a WINDOW_UPDATE and PING before.
+        let (a, b) = block.split_at(10);
+        let (m1, m2) = message.split_at(20);
+        let bytes = join(&[
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            &frame(4, 0, 0, &[0, 4, 0, 0, 0, 0]),
+            &frame(8, 0, 0, &[0, 0, 0, 12]),
+            &frame(6, 0, 0, &[1; 8]),
+            &frame(1, 0, 11, a),
+            &frame(9, 4, 11, b),
+            &frame(0, 0, 11, m1),
+            &frame(8, 0, 11, &[0, 0, 0, 1]),
+            &frame(0, 1, 11, m2),
+        ]);
+        assert_eq!(parse(Socket::Containerd, &bytes), want);
+        check_prefixes(Socket::Containerd, &bytes);
+        // Frames out of the protocol's order end the reading: a stream 0 DATA, an even stream, a
+        // CONTINUATION with no block open, a frame between a block's frames, a PUSH_PROMISE.
+        for bad in [
+            frame(0, 1, 0, &message),
+            frame(1, 4, 2, &block),
+            frame(9, 4, 1, &block),
+            join(&[&frame(1, 0, 1, a), &frame(0, 1, 1, &message)]),
+            frame(5, 4, 1, &block),
+        ] {
+            let bytes = join(&[&bad, &call("/runtime.v1.RuntimeService/StopContainer", &stop_container(CID, 12))]);
+            assert_eq!(parse(Socket::Containerd, &bytes), vec![]);
+        }
+    }
+
+    #[test]
+    fn huffman_decodes_rfc_7541_s_examples_and_rejects_bad_padding() {
+        for (code, text) in [
+            ("f1e3c2e5f23a6ba0ab90f4ff", "www.example.com"),
+            ("a8eb10649cbf", "no-cache"),
+            ("25a849e95ba97d7f", "custom-key"),
+            ("25a849e95bb8e8b4bf", "custom-value"),
+            ("6402", "302"),
+            ("aec3771a4b", "private"),
+            ("d07abe941054d444a8200595040b8166e082a62d1bff", "Mon, 21 Oct 2013 20:13:21 GMT"),
+            ("9d29ad171863c78f0b97c8e9ae82ae43d3", "https://www.example.com"),
+        ] {
+            assert_eq!(huffman::decode(&hex(code)).as_deref(), Some(text.as_bytes()), "{text}");
+            assert_eq!(huffman::encode(text.as_bytes()), hex(code), "{text}");
+        }
+        assert_eq!(huffman::kraft_sum(), 1 << 30, "the code is complete: every bit string decodes or is EOS");
+        // Padding of 8 bits or more, padding of zeros, and EOS itself.
+        for bad in ["1fff", "18", "ffffffff", "fffffffc"] {
+            assert_eq!(huffman::decode(&hex(bad)), None, "{bad}");
+        }
+    }
+
+    // ---- What a tonic (h2) client writes -----------------------------------------------------
+
+    /// The bytes a tonic client (h2, as containerd-client and k8s-cri use it) writes for `call`, read
+    /// by a socket that answers with its SETTINGS only, up to the first DATA frame that ends a stream.
+    fn h2_capture<F, Fut>(call: F) -> Vec<u8>
+    where
+        F: FnOnce(containerd_client::tonic::transport::Channel) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "podsig-wire-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let bytes = rt.block_on(async {
+            let _ = std::fs::remove_file(&path);
+            let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+            let server = tokio::spawn(async move {
+                let (mut sock, _) = listener.accept().await.expect("accept");
+                sock.write_all(&frame(4, 0, 0, &[])).await.expect("settings");
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !ends_a_stream(&got) {
+                    let n = sock.read(&mut buf).await.expect("read");
+                    assert!(n > 0, "the client closed before its request");
+                    got.extend(&buf[..n]);
+                }
+                got
+            });
+            let channel = containerd_client::connect(&path).await.expect("connect");
+            let client = tokio::spawn(call(channel));
+            let got = tokio::time::timeout(std::time::Duration::from_secs(20), server).await;
+            client.abort();
+            got.expect("the request within 20 s").expect("server")
+        });
+        let _ = std::fs::remove_file(&path);
+        bytes
+    }
+
+    fn ends_a_stream(b: &[u8]) -> bool {
+        let mut pos = if b.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") { 24 } else { return false };
+        while let Some(h) = b.get(pos..pos + 9) {
+            let len = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
+            if pos + 9 + len > b.len() {
+                return false;
+            }
+            if h[3] == 0 && h[4] & 1 != 0 {
+                return true;
+            }
+            pos += 9 + len;
+        }
+        false
+    }
+
+    #[test]
+    fn grpc_what_tonic_writes_for_each_stop() {
+        use containerd_client::services::v1 as ctd;
+        use k8s_cri::v1 as cri;
+        let pod = "9a8b7c6d".repeat(8);
+        let captures = [
+            (
+                h2_capture(|ch| async move {
+                    let r = ctd::KillRequest { container_id: CID.into(), signal: 9, ..Default::default() };
+                    let _ = ctd::tasks_client::TasksClient::new(ch).kill(r).await;
+                }),
+                signal(req("Kill", CID), 9),
+            ),
+            (
+                h2_capture(|ch| async move {
+                    let r = ctd::DeleteTaskRequest { container_id: CID.into() };
+                    let _ = ctd::tasks_client::TasksClient::new(ch).delete(r).await;
+                }),
+                req("DeleteTask", CID),
+            ),
+            (
+                h2_capture(|ch| async move {
+                    let r = ctd::DeleteContainerRequest { id: "web".into() };
+                    let _ = ctd::containers_client::ContainersClient::new(ch).delete(r).await;
+                }),
+                req("DeleteContainer", "web"),
+            ),
+            (
+                h2_capture(|ch| async move {
+                    let r = cri::StopContainerRequest { container_id: CID.into(), timeout: 30 };
+                    let _ = cri::runtime_service_client::RuntimeServiceClient::new(ch).stop_container(r).await;
+                }),
+                timeout(req("StopContainer", CID), 30),
+            ),
+            (
+                h2_capture(|ch| async move {
+                    let r = cri::RemoveContainerRequest { container_id: CID.into() };
+                    let _ = cri::runtime_service_client::RuntimeServiceClient::new(ch).remove_container(r).await;
+                }),
+                req("RemoveContainer", CID),
+            ),
+            (
+                h2_capture({
+                    let pod = pod.clone();
+                    |ch| async move {
+                        let r = cri::StopPodSandboxRequest { pod_sandbox_id: pod };
+                        let _ = cri::runtime_service_client::RuntimeServiceClient::new(ch).stop_pod_sandbox(r).await;
+                    }
+                }),
+                req("StopPodSandbox", &pod),
+            ),
+            (
+                h2_capture(|ch| async move {
+                    let r = k8s_cri::v1alpha2::StopContainerRequest { container_id: CID.into(), timeout: 5 };
+                    let _ = k8s_cri::v1alpha2::runtime_service_client::RuntimeServiceClient::new(ch)
+                        .stop_container(r)
+                        .await;
+                }),
+                timeout(req("StopContainer", CID), 5),
+            ),
+        ];
+        for (bytes, want) in captures {
+            assert_eq!(parse(Socket::Containerd, &bytes), vec![want.clone()], "{want:?}");
+            check_prefixes(Socket::Containerd, &bytes);
+        }
+    }
+
+    #[test]
+    fn grpc_what_tonic_writes_for_queries_is_not_a_stop() {
+        use containerd_client::services::v1 as ctd;
+        use k8s_cri::v1 as cri;
+        let captures = [
+            h2_capture(|ch| async move {
+                let r = ctd::GetContainerRequest { id: CID.into() };
+                let _ = ctd::containers_client::ContainersClient::new(ch).get(r).await;
+            }),
+            h2_capture(|ch| async move {
+                let _ = ctd::tasks_client::TasksClient::new(ch).list(ctd::ListTasksRequest::default()).await;
+            }),
+            h2_capture(|ch| async move {
+                let r = ctd::SubscribeRequest::default();
+                let _ = ctd::events_client::EventsClient::new(ch).subscribe(r).await;
+            }),
+            h2_capture(|ch| async move {
+                let r = cri::ContainerStatusRequest { container_id: CID.into(), verbose: true };
+                let _ = cri::runtime_service_client::RuntimeServiceClient::new(ch).container_status(r).await;
+            }),
+        ];
+        for bytes in captures {
+            assert_eq!(parse(Socket::Containerd, &bytes), vec![]);
+        }
+    }
+
     // ---- Any bytes ---------------------------------------------------------------------------
 
     mod fuzz {
@@ -1456,6 +2518,14 @@ mod tests {
             let mut s: Vec<(Socket, Vec<u8>)> =
                 dbus_stops().into_iter().map(|(c, _)| (Socket::SystemBus, join(&[&hex(SD_SASL), &hex(c)]))).collect();
             s.extend([DK_STOP, DK_RM_F, DK_KILL_S].map(|c| (Socket::Docker, join(&[&hex(DK_PING), &hex(c)]))));
+            s.extend(
+                [CTR_KILL, CTR_KILL_WAIT, CTR_CONTAINER_DELETE, CTR_GET_INDEXED]
+                    .map(|c| (Socket::Containerd, join(&[&hex(CTR_PREFACE), &hex(c)]))),
+            );
+            s.push((
+                Socket::Containerd,
+                join(&[&frame(1, 4, 5, INDEXED_BLOCK), &frame(0, 1, 5, &grpc_message(&kill_request(CID, 9)))]),
+            ));
             s
         }
 
@@ -1495,6 +2565,17 @@ mod tests {
                 check(&parse(socket, &bytes))?;
             }
 
+            #[test]
+            fn huffman_round_trips(text in proptest::collection::vec(any::<u8>(), 0..64)) {
+                prop_assert_eq!(huffman::decode(&huffman::encode(&text)), Some(text));
+            }
+
+            #[test]
+            fn huffman_any_bytes(code in proptest::collection::vec(any::<u8>(), 0..64)) {
+                if let Some(text) = huffman::decode(&code) {
+                    prop_assert!(text.len() <= code.len() * 8 / 5);
+                }
+            }
         }
     }
 }
