@@ -316,7 +316,9 @@ pub struct FilterConfig {
     /// Non-zero: fold runs of identical signals in the kernel (`FoldState`): the first
     /// goes out at once, the rest are counted. Ring buffers only.
     pub fold: u32,
-    pub _pad: u32,
+    /// podsig's own process: its connections to the managers (naming containers) are not
+    /// requests anyone made.
+    pub self_tgid: u32,
     /// With `watch_all`: bit `n` set, a process sent signal `n` is watched for its exit,
     /// which is reported once (`TARGET_SIGNALLED`): how a stop ended, when no SIGKILL came.
     pub exit_mask: u64,

@@ -17,7 +17,7 @@ pub(crate) static CONFIG: FilterConfig = FilterConfig {
     follow_forks: 0,
     repeat_window_ms: 0,
     fold: 0,
-    _pad: 0,
+    self_tgid: 0,
     exit_mask: 0,
 };
 

@@ -80,7 +80,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Floor { write } => {
             require_root()?;
             let _held = source::ebpf::attach_empty(write)?;
-            eprintln!("podsig: attached (empty program on {})", if write { "sys_enter_write" } else { "signal_generate" });
+            eprintln!(
+                "podsig: attached (empty program on {})",
+                if write { "sys_enter_write" } else { "signal_generate" }
+            );
             tokio::signal::ctrl_c().await.context("waiting for SIGINT")?;
             Ok(())
         }

@@ -809,7 +809,10 @@ fn markdown(r: &Value) -> String {
         ("history query ≤ 50 ms over 1 M rows", f(&rec["query_ms"]) <= 50.0),
         ("fork storm in a container watched for its stop signals ≤ 1.05×", f(&fk["slowdown"]) <= 1.05),
         ("ancestry completeness 100%", a["complete"] == a["kills"]),
-        ("request capture: a write not to a manager costs ≤ 100 ns in the kernel over the empty program", over_floor <= 100.0),
+        (
+            "request capture: a write not to a manager costs ≤ 100 ns in the kernel over the empty program",
+            over_floor <= 100.0,
+        ),
     ];
     for (what, ok) in targets {
         t += &format!("- {}: {what}\n", pass(ok));

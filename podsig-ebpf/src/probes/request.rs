@@ -82,7 +82,7 @@ fn conn_key(fd: u64) -> u64 {
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]
 pub fn request_connect(ctx: TracePointContext) -> i32 {
     let (fd, addr, len) = (arg(&ctx, 0), arg(&ctx, 1) as *const u8, arg(&ctx, 2));
-    if len <= 2 {
+    if len <= 2 || (bpf_get_current_pid_tgid() >> 32) as u32 == config().self_tgid {
         return 0;
     }
     if unsafe { bpf_probe_read_user(addr as *const u16) }.unwrap_or(0) != AF_UNIX {

@@ -27,8 +27,9 @@ const UDIAG_SHOW_PEER: u32 = 0x4;
 const UNIX_DIAG_NAME: u16 = 0;
 const UNIX_DIAG_PEER: u16 = 2;
 
-/// (pid, fd, socket) of every client connected to one of `sockets` now.
-pub fn existing_clients(sockets: &[(PathBuf, Socket)]) -> io::Result<Vec<(u32, u32, Socket)>> {
+/// (pid, fd, socket) of every client connected to one of `sockets` now, but process `skip`'s
+/// (podsig's own connections, naming containers, are nobody's requests).
+pub fn existing_clients(sockets: &[(PathBuf, Socket)], skip: u32) -> io::Result<Vec<(u32, u32, Socket)>> {
     let by_path: HashMap<Vec<u8>, Socket> =
         sockets.iter().map(|(p, s)| (p.as_os_str().as_encoded_bytes().to_vec(), *s)).collect();
     // The server side of each connection is bound to the manager's path; its peer is the
@@ -45,6 +46,9 @@ pub fn existing_clients(sockets: &[(PathBuf, Socket)]) -> io::Result<Vec<(u32, u
     let mut out = Vec::new();
     for proc_dir in fs::read_dir("/proc")?.flatten() {
         let Some(pid) = proc_dir.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid == skip {
+            continue;
+        }
         for fd in fs::read_dir(proc_dir.path().join("fd")).into_iter().flatten().flatten() {
             let Some(n) = fd.file_name().to_str().and_then(|f| f.parse::<u32>().ok()) else { continue };
             let Ok(link) = fs::read_link(fd.path()) else { continue };
@@ -147,7 +151,7 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let client = UnixStream::connect(&path).unwrap();
         let _server = listener.accept().unwrap();
-        let found = existing_clients(&[(path.clone(), Socket::Docker)]).unwrap();
+        let found = existing_clients(&[(path.clone(), Socket::Docker)], 0).unwrap();
         let me = std::process::id();
         assert!(
             found.contains(&(me, client.as_raw_fd() as u32, Socket::Docker)),

@@ -85,6 +85,10 @@ enum Object<'a> {
 pub struct Requests {
     window_ns: u64,
     kept: VecDeque<Kept>,
+    /// Per client connection (pid, fd), the bytes of its last write to containerd that
+    /// carried no whole request: gRPC clients write a call's HEADERS (its method) and its
+    /// DATA (its object) apart, and only the two together name what was asked.
+    partial: HashMap<(u32, u32), Vec<u8>>,
     /// Requests are captured: without them, a signal with no match says nothing.
     capturing: bool,
     users: HashMap<u32, Option<String>>,
@@ -93,14 +97,51 @@ pub struct Requests {
 impl Requests {
     /// `capturing`: the kernel follows the manager sockets for this watch.
     pub fn new(window: Duration, capturing: bool) -> Self {
-        Self { window_ns: window.as_nanos() as u64, kept: VecDeque::new(), capturing, users: HashMap::new() }
+        Self {
+            window_ns: window.as_nanos() as u64,
+            kept: VecDeque::new(),
+            partial: HashMap::new(),
+            capturing,
+            users: HashMap::new(),
+        }
     }
 
     /// Keeps a request that asks for a stop or a signal; anything else is dropped here.
     pub fn remember(&mut self, mut r: RequestRecord) {
         r.requests = wire::parse(r.socket, &r.bytes);
+        tracing::trace!(
+            "request from {}({}) fd {} on {:?} by {}: {} of {} bytes {:02x?}",
+            r.client.comm,
+            r.client.pid,
+            r.fd,
+            r.socket,
+            r.syscall,
+            r.bytes.len(),
+            r.total,
+            &r.bytes[..r.bytes.len().min(256)]
+        );
+        if r.socket == Socket::Containerd {
+            let conn = (r.client.pid, r.fd);
+            match self.partial.remove(&conn) {
+                Some(mut before) if r.requests.is_empty() => {
+                    before.extend_from_slice(&r.bytes);
+                    r.requests = wire::parse(r.socket, &before);
+                }
+                _ => {}
+            }
+            if r.requests.is_empty() {
+                if self.partial.len() >= MAX_KEPT {
+                    self.partial.clear();
+                }
+                self.partial.insert(conn, std::mem::take(&mut r.bytes));
+            }
+        }
         let mut link = "request";
-        if r.requests.is_empty() {
+        // A command line names what it asks once: its other writes (a ping, a status
+        // call, the bytes after its request) add nothing, and must not stand in for the
+        // request its own bytes named.
+        let seen = |k: &Kept| k.record.client.pid == r.client.pid && k.record.client.start_ns == r.client.start_ns;
+        if r.requests.is_empty() && !self.kept.iter().any(seen) {
             r.requests = argv::requests(r.socket, &r.client.argv);
             link = "argv";
         }
@@ -281,5 +322,26 @@ mod tests {
         let mut s = from_runc(3_000);
         Requests::new(Duration::from_secs(600), false).link(&mut s);
         assert_eq!((s.requested_by, s.no_request), (None, None));
+    }
+}
+
+#[cfg(test)]
+mod captured {
+    use super::*;
+
+    /// What `ctr task kill -s SIGTERM rq1` (containerd 1.6.20's ctr) wrote for its Kill call,
+    /// as podsig captured it: the HEADERS with the method's path, then the DATA, in one write.
+    const CTR_KILL: &[u8] = &[
+        0x00, 0x00, 0x26, 0x01, 0x04, 0x00, 0x00, 0x00, 0x05, 0x83, 0x86, 0x45, 0x9d, 0x60, 0x87, 0xa9, 0x23, 0x35,
+        0x45, 0xb2, 0x45, 0xd0, 0x5b, 0x3b, 0x98, 0x85, 0x42, 0xe9, 0x1a, 0x3a, 0xa1, 0x7e, 0xe1, 0x5f, 0x78, 0xd1,
+        0xd5, 0x0c, 0x66, 0x35, 0x14, 0x7f, 0xc4, 0xc3, 0xc2, 0xc1, 0xc0, 0x00, 0x00, 0x0c, 0x00, 0x01, 0x00, 0x00,
+        0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x07, 0x0a, 0x03, 0x72, 0x71, 0x31, 0x18, 0x0f,
+    ];
+
+    #[test]
+    fn a_real_ctr_kill_is_read_from_its_bytes() {
+        let got = wire::parse(Socket::Containerd, CTR_KILL);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].method.as_str(), got[0].object.as_str(), got[0].signal), ("Kill", "rq1", Some(15)));
     }
 }

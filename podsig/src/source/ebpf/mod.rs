@@ -337,7 +337,7 @@ impl EbpfBackend {
         }
         // Connections made before now (kubelet's to containerd, typically) are learnt here,
         // not at their connect.
-        match crate::requests::peers::existing_clients(sockets) {
+        match crate::requests::peers::existing_clients(sockets, std::process::id()) {
             Ok(clients) => {
                 let mut conns: HashMap<&mut MapData, u64, u32> =
                     HashMap::try_from(self._ebpf.map_mut("CONNS").context("map CONNS missing")?)?;
@@ -433,7 +433,7 @@ fn filter_config(spec: &WatchSpec, ring_bytes: u32, ringbuf: bool) -> FilterConf
         // A run's end must be reported after its first record, which only one ordered
         // buffer guarantees; per-CPU perf buffers report every signal.
         fold: ringbuf as u32,
-        _pad: 0,
+        self_tgid: std::process::id(),
         // Node mode reports no exits but those of processes that got a terminating
         // signal: how their stop ended (crate::pipeline::story).
         exit_mask: if spec.all {
