@@ -260,7 +260,7 @@ fn a_kill_with_no_term_before_it_is_killed_without_term() {
     let by = &kill["requested_by"];
     assert_eq!((by["manager"].as_str(), by["client"]["comm"].as_str()), (Some("containerd"), Some("ctr")), "{kill}");
     assert_eq!((by["request"]["method"].as_str(), by["request"]["object"].as_str()), (Some("Kill"), Some(id.as_str())));
-    assert_eq!(by["request"]["signal"], 9, "{kill}");
+    assert_eq!((&by["request"]["signal"], by["link"].as_str()), (&Value::from(9), Some("request")), "{kill}");
     assert_eq!(by["client"]["ppid"], std::process::id(), "{kill}");
     assert!(kill["stop"]["summary"].as_str().unwrap().contains("requested by ctr("), "{kill}");
     let exit = w.next_kind("exit");

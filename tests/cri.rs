@@ -406,6 +406,18 @@ fn each_kind_of_kubelet_stop_gets_its_verdict_from_why() {
     assert!(p["elapsed_ms"].as_u64().unwrap() >= 1500, "{p}");
     assert_eq!(kill["stop"]["verdict"], "grace_expired_term_ignored");
     assert_eq!(kill["stop"]["container_init"], true);
+    // Who asked containerd: this test's CRI client, in kubelet's place, with its grace.
+    for ev in [term, kill] {
+        let by = &ev["requested_by"];
+        assert_eq!(
+            (by["manager"].as_str(), by["client"]["pid"].as_u64()),
+            (Some("containerd"), Some(me as u64)),
+            "{ev}"
+        );
+        assert_eq!(by["request"]["method"], "StopContainer", "{ev}");
+        assert_eq!(by["request"]["object"], a.container_id.as_str(), "{ev}");
+        assert_eq!(by["request"]["timeout_s"], 2, "{ev}");
+    }
     let exit = records.iter().find(|r| r["kind"] == "exit").expect("the init's exit, recorded in node mode");
     assert_eq!(exit["signal"]["name"], "SIGKILL", "{exit}");
     assert_eq!(exit["container"]["id"], a.container_id.as_str(), "{exit}");

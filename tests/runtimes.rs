@@ -509,6 +509,7 @@ fn docker_requests_name_the_client_that_asked() {
         assert!(n >= 4 && chain[n - 1].1 == "docker" && chain[n - 2].1 == "sh", "{chain:?}");
         assert_eq!(chain[n - 3], (outer as u64, "sh"), "the outer shell asked: {chain:?}");
         assert_eq!(ev["no_request"], Value::Null, "{ev}");
+        assert_eq!(by["link"], "request", "read from the API request itself: {ev}");
         by.clone()
     };
 
