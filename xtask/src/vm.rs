@@ -330,13 +330,27 @@ fn boot(release: &str, expected: &str, vmlinuz: &Path, initrd: &Path) -> Result<
 
 /// Boots a kernel with an initramfs under TCG and returns the serial console.
 pub fn qemu(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<String> {
+    qemu_with(release, vmlinuz, initrd, "console=ttyS0 quiet loglevel=1 panic=-1", &[], BOOT_TIMEOUT)
+}
+
+/// `qemu` with a kernel command line, more QEMU arguments (a disk, CPUs) and a timeout of
+/// its own. A guest still running at the timeout is killed, and the console says so.
+pub(crate) fn qemu_with(
+    release: &str,
+    vmlinuz: &Path,
+    initrd: &Path,
+    append: &str,
+    extra: &[&std::ffi::OsStr],
+    timeout: Duration,
+) -> Result<String> {
     println!("xtask: vm-test: booting {release}");
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-nographic", "-no-reboot", "-kernel"])
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 quiet loglevel=1 panic=-1"])
+        .args(extra)
+        .args(["-append", append])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -349,15 +363,21 @@ pub fn qemu(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<String> {
         String::from_utf8_lossy(&s).into_owned()
     });
     let t0 = Instant::now();
+    let mut killed = false;
     while child.try_wait()?.is_none() {
-        if t0.elapsed() > BOOT_TIMEOUT {
+        if t0.elapsed() > timeout {
             let _ = child.kill();
+            killed = true;
             break;
         }
         thread::sleep(Duration::from_millis(100));
     }
     let _ = child.wait();
-    Ok(reader.join().unwrap_or_default().replace('\r', ""))
+    let mut console = reader.join().unwrap_or_default().replace('\r', "");
+    if killed {
+        console += &format!("\n[xtask: the guest was still running after {} s: killed]\n", timeout.as_secs());
+    }
+    Ok(console)
 }
 
 /// Checks one scenario's records: the SIGKILL from the short-lived `sh -c kill`, then the
