@@ -18,6 +18,7 @@ mod prereqs;
 mod run;
 mod stapvm;
 mod system;
+mod systemdvm;
 mod test;
 mod vm;
 
@@ -55,9 +56,11 @@ enum Task {
     Image,
     /// Boot Debian kernels (5.10, 6.1, 6.12) under QEMU and run the end-to-end scenario in
     /// each, then SystemTap live on trixie's 6.12 (a module built by `podsig stap-build` in a
-    /// cached sid root) beside eBPF
+    /// cached sid root) beside eBPF, then a trixie root with systemd as pid 1 where units are
+    /// stopped through sudo, D-Bus and by systemd itself (who asked systemd)
     VmTest {
-        /// Only this kernel: part of a release, e.g. 5.10, or `stap` (repeatable)
+        /// Only this kernel: part of a release, e.g. 5.10, or `stap`, or `systemd`
+        /// (repeatable)
         #[arg(long = "kernel", value_name = "K")]
         kernels: Vec<String>,
     },

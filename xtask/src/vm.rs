@@ -516,6 +516,24 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
     } else {
         None
     };
+    // systemd as pid 1: who asked it for each stop.
+    let named = only.iter().any(|k| k == "systemd");
+    let systemd = if only.is_empty() || named {
+        match crate::systemdvm::live(podsig, &work, inputs) {
+            Ok(o) => Some(o),
+            // Asked for by name, a guest that cannot be built is no more a skip than in CI.
+            Err(e) if named || std::env::var_os("CI").is_some() => {
+                let _ = fs::remove_dir_all(&work);
+                bail!("vm-test: the systemd guest could not be built: {e:#}");
+            }
+            Err(e) => {
+                println!("xtask: vm-test: systemd guest not run (not a pass): {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let _ = fs::remove_dir_all(&work);
     let verdict = |r: &Result<(), String>| if r.is_ok() { "pass" } else { "FAIL" };
     println!(
@@ -548,6 +566,9 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
             eprintln!("\n--- guest console ({}) ---\n{}\n---", o.release, o.console);
         }
     }
+    if let Some(o) = &systemd {
+        o.print();
+    }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.pass()).collect();
     for o in &failed {
         let why: Vec<String> = [("build", &o.build_ok), ("scenario", &o.main), ("fallback", &o.fallback)]
@@ -567,6 +588,9 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
     if let Some(Err(e)) = stap.as_ref().map(|o| &o.verdict) {
         bail!("vm-test: SystemTap and eBPF disagree or did not both report: {e}");
     }
+    if systemd.as_ref().is_some_and(|o| !o.pass()) {
+        bail!("vm-test: the systemd guest's stops were not reported as expected (table and console above)");
+    }
     Ok(())
 }
 
@@ -576,6 +600,8 @@ const VM_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
     // The sid root where SystemTap builds the module for the live run.
     ("debootstrap", "/usr/sbin/debootstrap"),
+    // The systemd guest's disk: an ext4 image of its root, files written in without mounting.
+    ("e2fsprogs", "/usr/sbin/debugfs"),
 ];
 
 /// `cargo xtask vm-test [--kernel K …]`: `only` the kernels named (all when empty).
