@@ -154,6 +154,10 @@ say busy-pid $B
 # --- The actions -------------------------------------------------------------------------
 # Each step names the main process systemd signals ("STEP target PID"): the host finds the
 # records by it.
+# systemd stops the alone unit by itself 2 s after this start, in the middle of alice's
+# first step: a StartUnit that names it, and a StopUnit of another unit, both close by.
+systemctl start podsig-alone.service
+say alone target "$(mainpid podsig-alone.service)"
 T=$(mainpid podsig-term.service)
 say stop target $T
 say stop start-s "$(up)"
@@ -182,9 +186,6 @@ as_alice busctl "sudo busctl call org.freedesktop.systemd1 /org/freedesktop/syst
 wait_state podsig-noterm.service inactive failed
 say busctl state "$(active podsig-noterm.service)" stopped-in-s "$(awk -v a="$s0" -v b="$(up)" 'BEGIN { print b - a }')"
 
-systemctl start podsig-alone.service
-T=$(mainpid podsig-alone.service)
-say alone target $T
 wait_state podsig-alone.service inactive failed
 say alone state "$(active podsig-alone.service)" result "$(systemctl show -p Result --value podsig-alone.service)"
 
