@@ -18,6 +18,7 @@ mod prereqs;
 mod run;
 mod stapvm;
 mod system;
+mod systemdvm;
 mod test;
 mod vm;
 
@@ -55,10 +56,12 @@ enum Task {
     Image,
     /// Boot Debian kernels (5.10, 6.1, 6.12) under QEMU and run the end-to-end scenario in
     /// each, then SystemTap live beside eBPF on bullseye's 5.10 (its own SystemTap 4.4) and
-    /// trixie's 6.12 (sid's 5.6), modules built by `podsig stap-build` in cached roots
+    /// trixie's 6.12 (sid's 5.6), modules built by `podsig stap-build` in cached roots, then
+    /// a trixie root with systemd as pid 1 where units are stopped through sudo, D-Bus and by
+    /// systemd itself (who asked systemd)
     VmTest {
         /// Only this kernel: part of a release, e.g. 5.10, `host`, `stap` (both SystemTap
-        /// pairs) or `stap-bullseye`/`stap-sid` (repeatable)
+        /// pairs), `stap-bullseye`/`stap-sid`, or `systemd` (repeatable)
         #[arg(long = "kernel", value_name = "K")]
         kernels: Vec<String>,
     },

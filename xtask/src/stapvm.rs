@@ -66,10 +66,10 @@ impl Pair {
 }
 
 /// /proc and /dev inside the root while apt and stap run there; unmounted on drop.
-struct Mounts(Vec<PathBuf>);
+pub(crate) struct Mounts(Vec<PathBuf>);
 
 impl Mounts {
-    fn new(root: &Path) -> Result<Self> {
+    pub(crate) fn new(root: &Path) -> Result<Self> {
         let mut m = Mounts(Vec::new());
         for (what, args) in [("proc", vec!["-t", "proc", "proc"]), ("dev", vec!["--bind", "/dev"])] {
             let dir = root.join(what);
@@ -91,13 +91,13 @@ impl Drop for Mounts {
     }
 }
 
-fn chroot(root: &Path) -> Command {
+pub(crate) fn chroot(root: &Path) -> Command {
     let mut c = Command::new("chroot");
     c.arg(root).env("DEBIAN_FRONTEND", "noninteractive").env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     c
 }
 
-fn run(what: &str, cmd: &mut Command) -> Result<String> {
+pub(crate) fn run(what: &str, cmd: &mut Command) -> Result<String> {
     let o = cmd.output().with_context(|| format!("{what}: starting {cmd:?}"))?;
     if !o.status.success() {
         let err = String::from_utf8_lossy(&o.stderr);

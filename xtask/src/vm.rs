@@ -330,13 +330,27 @@ fn boot(release: &str, expected: &str, vmlinuz: &Path, initrd: &Path) -> Result<
 
 /// Boots a kernel with an initramfs under TCG and returns the serial console.
 pub fn qemu(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<String> {
+    qemu_with(release, vmlinuz, initrd, "console=ttyS0 quiet loglevel=1 panic=-1", &[], BOOT_TIMEOUT)
+}
+
+/// `qemu` with a kernel command line, more QEMU arguments (a disk, CPUs) and a timeout of
+/// its own. A guest still running at the timeout is killed, and the console says so.
+pub(crate) fn qemu_with(
+    release: &str,
+    vmlinuz: &Path,
+    initrd: &Path,
+    append: &str,
+    extra: &[&std::ffi::OsStr],
+    timeout: Duration,
+) -> Result<String> {
     println!("xtask: vm-test: booting {release}");
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-nographic", "-no-reboot", "-kernel"])
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 quiet loglevel=1 panic=-1"])
+        .args(extra)
+        .args(["-append", append])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -349,15 +363,21 @@ pub fn qemu(release: &str, vmlinuz: &Path, initrd: &Path) -> Result<String> {
         String::from_utf8_lossy(&s).into_owned()
     });
     let t0 = Instant::now();
+    let mut killed = false;
     while child.try_wait()?.is_none() {
-        if t0.elapsed() > BOOT_TIMEOUT {
+        if t0.elapsed() > timeout {
             let _ = child.kill();
+            killed = true;
             break;
         }
         thread::sleep(Duration::from_millis(100));
     }
     let _ = child.wait();
-    Ok(reader.join().unwrap_or_default().replace('\r', ""))
+    let mut console = reader.join().unwrap_or_default().replace('\r', "");
+    if killed {
+        console += &format!("\n[xtask: the guest was still running after {} s: killed]\n", timeout.as_secs());
+    }
+    Ok(console)
 }
 
 /// Checks one scenario's records: the SIGKILL from the short-lived `sh -c kill`, then the
@@ -515,6 +535,24 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
             }
         }
     }
+    // systemd as pid 1: who asked it for each stop.
+    let named = only.iter().any(|k| k == "systemd");
+    let systemd = if only.is_empty() || named {
+        match crate::systemdvm::live(podsig, &work, inputs) {
+            Ok(o) => Some(o),
+            // Asked for by name, a guest that cannot be built is no more a skip than in CI.
+            Err(e) if named || std::env::var_os("CI").is_some() => {
+                let _ = fs::remove_dir_all(&work);
+                bail!("vm-test: the systemd guest could not be built: {e:#}");
+            }
+            Err(e) => {
+                println!("xtask: vm-test: systemd guest not run (not a pass): {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let _ = fs::remove_dir_all(&work);
     let verdict = |r: &Result<(), String>| if r.is_ok() { "pass" } else { "FAIL" };
     println!(
@@ -535,6 +573,9 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
         );
     }
     crate::stapvm::print(&stap);
+    if let Some(o) = &systemd {
+        o.print();
+    }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.pass()).collect();
     for o in &failed {
         let why: Vec<String> = [("build", &o.build_ok), ("scenario", &o.main), ("fallback", &o.fallback)]
@@ -556,6 +597,9 @@ fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inpu
     if !failed.is_empty() {
         bail!("vm-test: the SystemTap runs failed on {}", failed.join(", "));
     }
+    if systemd.as_ref().is_some_and(|o| !o.pass()) {
+        bail!("vm-test: the systemd guest's stops were not reported as expected (table and console above)");
+    }
     Ok(())
 }
 
@@ -565,6 +609,8 @@ const VM_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
     // The bullseye and sid roots where SystemTap builds the modules for the live runs.
     ("debootstrap", "/usr/sbin/debootstrap"),
+    // The systemd guest's disk: an ext4 image of its root, files written in without mounting.
+    ("e2fsprogs", "/usr/sbin/debugfs"),
 ];
 
 /// `cargo xtask vm-test [--kernel K …]`: `only` the kernels named (all when empty).
