@@ -2,9 +2,11 @@
 //!
 //! Data flows one way, and the folders follow it: `source` (what to watch, and the backend
 //! whose kernel hooks fill the ring buffer) → `event` (one model for every backend) →
-//! `pipeline` (OOM marks, /proc facts and containers, findings, the verdict, stories,
-//! redaction) → `sink` (output, the history, metrics). `containers` names where processes
-//! live for the pipeline; `cmd` holds the subcommands that run it.
+//! `pipeline` (its `Pipeline` runs the stages in order: correlate, enrich, name containers,
+//! cause, link requests, redact, stories, node filter) → `sink` (output, the history,
+//! metrics). `containers` names where processes live and follows a container watch;
+//! `requests` reads what clients ask the managers; `units` follows systemd units; `cmd`
+//! holds the subcommands that run it all.
 
 pub mod cli;
 pub mod cmd;
@@ -113,7 +115,7 @@ async fn watch_cmd(mut args: cli::WatchArgs, verbose: bool) -> Result<()> {
     let follower = if selector.is_empty() {
         None
     } else {
-        let f = watch::Follower::new(selector).await?;
+        let f = containers::Follower::new(selector).await?;
         pids.extend(f.pids());
         Some(f)
     };

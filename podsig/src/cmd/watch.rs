@@ -1,4 +1,6 @@
-//! The watch loop: target → backend → records → enrich → output, and when to stop.
+//! The watch loop: the source's records through the [`Pipeline`] to the sinks (stdout, the
+//! history, metrics), a container or unit watch kept in step with its targets, and when to
+//! stop.
 
 use std::{
     collections::BTreeSet,
@@ -12,18 +14,14 @@ use anyhow::{Context as _, Result, bail};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    containers::manager::Kind,
-    containers::namer::{self, Namer, Snapshot},
-    containers::{self, ContainerIndex, Managers, Selector, Source, Watched},
+    containers::{
+        self, Follower,
+        manager::Kind,
+        namer::{self, Namer},
+    },
     event::Record,
-    pipeline::cause,
-    pipeline::correlate::Correlator,
-    pipeline::enrich::Enricher,
-    pipeline::node_filter,
-    pipeline::redact::Redactor,
-    pipeline::story::Stories,
+    pipeline::{self, Pipeline, node_filter, redact::Redactor},
     proc::proc_state,
-    requests::Requests,
     sink::history,
     sink::metrics::Metrics,
     sink::output::{Format, Output},
@@ -64,198 +62,6 @@ pub struct NodeOptions {
     pub docker_socket: Option<PathBuf>,
 }
 
-/// Keeps a container watch in step with the containers: processes started in them by
-/// other means than fork (exec through the runtime), new tasks after a restart, and a pod's
-/// new containers of the same name.
-pub struct Follower {
-    selector: Selector,
-    containers: Vec<Watched>,
-    /// The connections that resolved the containers, handed on to the naming agents,
-    /// which ask containerd and Docker from then on (the watch loop never waits on them).
-    clients: Managers,
-    /// Pids handed to the backend, so each is added once.
-    known: BTreeSet<u32>,
-    /// When each container's task was last seen to exit: its manager's answers from before
-    /// that cannot bring it back.
-    exited: std::collections::HashMap<String, Instant>,
-    /// `following …` lines not yet printed.
-    followed: Vec<String>,
-}
-
-impl Follower {
-    pub async fn new(selector: Selector) -> Result<Self> {
-        let (containers, clients) = containers::resolve(&selector).await?;
-        let mut f = Self {
-            selector,
-            containers,
-            clients,
-            known: BTreeSet::new(),
-            exited: Default::default(),
-            followed: Vec::new(),
-        };
-        let pids: Vec<u32> = f.current_pids().into_iter().map(|(p, _)| p).collect();
-        f.known.extend(pids);
-        Ok(f)
-    }
-
-    /// Every process now in the watched containers, with its container.
-    fn current_pids(&self) -> Vec<(u32, &Watched)> {
-        let mut pids = Vec::new();
-        for w in &self.containers {
-            if let Some(p) = w.pid {
-                pids.push((p, w));
-                pids.extend(crate::proc::cgroup_procs(p).into_iter().filter(|&c| c != p).map(|c| (c, w)));
-            }
-        }
-        pids
-    }
-
-    /// Which container each known process belongs to: a killed process's /proc no longer
-    /// says (its cgroup reads as the root once it exits).
-    pub fn members(&self) -> Vec<(u32, String, &'static str)> {
-        self.current_pids()
-            .into_iter()
-            .map(|(p, w)| {
-                let runtime = w.info.as_ref().map_or("containerd", containers::ContainerInfo::runtime);
-                (p, w.id.clone(), runtime)
-            })
-            .collect()
-    }
-
-    /// Tells the container index which container each known process and pid namespace belongs
-    /// to, and the containers' names.
-    fn share_membership(&self, index: &mut ContainerIndex) {
-        index.learn_members(self.members().into_iter().map(|(p, id, rt)| (p, (id, rt))), self.pid_namespaces());
-        for info in self.containers.iter().filter_map(|w| w.info.clone()) {
-            index.learn(info);
-        }
-    }
-
-    /// Each watched container's pid namespace (its init's).
-    pub fn pid_namespaces(&self) -> Vec<(u32, (String, &'static str))> {
-        self.members()
-            .into_iter()
-            .filter_map(|(p, id, rt)| Some((crate::proc::pidns_of(&p.to_string())?, (id, rt))))
-            .filter(|(ns, _)| Some(*ns) != crate::proc::pidns_of("self"))
-            .collect()
-    }
-
-    /// The containers' inits: the processes whose exits are reported.
-    pub fn pids(&self) -> Vec<u32> {
-        self.containers.iter().filter_map(|w| w.pid).collect()
-    }
-
-    /// The containers' other processes, watched without exit records (a container's shell
-    /// loop would otherwise report every `sleep 1`).
-    pub fn members_only(&self) -> Vec<u32> {
-        let inits = self.pids();
-        self.known.iter().copied().filter(|p| !inits.contains(p)).collect()
-    }
-
-    pub fn ids(&self) -> Vec<String> {
-        self.containers.iter().map(|w| containers::short(&w.id)).collect()
-    }
-
-    /// Whether a watched container is one `kind` of manager tells about (its restarts are
-    /// followed through that manager's answers).
-    pub fn watches(&self, kind: Kind) -> bool {
-        self.containers.iter().any(|w| w.info.as_ref().is_some_and(|i| Kind::of(&i.source) == Some(kind)))
-    }
-
-    /// New pids to watch since the last call, from the managers' latest answers (`snaps`,
-    /// the rounds new since the last call), podman's conmons and the containers' cgroups. A
-    /// container's new task is announced by [`Follower::announce`], once the caller
-    /// watches it.
-    fn resync(&mut self, snaps: &[Arc<Snapshot>]) -> Vec<u32> {
-        // A pod's restarted container is a new container with the same labels, in
-        // containerd (pods are found there only).
-        if let Some(snap) = snaps.iter().find(|s| s.kind == Kind::Containerd)
-            && (self.selector.pod.is_some()
-                || self
-                    .containers
-                    .iter()
-                    .any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(containers::LABEL_POD))))
-        {
-            for c in &snap.containers {
-                if self.containers.iter().any(|w| w.id == c.id) {
-                    continue;
-                }
-                let same_as = |w: &Watched| {
-                    w.info.as_ref().is_some_and(|i| {
-                        [containers::LABEL_POD, containers::LABEL_POD_NAMESPACE, containers::LABEL_CONTAINER]
-                            .iter()
-                            .all(|k| i.labels.contains_key(*k) && i.labels.get(*k) == c.labels.get(*k))
-                    })
-                };
-                let pod_match =
-                    self.selector.pod.as_ref().is_some_and(|p| c.labels.get(containers::LABEL_POD) == Some(p))
-                        && self
-                            .selector
-                            .pod_namespace
-                            .as_ref()
-                            .is_none_or(|n| c.labels.get(containers::LABEL_POD_NAMESPACE) == Some(n))
-                        && self
-                            .selector
-                            .container_name
-                            .as_ref()
-                            .is_none_or(|n| c.labels.get(containers::LABEL_CONTAINER) == Some(n))
-                        && c.labels.get("io.cri-containerd.kind").is_none_or(|k| k == "container");
-                if pod_match || self.containers.iter().any(same_as) {
-                    self.containers.push(Watched { id: c.id.clone(), info: Some(c.clone()), pid: None });
-                }
-            }
-        }
-        // podman's conmons, read once for every podman container watched.
-        let podman = self
-            .containers
-            .iter()
-            .any(|w| w.info.as_ref().is_some_and(|i| i.source == Source::Podman))
-            .then(crate::containers::podman::running);
-        for w in &mut self.containers {
-            let now = match &w.info {
-                Some(info) => match Kind::of(&info.source) {
-                    Some(kind) => match snaps.iter().find(|s| s.kind == kind) {
-                        Some(snap) if self.exited.get(&w.id).is_none_or(|&t| snap.taken > t) => snap.task_pid(&w.id),
-                        // Nothing new from its manager (down, restarting, hung): keep what is
-                        // known.
-                        _ => None,
-                    },
-                    None => podman.iter().flatten().find(|(c, _)| c.id == w.id).and_then(|(_, pid)| *pid),
-                },
-                None => crate::proc::pids_in_cgroups_of(&w.id).first().copied(),
-            };
-            if let Some(pid) = now
-                && w.pid != Some(pid)
-            {
-                self.followed.push(format!("podsig: following {} (new pid {pid})", containers::short(&w.id)));
-                w.pid = Some(pid);
-            }
-        }
-        let pids: Vec<u32> = self.current_pids().into_iter().map(|(p, _)| p).collect();
-        pids.into_iter().filter(|&p| self.known.insert(p)).collect()
-    }
-
-    /// Says on stderr which containers have a new task: after its pid is in the filter, so a
-    /// signal sent upon reading the line is reported.
-    fn announce(&mut self) {
-        for line in self.followed.drain(..) {
-            eprintln!("{line}");
-        }
-    }
-
-    /// A watched process exited: if it comes back (a pid reused inside the container), it is
-    /// added again by the next resync.
-    fn forget(&mut self, pid: u32) {
-        self.known.remove(&pid);
-        for w in &mut self.containers {
-            if w.pid == Some(pid) {
-                w.pid = None;
-                self.exited.insert(w.id.clone(), Instant::now());
-            }
-        }
-    }
-}
-
 /// How often a container watch is brought in step with the containers.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 /// How long attaching waits for containerd's first answers (node mode): a containerd that
@@ -277,13 +83,6 @@ pub struct Summary {
     pub signals: u64,
 }
 
-/// How a step of the loop ended the watch: a clean stop, or a summary already final (stdout
-/// closed).
-enum Ended {
-    Stop(Stop),
-    Summary(Summary),
-}
-
 /// A warning given at most once per 10 s, with what happened since it was last given.
 #[derive(Default)]
 struct Throttled {
@@ -300,18 +99,12 @@ impl Throttled {
     }
 }
 
-/// One watch, attached: the source (`backend`), the pipeline a record goes through in
-/// order (`correlator` → `enricher` and `namer` → cause → `opts.redact` → `stories` → the
-/// node filter), and the sinks (`out`, metrics and the history in `opts.node`).
+/// One watch, attached: the source (`backend`), the `pipeline` every record goes through,
+/// and the sinks (`out`, metrics and the history in `opts.node`).
 struct Watch {
     opts: WatchOptions,
     backend: source::AnyBackend,
-    enricher: Enricher,
-    namer: Namer,
-    correlator: Correlator,
-    stories: Stories,
-    /// Requests to managers, kept to link the managers' signals to who asked.
-    requests: Requests,
+    pipeline: Pipeline,
     out: Option<Output<BufWriter<io::StdoutLock<'static>>>>,
     /// Processes whose exits are reported; the watch ends when the last one exits.
     watched: BTreeSet<u32>,
@@ -321,7 +114,6 @@ struct Watch {
     first: bool,
     signals: u64,
     batch: Vec<Record>,
-    ready: Vec<Record>,
     malformed_warned: Throttled,
     malformed_unreported: u64,
     history_dropped_warned: Throttled,
@@ -354,10 +146,8 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
             _ = &mut sleep => interrupted = Some(Stop::Duration),
             _ = follow_tick.tick() => w.follow()?,
         }
-        match w.step(interrupted).await? {
-            None => {}
-            Some(Ended::Stop(stop)) => break stop,
-            Some(Ended::Summary(summary)) => return Ok(summary),
+        if let Some(stop) = w.step(interrupted).await? {
+            break stop;
         }
     };
     w.finish(stop)
@@ -367,15 +157,21 @@ impl Watch {
     /// Starts the namer, attaches the backend, and puts a container watch's processes in
     /// the filter.
     async fn attach(mut opts: WatchOptions) -> Result<Self> {
-        let mut enricher = Enricher::new();
-        enricher.node = opts.node.name.clone();
-        let (mut namer, eager) = start_namer(&mut opts).await?;
+        let (namer, eager) = start_namer(&mut opts).await?;
+        let config = pipeline::Config {
+            node: opts.node.name.clone(),
+            filter: std::mem::take(&mut opts.node.filter),
+            redact: std::mem::take(&mut opts.redact),
+            stop_window: opts.stop_window,
+        };
+        let mut pipeline = Pipeline::new(config, namer);
         // Before attaching: a container killed the moment `attached` is printed must already
         // be known (its init leaves /proc at once; tasks started later are announced by events).
         if eager {
-            namer.first(enricher.containers(), FIRST_NAMES).await;
+            pipeline.name_first(FIRST_NAMES).await;
         }
         let mut backend = source::attach(opts.backend, &opts.spec).await?;
+        pipeline.capturing_requests(backend.captures_requests());
         if let Some(f) = opts.follower.as_mut() {
             // Forks are followed in the kernel from now on; a process the container started
             // between resolving it and attaching is in its cgroup already: pick those up, and
@@ -393,20 +189,15 @@ impl Watch {
                 .with_notes(opts.spec.verbose)
         });
         Ok(Self {
-            stories: Stories::new(opts.stop_window),
-            requests: Requests::new(opts.stop_window, backend.captures_requests()),
             opts,
             backend,
-            enricher,
-            namer,
-            correlator: Correlator::default(),
+            pipeline,
             out,
             watched,
             gone_at_attach: BTreeSet::new(),
             first: true,
             signals: 0,
             batch: Vec::new(),
-            ready: Vec::new(),
             malformed_warned: Throttled::default(),
             malformed_unreported: 0,
             history_dropped_warned: Throttled::default(),
@@ -430,7 +221,7 @@ impl Watch {
             m.set_attached();
         }
         if let Some(f) = &self.opts.follower {
-            f.share_membership(self.enricher.containers());
+            self.pipeline.learn_membership(f.membership());
         }
     }
 
@@ -443,7 +234,7 @@ impl Watch {
                 self.backend.watch_root(pid)?;
             }
         }
-        let snaps = self.namer.tick(self.enricher.containers());
+        let snaps = self.pipeline.tick();
         if let Some(f) = self.opts.follower.as_mut() {
             let inits = f.pids();
             for pid in f.resync(&snaps) {
@@ -456,30 +247,21 @@ impl Watch {
                 }
             }
             f.announce();
-            f.share_membership(self.enricher.containers());
+            self.pipeline.learn_membership(f.membership());
         }
         Ok(())
     }
 
     /// One turn of the loop: drain the source, take what is ready through the pipeline to
     /// the sinks, and say whether the watch is over.
-    async fn step(&mut self, interrupted: Option<Stop>) -> Result<Option<Ended>> {
+    async fn step(&mut self, interrupted: Option<Stop>) -> Result<Option<Stop>> {
         // Always drain before deciding: nothing captured is dropped on the way out.
         self.drain()?;
-        let now = Instant::now();
-        if interrupted.is_some() {
-            self.correlator.flush(&mut self.ready);
-        } else {
-            self.correlator.ready(now, &mut self.ready);
+        self.pipeline.prepare(Instant::now(), interrupted.is_some()).await;
+        let done = self.emit()?;
+        if done == Some(Stop::OutputClosed) {
+            return Ok(done);
         }
-        for record in self.ready.iter_mut() {
-            self.enricher.enrich(record);
-        }
-        self.namer.name(self.enricher.containers(), &mut self.ready).await;
-        let done = match self.emit()? {
-            Ok(done) => done,
-            Err(summary) => return Ok(Some(Ended::Summary(summary))),
-        };
         if self.first {
             self.first = false;
             self.settle_attach(done.is_some())?;
@@ -488,12 +270,12 @@ impl Watch {
         if let Some(out) = self.out.as_mut()
             && let Err(e) = out.flush()
         {
-            return finish(e, self.signals, self.opts.node.history.take()).map(|s| Some(Ended::Summary(s)));
+            return self.output_failed(e).map(Some);
         }
-        Ok(done.or(interrupted).map(Ended::Stop))
+        Ok(done.or(interrupted))
     }
 
-    /// Moves what the backend has into the correlator, counting what it could not decode.
+    /// Moves what the backend has into the pipeline, counting what it could not decode.
     fn drain(&mut self) -> Result<()> {
         self.backend.drain(&mut self.batch)?;
         let malformed = self.backend.take_malformed();
@@ -511,7 +293,7 @@ impl Watch {
             if let Record::Exit(e) = &record {
                 self.gone_at_attach.remove(&e.pid);
             }
-            self.correlator.push(record, now);
+            self.pipeline.push(record, now);
         }
         Ok(())
     }
@@ -525,39 +307,17 @@ impl Watch {
         self.malformed_unreported = 0;
     }
 
-    /// The ready records, each through cause, redaction, stories and the filter, to the
-    /// sinks. Ok(Err(summary)): stdout closed, the watch is over.
-    fn emit(&mut self) -> Result<Result<Option<Stop>, Summary>> {
+    /// The pipeline's finished records to the sinks, until a stop says the watch is over.
+    fn emit(&mut self) -> Result<Option<Stop>> {
         let mut done = None;
-        let mut ready = std::mem::take(&mut self.ready);
-        for mut record in ready.drain(..) {
-            match &mut record {
-                Record::Signal(s) => {
-                    cause::classify(s);
-                    self.requests.link(s);
-                }
-                Record::Lost(l) => {
-                    eprintln!("podsig: lost {} events: the ring buffer was full (raise --ring-size)", l.count)
-                }
-                _ => {}
-            }
-            self.opts.redact.record(&mut record);
-            if let Record::Request(r) = record {
-                self.requests.remember(*r);
-                continue;
-            }
-            // Before the filters: a story's verdict does not depend on what is shown.
-            self.stories.apply(&mut record);
-            if !self.opts.node.filter.keeps(&record) {
-                continue;
-            }
+        while let Some(record) = self.pipeline.next_out() {
             if let Some(m) = &self.opts.node.metrics {
                 m.record(&record);
             }
             if let Some(out) = self.out.as_mut()
                 && let Err(e) = out.write(&record)
             {
-                return finish(e, self.signals, self.opts.node.history.take()).map(Err);
+                return self.output_failed(e).map(Some);
             }
             if let Some(stop) = self.count(&record)? {
                 done = Some(stop);
@@ -573,13 +333,12 @@ impl Watch {
                 };
             }
             if done == Some(Stop::Count) {
+                // What the stop left unread is dropped.
+                self.pipeline.discard();
                 break;
             }
         }
-        // What a --count stop left unread is dropped, as before; the buffer is kept.
-        ready.clear();
-        self.ready = ready;
-        Ok(Ok(done))
+        Ok(done)
     }
 
     /// Counts a shown record: signals towards --count, a watched process's exit towards
@@ -624,7 +383,7 @@ impl Watch {
             && !self.opts.spec.all
             && self.opts.follower.is_none()
             && !done
-            && self.correlator.is_empty()
+            && self.pipeline.is_empty()
         {
             bail!("every watched process exited before podsig attached; nothing to watch");
         }
@@ -652,8 +411,21 @@ impl Watch {
         }
     }
 
+    /// A closed stdout (`podsig … | head -1`) ends the watch quietly; other write errors
+    /// fail, once the history has kept what was queued.
+    fn output_failed(&mut self, e: io::Error) -> Result<Stop> {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Ok(Stop::OutputClosed);
+        }
+        if let Some(h) = self.opts.node.history.take() {
+            h.finish()?;
+        }
+        Err(e).context("writing events to stdout")
+    }
+
     fn finish(mut self, stop: Stop) -> Result<Summary> {
-        if self.malformed_unreported > 0 {
+        // Not once stdout is closed: whoever reads podsig has stopped reading.
+        if self.malformed_unreported > 0 && stop != Stop::OutputClosed {
             self.warn_malformed();
         }
         if let Some(h) = self.opts.node.history.take() {
@@ -675,7 +447,7 @@ async fn start_namer(opts: &mut WatchOptions) -> Result<(Namer, bool)> {
     });
     let eager =
         opts.spec.all || opts.node.filter.needs_labels() || opts.node.history.is_some() || opts.node.metrics.is_some();
-    let clients = opts.follower.as_mut().map(|f| std::mem::take(&mut f.clients)).unwrap_or_default();
+    let clients = opts.follower.as_mut().map(Follower::take_clients).unwrap_or_default();
     let asking = namer::Asking {
         eager,
         containerd_periodic: opts.follower.is_some(),
@@ -698,18 +470,6 @@ fn watching(opts: &WatchOptions, watched: &BTreeSet<u32>) -> String {
         let pids: Vec<String> = watched.iter().map(u32::to_string).collect();
         format!("pid {}", pids.join(", "))
     }
-}
-
-/// A closed stdout (`podsig … | head -1`) ends the watch quietly; other write errors fail.
-/// Either way the history keeps what was queued.
-fn finish(e: io::Error, signals: u64, history: Option<history::Writer>) -> Result<Summary> {
-    if let Some(h) = history {
-        h.finish()?;
-    }
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        return Ok(Summary { stop: Stop::OutputClosed, signals });
-    }
-    Err(e).context("writing events to stdout")
 }
 
 /// Colour only for a person at a terminal, and never against NO_COLOR (no-color.org).

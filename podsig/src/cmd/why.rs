@@ -2,10 +2,11 @@
 //! history as one paragraph (what stopped, when, who sent what, the verdict and the fix),
 //! then the records it rests on.
 //!
-//! The stored records are replayed through the same story stage the live watch runs
-//! ([`crate::pipeline::story`]), so older rows (recorded before stories existed) get a verdict too. A
-//! link the replay cannot make, because its other half lies outside the selection (`--pid`
-//! of a container process whose SIGTERM went to the init), is kept as it was recorded.
+//! The stored records are replayed through the pipeline's story stage, as the live watch
+//! runs it ([`Pipeline::replay`]), so older rows (recorded before stories existed) get a
+//! verdict too. A link the replay cannot make, because its other half lies outside the
+//! selection (`--pid` of a container process whose SIGTERM went to the init), is kept as it
+//! was recorded.
 
 use std::{
     io::Write,
@@ -20,7 +21,7 @@ use crate::{
     containers,
     event::ContainerRef,
     event::Record,
-    pipeline::story::{self, Stories},
+    pipeline::{Pipeline, story},
     sink::history,
     sink::output::{self, Format},
 };
@@ -159,39 +160,10 @@ fn subject_of(r: &Record) -> Option<Subject> {
     }
 }
 
-/// Replays `records` (oldest first) through the story stage, keeping a recorded link or
-/// verdict the replay could not make; each record with its story.
-fn replay(records: Vec<Record>, window: Duration) -> Vec<(Record, Option<u64>)> {
-    let mut stories = Stories::new(window);
-    records
-        .into_iter()
-        .map(|mut r| {
-            let kept = match &mut r {
-                Record::Signal(s) => (s.preceded_by.take(), s.stop.take()),
-                Record::Exit(e) => (e.preceded_by.take(), e.stop.take()),
-                _ => (None, None),
-            };
-            let story = stories.apply(&mut r);
-            match &mut r {
-                Record::Signal(s) => {
-                    s.preceded_by = s.preceded_by.take().or(kept.0);
-                    s.stop = s.stop.take().or(kept.1);
-                }
-                Record::Exit(e) => {
-                    e.preceded_by = e.preceded_by.take().or(kept.0);
-                    e.stop = e.stop.take().or(kept.1);
-                }
-                _ => {}
-            }
-            (r, story)
-        })
-        .collect()
-}
-
 /// The answer from the selected records: the last stop (a container's, that is its
 /// init's, before any of its other processes'), or what is known when none ended.
 pub fn answer(records: Vec<Record>, window: Duration, cutoff: Option<i128>, what: &str) -> Answer {
-    let replayed = replay(records, window);
+    let replayed = Pipeline::replay(records, window);
     let recent = |r: &Record| cutoff.is_none_or(|c| wall_ns(time_of(r)).is_some_and(|t| t >= c));
     let stops: Vec<usize> =
         (0..replayed.len()).filter(|&i| replayed[i].0.stop().is_some() && recent(&replayed[i].0)).collect();

@@ -1,13 +1,17 @@
-//! Which container a process lives in, and the container's names: one owner for what the
-//! watch's follower learns (its containers' processes and pid namespaces), what the namer
-//! learns (the managers' answers), and what enrichment reads.
+//! Which container a process lives in, and the container's names: what a container watch's
+//! [`Follower`](super::Follower) knows (its containers' processes and pid namespaces), what
+//! the namer learns (the managers' answers), and what enrichment reads, in one place owned
+//! by the [`Pipeline`](crate::pipeline::Pipeline).
 
 use std::{
     collections::{BTreeSet, HashMap},
     time::{Duration, Instant},
 };
 
-use super::model::{ContainerInfo, LABEL_POD, LABEL_POD_NAMESPACE, joined};
+use super::{
+    follow::Membership,
+    model::{ContainerInfo, LABEL_POD, LABEL_POD_NAMESPACE, joined},
+};
 use crate::{
     event::{ContainerRef, Record},
     proc::{container_of_pid, pidns_of},
@@ -90,18 +94,17 @@ impl ContainerIndex {
         self.pidns.insert(ns, (id, runtime));
     }
 
-    /// The follower's word on which container each known process and pid namespace
-    /// belongs to.
-    pub fn learn_members(
-        &mut self,
-        members: impl IntoIterator<Item = (u32, Placed)>,
-        namespaces: impl IntoIterator<Item = (u32, Placed)>,
-    ) {
+    /// A container watch's word on which container each of its processes and pid
+    /// namespaces belongs to, and the containers' names.
+    pub fn learn_membership(&mut self, m: Membership) {
         if self.members.len() > MEMBERS_MAX {
             self.members.clear();
         }
-        self.members.extend(members);
-        self.pidns.extend(namespaces);
+        self.members.extend(m.members);
+        self.pidns.extend(m.namespaces);
+        for info in m.containers {
+            self.learn(info);
+        }
     }
 
     /// A watched container's process, by the follower's word (a killed process's /proc no
