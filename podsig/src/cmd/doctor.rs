@@ -5,6 +5,7 @@ use std::{fs, path::Path};
 
 use serde::Serialize;
 
+use crate::sink::output::{self, Format};
 use crate::source::{
     WatchSpec,
     ebpf::{EbpfBackend, build::Hook, offsets, tracefs},
@@ -34,6 +35,19 @@ impl Report {
     pub fn any_backend(&self) -> bool {
         self.ebpf.usable || self.stap.usable
     }
+}
+
+/// `podsig doctor`: the report, and a failure when no backend can run here.
+pub fn command(args: crate::cli::DoctorArgs) -> anyhow::Result<()> {
+    let report = run();
+    match args.output {
+        Format::Text => output::print(text(&report).as_bytes())?,
+        Format::Json => output::print((serde_json::to_string(&report)? + "\n").as_bytes())?,
+    }
+    if !report.any_backend() {
+        anyhow::bail!("no backend can run on this host (see the missing checks above)");
+    }
+    Ok(())
 }
 
 pub fn run() -> Report {

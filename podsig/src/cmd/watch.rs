@@ -4,7 +4,7 @@
 
 use std::{
     collections::BTreeSet,
-    io::{self, BufWriter, Write},
+    io,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -14,18 +14,22 @@ use anyhow::{Context as _, Result, bail};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
+    cli,
+    cmd::require_root,
     containers::{
         self, Follower,
         manager::Kind,
         namer::{self, Namer},
     },
     event::Record,
-    pipeline::{self, Pipeline, node_filter, redact::Redactor},
+    pipeline::{self, Pipeline, node_filter, redact::Redactor, story},
     proc::proc_state,
+    requests,
     sink::history,
-    sink::metrics::Metrics,
-    sink::output::{Format, Output},
-    source::{self, Backend, BackendKind, WatchSpec},
+    sink::metrics::{self, Metrics},
+    sink::output::{self, Format, Output, Stdout},
+    source::{self, Backend, BackendKind, WatchSpec, target},
+    units::Units,
 };
 
 pub struct WatchOptions {
@@ -34,7 +38,7 @@ pub struct WatchOptions {
     /// Containers being watched: their processes and restarts are followed.
     pub follower: Option<Follower>,
     /// systemd units being watched: likewise.
-    pub units: crate::units::Units,
+    pub units: Units,
     /// How events go to stdout; None prints nothing (a recorder without -o).
     pub print: Option<Format>,
     pub node: NodeOptions,
@@ -60,6 +64,159 @@ pub struct NodeOptions {
     pub containerd: Option<(PathBuf, Vec<String>)>,
     /// Docker's socket (`--docker-socket`); None: the default one, if present.
     pub docker_socket: Option<PathBuf>,
+}
+
+impl WatchOptions {
+    /// A watch of `spec` that prints nothing, follows nothing and stops only when its
+    /// targets exit; each subcommand then sets what it adds.
+    pub fn new(backend: BackendKind, spec: WatchSpec) -> Self {
+        Self {
+            spec,
+            backend,
+            follower: None,
+            units: Units::default(),
+            print: None,
+            node: NodeOptions::default(),
+            count: None,
+            duration: None,
+            redact: Redactor::default(),
+            stop_window: story::DEFAULT_WINDOW,
+        }
+    }
+
+    /// What the flags `watch` and `record` share make of a watch: of nothing yet, its
+    /// metrics served when asked (before anything attaches, so a bad address fails at once).
+    pub async fn from_flags(shared: Shared<'_>) -> Result<Self> {
+        let spec = WatchSpec {
+            ring_bytes: shared.ring_bytes,
+            verbose: shared.verbose,
+            requests: if shared.managed { request_sockets(shared.containerd) } else { Vec::new() },
+            ..Default::default()
+        };
+        let mut opts = Self::new(shared.backend, spec);
+        opts.node = NodeOptions {
+            name: node_filter::name(shared.node.node_name.clone()),
+            filter: node_filter::Filter { exclude_comm: shared.node.exclude_comm.clone(), ..Default::default() },
+            history: None,
+            metrics: metrics::start(shared.node.metrics_addr).await?,
+            containerd: Some((shared.containerd.socket.clone(), shared.containerd.namespaces())),
+            docker_socket: shared.containerd.docker_socket.clone(),
+        };
+        opts.redact = shared.redact.redactor();
+        opts.stop_window = shared.stop_window;
+        Ok(opts)
+    }
+}
+
+/// The flags `watch` and `record` share.
+pub struct Shared<'a> {
+    pub backend: BackendKind,
+    pub ring_bytes: u32,
+    pub verbose: bool,
+    pub node: &'a cli::NodeArgs,
+    pub containerd: &'a cli::ContainerdArgs,
+    pub redact: &'a cli::RedactArgs,
+    pub stop_window: Duration,
+    /// Who asked a manager is wanted: where managers stop things (node mode, units,
+    /// containers).
+    pub managed: bool,
+}
+
+/// The manager sockets whose clients' requests are captured, unless `--no-requests`.
+fn request_sockets(args: &cli::ContainerdArgs) -> Vec<(PathBuf, requests::wire::Socket)> {
+    if args.no_requests {
+        return Vec::new();
+    }
+    requests::manager_sockets(args.docker_socket.as_deref(), &args.socket)
+}
+
+/// `podsig watch`: the CLI mapped to a watch of pids, containers, a pod, units or the node.
+pub async fn command(mut args: cli::WatchArgs, verbose: bool) -> Result<()> {
+    if !args.all && args.pod.is_none() && (args.pod_namespace.is_some() || args.container_name.is_some()) {
+        bail!("--namespace and --container-name narrow --pod (or --all): add one of them");
+    }
+    let signals =
+        if args.all { node_filter::signals(&args.signals, args.node.any_signal) } else { args.signals.clone() };
+    if args.print_script {
+        return print_script(args, signals);
+    }
+    require_root()?;
+    source::prefetch(args.backend);
+    let mut pids = target::resolve_pids(&args.pids)?;
+    let (selector, filter) = watch_scope(&mut args);
+    let follower = if selector.is_empty() {
+        None
+    } else {
+        let f = Follower::new(selector).await?;
+        pids.extend(f.pids());
+        Some(f)
+    };
+    let shared = Shared {
+        backend: args.backend,
+        ring_bytes: args.common.ring_size,
+        verbose,
+        node: &args.node,
+        containerd: &args.containerd,
+        redact: &args.redact,
+        stop_window: args.stop_window,
+        managed: args.all || follower.is_some() || !args.units.is_empty(),
+    };
+    let mut opts = WatchOptions::from_flags(shared).await?;
+    let units = Units::new(args.units);
+    pids.extend(units.pids());
+    opts.spec.pids = pids;
+    opts.spec.all = args.all;
+    opts.spec.signals = signals;
+    opts.spec.follow = follower.is_some() || !units.is_empty();
+    opts.spec.stap_module = args.stap_module;
+    opts.units = units;
+    opts.follower = follower;
+    opts.print = Some(args.common.output.unwrap_or_else(output::default_format));
+    opts.node.filter = node_filter::Filter { exclude_comm: opts.node.filter.exclude_comm, ..filter };
+    opts.count = args.count;
+    opts.duration = args.duration;
+    let summary = run(opts, || {}).await?;
+    tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
+    Ok(())
+}
+
+/// `watch --print-script`: the SystemTap script and how to run it, instead of a watch.
+fn print_script(args: cli::WatchArgs, signals: Vec<i32>) -> Result<()> {
+    if args.backend != BackendKind::Stap {
+        bail!("--print-script prints the SystemTap script: add --backend stap");
+    }
+    let spec = WatchSpec { pids: args.pids, all: args.all, signals, ..Default::default() };
+    let params: Vec<String> =
+        source::stap::script_spec(&spec).params().into_iter().map(|(k, v)| format!("-G {k}={v}")).collect();
+    let run = format!("// Run as root: stap {} podsig.stp\n", params.join(" "));
+    output::print((run + &source::stap::script::generate()).as_bytes())
+}
+
+/// With --all the pod flags filter what is reported (the label filter); without, they pick
+/// what to watch (the selector).
+fn watch_scope(args: &mut cli::WatchArgs) -> (containers::Selector, node_filter::Filter) {
+    let (selector_pod, filter) = if args.all {
+        let filter = node_filter::Filter {
+            namespace: args.pod_namespace.take(),
+            pod: args.pod.take(),
+            container_name: args.container_name.take(),
+            exclude_comm: Vec::new(),
+        };
+        (None, filter)
+    } else {
+        (Some((args.pod.take(), args.pod_namespace.take(), args.container_name.take())), Default::default())
+    };
+    let (pod, pod_namespace, container_name) = selector_pod.unwrap_or_default();
+    let selector = containers::Selector {
+        ids: std::mem::take(&mut args.containers),
+        pod,
+        pod_namespace,
+        container_name,
+        socket: args.containerd.socket.clone(),
+        namespaces: args.containerd.namespaces(),
+        docker_socket: args.containerd.docker_socket.clone(),
+    };
+    (selector, filter)
 }
 
 /// How often a container watch is brought in step with the containers.
@@ -105,7 +262,7 @@ struct Watch {
     opts: WatchOptions,
     backend: source::AnyBackend,
     pipeline: Pipeline,
-    out: Option<Output<BufWriter<io::StdoutLock<'static>>>>,
+    out: Option<Output<Stdout>>,
     /// Processes whose exits are reported; the watch ends when the last one exits.
     watched: BTreeSet<u32>,
     /// Exited between our check and the attach? Then no exit record will ever come for it
@@ -183,11 +340,7 @@ impl Watch {
             f.announce();
         }
         let watched: BTreeSet<u32> = opts.spec.pids.iter().copied().collect();
-        let out = opts.print.map(|format| {
-            Output::new(format, BufWriter::new(io::stdout().lock()))
-                .with_color(format == Format::Text && color_wanted())
-                .with_notes(opts.spec.verbose)
-        });
+        let out = opts.print.map(|format| Output::stdout(format, opts.spec.verbose));
         Ok(Self {
             opts,
             backend,
@@ -414,13 +567,12 @@ impl Watch {
     /// A closed stdout (`podsig … | head -1`) ends the watch quietly; other write errors
     /// fail, once the history has kept what was queued.
     fn output_failed(&mut self, e: io::Error) -> Result<Stop> {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            return Ok(Stop::OutputClosed);
-        }
-        if let Some(h) = self.opts.node.history.take() {
+        if !output::closed(&e)
+            && let Some(h) = self.opts.node.history.take()
+        {
             h.finish()?;
         }
-        Err(e).context("writing events to stdout")
+        output::written(Err(e), "writing events to stdout").map(|()| Stop::OutputClosed)
     }
 
     fn finish(mut self, stop: Stop) -> Result<Summary> {
@@ -470,20 +622,4 @@ fn watching(opts: &WatchOptions, watched: &BTreeSet<u32>) -> String {
         let pids: Vec<String> = watched.iter().map(u32::to_string).collect();
         format!("pid {}", pids.join(", "))
     }
-}
-
-/// Colour only for a person at a terminal, and never against NO_COLOR (no-color.org).
-pub fn color_wanted() -> bool {
-    use std::io::IsTerminal;
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
-}
-
-pub fn default_format() -> Format {
-    use std::io::IsTerminal;
-    if io::stdout().is_terminal() { Format::Text } else { Format::Json }
-}
-
-/// Flushes stderr so status lines land before the process exits.
-pub fn flush_stderr() {
-    let _ = io::stderr().flush();
 }

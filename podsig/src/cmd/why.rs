@@ -13,7 +13,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::{
@@ -89,8 +89,8 @@ pub fn run(args: WhyArgs, verbose: bool) -> Result<()> {
     }
     let cutoff = args.since.map(|s| now_ns() - s.as_nanos() as i128);
     let answer = answer(records, args.stop_window, cutoff, &what);
-    let format = args.output.unwrap_or_else(crate::cmd::watch::default_format);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let format = args.output.unwrap_or_else(output::default_format);
+    let mut out = output::stdout();
     let written = match format {
         Format::Json => {
             serde_json::to_writer(&mut out, &answer).map_err(std::io::Error::other).and_then(|()| out.write_all(b"\n"))
@@ -98,10 +98,7 @@ pub fn run(args: WhyArgs, verbose: bool) -> Result<()> {
         Format::Text => write_text(&mut out, &answer, verbose),
     }
     .and_then(|()| out.flush());
-    match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing the answer to stdout"),
-        _ => Ok(()),
-    }
+    output::written(written, "writing the answer to stdout")
 }
 
 fn selection(args: &WhyArgs) -> String {

@@ -1,6 +1,10 @@
-//! Renders records: the SystemTap recipe's text form, or NDJSON. stdout carries events only.
+//! Renders records: the SystemTap recipe's text form, or NDJSON. stdout carries events only,
+//! and every subcommand writes it through here: a stdout its reader closed early (`podsig …
+//! | head -1`) ends the output quietly wherever it happens.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
+
+use anyhow::Context as _;
 
 use clap::ValueEnum;
 
@@ -14,11 +18,56 @@ pub enum Format {
     Json,
 }
 
+/// `-o` when not given: text for a person at a terminal, JSON lines for a pipe or a file.
+pub fn default_format() -> Format {
+    if io::stdout().is_terminal() { Format::Text } else { Format::Json }
+}
+
+/// Colour only for a person at a terminal, and never against NO_COLOR (no-color.org).
+pub fn color_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
+}
+
+/// Whether a write failed because stdout's reader is gone: the output is over, which is not
+/// an error.
+pub fn closed(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::BrokenPipe
+}
+
+/// What a write to stdout came to: Ok once its reader is gone, else the error, saying
+/// `doing` what.
+pub fn written(result: io::Result<()>, doing: &'static str) -> anyhow::Result<()> {
+    match result {
+        Err(e) if !closed(&e) => Err(e).context(doing),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to stdout: a report, a script, the man page.
+pub fn print(bytes: &[u8]) -> anyhow::Result<()> {
+    written(io::stdout().lock().write_all(bytes), "writing to stdout")
+}
+
+/// stdout, buffered: records and answers are written many small pieces at a time.
+pub type Stdout = BufWriter<io::StdoutLock<'static>>;
+
+pub fn stdout() -> Stdout {
+    BufWriter::new(io::stdout().lock())
+}
+
 pub struct Output<W: Write> {
     format: Format,
     out: W,
     color: bool,
     notes: bool,
+}
+
+impl Output<Stdout> {
+    /// Records to stdout as `format` prints them, coloured where wanted; `notes`: findings
+    /// of severity `note` too (`-v`).
+    pub fn stdout(format: Format, notes: bool) -> Self {
+        Output::new(format, stdout()).with_color(format == Format::Text && color_wanted()).with_notes(notes)
+    }
 }
 
 impl<W: Write> Output<W> {
