@@ -13,7 +13,6 @@ pub mod cmd;
 pub mod containers;
 pub mod error;
 pub mod event;
-pub mod interned;
 pub mod pipeline;
 pub mod proc;
 pub mod requests;

@@ -6,6 +6,8 @@ use std::{collections::BTreeSet, fs};
 
 use procfs::process::Process;
 
+use crate::event::Runtime;
+
 pub fn process(pid: u32) -> Option<Process> {
     Process::new(i32::try_from(pid).ok()?).ok()
 }
@@ -109,7 +111,7 @@ pub fn pidns_of(pid: &str) -> Option<u32> {
 
 /// Container named by a process's cgroup path: (id, runtime). Knows the path forms of
 /// Docker, containerd (CRI and ctr), CRI-O and Podman, with systemd or cgroupfs drivers.
-pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
+pub fn container_of_cgroup(text: &str) -> Option<(String, Runtime)> {
     let is_hex64 = |s: &str| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit());
     for line in text.lines() {
         let path = line.splitn(3, ':').nth(2).unwrap_or("");
@@ -119,16 +121,16 @@ pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
                 seg.strip_prefix(prefix).and_then(|r| r.strip_suffix(".scope")).filter(|id| is_hex64(id))
             };
             if let Some(id) = scoped("docker-") {
-                return Some((id.into(), "docker"));
+                return Some((id.into(), Runtime::Docker));
             }
             if let Some(id) = scoped("cri-containerd-") {
-                return Some((id.into(), "containerd"));
+                return Some((id.into(), Runtime::Containerd));
             }
             if let Some(id) = scoped("crio-") {
-                return Some((id.into(), "cri-o"));
+                return Some((id.into(), Runtime::CriO));
             }
             if let Some(id) = scoped("libpod-") {
-                return Some((id.into(), "podman"));
+                return Some((id.into(), Runtime::Podman));
             }
             let parent = if i > 0 { segs[i - 1] } else { "" };
             match parent {
@@ -136,25 +138,25 @@ pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
                 // beside, in /libpod_parent/conmon).
                 "libpod_parent" => {
                     if let Some(id) = seg.strip_prefix("libpod-").filter(|id| is_hex64(id)) {
-                        return Some((id.to_string(), "podman"));
+                        return Some((id.to_string(), Runtime::Podman));
                     }
                 }
                 // cgroupfs driver: /docker/<id>, and containerd's /<namespace>/<id>.
-                "docker" if is_hex64(seg) => return Some((seg.to_string(), "docker")),
-                "moby" => return Some((seg.to_string(), "docker")),
-                "k8s.io" | "default" => return Some((seg.to_string(), "containerd")),
+                "docker" if is_hex64(seg) => return Some((seg.to_string(), Runtime::Docker)),
+                "moby" => return Some((seg.to_string(), Runtime::Docker)),
+                "k8s.io" | "default" => return Some((seg.to_string(), Runtime::Containerd)),
                 _ => {}
             }
             // kubelet's cgroupfs layout: /kubepods/<qos>/pod<uid>/<id>.
             if parent.starts_with("pod") && is_hex64(seg) && segs.iter().any(|s| s.starts_with("kubepods")) {
-                return Some((seg.to_string(), "unknown"));
+                return Some((seg.to_string(), Runtime::Unknown));
             }
         }
     }
     None
 }
 
-pub fn container_of_pid(pid: u32) -> Option<(String, &'static str)> {
+pub fn container_of_pid(pid: u32) -> Option<(String, Runtime)> {
     container_of_cgroup(&fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
 }
 
@@ -303,25 +305,25 @@ mod tests {
     #[test]
     fn cgroup_path_forms() {
         let cases = [
-            (format!("0::/system.slice/docker-{ID}.scope"), "docker"),
-            (format!("12:pids:/docker/{ID}"), "docker"),
+            (format!("0::/system.slice/docker-{ID}.scope"), Runtime::Docker),
+            (format!("12:pids:/docker/{ID}"), Runtime::Docker),
             (
                 format!(
                     "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope"
                 ),
-                "containerd",
+                Runtime::Containerd,
             ),
-            (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), "cri-o"),
-            (format!("0::/machine.slice/libpod-{ID}.scope"), "podman"),
-            (format!("0::/machine.slice/libpod-{ID}.scope/container"), "podman"),
-            (format!("8:pids:/libpod_parent/libpod-{ID}"), "podman"),
-            (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), "unknown"),
-            (format!("3:cpu:/k8s.io/{ID}"), "containerd"),
+            (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), Runtime::CriO),
+            (format!("0::/machine.slice/libpod-{ID}.scope"), Runtime::Podman),
+            (format!("0::/machine.slice/libpod-{ID}.scope/container"), Runtime::Podman),
+            (format!("8:pids:/libpod_parent/libpod-{ID}"), Runtime::Podman),
+            (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), Runtime::Unknown),
+            (format!("3:cpu:/k8s.io/{ID}"), Runtime::Containerd),
         ];
         for (text, runtime) in cases {
             assert_eq!(container_of_cgroup(&text), Some((ID.to_string(), runtime)), "{text}");
         }
-        assert_eq!(container_of_cgroup("5:pids:/default/web"), Some(("web".into(), "containerd")));
+        assert_eq!(container_of_cgroup("5:pids:/default/web"), Some(("web".into(), Runtime::Containerd)));
         assert_eq!(container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope"), None);
         assert_eq!(container_of_cgroup("0::/"), None);
         // podman's conmons are not in the container.

@@ -240,18 +240,6 @@ pub fn code_name(sig: i32, code: i32) -> Option<&'static str> {
     table.get(code as usize - 1).copied()
 }
 
-/// TRACE_SIGNAL_* outcome of `signal_generate`'s `result` argument.
-pub fn result_name(result: i32) -> &'static str {
-    match result {
-        0 => "delivered",
-        1 => "ignored",
-        2 => "already_pending",
-        3 => "overflow_fail",
-        4 => "lose_info",
-        _ => "unknown",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

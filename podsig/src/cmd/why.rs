@@ -339,14 +339,16 @@ fn clean(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ContainerRef, ExitRecord, Sender, SignalId, sample_container, sample_signal};
+    use crate::event::{
+        BackendName, ContainerRef, Delivery, Disposition, ExitRecord, Sender, SignalId, sample_container, sample_signal,
+    };
 
     fn at(secs: u64) -> String {
         let t = humantime::parse_rfc3339("2026-11-24T20:17:30Z").unwrap() + Duration::from_secs(secs);
         humantime::format_rfc3339_nanos(t).to_string()
     }
 
-    fn to_init(secs: u64, sig: i32, pid: u32, disposition: &'static str, result: &'static str) -> Record {
+    fn to_init(secs: u64, sig: i32, pid: u32, disposition: Disposition, result: Delivery) -> Record {
         let mut s = sample_signal();
         s.time = at(secs);
         s.node = Some("n1".into());
@@ -364,7 +366,7 @@ mod tests {
     }
 
     fn exit(secs: u64, pid: u32, status: Option<i32>, sig: Option<i32>) -> Record {
-        let mut e = ExitRecord::new("ebpf", pid, pid, "sh".into(), None);
+        let mut e = ExitRecord::new(BackendName::Ebpf, pid, pid, "sh".into(), None);
         (e.time, e.node, e.status, e.signal) = (at(secs), Some("n1".into()), status, sig.map(SignalId::new));
         Record::Exit(e)
     }
@@ -373,10 +375,10 @@ mod tests {
     fn the_last_stop_from_rows_recorded_before_stories() {
         // Two stops of pod web, as an older recorder stored them (no links, no verdicts).
         let records = vec![
-            to_init(0, libc::SIGTERM, 40, "handler", "delivered"),
+            to_init(0, libc::SIGTERM, 40, Disposition::Handler, Delivery::Delivered),
             exit(1, 40, Some(0), None),
-            to_init(100, libc::SIGTERM, 50, "default", "ignored"),
-            to_init(102, libc::SIGKILL, 50, "default", "delivered"),
+            to_init(100, libc::SIGTERM, 50, Disposition::Default, Delivery::Ignored),
+            to_init(102, libc::SIGKILL, 50, Disposition::Default, Delivery::Delivered),
             exit(102, 50, None, Some(libc::SIGKILL)),
         ];
         let a = answer(records, story::DEFAULT_WINDOW, None, "pod web");
@@ -389,7 +391,8 @@ mod tests {
         let Record::Signal(k) = &a.records[1] else { panic!() };
         assert_eq!(k.preceded_by.as_ref().unwrap().elapsed_ms, 2000);
         // --since past the second stop: none; with the first in range, the first.
-        let records = vec![to_init(0, libc::SIGTERM, 40, "handler", "delivered"), exit(1, 40, Some(0), None)];
+        let records =
+            vec![to_init(0, libc::SIGTERM, 40, Disposition::Handler, Delivery::Delivered), exit(1, 40, Some(0), None)];
         let a = answer(records, story::DEFAULT_WINDOW, None, "pod web");
         assert_eq!(a.verdict, Some("graceful_exit"));
         assert!(
@@ -410,8 +413,12 @@ mod tests {
 
     #[test]
     fn a_term_with_no_end_is_said_so() {
-        let a =
-            answer(vec![to_init(0, libc::SIGTERM, 40, "default", "ignored")], story::DEFAULT_WINDOW, None, "pod web");
+        let a = answer(
+            vec![to_init(0, libc::SIGTERM, 40, Disposition::Default, Delivery::Ignored)],
+            story::DEFAULT_WINDOW,
+            None,
+            "pod web",
+        );
         assert_eq!(a.verdict, None);
         assert!(
             a.summary.starts_with("No stop of pod web is recorded: the last terminating signal was SIGTERM"),
@@ -420,8 +427,12 @@ mod tests {
         );
         assert!(a.summary.contains("ignored (pid 1 of its namespace, no handler)"), "{}", a.summary);
         let cutoff = Some(wall_ns(&at(3600)).unwrap());
-        let a =
-            answer(vec![to_init(0, libc::SIGTERM, 40, "default", "ignored")], story::DEFAULT_WINDOW, cutoff, "pod web");
+        let a = answer(
+            vec![to_init(0, libc::SIGTERM, 40, Disposition::Default, Delivery::Ignored)],
+            story::DEFAULT_WINDOW,
+            cutoff,
+            "pod web",
+        );
         assert!(a.records.is_empty() && a.target.is_none());
     }
 

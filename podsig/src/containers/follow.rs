@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::Result;
 
-use crate::proc;
+use crate::{event::Runtime, proc};
 
 use super::{
     ContainerInfo, LABEL_CONTAINER, LABEL_POD, LABEL_POD_NAMESPACE, Managers, Selector, Source, Watched, index::Placed,
@@ -73,11 +73,11 @@ impl Follower {
 
     /// Which container each known process belongs to: a killed process's /proc no longer
     /// says (its cgroup reads as the root once it exits).
-    fn members(&self) -> Vec<(u32, String, &'static str)> {
+    fn members(&self) -> Vec<(u32, String, Runtime)> {
         self.current_pids()
             .into_iter()
             .map(|(p, w)| {
-                let runtime = w.info.as_ref().map_or("containerd", ContainerInfo::runtime);
+                let runtime = w.info.as_ref().map_or(Runtime::Containerd, ContainerInfo::runtime);
                 (p, w.id.clone(), runtime)
             })
             .collect()
@@ -99,7 +99,7 @@ impl Follower {
     }
 
     /// Each watched container's pid namespace (its init's).
-    fn pid_namespaces(&self) -> Vec<(u32, (String, &'static str))> {
+    fn pid_namespaces(&self) -> Vec<(u32, Placed)> {
         self.members()
             .into_iter()
             .filter_map(|(p, id, rt)| Some((proc::pidns_of(&p.to_string())?, (id, rt))))

@@ -13,12 +13,12 @@ use super::{
     model::{ContainerInfo, LABEL_POD, LABEL_POD_NAMESPACE, joined},
 };
 use crate::{
-    event::{ContainerRef, Record},
+    event::{ContainerRef, Record, Runtime},
     proc::{container_of_pid, pidns_of},
 };
 
 /// A container ID and its runtime, as a process's cgroup path names them.
-pub type Placed = (String, &'static str);
+pub type Placed = (String, Runtime);
 
 /// How long a process's cgroup answer is trusted: a storm reads /proc once.
 const CGROUP_TTL: Duration = Duration::from_secs(1);
@@ -72,7 +72,7 @@ impl ContainerIndex {
     }
 
     /// A container as events name it.
-    pub fn reference(&self, id: &str, runtime: &'static str) -> ContainerRef {
+    pub fn reference(&self, id: &str, runtime: Runtime) -> ContainerRef {
         let info = self.by_id.get(id);
         ContainerRef {
             id: id.to_string(),
@@ -84,7 +84,7 @@ impl ContainerIndex {
         }
     }
 
-    pub fn learn_pidns(&mut self, ns: u32, id: String, runtime: &'static str) {
+    pub fn learn_pidns(&mut self, ns: u32, id: String, runtime: Runtime) {
         if Some(ns) == self.own_pidns {
             return; // a container sharing the host's pid namespace
         }
@@ -111,7 +111,7 @@ impl ContainerIndex {
     /// longer says).
     pub fn member(&self, pid: u32) -> Option<ContainerRef> {
         let (id, runtime) = self.members.get(&pid)?;
-        Some(self.reference(id, runtime))
+        Some(self.reference(id, *runtime))
     }
 
     /// Where `pid` lives, from its cgroup path (cached for a second: a storm reads /proc
@@ -207,8 +207,8 @@ mod tests {
             None,
             &[("com.docker/engine.bundle.path", "/x")],
         ));
-        let r = names.reference(ID, "unknown");
-        assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), "docker"));
+        let r = names.reference(ID, Runtime::Unknown);
+        assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), Runtime::Docker));
         assert_eq!(names.info(ID).unwrap().labels.len(), 2);
         // A Kubernetes container name is the name events show, over the runtime's own.
         names.learn(ContainerInfo::sample(
@@ -217,11 +217,11 @@ mod tests {
             Some("k8s_app_web_prod_1"),
             &[(LABEL_CONTAINER, "app")],
         ));
-        assert_eq!(names.reference("k", "docker").name.as_deref(), Some("app"));
+        assert_eq!(names.reference("k", Runtime::Docker).name.as_deref(), Some("app"));
         names.learn(ContainerInfo::sample("p", Source::Podman, Some("db"), &[]));
-        assert_eq!(names.reference("p", "unknown").runtime, "podman");
+        assert_eq!(names.reference("p", Runtime::Unknown).runtime, Runtime::Podman);
         // Unknown to every manager: the cgroup path's runtime, no name.
-        let r = names.reference("zzz", "cri-o");
-        assert_eq!((r.name, r.runtime), (None, "cri-o"));
+        let r = names.reference("zzz", Runtime::CriO);
+        assert_eq!((r.name, r.runtime), (None, Runtime::CriO));
     }
 }

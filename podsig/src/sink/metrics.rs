@@ -275,7 +275,7 @@ mod tests {
         m.record(&Record::Lost(crate::event::LostRecord {
             time: String::new(),
             node: None,
-            backend: "ebpf",
+            backend: crate::event::BackendName::Ebpf,
             count: 3,
         }));
         m.history_dropped(2);

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 
 use crate::event::{
-    AncestrySource, Cause, ContainerRef, ExitRecord, PrecededBy, Record, RequestedBy, Severity, SignalRecord, Stop,
+    AncestrySource, Cause, ContainerRef, Context, Delivery, Disposition, ExitRecord, PrecededBy, Record, RequestedBy,
+    Scope, Severity, SignalRecord, Stop,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -230,11 +231,11 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     if let Some(result) = s.result {
         t += &format!(" result={result}");
     }
-    t += &format!(" code={}", s.code.name.map_or_else(|| s.code.value.to_string(), str::to_string));
+    t += &format!(" code={}", s.code.name.as_deref().map_or_else(|| s.code.value.to_string(), str::to_string));
     if let Some(errno) = s.errno.filter(|&e| e != 0) {
         t += &format!(" errno={errno}");
     }
-    if s.scope != "process" {
+    if s.scope != Scope::Process {
         t += &format!(" to={}", s.scope);
         if let Some(pgid) = s.pgid {
             t += &format!("({pgid})");
@@ -242,7 +243,9 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     }
     // The default disposition on a delivered signal says nothing; anything else explains
     // what the target did with it.
-    if let Some(d) = s.target.disposition.filter(|&d| d != "default" || s.result != Some("delivered")) {
+    if let Some(d) =
+        s.target.disposition.filter(|&d| d != Disposition::Default || s.result != Some(Delivery::Delivered))
+    {
         t += &format!(" disposition={d}");
     }
     if s.target.blocked == Some(true) {
@@ -257,7 +260,7 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     if s.ancestry_source == AncestrySource::Proc {
         t += " ancestry_source=proc";
     }
-    if let Some(sc) = s.syscall {
+    if let Some(sc) = &s.syscall {
         t += &format!(" syscall={sc}");
     }
     if let Some(c) = &s.target.container {
@@ -281,7 +284,7 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
             "  interrupted: {}({}), the task the CPU was running when {} context raised it; not the sender\n",
             clean(&i.comm),
             i.pid,
-            s.context.unwrap_or("interrupt")
+            s.context.map_or("interrupt", Context::as_str)
         );
     }
     if !s.cause_detail.is_empty() && !kernel {
@@ -344,7 +347,7 @@ mod tests {
 
     fn sample() -> SignalRecord {
         SignalRecord {
-            syscall: Some("kill"),
+            syscall: Some("kill".into()),
             cause: Cause::Process,
             cause_detail: "kill(2) from pkill(23549)".into(),
             findings: vec![
@@ -429,7 +432,7 @@ mod tests {
 
     #[test]
     fn exit_text_says_how() {
-        let mut e = ExitRecord::new("ebpf", 7942, 7942, "server".into(), Some(9));
+        let mut e = ExitRecord::new(BackendName::Ebpf, 7942, 7942, "server".into(), Some(9));
         e.time = "T".into();
         e.boot_ns = Some(0);
         assert_eq!(exit_text(&e), "server(7942) killed by SIGKILL\n  T\n");

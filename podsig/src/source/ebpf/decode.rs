@@ -8,8 +8,8 @@ use podsig_common::*;
 
 use crate::{
     event::{
-        Ancestor, Ancestry, AncestrySource, Client, Exe, ExitRecord, Interrupted, Lack, OomInfo, Record, RequestRecord,
-        Sender, SignalRecord, Target, cstr, split_argv,
+        Ancestor, Ancestry, AncestrySource, BackendName, Client, Context, Delivery, Disposition, Exe, ExitRecord,
+        Interrupted, Lack, OomInfo, Record, RequestRecord, Sender, SignalRecord, Target, cstr, split_argv,
     },
     requests::wire::Socket,
     signals,
@@ -300,7 +300,7 @@ fn decode_other(bytes: &[u8]) -> Option<Record> {
         EVENT_EXIT => {
             let e = read_pod::<ExitEvent>(bytes)?;
             let code = (e.exit_code != EXIT_CODE_UNKNOWN).then_some(e.exit_code);
-            let mut x = ExitRecord::new("ebpf", e.pid, e.tid, cstr(&e.comm), code);
+            let mut x = ExitRecord::new(BackendName::Ebpf, e.pid, e.tid, cstr(&e.comm), code);
             x.boot_ns = Some(e.boot_ns);
             Some(Record::Exit(x))
         }
@@ -385,10 +385,10 @@ pub(super) const SOCKET_KINDS: [Socket; 4] =
 /// The record for `e` without its sender's detail (argv, ancestry), which the decoder adds.
 fn signal_record(e: &SignalEvent) -> SignalRecord {
     let context = match e.context {
-        CONTEXT_TASK => Some("task"),
-        CONTEXT_SOFTIRQ => Some("softirq"),
-        CONTEXT_HARDIRQ => Some("hardirq"),
-        CONTEXT_NMI => Some("nmi"),
+        CONTEXT_TASK => Some(Context::Task),
+        CONTEXT_SOFTIRQ => Some(Context::Softirq),
+        CONTEXT_HARDIRQ => Some(Context::Hardirq),
+        CONTEXT_NMI => Some(Context::Nmi),
         _ => None,
     };
     let btf = e.flags & FLAG_NO_BTF == 0;
@@ -414,16 +414,16 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
         boot_ns: Some(e.boot_ns),
         errno: Some(e.errno),
         group: e.group != 0,
-        result: Some(signals::result_name(e.result)),
+        result: Some(Delivery::from_kernel(e.result)),
         target: Target {
             pid: e.target_pid,
             tid: e.target_tid,
             ns_pid: Some(e.target_ns_pid).filter(|&n| n != 0),
             comm: cstr(&e.target_comm),
             disposition: match e.target_disposition {
-                DISPOSITION_DEFAULT => Some("default"),
-                DISPOSITION_IGNORE => Some("ignore"),
-                DISPOSITION_HANDLER => Some("handler"),
+                DISPOSITION_DEFAULT => Some(Disposition::Default),
+                DISPOSITION_IGNORE => Some(Disposition::Ignore),
+                DISPOSITION_HANDLER => Some(Disposition::Handler),
                 _ => None,
             },
             blocked: btf.then_some(e.flags & FLAG_TARGET_BLOCKED != 0),
@@ -448,7 +448,7 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
         syscall_nr: (e.syscall_nr != SYSCALL_UNKNOWN).then_some(e.syscall_nr),
         syscall_arg0: (e.syscall_nr != SYSCALL_UNKNOWN).then_some(e.syscall_arg0),
         seq: e.seq,
-        ..SignalRecord::new("ebpf", e.sig, e.code)
+        ..SignalRecord::new(BackendName::Ebpf, e.sig, e.code)
     }
 }
 
@@ -736,7 +736,7 @@ mod tests {
                     prop_assert!(r.sender.is_none() && r.interrupted.is_some());
                     prop_assert!(r.ancestry.is_empty());
                 }
-                if let Some(sc) = r.syscall {
+                if let Some(sc) = r.syscall.as_deref() {
                     prop_assert!(cause::syscall_can_send(sc, code, to_itself), "{sc} cannot send si_code {code}");
                     let named = format!("{sc}(2)");
                     prop_assert!(r.cause_detail.contains(&named), "{}", r.cause_detail);
