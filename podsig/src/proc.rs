@@ -109,6 +109,36 @@ pub fn pidns_of(pid: &str) -> Option<u32> {
     std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok().map(|m| m.ino() as u32)
 }
 
+/// A file system's name from its super block magic (include/uapi/linux/magic.h), or the
+/// magic in hex.
+pub fn fs_name(magic: u32) -> String {
+    let name = match magic {
+        0xEF53 => "ext4",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x0102_1994 => "tmpfs",
+        0x794c_7630 => "overlay",
+        0x7371_7368 => "squashfs",
+        0xE0F5_E1E2 => "erofs",
+        0x8584_58f6 => "ramfs",
+        0x9584_58f6 => "hugetlbfs",
+        0x6969 => "nfs",
+        0x6573_5546 => "fuse",
+        0x0102_1997 => "9p",
+        0x2fc1_2fc1 => "zfs",
+        0xF2F5_2010 => "f2fs",
+        0x9660 => "iso9660",
+        0x4d44 => "vfat",
+        0xFF53_4D42 | 0xFE53_4D42 => "cifs",
+        0x00c3_6400 => "ceph",
+        0x6175_6673 => "aufs",
+        0x5345_434d => "secretmem",
+        0x9fa0 => "proc",
+        _ => return format!("{magic:#x}"),
+    };
+    name.to_string()
+}
+
 /// Container named by a process's cgroup path: (id, runtime). Knows the path forms of
 /// Docker, containerd (CRI and ctr), CRI-O and Podman, with systemd or cgroupfs drivers.
 pub fn container_of_cgroup(text: &str) -> Option<(String, Runtime)> {

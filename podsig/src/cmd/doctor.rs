@@ -9,7 +9,7 @@ use crate::sink::output::{self, Format};
 use crate::source::{
     WatchSpec,
     ebpf::{EbpfBackend, build::Hook, offsets, tracefs},
-    probe::{
+    features::{
         self, Check, Status, bpf_map_create, bpf_refusal, cap_eff, check, kernel_release, stap_checks, tracepoint,
     },
 };
@@ -76,7 +76,7 @@ pub fn run() -> Report {
 /// Privilege and the bpf() syscall: (privileged, bpf() works).
 fn access_checks(checks: &mut Vec<Check>) -> (bool, bool) {
     let caps = cap_eff();
-    let privileged = probe::privileged(caps);
+    let privileged = features::privileged(caps);
     checks.push(check(
         "privileges",
         privileged,

@@ -399,7 +399,7 @@ impl Inspector {
                 ),
             ));
         }
-        let fs = proc::exe_fs_magic(a.pid).map(crate::signals::fs_name).unwrap_or_default();
+        let fs = proc::exe_fs_magic(a.pid).map(proc::fs_name).unwrap_or_default();
         Some(Image {
             name: file_name(&path),
             shown: path.clone(),

@@ -12,7 +12,6 @@ use crate::{
         Interrupted, Lack, OomInfo, Record, RequestRecord, Sender, SignalRecord, Target, cstr, split_argv,
     },
     requests::wire::Socket,
-    signals,
 };
 
 fn read_pod<T: bytemuck::Pod>(bytes: &[u8]) -> Option<T> {
@@ -474,7 +473,7 @@ fn ancestor(a: &podsig_common::Ancestor) -> Ancestor {
             ino: a.exe_ino,
             // The kernel's internal dev_t: 12 bits of major above 20 of minor.
             dev: format!("{}:{}", a.exe_dev >> 20, a.exe_dev & 0xf_ffff),
-            fs: signals::fs_name(a.exe_fs_magic),
+            fs: crate::proc::fs_name(a.exe_fs_magic),
             unlinked: f & EXE_UNLINKED != 0,
             internal_mount: f & EXE_INTERNAL_MOUNT != 0,
             other_mount_ns: f & EXE_OTHER_MNT_NS != 0,
@@ -635,6 +634,21 @@ mod tests {
             s.iter().map(|r| (r.count, r.boot_ns, r.last_boot_ns)).collect();
         assert_eq!(counts, [(6, Some(100), Some(150)), (4, Some(150), Some(190)), (3, Some(190), Some(220))]);
         assert_eq!(s.iter().map(|r| r.count).sum::<u64>(), 13, "the first and the 12 folded");
+    }
+
+    /// What the property below once found, when the decoder lived in `backend::ebpf`: the
+    /// end of a run the decoder never saw start (a zeroed fold record) is counted, not
+    /// trusted.
+    #[test]
+    fn the_end_of_a_run_never_seen_is_malformed() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        let mut fold = vec![0u8; 32];
+        fold[..4].copy_from_slice(&EVENT_FOLD.to_ne_bytes());
+        d.decode(&fold, &mut out);
+        d.flush(&mut out);
+        assert!(out.is_empty());
+        assert_eq!(d.malformed.take(), 1);
     }
 
     mod arbitrary_bytes {

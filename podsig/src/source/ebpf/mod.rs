@@ -98,21 +98,21 @@ fn layout() -> Result<Layout> {
 /// aya's probes of the kernel's BPF features (a dozen small loads, ~2 ms), and whether the
 /// kernel has ring buffers, asked on a thread of their own as soon as podsig knows it will
 /// attach: with the kernel's layout cached, they are what attaching would wait for first.
-static PROBES: std::sync::Mutex<Option<std::thread::JoinHandle<bool>>> = std::sync::Mutex::new(None);
+static FEATURES: std::sync::Mutex<Option<std::thread::JoinHandle<bool>>> = std::sync::Mutex::new(None);
 
-fn spawn_probes() -> std::thread::JoinHandle<bool> {
+fn spawn_feature_checks() -> std::thread::JoinHandle<bool> {
     std::thread::spawn(|| {
         aya::features();
-        !forced("ringbuf") && crate::source::probe::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
+        !forced("ringbuf") && crate::source::features::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
     })
 }
 
 /// Starts what attaching will need first, while the caller gets on with the rest.
 pub(super) fn prefetch() {
-    if let Ok(mut slot) = PROBES.lock()
+    if let Ok(mut slot) = FEATURES.lock()
         && slot.is_none()
     {
-        *slot = Some(spawn_probes());
+        *slot = Some(spawn_feature_checks());
     }
     if !forced("btf") {
         offsets::prefetch();
@@ -134,11 +134,11 @@ impl EbpfBackend {
     pub fn open(spec: &WatchSpec) -> Result<Self> {
         let t0 = std::time::Instant::now();
         raise_memlock();
-        let probes = PROBES.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(spawn_probes);
+        let features = FEATURES.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(spawn_feature_checks);
         let layout = layout()?;
         tracing::debug!("kernel layout read in {:?}", t0.elapsed());
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
-        let ringbuf = probes.join().unwrap_or(false);
+        let ringbuf = features.join().unwrap_or(false);
         if forced("ringbuf") {
             tracing::info!("{FORCE_FALLBACK_ENV}: not using the BPF ring buffer");
         }
