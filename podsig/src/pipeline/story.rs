@@ -178,6 +178,8 @@ impl Stories {
         }
     }
 
+    // Long: find the story (its own, or its container init's), link and judge the record, then
+    // remember it; each step reads what the one before found.
     fn signal(&mut self, s: &mut SignalRecord) -> Option<u64> {
         if !in_story(s.signal.number) {
             return None;
@@ -665,6 +667,8 @@ fn process_stop(last: &Sent, target: &Party, init: bool, end: &str) -> Stop {
 }
 
 /// The verdict an exit gives to a story not yet concluded.
+// Long: a decision table of how an exit ends a stop, each branch with its own words; split, the
+// order of the checks would hide.
 fn exit_stop(e: &ExitRecord, entry: &Entry, at_ns: i128) -> Option<Stop> {
     let target = Party { pid: e.pid, comm: e.comm.clone() };
     let init = entry.last.ns_init == Some(true) && e.container.is_some();
