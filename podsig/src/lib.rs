@@ -23,11 +23,12 @@ pub mod units;
 
 pub use error::error_line;
 
-/// Property tests' configuration: 2000 cases each, so they run with every `cargo test` in
-/// bounded time; PROPTEST_CASES raises the count for a longer hunt.
+/// Every property test's configuration: `cases` each (what the property costs decides how
+/// many a plain `cargo test` runs in bounded time), or PROPTEST_CASES for all of them, for a
+/// longer hunt. Failures are not persisted: a case worth keeping becomes a unit test.
 #[cfg(test)]
-pub(crate) fn fuzz_config() -> proptest::test_runner::Config {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000);
+pub(crate) fn fuzz_config(cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(cases);
     proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
 }
 

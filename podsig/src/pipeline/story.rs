@@ -1130,7 +1130,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzz_config())]
+            #![proptest_config(crate::fuzz_config(2000))]
             #[test]
             fn verdicts_and_summaries_agree_with_preceded_by(steps in prop::collection::vec(step(), 1..12)) {
                 let mut st = Stories::default();

@@ -365,7 +365,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzz_config())]
+            #![proptest_config(crate::fuzz_config(2000))]
 
             #[test]
             fn arbitrary_bytes_are_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
