@@ -151,6 +151,10 @@ pub struct Stories {
     by_pid: HashMap<PidKey, Entry>,
     /// A container's init, by container: where its other processes' stories start.
     inits: HashMap<ContainerKey, u32>,
+    /// A systemd unit's process that got its stop request, by unit: systemd stops a unit
+    /// as a whole, so its other processes (a shell's `sleep`, started since) join that
+    /// story, as a container's join its init's.
+    unit_mains: HashMap<ContainerKey, u32>,
 }
 
 impl Default for Stories {
@@ -161,7 +165,13 @@ impl Default for Stories {
 
 impl Stories {
     pub fn new(window: Duration) -> Self {
-        Self { window_ns: window.as_nanos() as i128, next_story: 1, by_pid: HashMap::new(), inits: HashMap::new() }
+        Self {
+            window_ns: window.as_nanos() as i128,
+            next_story: 1,
+            by_pid: HashMap::new(),
+            inits: HashMap::new(),
+            unit_mains: HashMap::new(),
+        }
     }
 
     /// Fills in the record's `preceded_by` and `stop` (and an exit's container); returns
@@ -200,7 +210,26 @@ impl Stories {
                 .filter(|e| fresh(e)),
             _ => None,
         };
-        let base = own.or(via_init);
+        // A process of a unit with no story of its own joins the one of the unit's process
+        // that got its stop request, when systemd is stopping the unit: only systemd signals
+        // a unit as a whole (a user's kills in a session's scope are each their own story).
+        let by_systemd = s.sender.as_ref().is_some_and(|x| x.comm == "systemd");
+        let ukey = s
+            .target
+            .unit
+            .as_ref()
+            .filter(|_| s.target.container.is_none() && by_systemd)
+            .map(|u| (s.node.clone(), u.clone()));
+        let via_unit = match (own, &ukey) {
+            (None, Some(k)) => self
+                .unit_mains
+                .get(k)
+                .filter(|&&p| p != s.target.pid)
+                .and_then(|&p| self.by_pid.get(&(s.node.clone(), p)))
+                .filter(|e| fresh(e)),
+            _ => None,
+        };
+        let base = own.or(via_init).or(via_unit);
         s.preceded_by = base.map(|e| e.last.link(first_ns));
         let request = base.and_then(|e| e.request.clone());
         let concluded = own.is_some_and(|e| e.concluded);
@@ -254,6 +283,12 @@ impl Stories {
         {
             self.inits.insert(k, s.target.pid);
         }
+        if let Some(k) = ukey
+            && STOP_REQUESTS.contains(&s.signal.number)
+            && !self.unit_mains.get(&k).is_some_and(|p| self.by_pid.contains_key(&(k.0.clone(), *p)))
+        {
+            self.unit_mains.insert(k, s.target.pid);
+        }
         Some(story)
     }
 
@@ -293,6 +328,7 @@ impl Stories {
         }
         let by_pid = &self.by_pid;
         self.inits.retain(|(node, _), pid| by_pid.contains_key(&(node.clone(), *pid)));
+        self.unit_mains.retain(|(node, _), pid| by_pid.contains_key(&(node.clone(), *pid)));
     }
 }
 
@@ -1034,6 +1070,28 @@ mod tests {
         let e = run(&mut st, exit(5.01, 191, None, Some(libc::SIGPIPE)));
         let Record::Exit(e) = &e else { panic!() };
         assert_eq!(e.preceded_by.as_ref().unwrap().signal.number, libc::SIGPIPE);
+    }
+
+    /// systemd stops a unit as a whole: a process started after the SIGTERM (a shell's
+    /// next `sleep`) and SIGKILLed at TimeoutStopSec joins the unit's stop. A user's own
+    /// kills in a session's scope do not.
+    #[test]
+    fn a_units_processes_share_systemds_stop() {
+        let mut st = Stories::default();
+        let unit = |mut s: SignalRecord, u: &str| {
+            s.target.unit = Some(u.into());
+            s
+        };
+        let mut term = unit(sig(0.0, libc::SIGTERM, ("systemd", 1), 311), "noterm.service");
+        (term.result, term.target.disposition) = (Some("ignored"), Some("ignore"));
+        run(&mut st, term);
+        let kill = run(&mut st, unit(sig(2.0, libc::SIGKILL, ("systemd", 1), 555), "noterm.service"));
+        assert_eq!(verdict(&kill), Some(Verdict::GraceExpiredTermIgnored), "{:?}", kill.stop());
+        let mut int = unit(sig(10.0, libc::SIGINT, ("bash", 40), 600), "session-4.scope");
+        int.target.disposition = Some("handler");
+        run(&mut st, int);
+        let other = run(&mut st, unit(sig(20.0, libc::SIGKILL, ("bash", 40), 601), "session-4.scope"));
+        assert_eq!(verdict(&other), Some(Verdict::KilledWithoutTerm), "{:?}", other.stop());
     }
 
     #[test]
