@@ -151,10 +151,17 @@ pub struct Stories {
     by_pid: HashMap<PidKey, Entry>,
     /// A container's init, by container: where its other processes' stories start.
     inits: HashMap<ContainerKey, u32>,
-    /// A systemd unit's process that got its stop request, by unit: systemd stops a unit
-    /// as a whole, so its other processes (a shell's `sleep`, started since) join that
-    /// story, as a container's join its init's.
-    unit_mains: HashMap<ContainerKey, u32>,
+    /// systemd's stop of a unit, by unit: systemd stops a unit as a whole, so a process of
+    /// it with no story of its own (a shell's `sleep`, started since the SIGTERM) joins the
+    /// unit's, as a container's join its init's — and still after the process that got the
+    /// SIGTERM exited.
+    units: HashMap<ContainerKey, UnitStop>,
+}
+
+/// What systemd sent a unit's processes lately: the last signal, and the first stop request.
+struct UnitStop {
+    last: Sent,
+    request: Option<Sent>,
 }
 
 impl Default for Stories {
@@ -170,7 +177,7 @@ impl Stories {
             next_story: 1,
             by_pid: HashMap::new(),
             inits: HashMap::new(),
-            unit_mains: HashMap::new(),
+            units: HashMap::new(),
         }
     }
 
@@ -221,19 +228,14 @@ impl Stories {
             .filter(|_| s.target.container.is_none() && by_systemd)
             .map(|u| (s.node.clone(), u.clone()));
         let via_unit = match (own, &ukey) {
-            (None, Some(k)) => self
-                .unit_mains
-                .get(k)
-                .filter(|&&p| p != s.target.pid)
-                .and_then(|&p| self.by_pid.get(&(s.node.clone(), p)))
-                .filter(|e| fresh(e)),
+            (None, Some(k)) => self.units.get(k).filter(|u| first_ns - u.last.at_ns <= window),
             _ => None,
         };
-        let base = own.or(via_init).or(via_unit);
-        s.preceded_by = base.map(|e| e.last.link(first_ns));
-        let request = base.and_then(|e| e.request.clone());
+        let base = own.or(via_init).map(|e| (&e.last, e.request.clone(), e.container.clone()));
+        let base = base.or_else(|| via_unit.map(|u| (&u.last, u.request.clone(), None)));
+        s.preceded_by = base.as_ref().map(|(last, _, _)| last.link(first_ns));
+        let (request, container) = base.map_or((None, None), |(_, r, c)| (r, c));
         let concluded = own.is_some_and(|e| e.concluded);
-        let container = base.and_then(|e| e.container.clone());
         let now = Sent::of(s, last_ns);
         s.stop =
             if concluded || s.result == Some("ignored") { None } else { signal_stop(s, request.as_ref(), first_ns) };
@@ -253,6 +255,16 @@ impl Stories {
             }
         }
         let concludes = s.stop.is_some();
+        if let Some(k) = ukey {
+            let u = self.units.entry(k).or_insert_with(|| UnitStop { last: now.clone(), request: None });
+            if last_ns - u.last.at_ns > window {
+                u.request = None;
+            }
+            if u.request.is_none() && now.request {
+                u.request = Some(now.clone());
+            }
+            u.last = now.clone();
+        }
         let story = match self.by_pid.get_mut(&key) {
             Some(e) => {
                 if e.request.is_none() && now.request {
@@ -282,12 +294,6 @@ impl Stories {
             && let Some(k) = ckey
         {
             self.inits.insert(k, s.target.pid);
-        }
-        if let Some(k) = ukey
-            && STOP_REQUESTS.contains(&s.signal.number)
-            && !self.unit_mains.get(&k).is_some_and(|p| self.by_pid.contains_key(&(k.0.clone(), *p)))
-        {
-            self.unit_mains.insert(k, s.target.pid);
         }
         Some(story)
     }
@@ -328,7 +334,7 @@ impl Stories {
         }
         let by_pid = &self.by_pid;
         self.inits.retain(|(node, _), pid| by_pid.contains_key(&(node.clone(), *pid)));
-        self.unit_mains.retain(|(node, _), pid| by_pid.contains_key(&(node.clone(), *pid)));
+        self.units.retain(|_, u| now_ns - u.last.at_ns <= window);
     }
 }
 
@@ -1085,7 +1091,10 @@ mod tests {
         let mut term = unit(sig(0.0, libc::SIGTERM, ("systemd", 1), 311), "noterm.service");
         (term.result, term.target.disposition) = (Some("ignored"), Some("ignore"));
         run(&mut st, term);
-        let kill = run(&mut st, unit(sig(2.0, libc::SIGKILL, ("systemd", 1), 555), "noterm.service"));
+        // systemd's SIGKILL to the shell, whose exit may be read before the next SIGKILL's.
+        run(&mut st, unit(sig(2.0, libc::SIGKILL, ("systemd", 1), 311), "noterm.service"));
+        run(&mut st, exit(2.001, 311, None, Some(libc::SIGKILL)));
+        let kill = run(&mut st, unit(sig(2.002, libc::SIGKILL, ("systemd", 1), 555), "noterm.service"));
         assert_eq!(verdict(&kill), Some(Verdict::GraceExpiredTermIgnored), "{:?}", kill.stop());
         let mut int = unit(sig(10.0, libc::SIGINT, ("bash", 40), 600), "session-4.scope");
         int.target.disposition = Some("handler");
