@@ -162,7 +162,15 @@ pub struct Stories {
 struct UnitStop {
     last: Sent,
     request: Option<Sent>,
+    /// A process of the unit exited since: the stop is over (a restart's new main process
+    /// is killed later on its own account), but for the rest of the burst of signals systemd
+    /// sends the unit's processes one after another.
+    ended: bool,
 }
+
+/// How long after systemd's last signal to a unit another of its signals still belongs to
+/// the same pass over the unit's processes.
+const UNIT_BURST_NS: i128 = 1_000_000_000;
 
 impl Default for Stories {
     fn default() -> Self {
@@ -228,7 +236,10 @@ impl Stories {
             .filter(|_| s.target.container.is_none() && by_systemd)
             .map(|u| (s.node.clone(), u.clone()));
         let via_unit = match (own, &ukey) {
-            (None, Some(k)) => self.units.get(k).filter(|u| first_ns - u.last.at_ns <= window),
+            (None, Some(k)) => self.units.get(k).filter(|u| {
+                let since = first_ns - u.last.at_ns;
+                since <= window && (!u.ended || since <= UNIT_BURST_NS)
+            }),
             _ => None,
         };
         let base = own.or(via_init).map(|e| (&e.last, e.request.clone(), e.container.clone()));
@@ -256,9 +267,9 @@ impl Stories {
         }
         let concludes = s.stop.is_some();
         if let Some(k) = ukey {
-            let u = self.units.entry(k).or_insert_with(|| UnitStop { last: now.clone(), request: None });
-            if last_ns - u.last.at_ns > window {
-                u.request = None;
+            let u = self.units.entry(k).or_insert_with(|| UnitStop { last: now.clone(), request: None, ended: false });
+            if last_ns - u.last.at_ns > window || (u.ended && last_ns - u.last.at_ns > UNIT_BURST_NS) {
+                (u.request, u.ended) = (None, false);
             }
             if u.request.is_none() && now.request {
                 u.request = Some(now.clone());
@@ -300,6 +311,9 @@ impl Stories {
 
     fn exit(&mut self, e: &mut ExitRecord) -> Option<u64> {
         let at = wall_ns(&e.time)?;
+        if let Some(u) = e.unit.as_ref().and_then(|u| self.units.get_mut(&(e.node.clone(), u.clone()))) {
+            u.ended = true;
+        }
         let entry = self.by_pid.remove(&(e.node.clone(), e.pid))?;
         if let Some(c) = &entry.container {
             let k = (e.node.clone(), c.id.clone());
@@ -1093,9 +1107,21 @@ mod tests {
         run(&mut st, term);
         // systemd's SIGKILL to the shell, whose exit may be read before the next SIGKILL's.
         run(&mut st, unit(sig(2.0, libc::SIGKILL, ("systemd", 1), 311), "noterm.service"));
-        run(&mut st, exit(2.001, 311, None, Some(libc::SIGKILL)));
+        let mut e = exit(2.001, 311, None, Some(libc::SIGKILL));
+        e.unit = Some("noterm.service".into());
+        run(&mut st, e);
         let kill = run(&mut st, unit(sig(2.002, libc::SIGKILL, ("systemd", 1), 555), "noterm.service"));
         assert_eq!(verdict(&kill), Some(Verdict::GraceExpiredTermIgnored), "{:?}", kill.stop());
+        // A restart: the old main handled its SIGTERM and exited; a later kill of the new
+        // main is a stop of its own.
+        let mut term = unit(sig(5.0, libc::SIGTERM, ("systemd", 1), 700), "term.service");
+        term.target.disposition = Some("handler");
+        run(&mut st, term);
+        let mut e = exit(5.1, 700, Some(0), None);
+        e.unit = Some("term.service".into());
+        run(&mut st, e);
+        let kill = run(&mut st, unit(sig(9.0, libc::SIGKILL, ("systemd", 1), 701), "term.service"));
+        assert_eq!(verdict(&kill), Some(Verdict::KilledWithoutTerm), "{:?}", kill.stop());
         let mut int = unit(sig(10.0, libc::SIGINT, ("bash", 40), 600), "session-4.scope");
         int.target.disposition = Some("handler");
         run(&mut st, int);
