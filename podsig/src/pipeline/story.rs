@@ -162,9 +162,11 @@ pub struct Stories {
 struct UnitStop {
     last: Sent,
     request: Option<Sent>,
-    /// A process of the unit exited since: the stop is over (a restart's new main process
-    /// is killed later on its own account), but for the rest of the burst of signals systemd
-    /// sends the unit's processes one after another.
+    /// The process that got the stop request (systemd signals the main process first)
+    /// exited since: the stop is over (a restart's new main process is killed later on its
+    /// own account), but for the rest of the burst of signals systemd sends the unit's
+    /// processes one after another. Another process's exit (a shell's short `sleep`) ends
+    /// nothing.
     ended: bool,
 }
 
@@ -311,7 +313,9 @@ impl Stories {
 
     fn exit(&mut self, e: &mut ExitRecord) -> Option<u64> {
         let at = wall_ns(&e.time)?;
-        if let Some(u) = e.unit.as_ref().and_then(|u| self.units.get_mut(&(e.node.clone(), u.clone()))) {
+        if let Some(u) = e.unit.as_ref().and_then(|u| self.units.get_mut(&(e.node.clone(), u.clone())))
+            && u.request.as_ref().is_some_and(|r| r.target.pid == e.pid)
+        {
             u.ended = true;
         }
         let entry = self.by_pid.remove(&(e.node.clone(), e.pid))?;
@@ -1105,6 +1109,13 @@ mod tests {
         let mut term = unit(sig(0.0, libc::SIGTERM, ("systemd", 1), 311), "noterm.service");
         (term.result, term.target.disposition) = (Some("ignored"), Some("ignore"));
         run(&mut st, term);
+        // The shell's `sleep 1` of the moment, which ignores it too, ends on its own.
+        let mut child = unit(sig(0.0001, libc::SIGTERM, ("systemd", 1), 400), "noterm.service");
+        (child.result, child.target.disposition) = (Some("ignored"), Some("ignore"));
+        run(&mut st, child);
+        let mut e = exit(0.9, 400, Some(0), None);
+        e.unit = Some("noterm.service".into());
+        run(&mut st, e);
         // systemd's SIGKILL to the shell, whose exit may be read before the next SIGKILL's.
         run(&mut st, unit(sig(2.0, libc::SIGKILL, ("systemd", 1), 311), "noterm.service"));
         let mut e = exit(2.001, 311, None, Some(libc::SIGKILL));
