@@ -237,6 +237,8 @@ pub struct KernelOffsets {
     pub task_sessionid: u32,
     pub signal_tty: u32,
     pub tty_name: u32,
+    /// `css_set::dfl_cgrp`: the task's cgroup in the unified hierarchy (systemd's units).
+    pub css_set_dfl_cgrp: u32,
 }
 
 /// `KernelOffsets::preempt_source`.
@@ -443,6 +445,9 @@ pub struct SignalEvent {
     pub target_disposition: u32,
     /// `CONTEXT_*`.
     pub context: u32,
+    /// The target's cgroup in the unified hierarchy (its directory's inode): which systemd
+    /// unit it runs in, for a process gone before userspace could read /proc; 0: not read.
+    pub target_cgroup: u64,
     /// The target's process group (its pgid in the root namespace); 0: not read.
     pub target_pgid: u32,
     /// The process tracing the target (ptrace), when one does; 0: none or not read.

@@ -271,6 +271,9 @@ pub struct Target {
     /// Inode of its memory cgroup's directory, captured with SIGKILLs (OOM kills).
     #[serde(skip)]
     pub memcg: Option<u64>,
+    /// Inode of its cgroup directory in the unified hierarchy, as the kernel had it.
+    #[serde(skip)]
+    pub cgroup: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

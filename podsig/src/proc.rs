@@ -265,6 +265,44 @@ fn is_unit(c: &str) -> bool {
     [".service", ".scope", ".socket", ".mount", ".swap"].iter().any(|t| c.len() > t.len() && c.ends_with(t))
 }
 
+/// Every unit cgroup of the unified hierarchy now: its directory's inode (what the kernel
+/// captures of a process, `Target::cgroup`) → the unit. A unit's directory goes when its
+/// last process does, often before a SIGKILL's record is read: callers keep what it found.
+pub fn unit_cgroups() -> Vec<(u64, String)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let Some(root) = mounts
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .map(std::path::PathBuf::from)
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut level = vec![root.clone()];
+    // Units sit below slices: system.slice/x.service, user.slice/user-1000.slice/x.scope.
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for dir in &level {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let Ok(m) = e.metadata() else { continue };
+                if !m.is_dir() {
+                    continue;
+                }
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".slice") {
+                    next.push(e.path());
+                } else if is_unit(&name) {
+                    out.push((m.ino(), name));
+                }
+            }
+        }
+        level = next;
+    }
+    out
+}
+
 /// The cgroup directories of systemd's tree a unit's processes live in (the unified
 /// hierarchy's, and systemd's named one on cgroup v1 hosts): every directory of that name.
 pub fn unit_cgroup_dirs(unit: &str) -> Vec<std::path::PathBuf> {

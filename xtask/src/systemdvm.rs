@@ -415,10 +415,14 @@ fn requested(row: &mut Row, rec: &Value, want: &Want) {
     check(rb["manager"] == "systemd", format!("requested_by.manager {}", rb["manager"]));
     check(rb["request"]["method"] == want.method, format!("method {}, not {}", rb["request"]["method"], want.method));
     check(rb["request"]["object"] == want.unit, format!("request.object {}", rb["request"]["object"]));
-    // systemctl and the busctl call both ask for the job mode "replace"; a kill is no job.
+    // systemctl and the busctl call both ask for the job mode "replace"; a kill is no job,
+    // and its mode is whom it signals (`systemctl kill` asks for "all" of the unit).
     if let Some(sig) = want.signal {
         check(rb["request"]["signal"] == sig, format!("request.signal {}, not {sig}", rb["request"]["signal"]));
-        check(rb["request"]["mode"].is_null(), format!("request.mode {}, not null (a kill)", rb["request"]["mode"]));
+        check(
+            rb["request"]["mode"] == "all",
+            format!("request.mode {}, not \"all\" (a kill's whom)", rb["request"]["mode"]),
+        );
     } else {
         check(rb["request"]["mode"] == "replace", format!("request.mode {}, not \"replace\"", rb["request"]["mode"]));
     }
@@ -708,7 +712,7 @@ mod tests {
     fn client(comm: &str, method: &str, unit: &str, signal: Option<i64>, argv: &[&str], session: u64) -> Value {
         json!({
             "manager": "systemd",
-            "request": {"method": method, "object": unit, "mode": if signal.is_some() { Value::Null } else { json!("replace") },
+            "request": {"method": method, "object": unit, "mode": if signal.is_some() { json!("all") } else { json!("replace") },
                         "signal": signal, "timeout_s": null},
             "link": "request",
             "time": "2026-12-04T16:32:56Z",

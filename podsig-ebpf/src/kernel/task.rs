@@ -20,6 +20,25 @@ pub(crate) const SIGNAL_GROUP_EXIT: u32 = 0x0000_0004;
 pub(crate) const SIGNAL_CLD_STOPPED: u32 = 0x0000_0010;
 pub(crate) const SIGNAL_CLD_CONTINUED: u32 = 0x0000_0020;
 
+/// task->cgroups->dfl_cgrp->kn->id: the inode of the task's cgroup directory in the unified
+/// hierarchy; 0 when any link is missing.
+#[inline(always)]
+pub(crate) unsafe fn cgroup_ino(task: *const u8, off: &KernelOffsets) -> u64 {
+    if off.css_set_dfl_cgrp == 0 {
+        return 0;
+    }
+    unsafe {
+        let mut p = read::<*const u8>(task, off.task_cgroups).unwrap_or(ptr::null());
+        for link in [off.css_set_dfl_cgrp, off.cgroup_kn] {
+            if p.is_null() {
+                return 0;
+            }
+            p = read::<*const u8>(p, link).unwrap_or(ptr::null());
+        }
+        if p.is_null() { 0 } else { read::<u64>(p, off.kn_id).unwrap_or(0) }
+    }
+}
+
 /// task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->id: the inode of the task's
 /// memory cgroup directory; 0 when any link is missing.
 #[inline(always)]

@@ -381,6 +381,9 @@ impl Watch {
     /// The follow tick: brings a container watch in step with what the managers already
     /// said (this never waits on them), new tasks and processes into the filter.
     fn follow(&mut self) -> Result<()> {
+        if self.opts.spec.all || !self.opts.units.is_empty() {
+            self.enricher.refresh_units();
+        }
         for pid in self.opts.units.pids() {
             // A unit's new process (a restart's new main process): its exit is reported.
             if self.watched.insert(pid) {

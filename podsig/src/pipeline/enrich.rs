@@ -30,6 +30,8 @@ pub struct Enricher {
     /// pid → its systemd unit as last read, for a process gone by the time its record is
     /// enriched (a SIGKILL's target, reaped at once by systemd).
     units: HashMap<u32, (Instant, Option<String>)>,
+    /// A unified-hierarchy cgroup (its inode, as the kernel captured it) → its unit.
+    cgroup_units: HashMap<u64, Option<String>>,
     /// Put on every record.
     pub node: Option<String>,
 }
@@ -69,7 +71,30 @@ impl Enricher {
             inspector: Inspector::default(),
             exes: HashMap::new(),
             units: HashMap::new(),
+            cgroup_units: HashMap::new(),
             node: None,
+        }
+    }
+
+    /// The unit of a cgroup the kernel captured, for a process gone before /proc was read:
+    /// from the units' cgroups as last seen (`refresh_units`), or seen now.
+    fn unit_of_cgroup(&mut self, ino: u64) -> Option<String> {
+        if !self.cgroup_units.contains_key(&ino) {
+            self.refresh_units();
+        }
+        // Not a unit's (a container's, the root): said once, not walked for again.
+        self.cgroup_units.entry(ino).or_insert(None).clone()
+    }
+
+    /// Learns the units' cgroups as they are now. The watch calls it each follow tick where
+    /// units matter, so a unit stopped (its directory gone) before its SIGKILL's record was
+    /// read is still known.
+    pub fn refresh_units(&mut self) {
+        if self.cgroup_units.len() >= EXE_CACHE_MAX {
+            self.cgroup_units.clear();
+        }
+        for (ino, unit) in crate::proc::unit_cgroups() {
+            self.cgroup_units.insert(ino, Some(unit));
         }
     }
 
@@ -145,7 +170,9 @@ impl Enricher {
                     memory_cgroup(oom, s.target.memcg);
                 }
                 s.target.container = containers.container_of(s.target.pid, s.target.pidns);
-                s.target.unit = self.unit_of(s.target.pid);
+                s.target.unit = self
+                    .unit_of(s.target.pid)
+                    .or_else(|| self.unit_of_cgroup(s.target.cgroup?));
                 if let Some(sender) = s.sender.as_mut() {
                     sender.container = containers.container_of(sender.pid, sender.pidns);
                     sender.unit = self.unit_of(sender.pid);

@@ -155,7 +155,28 @@ pub struct Stories {
     by_pid: HashMap<PidKey, Entry>,
     /// A container's init, by container: where its other processes' stories start.
     inits: HashMap<ContainerKey, u32>,
+    /// systemd's stop of a unit, by unit: systemd stops a unit as a whole, so a process of
+    /// it with no story of its own (a shell's `sleep`, started since the SIGTERM) joins the
+    /// unit's, as a container's join its init's — and still after the process that got the
+    /// SIGTERM exited.
+    units: HashMap<ContainerKey, UnitStop>,
 }
+
+/// What systemd sent a unit's processes lately: the last signal, and the first stop request.
+struct UnitStop {
+    last: Sent,
+    request: Option<Sent>,
+    /// The process that got the stop request (systemd signals the main process first)
+    /// exited since: the stop is over (a restart's new main process is killed later on its
+    /// own account), but for the rest of the burst of signals systemd sends the unit's
+    /// processes one after another. Another process's exit (a shell's short `sleep`) ends
+    /// nothing.
+    ended: bool,
+}
+
+/// How long after systemd's last signal to a unit another of its signals still belongs to
+/// the same pass over the unit's processes.
+const UNIT_BURST_NS: i128 = 1_000_000_000;
 
 impl Default for Stories {
     fn default() -> Self {
@@ -165,7 +186,13 @@ impl Default for Stories {
 
 impl Stories {
     pub fn new(window: Duration) -> Self {
-        Self { window_ns: window.as_nanos() as i128, next_story: 1, by_pid: HashMap::new(), inits: HashMap::new() }
+        Self {
+            window_ns: window.as_nanos() as i128,
+            next_story: 1,
+            by_pid: HashMap::new(),
+            inits: HashMap::new(),
+            units: HashMap::new(),
+        }
     }
 
     /// Fills in the record's `preceded_by` and `stop` (and an exit's container); returns
@@ -206,11 +233,28 @@ impl Stories {
                 .filter(|e| fresh(e)),
             _ => None,
         };
-        let base = own.or(via_init);
-        s.preceded_by = base.map(|e| e.last.link(first_ns));
-        let request = base.and_then(|e| e.request.clone());
+        // A process of a unit with no story of its own joins the one of the unit's process
+        // that got its stop request, when systemd is stopping the unit: only systemd signals
+        // a unit as a whole (a user's kills in a session's scope are each their own story).
+        let by_systemd = s.sender.as_ref().is_some_and(|x| x.comm == "systemd");
+        let ukey = s
+            .target
+            .unit
+            .as_ref()
+            .filter(|_| s.target.container.is_none() && by_systemd)
+            .map(|u| (s.node.clone(), u.clone()));
+        let via_unit = match (own, &ukey) {
+            (None, Some(k)) => self.units.get(k).filter(|u| {
+                let since = first_ns - u.last.at_ns;
+                since <= window && (!u.ended || since <= UNIT_BURST_NS)
+            }),
+            _ => None,
+        };
+        let base = own.or(via_init).map(|e| (&e.last, e.request.clone(), e.container.clone()));
+        let base = base.or_else(|| via_unit.map(|u| (&u.last, u.request.clone(), None)));
+        s.preceded_by = base.as_ref().map(|(last, _, _)| last.link(first_ns));
+        let (request, container) = base.map_or((None, None), |(_, r, c)| (r, c));
         let concluded = own.is_some_and(|e| e.concluded);
-        let container = base.and_then(|e| e.container.clone());
         let now = Sent::of(s, last_ns);
         s.stop = if concluded || s.result == Some(Delivery::Ignored) {
             None
@@ -233,6 +277,16 @@ impl Stories {
             }
         }
         let concludes = s.stop.is_some();
+        if let Some(k) = ukey {
+            let u = self.units.entry(k).or_insert_with(|| UnitStop { last: now.clone(), request: None, ended: false });
+            if last_ns - u.last.at_ns > window || (u.ended && last_ns - u.last.at_ns > UNIT_BURST_NS) {
+                (u.request, u.ended) = (None, false);
+            }
+            if u.request.is_none() && now.request {
+                u.request = Some(now.clone());
+            }
+            u.last = now.clone();
+        }
         let story = match self.by_pid.get_mut(&key) {
             Some(e) => {
                 if e.request.is_none() && now.request {
@@ -268,6 +322,11 @@ impl Stories {
 
     fn exit(&mut self, e: &mut ExitRecord) -> Option<u64> {
         let at = wall_ns(&e.time)?;
+        if let Some(u) = e.unit.as_ref().and_then(|u| self.units.get_mut(&(e.node.clone(), u.clone())))
+            && u.request.as_ref().is_some_and(|r| r.target.pid == e.pid)
+        {
+            u.ended = true;
+        }
         let entry = self.by_pid.remove(&(e.node.clone(), e.pid))?;
         if let Some(c) = &entry.container {
             let k = (e.node.clone(), c.id.clone());
@@ -302,6 +361,7 @@ impl Stories {
         }
         let by_pid = &self.by_pid;
         self.inits.retain(|(node, _), pid| by_pid.contains_key(&(node.clone(), *pid)));
+        self.units.retain(|_, u| now_ns - u.last.at_ns <= window);
     }
 }
 
@@ -1051,6 +1111,50 @@ mod tests {
         let e = run(&mut st, exit(5.01, 191, None, Some(libc::SIGPIPE)));
         let Record::Exit(e) = &e else { panic!() };
         assert_eq!(e.preceded_by.as_ref().unwrap().signal.number, libc::SIGPIPE);
+    }
+
+    /// systemd stops a unit as a whole: a process started after the SIGTERM (a shell's
+    /// next `sleep`) and SIGKILLed at TimeoutStopSec joins the unit's stop. A user's own
+    /// kills in a session's scope do not.
+    #[test]
+    fn a_units_processes_share_systemds_stop() {
+        let mut st = Stories::default();
+        let unit = |mut s: SignalRecord, u: &str| {
+            s.target.unit = Some(u.into());
+            s
+        };
+        let mut term = unit(sig(0.0, libc::SIGTERM, ("systemd", 1), 311), "noterm.service");
+        (term.result, term.target.disposition) = (Some("ignored"), Some("ignore"));
+        run(&mut st, term);
+        // The shell's `sleep 1` of the moment, which ignores it too, ends on its own.
+        let mut child = unit(sig(0.0001, libc::SIGTERM, ("systemd", 1), 400), "noterm.service");
+        (child.result, child.target.disposition) = (Some("ignored"), Some("ignore"));
+        run(&mut st, child);
+        let mut e = exit(0.9, 400, Some(0), None);
+        e.unit = Some("noterm.service".into());
+        run(&mut st, e);
+        // systemd's SIGKILL to the shell, whose exit may be read before the next SIGKILL's.
+        run(&mut st, unit(sig(2.0, libc::SIGKILL, ("systemd", 1), 311), "noterm.service"));
+        let mut e = exit(2.001, 311, None, Some(libc::SIGKILL));
+        e.unit = Some("noterm.service".into());
+        run(&mut st, e);
+        let kill = run(&mut st, unit(sig(2.002, libc::SIGKILL, ("systemd", 1), 555), "noterm.service"));
+        assert_eq!(verdict(&kill), Some(Verdict::GraceExpiredTermIgnored), "{:?}", kill.stop());
+        // A restart: the old main handled its SIGTERM and exited; a later kill of the new
+        // main is a stop of its own.
+        let mut term = unit(sig(5.0, libc::SIGTERM, ("systemd", 1), 700), "term.service");
+        term.target.disposition = Some("handler");
+        run(&mut st, term);
+        let mut e = exit(5.1, 700, Some(0), None);
+        e.unit = Some("term.service".into());
+        run(&mut st, e);
+        let kill = run(&mut st, unit(sig(9.0, libc::SIGKILL, ("systemd", 1), 701), "term.service"));
+        assert_eq!(verdict(&kill), Some(Verdict::KilledWithoutTerm), "{:?}", kill.stop());
+        let mut int = unit(sig(10.0, libc::SIGINT, ("bash", 40), 600), "session-4.scope");
+        int.target.disposition = Some("handler");
+        run(&mut st, int);
+        let other = run(&mut st, unit(sig(20.0, libc::SIGKILL, ("bash", 40), 601), "session-4.scope"));
+        assert_eq!(verdict(&other), Some(Verdict::KilledWithoutTerm), "{:?}", other.stop());
     }
 
     #[test]

@@ -21,8 +21,8 @@ use crate::{
     kernel::{
         read,
         task::{
-            PF_EXITING, SIGNAL_CLD_CONTINUED, SIGNAL_CLD_STOPPED, SIGNAL_GROUP_EXIT, SIGNAL_UNKILLABLE, memcg_ino,
-            ns_info, ns_nr, read_comm, zero_comm,
+            PF_EXITING, SIGNAL_CLD_CONTINUED, SIGNAL_CLD_STOPPED, SIGNAL_GROUP_EXIT, SIGNAL_UNKILLABLE, cgroup_ino,
+            memcg_ino, ns_info, ns_nr, read_comm, zero_comm,
         },
     },
 };
@@ -120,6 +120,7 @@ pub(crate) unsafe fn fill_signal(
         read_comm(&raw mut (*e).target_comm, target, off);
         // OOM kills are SIGKILLs; other signals do not need it.
         (*e).target_memcg = if sig == SIGKILL { memcg_ino(target, off) } else { 0 };
+        (*e).target_cgroup = cgroup_ino(target, off);
 
         (*e).sender_uid = bpf_get_current_uid_gid() as u32;
         // Straight into the record: a local array would be zeroed byte by byte first.

@@ -438,6 +438,7 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
             unit: None,
             pidns: Some(e.target_pidns).filter(|&n| n != 0),
             memcg: Some(e.target_memcg).filter(|&n| n != 0),
+            cgroup: Some(e.target_cgroup).filter(|&n| n != 0),
             container: None,
         },
         sender,

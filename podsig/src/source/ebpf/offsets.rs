@@ -636,6 +636,7 @@ impl KernelBtf {
             task_sessionid: self.offset("task_struct", "sessionid").unwrap_or(0),
             signal_tty: self.offset("signal_struct", "tty").unwrap_or(0),
             tty_name: self.offset("tty_struct", "name").unwrap_or(0),
+            css_set_dfl_cgrp: self.offset("css_set", "dfl_cgrp").unwrap_or(0),
         })
     }
 
