@@ -170,9 +170,7 @@ impl Enricher {
                     memory_cgroup(oom, s.target.memcg);
                 }
                 s.target.container = containers.container_of(s.target.pid, s.target.pidns);
-                s.target.unit = self
-                    .unit_of(s.target.pid)
-                    .or_else(|| self.unit_of_cgroup(s.target.cgroup?));
+                s.target.unit = self.unit_of(s.target.pid).or_else(|| self.unit_of_cgroup(s.target.cgroup?));
                 if let Some(sender) = s.sender.as_mut() {
                     sender.container = containers.container_of(sender.pid, sender.pidns);
                     sender.unit = self.unit_of(sender.pid);
