@@ -382,7 +382,7 @@ impl Watch {
     /// said (this never waits on them), new tasks and processes into the filter.
     fn follow(&mut self) -> Result<()> {
         if self.opts.spec.all || !self.opts.units.is_empty() {
-            self.enricher.refresh_units();
+            self.pipeline.refresh_units();
         }
         for pid in self.opts.units.pids() {
             // A unit's new process (a restart's new main process): its exit is reported.

@@ -107,6 +107,12 @@ impl Pipeline {
         self.namer.tick(&mut self.containers)
     }
 
+    /// On the follow tick of a watch that names units: which cgroup is which unit now, so a
+    /// process gone before its /proc was read is still named for its unit.
+    pub fn refresh_units(&mut self) {
+        self.enricher.refresh_units();
+    }
+
     /// What a container watch knows of its processes.
     pub fn learn_membership(&mut self, membership: Membership) {
         self.containers.learn_membership(membership);

@@ -1124,11 +1124,11 @@ mod tests {
             s
         };
         let mut term = unit(sig(0.0, libc::SIGTERM, ("systemd", 1), 311), "noterm.service");
-        (term.result, term.target.disposition) = (Some("ignored"), Some("ignore"));
+        (term.result, term.target.disposition) = (Some(Delivery::Ignored), Some(Disposition::Ignore));
         run(&mut st, term);
         // The shell's `sleep 1` of the moment, which ignores it too, ends on its own.
         let mut child = unit(sig(0.0001, libc::SIGTERM, ("systemd", 1), 400), "noterm.service");
-        (child.result, child.target.disposition) = (Some("ignored"), Some("ignore"));
+        (child.result, child.target.disposition) = (Some(Delivery::Ignored), Some(Disposition::Ignore));
         run(&mut st, child);
         let mut e = exit(0.9, 400, Some(0), None);
         e.unit = Some("noterm.service".into());
@@ -1143,7 +1143,7 @@ mod tests {
         // A restart: the old main handled its SIGTERM and exited; a later kill of the new
         // main is a stop of its own.
         let mut term = unit(sig(5.0, libc::SIGTERM, ("systemd", 1), 700), "term.service");
-        term.target.disposition = Some("handler");
+        term.target.disposition = Some(Disposition::Handler);
         run(&mut st, term);
         let mut e = exit(5.1, 700, Some(0), None);
         e.unit = Some("term.service".into());
@@ -1151,7 +1151,7 @@ mod tests {
         let kill = run(&mut st, unit(sig(9.0, libc::SIGKILL, ("systemd", 1), 701), "term.service"));
         assert_eq!(verdict(&kill), Some(Verdict::KilledWithoutTerm), "{:?}", kill.stop());
         let mut int = unit(sig(10.0, libc::SIGINT, ("bash", 40), 600), "session-4.scope");
-        int.target.disposition = Some("handler");
+        int.target.disposition = Some(Disposition::Handler);
         run(&mut st, int);
         let other = run(&mut st, unit(sig(20.0, libc::SIGKILL, ("bash", 40), 601), "session-4.scope"));
         assert_eq!(verdict(&other), Some(Verdict::KilledWithoutTerm), "{:?}", other.stop());
