@@ -87,6 +87,7 @@ fn labels(pod: &str, uid: &str, container: Option<&str>) -> HashMap<String, Stri
 }
 
 #[test]
+// Long: one scenario in the order it happens; its steps share the processes and the watch.
 fn kubelet_style_stop_through_the_cri_is_named_and_fully_reported() {
     let _suite = suite(module_path!());
     if !privileged() {
@@ -339,6 +340,7 @@ impl Drop for Pod {
 }
 
 #[test]
+// Long: one scenario in the order it happens; its steps share the processes and the watch.
 fn each_kind_of_kubelet_stop_gets_its_verdict_from_why() {
     let _suite = suite(module_path!());
     let why_until =

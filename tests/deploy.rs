@@ -75,6 +75,7 @@ fn free_port() -> u16 {
 }
 
 #[test]
+// Long: one scenario in the order it happens; its steps share the processes and the watch.
 fn the_image_records_a_pod_kill_the_way_the_daemonset_runs_it() {
     let _suite = suite(module_path!());
     if !privileged() {

@@ -122,6 +122,7 @@ fn lines_with(p: &Podsig, text: &str) -> usize {
 }
 
 #[test]
+// Long: one scenario in the order it happens; its steps share the processes and the watch.
 fn a_full_disk_stops_storing_not_watching_and_storing_resumes_by_itself() {
     let _suite = suite(module_path!());
     if !privileged() {

@@ -188,6 +188,7 @@ fn assert_named(ev: &Value, id: &str, name: &str, runtime: &str) {
 }
 
 #[test]
+// Long: one scenario in the order it happens; its steps share the processes and the watch.
 fn docker_stop_names_the_container_through_dockers_api() {
     let _suite = suite(module_path!());
     if !ready(DOCKERD, "docker.io") {
@@ -457,6 +458,7 @@ fn podman_stop_names_crun_podman_and_the_container() {
 /// client asking about the same container all along is never named; dockerd's own stop at
 /// its shutdown names nobody and says dockerd acted on its own.
 #[test]
+// Long: one scenario in the order it happens; its steps share the processes and the watch.
 fn docker_requests_name_the_client_that_asked() {
     let _suite = suite(module_path!());
     if !ready(DOCKERD, "docker.io") {

@@ -216,6 +216,7 @@ fn auto_picks_ebpf_here_and_says_why_not_stap() {
 /// as kbuild would (an ELF with a .modinfo naming it and its kernel) and a stand-in
 /// `staprun` that loads nothing but prints what the module would.
 #[test]
+// Long: one scenario in the order it happens; its steps share the processes and the watch.
 fn prebuilt_module_is_built_once_and_loaded_with_staprun() {
     let _suite = suite(module_path!());
     if !privileged() {

@@ -2,12 +2,172 @@
 //!
 //! Field names are the JSON schema documented in README.md; change both together.
 
-use std::{cell::RefCell, sync::Arc};
+use std::{borrow::Cow, cell::RefCell, sync::Arc};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::{interned, signals};
+use crate::signals;
+
+/// The closed sets print as the words JSON gives them.
+macro_rules! display_as_str {
+    ($($t:ty),*) => {
+        $(impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        })*
+    };
+}
+
+display_as_str!(BackendName, Runtime, Disposition, Delivery, Scope, Context);
+
+/// The backend that captured a record.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendName {
+    Ebpf,
+    Stap,
+}
+
+impl BackendName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendName::Ebpf => "ebpf",
+            BackendName::Stap => "stap",
+        }
+    }
+}
+
+/// The runtime a container runs under, as its cgroup path or its manager says.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Runtime {
+    Containerd,
+    Docker,
+    Podman,
+    #[serde(rename = "cri-o")]
+    CriO,
+    /// A container podsig cannot place (kubelet's cgroupfs layout names no runtime), or one
+    /// a later podsig named that this one does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Containerd => "containerd",
+            Runtime::Docker => "docker",
+            Runtime::Podman => "podman",
+            Runtime::CriO => "cri-o",
+            Runtime::Unknown => "unknown",
+        }
+    }
+}
+
+/// What the target does with a signal, read as it was generated.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// SIG_DFL: the signal's default action.
+    Default,
+    /// SIG_IGN.
+    Ignore,
+    Handler,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Default => "default",
+            Disposition::Ignore => "ignore",
+            Disposition::Handler => "handler",
+        }
+    }
+}
+
+/// What the kernel did with a signal as it generated it (`signal_generate`'s `result`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    Delivered,
+    /// Dropped: ignored by the target, or its namespace init's default action.
+    Ignored,
+    AlreadyPending,
+    OverflowFail,
+    LoseInfo,
+    Unknown,
+}
+
+impl Delivery {
+    /// The tracepoint's `result` value (TRACE_SIGNAL_*).
+    pub fn from_kernel(result: i32) -> Self {
+        match result {
+            0 => Delivery::Delivered,
+            1 => Delivery::Ignored,
+            2 => Delivery::AlreadyPending,
+            3 => Delivery::OverflowFail,
+            4 => Delivery::LoseInfo,
+            _ => Delivery::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Delivered => "delivered",
+            Delivery::Ignored => "ignored",
+            Delivery::AlreadyPending => "already_pending",
+            Delivery::OverflowFail => "overflow_fail",
+            Delivery::LoseInfo => "lose_info",
+            Delivery::Unknown => "unknown",
+        }
+    }
+}
+
+/// Who a signal was sent to, by how it was sent (see `SignalRecord::scope`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// kill(2), and what records before scopes existed said nothing about.
+    #[default]
+    Process,
+    Thread,
+    ProcessGroup,
+    EveryProcess,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Process => "process",
+            Scope::Thread => "thread",
+            Scope::ProcessGroup => "process_group",
+            Scope::EveryProcess => "every_process",
+        }
+    }
+}
+
+/// What the CPU was doing when a signal was generated.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Context {
+    Task,
+    Softirq,
+    Hardirq,
+    Nmi,
+}
+
+impl Context {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Context::Task => "task",
+            Context::Softirq => "softirq",
+            Context::Hardirq => "hardirq",
+            Context::Nmi => "nmi",
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -44,8 +204,7 @@ pub struct ContainerRef {
     /// container (`docker run --name`, `podman run --name`), when known.
     pub name: Option<String>,
     /// containerd, docker, podman, cri-o or unknown.
-    #[serde(deserialize_with = "crate::interned::string")]
-    pub runtime: crate::interned::Str,
+    pub runtime: Runtime,
     pub pod: Option<String>,
     pub namespace: Option<String>,
 }
@@ -65,8 +224,7 @@ impl SignalId {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Code {
     pub value: i32,
-    #[serde(deserialize_with = "interned::option")]
-    pub name: Option<interned::Str>,
+    pub name: Option<Cow<'static, str>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -81,8 +239,8 @@ pub struct Target {
     pub container: Option<ContainerRef>,
     /// What the target does with this signal, read as it was generated: `default`,
     /// `ignore` or `handler`; null when the backend cannot see it.
-    #[serde(default, deserialize_with = "interned::option")]
-    pub disposition: Option<interned::Str>,
+    #[serde(default)]
+    pub disposition: Option<Disposition>,
     /// The signal is in the target thread's blocked mask.
     #[serde(default)]
     pub blocked: Option<bool>,
@@ -245,16 +403,14 @@ pub struct SignalRecord {
     pub node: Option<String>,
     /// ns since boot (CLOCK_BOOTTIME); null from backends without that clock (stap).
     pub boot_ns: Option<u64>,
-    #[serde(deserialize_with = "interned::string")]
-    pub backend: interned::Str,
+    pub backend: BackendName,
     pub signal: SignalId,
     pub code: Code,
     /// si_errno; null when the backend cannot read the siginfo.
     pub errno: Option<i32>,
     pub group: bool,
     /// Delivery outcome; null when the backend hooks before delivery is decided (stap).
-    #[serde(deserialize_with = "interned::option")]
-    pub result: Option<interned::Str>,
+    pub result: Option<Delivery>,
     /// How many identical signals this record stands for: the same sender thread sent the
     /// same signal with the same code and outcome to the same target, and the reader took
     /// them from the kernel together (a storm prints a line per batch, not per signal).
@@ -271,8 +427,8 @@ pub struct SignalRecord {
     pub target: Target,
     /// Who scoped the signal: `process` (kill), `thread` (tkill, tgkill, or a thread-directed
     /// kernel signal), `process_group` (kill(-pgid) or kill(0)), `every_process` (kill(-1)).
-    #[serde(default = "process_scope", deserialize_with = "interned::string")]
-    pub scope: interned::Str,
+    #[serde(default)]
+    pub scope: Scope,
     /// The process group a `process_group` signal went to; null for the sender's own (kill(0)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgid: Option<u32>,
@@ -292,8 +448,8 @@ pub struct SignalRecord {
     pub interrupted: Option<Interrupted>,
     /// What the CPU was doing when the signal was generated: `task`, `softirq`, `hardirq`,
     /// `nmi`; null when this kernel does not say.
-    #[serde(default, deserialize_with = "interned::option")]
-    pub context: Option<interned::Str>,
+    #[serde(default)]
+    pub context: Option<Context>,
     /// Root (pid 0) first, the sender last.
     pub ancestry: Ancestry,
     pub ancestry_complete: bool,
@@ -302,8 +458,7 @@ pub struct SignalRecord {
     pub ancestry_source: AncestrySource,
     /// The signal-sending syscall the sender was in (`kill`, `tgkill`, …), or null when the
     /// kernel generated the signal (or, without BTF, when it could not be told).
-    #[serde(deserialize_with = "interned::option")]
-    pub syscall: Option<interned::Str>,
+    pub syscall: Option<Cow<'static, str>>,
     /// Syscall number in progress in the sender, whatever it was; None when unreadable.
     #[serde(skip)]
     pub syscall_nr: Option<i32>,
@@ -441,10 +596,6 @@ fn one() -> u64 {
     1
 }
 
-fn process_scope() -> interned::Str {
-    "process"
-}
-
 /// The task an interrupt landed on (see `SignalRecord::interrupted`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Interrupted {
@@ -456,14 +607,14 @@ pub struct Interrupted {
 impl SignalRecord {
     /// A record of signal `sig` with si_code `code` from `backend`, everything else not yet
     /// known: each backend fills in what it sees, the pipeline the rest.
-    pub fn new(backend: interned::Str, sig: i32, code: i32) -> Self {
+    pub fn new(backend: BackendName, sig: i32, code: i32) -> Self {
         SignalRecord {
             time: String::new(),
             node: None,
             boot_ns: None,
             backend,
             signal: SignalId::new(sig),
-            code: Code { value: code, name: signals::code_name(sig, code) },
+            code: Code { value: code, name: signals::code_name(sig, code).map(Cow::Borrowed) },
             errno: None,
             group: false,
             result: None,
@@ -472,7 +623,7 @@ impl SignalRecord {
             last_boot_ns: None,
             seq: 0,
             target: Target::default(),
-            scope: process_scope(),
+            scope: Scope::Process,
             pgid: None,
             sender: None,
             requested_by: None,
@@ -518,10 +669,9 @@ pub struct PrecededBy {
     /// From it to this record.
     pub elapsed_ms: u64,
     /// Its delivery outcome, and what its target did with it, as captured then.
-    #[serde(deserialize_with = "interned::option")]
-    pub result: Option<interned::Str>,
-    #[serde(default, deserialize_with = "interned::option")]
-    pub disposition: Option<interned::Str>,
+    pub result: Option<Delivery>,
+    #[serde(default)]
+    pub disposition: Option<Disposition>,
     #[serde(default)]
     pub blocked: Option<bool>,
     #[serde(default)]
@@ -742,8 +892,7 @@ pub struct ExitRecord {
     /// The node (host) that saw it: `--node-name`, else $NODE_NAME, else the hostname.
     pub node: Option<String>,
     pub boot_ns: Option<u64>,
-    #[serde(deserialize_with = "interned::string")]
-    pub backend: interned::Str,
+    pub backend: BackendName,
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
@@ -770,7 +919,7 @@ pub struct ExitRecord {
 impl ExitRecord {
     /// An exit as a backend reports it: `exit_code` in the kernel's wait-status encoding, or
     /// None when the backend could not read it. Time, node and container are filled later.
-    pub fn new(backend: interned::Str, pid: u32, tid: u32, comm: String, exit_code: Option<i32>) -> Self {
+    pub fn new(backend: BackendName, pid: u32, tid: u32, comm: String, exit_code: Option<i32>) -> Self {
         let (status, signal, core_dumped) = exit_code.map_or((None, None, false), Self::decode);
         Self {
             time: String::new(),
@@ -811,8 +960,7 @@ pub struct LostRecord {
     pub time: String,
     /// The node (host) that saw it: `--node-name`, else $NODE_NAME, else the hostname.
     pub node: Option<String>,
-    #[serde(deserialize_with = "interned::string")]
-    pub backend: interned::Str,
+    pub backend: BackendName,
     /// Events dropped in kernel since the previous lost record (ring buffer full).
     pub count: u64,
 }
@@ -839,7 +987,7 @@ pub fn sample_container(pod: &str) -> ContainerRef {
     ContainerRef {
         id: format!("{pod}0123456789abcdef"),
         name: Some("app".into()),
-        runtime: "containerd",
+        runtime: Runtime::Containerd,
         pod: Some(pod.into()),
         namespace: Some("prod".into()),
     }
@@ -854,7 +1002,7 @@ pub fn sample_signal() -> SignalRecord {
         boot_ns: Some(1),
         errno: Some(0),
         group: true,
-        result: Some("delivered"),
+        result: Some(Delivery::Delivered),
         target: Target { pid: 7942, tid: 7942, ns_pid: Some(1), comm: "server".into(), ..Default::default() },
         sender: Some(Sender {
             pid: 23549,
@@ -866,7 +1014,7 @@ pub fn sample_signal() -> SignalRecord {
             argv: vec!["pkill".into(), "-9".into(), "server".into()],
             ..Default::default()
         }),
-        context: Some("task"),
+        context: Some(Context::Task),
         ancestry: vec![
             a(0, "swapper/0", 0),
             a(1, "systemd", 80_000_000),
@@ -875,7 +1023,7 @@ pub fn sample_signal() -> SignalRecord {
         ]
         .into(),
         ancestry_complete: true,
-        ..SignalRecord::new("ebpf", 9, 0)
+        ..SignalRecord::new(BackendName::Ebpf, 9, 0)
     }
 }
 
@@ -902,7 +1050,12 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let r = Record::Lost(LostRecord { time: "t".into(), node: Some("n1".into()), backend: "ebpf", count: 3 });
+        let r = Record::Lost(LostRecord {
+            time: "t".into(),
+            node: Some("n1".into()),
+            backend: BackendName::Ebpf,
+            count: 3,
+        });
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"kind":"lost","time":"t","node":"n1","backend":"ebpf","count":3}"#
@@ -923,11 +1076,39 @@ mod tests {
         assert_eq!(again["ancestry"][3]["comm"], "pkill");
     }
 
+    /// The closed sets are written as the words they were before they were types (the
+    /// history holds those words, and README and the tests read them).
+    #[test]
+    fn closed_sets_serialize_as_their_words() {
+        fn word<T: Serialize>(v: T) -> String {
+            serde_json::to_string(&v).unwrap().trim_matches('"').to_string()
+        }
+        for r in [Runtime::Containerd, Runtime::Docker, Runtime::Podman, Runtime::CriO, Runtime::Unknown] {
+            assert_eq!(word(r), r.as_str());
+        }
+        for d in [Disposition::Default, Disposition::Ignore, Disposition::Handler] {
+            assert_eq!(word(d), d.as_str());
+        }
+        for r in 0..6 {
+            assert_eq!(word(Delivery::from_kernel(r)), Delivery::from_kernel(r).as_str());
+        }
+        for sc in [Scope::Process, Scope::Thread, Scope::ProcessGroup, Scope::EveryProcess] {
+            assert_eq!(word(sc), sc.as_str());
+        }
+        for c in [Context::Task, Context::Softirq, Context::Hardirq, Context::Nmi] {
+            assert_eq!(word(c), c.as_str());
+        }
+        for b in [BackendName::Ebpf, BackendName::Stap] {
+            assert_eq!(word(b), b.as_str());
+        }
+        assert_eq!(serde_json::from_str::<Runtime>(r#""lxc""#).unwrap(), Runtime::Unknown);
+    }
+
     #[test]
     fn json_round_trip() {
         // `podsig history` reads back what `podsig record` stored: every field survives.
         let mut s = sample_signal();
-        s.syscall = Some("kill");
+        s.syscall = Some("kill".into());
         s.target.container = Some(sample_container("web-1"));
         let r = Record::Signal(s);
         let back: Record = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();

@@ -35,7 +35,8 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(podsig::run(cli));
-    podsig::cmd::watch::flush_stderr();
+    // Status lines land before the process exits.
+    let _ = std::io::Write::flush(&mut std::io::stderr());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -6,6 +6,8 @@ use std::{collections::BTreeSet, fs};
 
 use procfs::process::Process;
 
+use crate::event::Runtime;
+
 pub fn process(pid: u32) -> Option<Process> {
     Process::new(i32::try_from(pid).ok()?).ok()
 }
@@ -107,9 +109,39 @@ pub fn pidns_of(pid: &str) -> Option<u32> {
     std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok().map(|m| m.ino() as u32)
 }
 
+/// A file system's name from its super block magic (include/uapi/linux/magic.h), or the
+/// magic in hex.
+pub fn fs_name(magic: u32) -> String {
+    let name = match magic {
+        0xEF53 => "ext4",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x0102_1994 => "tmpfs",
+        0x794c_7630 => "overlay",
+        0x7371_7368 => "squashfs",
+        0xE0F5_E1E2 => "erofs",
+        0x8584_58f6 => "ramfs",
+        0x9584_58f6 => "hugetlbfs",
+        0x6969 => "nfs",
+        0x6573_5546 => "fuse",
+        0x0102_1997 => "9p",
+        0x2fc1_2fc1 => "zfs",
+        0xF2F5_2010 => "f2fs",
+        0x9660 => "iso9660",
+        0x4d44 => "vfat",
+        0xFF53_4D42 | 0xFE53_4D42 => "cifs",
+        0x00c3_6400 => "ceph",
+        0x6175_6673 => "aufs",
+        0x5345_434d => "secretmem",
+        0x9fa0 => "proc",
+        _ => return format!("{magic:#x}"),
+    };
+    name.to_string()
+}
+
 /// Container named by a process's cgroup path: (id, runtime). Knows the path forms of
 /// Docker, containerd (CRI and ctr), CRI-O and Podman, with systemd or cgroupfs drivers.
-pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
+pub fn container_of_cgroup(text: &str) -> Option<(String, Runtime)> {
     let is_hex64 = |s: &str| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit());
     for line in text.lines() {
         let path = line.splitn(3, ':').nth(2).unwrap_or("");
@@ -119,16 +151,16 @@ pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
                 seg.strip_prefix(prefix).and_then(|r| r.strip_suffix(".scope")).filter(|id| is_hex64(id))
             };
             if let Some(id) = scoped("docker-") {
-                return Some((id.into(), "docker"));
+                return Some((id.into(), Runtime::Docker));
             }
             if let Some(id) = scoped("cri-containerd-") {
-                return Some((id.into(), "containerd"));
+                return Some((id.into(), Runtime::Containerd));
             }
             if let Some(id) = scoped("crio-") {
-                return Some((id.into(), "cri-o"));
+                return Some((id.into(), Runtime::CriO));
             }
             if let Some(id) = scoped("libpod-") {
-                return Some((id.into(), "podman"));
+                return Some((id.into(), Runtime::Podman));
             }
             let parent = if i > 0 { segs[i - 1] } else { "" };
             match parent {
@@ -136,25 +168,25 @@ pub fn container_of_cgroup(text: &str) -> Option<(String, &'static str)> {
                 // beside, in /libpod_parent/conmon).
                 "libpod_parent" => {
                     if let Some(id) = seg.strip_prefix("libpod-").filter(|id| is_hex64(id)) {
-                        return Some((id.to_string(), "podman"));
+                        return Some((id.to_string(), Runtime::Podman));
                     }
                 }
                 // cgroupfs driver: /docker/<id>, and containerd's /<namespace>/<id>.
-                "docker" if is_hex64(seg) => return Some((seg.to_string(), "docker")),
-                "moby" => return Some((seg.to_string(), "docker")),
-                "k8s.io" | "default" => return Some((seg.to_string(), "containerd")),
+                "docker" if is_hex64(seg) => return Some((seg.to_string(), Runtime::Docker)),
+                "moby" => return Some((seg.to_string(), Runtime::Docker)),
+                "k8s.io" | "default" => return Some((seg.to_string(), Runtime::Containerd)),
                 _ => {}
             }
             // kubelet's cgroupfs layout: /kubepods/<qos>/pod<uid>/<id>.
             if parent.starts_with("pod") && is_hex64(seg) && segs.iter().any(|s| s.starts_with("kubepods")) {
-                return Some((seg.to_string(), "unknown"));
+                return Some((seg.to_string(), Runtime::Unknown));
             }
         }
     }
     None
 }
 
-pub fn container_of_pid(pid: u32) -> Option<(String, &'static str)> {
+pub fn container_of_pid(pid: u32) -> Option<(String, Runtime)> {
     container_of_cgroup(&fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
 }
 
@@ -341,25 +373,25 @@ mod tests {
     #[test]
     fn cgroup_path_forms() {
         let cases = [
-            (format!("0::/system.slice/docker-{ID}.scope"), "docker"),
-            (format!("12:pids:/docker/{ID}"), "docker"),
+            (format!("0::/system.slice/docker-{ID}.scope"), Runtime::Docker),
+            (format!("12:pids:/docker/{ID}"), Runtime::Docker),
             (
                 format!(
                     "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope"
                 ),
-                "containerd",
+                Runtime::Containerd,
             ),
-            (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), "cri-o"),
-            (format!("0::/machine.slice/libpod-{ID}.scope"), "podman"),
-            (format!("0::/machine.slice/libpod-{ID}.scope/container"), "podman"),
-            (format!("8:pids:/libpod_parent/libpod-{ID}"), "podman"),
-            (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), "unknown"),
-            (format!("3:cpu:/k8s.io/{ID}"), "containerd"),
+            (format!("0::/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope"), Runtime::CriO),
+            (format!("0::/machine.slice/libpod-{ID}.scope"), Runtime::Podman),
+            (format!("0::/machine.slice/libpod-{ID}.scope/container"), Runtime::Podman),
+            (format!("8:pids:/libpod_parent/libpod-{ID}"), Runtime::Podman),
+            (format!("4:memory:/kubepods/burstable/pod0a1b/{ID}"), Runtime::Unknown),
+            (format!("3:cpu:/k8s.io/{ID}"), Runtime::Containerd),
         ];
         for (text, runtime) in cases {
             assert_eq!(container_of_cgroup(&text), Some((ID.to_string(), runtime)), "{text}");
         }
-        assert_eq!(container_of_cgroup("5:pids:/default/web"), Some(("web".into(), "containerd")));
+        assert_eq!(container_of_cgroup("5:pids:/default/web"), Some(("web".into(), Runtime::Containerd)));
         assert_eq!(container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope"), None);
         assert_eq!(container_of_cgroup("0::/"), None);
         // podman's conmons are not in the container.

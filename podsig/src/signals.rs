@@ -34,36 +34,6 @@ const NAMES: [&str; 31] = [
     "SIGSYS",
 ];
 
-/// A file system's name from its super block magic (include/uapi/linux/magic.h), or the
-/// magic in hex.
-pub fn fs_name(magic: u32) -> String {
-    let name = match magic {
-        0xEF53 => "ext4",
-        0x5846_5342 => "xfs",
-        0x9123_683E => "btrfs",
-        0x0102_1994 => "tmpfs",
-        0x794c_7630 => "overlay",
-        0x7371_7368 => "squashfs",
-        0xE0F5_E1E2 => "erofs",
-        0x8584_58f6 => "ramfs",
-        0x9584_58f6 => "hugetlbfs",
-        0x6969 => "nfs",
-        0x6573_5546 => "fuse",
-        0x0102_1997 => "9p",
-        0x2fc1_2fc1 => "zfs",
-        0xF2F5_2010 => "f2fs",
-        0x9660 => "iso9660",
-        0x4d44 => "vfat",
-        0xFF53_4D42 | 0xFE53_4D42 => "cifs",
-        0x00c3_6400 => "ceph",
-        0x6175_6673 => "aufs",
-        0x5345_434d => "secretmem",
-        0x9fa0 => "proc",
-        _ => return format!("{magic:#x}"),
-    };
-    name.to_string()
-}
-
 /// SIGRTMIN as user space numbers it: glibc (and with it bash, procps `kill`, `ps`) keeps
 /// the kernel's first two real-time signals, 32 and 33, for itself (thread cancellation and
 /// set*id() across threads), so `kill -s RTMIN+1` sends 35. Names follow what the user typed.
@@ -238,18 +208,6 @@ pub fn code_name(sig: i32, code: i32) -> Option<&'static str> {
         _ => &[],
     };
     table.get(code as usize - 1).copied()
-}
-
-/// TRACE_SIGNAL_* outcome of `signal_generate`'s `result` argument.
-pub fn result_name(result: i32) -> &'static str {
-    match result {
-        0 => "delivered",
-        1 => "ignored",
-        2 => "already_pending",
-        3 => "overflow_fail",
-        4 => "lose_info",
-        _ => "unknown",
-    }
 }
 
 #[cfg(test)]

@@ -500,6 +500,7 @@ fn fork_storm(podsig: &Path, scratch: &Path) -> Result<Value> {
     result
 }
 
+// Long: the benchmark's sections in the order the report gives them, each a loop over the peers.
 pub fn run(podsig: &Path) -> Result<()> {
     let podsig = (podsig.to_path_buf(),);
     let scratch = std::env::temp_dir().join(format!("podsig-bench-{}", std::process::id()));
@@ -693,6 +694,7 @@ fn pass(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
 }
 
+// Long: the report, table by table, in the order it reads.
 fn markdown(r: &Value) -> String {
     let mut t = String::new();
     let pr = f(&r["ready"]["podsig"]["ready_ms"]);

@@ -15,6 +15,7 @@ mod floating;
 mod image;
 mod install;
 mod prereqs;
+mod readme;
 mod run;
 mod stapvm;
 mod system;

@@ -511,6 +511,7 @@ const SYSTEMCTL_ACTIONS: [SystemctlAction; 3] = [
 ];
 
 /// Every row, from the guest's lines.
+// Long: one row per scenario step, each checking the facts the guest printed for it.
 fn verdict(lines: &[&str]) -> Vec<Row> {
     let fact = |k: &str| lines.iter().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()));
     let records: Vec<Value> =

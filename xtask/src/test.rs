@@ -1,4 +1,4 @@
-//! `cargo xtask test`: rustfmt and clippy, then every test: unit, end-to-end (as root, the
+//! `cargo xtask test`: rustfmt, README's module list and clippy, then every test: unit, end-to-end (as root, the
 //! test containerd running), and vm-test on other kernels.
 
 use std::{env, path::PathBuf, process::Command};
@@ -9,6 +9,7 @@ use crate::{
     containerd::{PAUSE_IMAGE, TestContainerd},
     image,
     prereqs::prereqs,
+    readme,
     system::{apt_ensure, apt_install, binary, build, cargo, is_root, quiet_ok, root_dir, sh, target_dir},
     vm,
 };
@@ -86,9 +87,10 @@ pub(crate) fn clippy() -> Result<()> {
 /// Every test: unit tests of each crate, and the end-to-end tests, which run the real binary
 /// against the real kernel (as root; under CI a missing privilege fails them).
 pub(crate) fn test() -> Result<()> {
-    // The cheap checks first, so CI fails fast: layout, then lints (clippy builds podsig, and
-    // with it the eBPF object, so it needs the prerequisites).
+    // The cheap checks first, so CI fails fast: layout and README's module list, then lints
+    // (clippy builds podsig, and with it the eBPF object, so it needs the prerequisites).
     sh(cargo().args(["fmt", "--all", "--check"]))?;
+    readme::check(&root_dir())?;
     prereqs()?;
     clippy()?;
     apt_ensure("test packages", TEST_PACKAGES)?;

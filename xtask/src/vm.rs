@@ -480,6 +480,8 @@ pub fn run(podsig: &Path, only: &[String]) -> Result<()> {
     }
 }
 
+// Long: the guests in order (host, kernels, SystemTap pairs), their downloads overlapped with the
+// boots; one sequence sharing the work directory and the outcomes.
 fn run_guests(podsig: &Path, only: &[String], inputs: &mut crate::floating::Inputs) -> Result<()> {
     let work = cache_dir().join(format!("work-{}", std::process::id()));
     fs::create_dir_all(&work)?;

@@ -9,12 +9,18 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    cmd::watch::{self, WatchOptions},
-    sink::output::Format,
+    cli::DemoArgs,
+    cmd::{
+        require_root,
+        watch::{self, WatchOptions},
+    },
+    sink::output,
     source::{BackendKind, WatchSpec},
 };
 
-pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
+pub async fn run(args: DemoArgs) -> Result<()> {
+    require_root()?;
+    let format = args.common.output.unwrap_or_else(output::default_format);
     let mut target = Command::new("sleep")
         .arg("600")
         .stdin(Stdio::null())
@@ -22,28 +28,12 @@ pub async fn run(format: Format, ring_bytes: u32) -> Result<()> {
         .context("starting the demo target (`sleep 600`)")?;
     let pid = target.id();
     eprintln!("podsig: demo: started a throwaway target, `sleep 600` (pid {pid})");
-    let opts = WatchOptions {
-        backend: BackendKind::Auto,
-        spec: WatchSpec {
-            pids: vec![pid],
-            all: false,
-            signals: vec![],
-            ring_bytes,
-            verbose: false,
-            follow: false,
-            stap_module: None,
-            requests: Vec::new(),
-        },
-        units: Default::default(),
-        print: Some(format),
-        node: watch::NodeOptions { name: crate::pipeline::node_filter::name(None), ..Default::default() },
-        count: None,
-        follower: None,
-        // The sender runs right after attach; this only bounds a demo gone wrong.
-        duration: Some(Duration::from_secs(10)),
-        redact: Default::default(),
-        stop_window: crate::pipeline::story::DEFAULT_WINDOW,
-    };
+    let spec = WatchSpec { pids: vec![pid], ring_bytes: args.common.ring_size, ..Default::default() };
+    let mut opts = WatchOptions::new(BackendKind::Auto, spec);
+    opts.print = Some(format);
+    opts.node.name = crate::pipeline::node_filter::name(None);
+    // The sender runs right after attach; this only bounds a demo gone wrong.
+    opts.duration = Some(Duration::from_secs(10));
     let mut sender: Option<Child> = None;
     let result = watch::run(opts, || {
         // bash forks sh (the `; exit` stops bash from exec'ing it), and sh's builtin kill

@@ -5,10 +5,11 @@ use std::{fs, path::Path};
 
 use serde::Serialize;
 
+use crate::sink::output::{self, Format};
 use crate::source::{
     WatchSpec,
     ebpf::{EbpfBackend, build::Hook, offsets, tracefs},
-    probe::{
+    features::{
         self, Check, Status, bpf_map_create, bpf_refusal, cap_eff, check, kernel_release, stap_checks, tracepoint,
     },
 };
@@ -34,6 +35,19 @@ impl Report {
     pub fn any_backend(&self) -> bool {
         self.ebpf.usable || self.stap.usable
     }
+}
+
+/// `podsig doctor`: the report, and a failure when no backend can run here.
+pub fn command(args: crate::cli::DoctorArgs) -> anyhow::Result<()> {
+    let report = run();
+    match args.output {
+        Format::Text => output::print(text(&report).as_bytes())?,
+        Format::Json => output::print((serde_json::to_string(&report)? + "\n").as_bytes())?,
+    }
+    if !report.any_backend() {
+        anyhow::bail!("no backend can run on this host (see the missing checks above)");
+    }
+    Ok(())
 }
 
 pub fn run() -> Report {
@@ -62,7 +76,7 @@ pub fn run() -> Report {
 /// Privilege and the bpf() syscall: (privileged, bpf() works).
 fn access_checks(checks: &mut Vec<Check>) -> (bool, bool) {
     let caps = cap_eff();
-    let privileged = probe::privileged(caps);
+    let privileged = features::privileged(caps);
     checks.push(check(
         "privileges",
         privileged,

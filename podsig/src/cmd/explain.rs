@@ -3,7 +3,10 @@
 
 use serde::Serialize;
 
-use crate::signals;
+use crate::{
+    signals,
+    sink::output::{self, Format},
+};
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Explanation {
@@ -204,6 +207,15 @@ fn for_signal(input: &str, sig: i32, exit_code: Option<u8>) -> Explanation {
         watch: Some(watch_for(sig)),
         signal: Some(info),
         meaning,
+    }
+}
+
+/// `podsig explain CODE`.
+pub fn command(args: crate::cli::ExplainArgs) -> anyhow::Result<()> {
+    let e = explain(&args.code).map_err(anyhow::Error::msg)?;
+    match args.output {
+        Format::Text => output::print(text(&e).as_bytes()),
+        Format::Json => output::print((serde_json::to_string(&e)? + "\n").as_bytes()),
     }
 }
 

@@ -1,8 +1,10 @@
-//! The watch loop: target → backend → records → enrich → output, and when to stop.
+//! The watch loop: the source's records through the [`Pipeline`] to the sinks (stdout, the
+//! history, metrics), a container or unit watch kept in step with its targets, and when to
+//! stop.
 
 use std::{
     collections::BTreeSet,
-    io::{self, BufWriter, Write},
+    io,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -12,22 +14,22 @@ use anyhow::{Context as _, Result, bail};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    containers::manager::Kind,
-    containers::namer::{self, Namer, Snapshot},
-    containers::{self, ContainerIndex, Managers, Selector, Source, Watched},
+    cli,
+    cmd::require_root,
+    containers::{
+        self, Follower,
+        manager::Kind,
+        namer::{self, Namer},
+    },
     event::Record,
-    pipeline::cause,
-    pipeline::correlate::Correlator,
-    pipeline::enrich::Enricher,
-    pipeline::node_filter,
-    pipeline::redact::Redactor,
-    pipeline::story::Stories,
+    pipeline::{self, Pipeline, node_filter, redact::Redactor, story},
     proc::proc_state,
-    requests::Requests,
+    requests,
     sink::history,
-    sink::metrics::Metrics,
-    sink::output::{Format, Output},
-    source::{self, Backend, BackendKind, WatchSpec},
+    sink::metrics::{self, Metrics},
+    sink::output::{self, Format, Output, Stdout},
+    source::{self, Backend, BackendKind, WatchSpec, target},
+    units::Units,
 };
 
 pub struct WatchOptions {
@@ -36,7 +38,7 @@ pub struct WatchOptions {
     /// Containers being watched: their processes and restarts are followed.
     pub follower: Option<Follower>,
     /// systemd units being watched: likewise.
-    pub units: crate::units::Units,
+    pub units: Units,
     /// How events go to stdout; None prints nothing (a recorder without -o).
     pub print: Option<Format>,
     pub node: NodeOptions,
@@ -64,196 +66,157 @@ pub struct NodeOptions {
     pub docker_socket: Option<PathBuf>,
 }
 
-/// Keeps a container watch in step with the containers: processes started in them by
-/// other means than fork (exec through the runtime), new tasks after a restart, and a pod's
-/// new containers of the same name.
-pub struct Follower {
-    selector: Selector,
-    containers: Vec<Watched>,
-    /// The connections that resolved the containers, handed on to the naming agents,
-    /// which ask containerd and Docker from then on (the watch loop never waits on them).
-    clients: Managers,
-    /// Pids handed to the backend, so each is added once.
-    known: BTreeSet<u32>,
-    /// When each container's task was last seen to exit: its manager's answers from before
-    /// that cannot bring it back.
-    exited: std::collections::HashMap<String, Instant>,
-    /// `following …` lines not yet printed.
-    followed: Vec<String>,
+impl WatchOptions {
+    /// A watch of `spec` that prints nothing, follows nothing and stops only when its
+    /// targets exit; each subcommand then sets what it adds.
+    pub fn new(backend: BackendKind, spec: WatchSpec) -> Self {
+        Self {
+            spec,
+            backend,
+            follower: None,
+            units: Units::default(),
+            print: None,
+            node: NodeOptions::default(),
+            count: None,
+            duration: None,
+            redact: Redactor::default(),
+            stop_window: story::DEFAULT_WINDOW,
+        }
+    }
+
+    /// What the flags `watch` and `record` share make of a watch: of nothing yet, its
+    /// metrics served when asked (before anything attaches, so a bad address fails at once).
+    pub async fn from_flags(shared: Shared<'_>) -> Result<Self> {
+        let spec = WatchSpec {
+            ring_bytes: shared.ring_bytes,
+            verbose: shared.verbose,
+            requests: if shared.managed { request_sockets(shared.containerd) } else { Vec::new() },
+            ..Default::default()
+        };
+        let mut opts = Self::new(shared.backend, spec);
+        opts.node = NodeOptions {
+            name: node_filter::name(shared.node.node_name.clone()),
+            filter: node_filter::Filter { exclude_comm: shared.node.exclude_comm.clone(), ..Default::default() },
+            history: None,
+            metrics: metrics::start(shared.node.metrics_addr).await?,
+            containerd: Some((shared.containerd.socket.clone(), shared.containerd.namespaces())),
+            docker_socket: shared.containerd.docker_socket.clone(),
+        };
+        opts.redact = shared.redact.redactor();
+        opts.stop_window = shared.stop_window;
+        Ok(opts)
+    }
 }
 
-impl Follower {
-    pub async fn new(selector: Selector) -> Result<Self> {
-        let (containers, clients) = containers::resolve(&selector).await?;
-        let mut f = Self {
-            selector,
-            containers,
-            clients,
-            known: BTreeSet::new(),
-            exited: Default::default(),
-            followed: Vec::new(),
+/// The flags `watch` and `record` share.
+pub struct Shared<'a> {
+    pub backend: BackendKind,
+    pub ring_bytes: u32,
+    pub verbose: bool,
+    pub node: &'a cli::NodeArgs,
+    pub containerd: &'a cli::ContainerdArgs,
+    pub redact: &'a cli::RedactArgs,
+    pub stop_window: Duration,
+    /// Who asked a manager is wanted: where managers stop things (node mode, units,
+    /// containers).
+    pub managed: bool,
+}
+
+/// The manager sockets whose clients' requests are captured, unless `--no-requests`.
+fn request_sockets(args: &cli::ContainerdArgs) -> Vec<(PathBuf, requests::wire::Socket)> {
+    if args.no_requests {
+        return Vec::new();
+    }
+    requests::manager_sockets(args.docker_socket.as_deref(), &args.socket)
+}
+
+/// `podsig watch`: the CLI mapped to a watch of pids, containers, a pod, units or the node.
+pub async fn command(mut args: cli::WatchArgs, verbose: bool) -> Result<()> {
+    if !args.all && args.pod.is_none() && (args.pod_namespace.is_some() || args.container_name.is_some()) {
+        bail!("--namespace and --container-name narrow --pod (or --all): add one of them");
+    }
+    let signals =
+        if args.all { node_filter::signals(&args.signals, args.node.any_signal) } else { args.signals.clone() };
+    if args.print_script {
+        return print_script(args, signals);
+    }
+    require_root()?;
+    source::prefetch(args.backend);
+    let mut pids = target::resolve_pids(&args.pids)?;
+    let (selector, filter) = watch_scope(&mut args);
+    let follower = if selector.is_empty() {
+        None
+    } else {
+        let f = Follower::new(selector).await?;
+        pids.extend(f.pids());
+        Some(f)
+    };
+    let shared = Shared {
+        backend: args.backend,
+        ring_bytes: args.common.ring_size,
+        verbose,
+        node: &args.node,
+        containerd: &args.containerd,
+        redact: &args.redact,
+        stop_window: args.stop_window,
+        managed: args.all || follower.is_some() || !args.units.is_empty(),
+    };
+    let mut opts = WatchOptions::from_flags(shared).await?;
+    let units = Units::new(args.units);
+    pids.extend(units.pids());
+    opts.spec.pids = pids;
+    opts.spec.all = args.all;
+    opts.spec.signals = signals;
+    opts.spec.follow = follower.is_some() || !units.is_empty();
+    opts.spec.stap_module = args.stap_module;
+    opts.units = units;
+    opts.follower = follower;
+    opts.print = Some(args.common.output.unwrap_or_else(output::default_format));
+    opts.node.filter = node_filter::Filter { exclude_comm: opts.node.filter.exclude_comm, ..filter };
+    opts.count = args.count;
+    opts.duration = args.duration;
+    let summary = run(opts, || {}).await?;
+    tracing::debug!("stopped: {:?} after {} signals", summary.stop, summary.signals);
+    Ok(())
+}
+
+/// `watch --print-script`: the SystemTap script and how to run it, instead of a watch.
+fn print_script(args: cli::WatchArgs, signals: Vec<i32>) -> Result<()> {
+    if args.backend != BackendKind::Stap {
+        bail!("--print-script prints the SystemTap script: add --backend stap");
+    }
+    let spec = WatchSpec { pids: args.pids, all: args.all, signals, ..Default::default() };
+    let params: Vec<String> =
+        source::stap::script_spec(&spec).params().into_iter().map(|(k, v)| format!("-G {k}={v}")).collect();
+    let run = format!("// Run as root: stap {} podsig.stp\n", params.join(" "));
+    output::print((run + &source::stap::script::generate()).as_bytes())
+}
+
+/// With --all the pod flags filter what is reported (the label filter); without, they pick
+/// what to watch (the selector).
+fn watch_scope(args: &mut cli::WatchArgs) -> (containers::Selector, node_filter::Filter) {
+    let (selector_pod, filter) = if args.all {
+        let filter = node_filter::Filter {
+            namespace: args.pod_namespace.take(),
+            pod: args.pod.take(),
+            container_name: args.container_name.take(),
+            exclude_comm: Vec::new(),
         };
-        let pids: Vec<u32> = f.current_pids().into_iter().map(|(p, _)| p).collect();
-        f.known.extend(pids);
-        Ok(f)
-    }
-
-    /// Every process now in the watched containers, with its container.
-    fn current_pids(&self) -> Vec<(u32, &Watched)> {
-        let mut pids = Vec::new();
-        for w in &self.containers {
-            if let Some(p) = w.pid {
-                pids.push((p, w));
-                pids.extend(crate::proc::cgroup_procs(p).into_iter().filter(|&c| c != p).map(|c| (c, w)));
-            }
-        }
-        pids
-    }
-
-    /// Which container each known process belongs to: a killed process's /proc no longer
-    /// says (its cgroup reads as the root once it exits).
-    pub fn members(&self) -> Vec<(u32, String, &'static str)> {
-        self.current_pids()
-            .into_iter()
-            .map(|(p, w)| {
-                let runtime = w.info.as_ref().map_or("containerd", containers::ContainerInfo::runtime);
-                (p, w.id.clone(), runtime)
-            })
-            .collect()
-    }
-
-    /// Tells the container index which container each known process and pid namespace belongs
-    /// to, and the containers' names.
-    fn share_membership(&self, index: &mut ContainerIndex) {
-        index.learn_members(self.members().into_iter().map(|(p, id, rt)| (p, (id, rt))), self.pid_namespaces());
-        for info in self.containers.iter().filter_map(|w| w.info.clone()) {
-            index.learn(info);
-        }
-    }
-
-    /// Each watched container's pid namespace (its init's).
-    pub fn pid_namespaces(&self) -> Vec<(u32, (String, &'static str))> {
-        self.members()
-            .into_iter()
-            .filter_map(|(p, id, rt)| Some((crate::proc::pidns_of(&p.to_string())?, (id, rt))))
-            .filter(|(ns, _)| Some(*ns) != crate::proc::pidns_of("self"))
-            .collect()
-    }
-
-    /// The containers' inits: the processes whose exits are reported.
-    pub fn pids(&self) -> Vec<u32> {
-        self.containers.iter().filter_map(|w| w.pid).collect()
-    }
-
-    /// The containers' other processes, watched without exit records (a container's shell
-    /// loop would otherwise report every `sleep 1`).
-    pub fn members_only(&self) -> Vec<u32> {
-        let inits = self.pids();
-        self.known.iter().copied().filter(|p| !inits.contains(p)).collect()
-    }
-
-    pub fn ids(&self) -> Vec<String> {
-        self.containers.iter().map(|w| containers::short(&w.id)).collect()
-    }
-
-    /// Whether a watched container is one `kind` of manager tells about (its restarts are
-    /// followed through that manager's answers).
-    pub fn watches(&self, kind: Kind) -> bool {
-        self.containers.iter().any(|w| w.info.as_ref().is_some_and(|i| Kind::of(&i.source) == Some(kind)))
-    }
-
-    /// New pids to watch since the last call, from the managers' latest answers (`snaps`,
-    /// the rounds new since the last call), podman's conmons and the containers' cgroups. A
-    /// container's new task is announced by [`Follower::announce`], once the caller
-    /// watches it.
-    fn resync(&mut self, snaps: &[Arc<Snapshot>]) -> Vec<u32> {
-        // A pod's restarted container is a new container with the same labels, in
-        // containerd (pods are found there only).
-        if let Some(snap) = snaps.iter().find(|s| s.kind == Kind::Containerd)
-            && (self.selector.pod.is_some()
-                || self
-                    .containers
-                    .iter()
-                    .any(|w| w.info.as_ref().is_some_and(|i| i.labels.contains_key(containers::LABEL_POD))))
-        {
-            for c in &snap.containers {
-                if self.containers.iter().any(|w| w.id == c.id) {
-                    continue;
-                }
-                let same_as = |w: &Watched| {
-                    w.info.as_ref().is_some_and(|i| {
-                        [containers::LABEL_POD, containers::LABEL_POD_NAMESPACE, containers::LABEL_CONTAINER]
-                            .iter()
-                            .all(|k| i.labels.contains_key(*k) && i.labels.get(*k) == c.labels.get(*k))
-                    })
-                };
-                let pod_match =
-                    self.selector.pod.as_ref().is_some_and(|p| c.labels.get(containers::LABEL_POD) == Some(p))
-                        && self
-                            .selector
-                            .pod_namespace
-                            .as_ref()
-                            .is_none_or(|n| c.labels.get(containers::LABEL_POD_NAMESPACE) == Some(n))
-                        && self
-                            .selector
-                            .container_name
-                            .as_ref()
-                            .is_none_or(|n| c.labels.get(containers::LABEL_CONTAINER) == Some(n))
-                        && c.labels.get("io.cri-containerd.kind").is_none_or(|k| k == "container");
-                if pod_match || self.containers.iter().any(same_as) {
-                    self.containers.push(Watched { id: c.id.clone(), info: Some(c.clone()), pid: None });
-                }
-            }
-        }
-        // podman's conmons, read once for every podman container watched.
-        let podman = self
-            .containers
-            .iter()
-            .any(|w| w.info.as_ref().is_some_and(|i| i.source == Source::Podman))
-            .then(crate::containers::podman::running);
-        for w in &mut self.containers {
-            let now = match &w.info {
-                Some(info) => match Kind::of(&info.source) {
-                    Some(kind) => match snaps.iter().find(|s| s.kind == kind) {
-                        Some(snap) if self.exited.get(&w.id).is_none_or(|&t| snap.taken > t) => snap.task_pid(&w.id),
-                        // Nothing new from its manager (down, restarting, hung): keep what is
-                        // known.
-                        _ => None,
-                    },
-                    None => podman.iter().flatten().find(|(c, _)| c.id == w.id).and_then(|(_, pid)| *pid),
-                },
-                None => crate::proc::pids_in_cgroups_of(&w.id).first().copied(),
-            };
-            if let Some(pid) = now
-                && w.pid != Some(pid)
-            {
-                self.followed.push(format!("podsig: following {} (new pid {pid})", containers::short(&w.id)));
-                w.pid = Some(pid);
-            }
-        }
-        let pids: Vec<u32> = self.current_pids().into_iter().map(|(p, _)| p).collect();
-        pids.into_iter().filter(|&p| self.known.insert(p)).collect()
-    }
-
-    /// Says on stderr which containers have a new task: after its pid is in the filter, so a
-    /// signal sent upon reading the line is reported.
-    fn announce(&mut self) {
-        for line in self.followed.drain(..) {
-            eprintln!("{line}");
-        }
-    }
-
-    /// A watched process exited: if it comes back (a pid reused inside the container), it is
-    /// added again by the next resync.
-    fn forget(&mut self, pid: u32) {
-        self.known.remove(&pid);
-        for w in &mut self.containers {
-            if w.pid == Some(pid) {
-                w.pid = None;
-                self.exited.insert(w.id.clone(), Instant::now());
-            }
-        }
-    }
+        (None, filter)
+    } else {
+        (Some((args.pod.take(), args.pod_namespace.take(), args.container_name.take())), Default::default())
+    };
+    let (pod, pod_namespace, container_name) = selector_pod.unwrap_or_default();
+    let selector = containers::Selector {
+        ids: std::mem::take(&mut args.containers),
+        pod,
+        pod_namespace,
+        container_name,
+        socket: args.containerd.socket.clone(),
+        namespaces: args.containerd.namespaces(),
+        docker_socket: args.containerd.docker_socket.clone(),
+    };
+    (selector, filter)
 }
 
 /// How often a container watch is brought in step with the containers.
@@ -277,13 +240,6 @@ pub struct Summary {
     pub signals: u64,
 }
 
-/// How a step of the loop ended the watch: a clean stop, or a summary already final (stdout
-/// closed).
-enum Ended {
-    Stop(Stop),
-    Summary(Summary),
-}
-
 /// A warning given at most once per 10 s, with what happened since it was last given.
 #[derive(Default)]
 struct Throttled {
@@ -300,19 +256,13 @@ impl Throttled {
     }
 }
 
-/// One watch, attached: the source (`backend`), the pipeline a record goes through in
-/// order (`correlator` → `enricher` and `namer` → cause → `opts.redact` → `stories` → the
-/// node filter), and the sinks (`out`, metrics and the history in `opts.node`).
+/// One watch, attached: the source (`backend`), the `pipeline` every record goes through,
+/// and the sinks (`out`, metrics and the history in `opts.node`).
 struct Watch {
     opts: WatchOptions,
     backend: source::AnyBackend,
-    enricher: Enricher,
-    namer: Namer,
-    correlator: Correlator,
-    stories: Stories,
-    /// Requests to managers, kept to link the managers' signals to who asked.
-    requests: Requests,
-    out: Option<Output<BufWriter<io::StdoutLock<'static>>>>,
+    pipeline: Pipeline,
+    out: Option<Output<Stdout>>,
     /// Processes whose exits are reported; the watch ends when the last one exits.
     watched: BTreeSet<u32>,
     /// Exited between our check and the attach? Then no exit record will ever come for it
@@ -321,7 +271,6 @@ struct Watch {
     first: bool,
     signals: u64,
     batch: Vec<Record>,
-    ready: Vec<Record>,
     malformed_warned: Throttled,
     malformed_unreported: u64,
     history_dropped_warned: Throttled,
@@ -354,10 +303,8 @@ pub async fn run(opts: WatchOptions, on_attached: impl FnOnce()) -> Result<Summa
             _ = &mut sleep => interrupted = Some(Stop::Duration),
             _ = follow_tick.tick() => w.follow()?,
         }
-        match w.step(interrupted).await? {
-            None => {}
-            Some(Ended::Stop(stop)) => break stop,
-            Some(Ended::Summary(summary)) => return Ok(summary),
+        if let Some(stop) = w.step(interrupted).await? {
+            break stop;
         }
     };
     w.finish(stop)
@@ -367,15 +314,21 @@ impl Watch {
     /// Starts the namer, attaches the backend, and puts a container watch's processes in
     /// the filter.
     async fn attach(mut opts: WatchOptions) -> Result<Self> {
-        let mut enricher = Enricher::new();
-        enricher.node = opts.node.name.clone();
-        let (mut namer, eager) = start_namer(&mut opts).await?;
+        let (namer, eager) = start_namer(&mut opts).await?;
+        let config = pipeline::Config {
+            node: opts.node.name.clone(),
+            filter: std::mem::take(&mut opts.node.filter),
+            redact: std::mem::take(&mut opts.redact),
+            stop_window: opts.stop_window,
+        };
+        let mut pipeline = Pipeline::new(config, namer);
         // Before attaching: a container killed the moment `attached` is printed must already
         // be known (its init leaves /proc at once; tasks started later are announced by events).
         if eager {
-            namer.first(enricher.containers(), FIRST_NAMES).await;
+            pipeline.name_first(FIRST_NAMES).await;
         }
         let mut backend = source::attach(opts.backend, &opts.spec).await?;
+        pipeline.capturing_requests(backend.captures_requests());
         if let Some(f) = opts.follower.as_mut() {
             // Forks are followed in the kernel from now on; a process the container started
             // between resolving it and attaching is in its cgroup already: pick those up, and
@@ -387,26 +340,17 @@ impl Watch {
             f.announce();
         }
         let watched: BTreeSet<u32> = opts.spec.pids.iter().copied().collect();
-        let out = opts.print.map(|format| {
-            Output::new(format, BufWriter::new(io::stdout().lock()))
-                .with_color(format == Format::Text && color_wanted())
-                .with_notes(opts.spec.verbose)
-        });
+        let out = opts.print.map(|format| Output::stdout(format, opts.spec.verbose));
         Ok(Self {
-            stories: Stories::new(opts.stop_window),
-            requests: Requests::new(opts.stop_window, backend.captures_requests()),
             opts,
             backend,
-            enricher,
-            namer,
-            correlator: Correlator::default(),
+            pipeline,
             out,
             watched,
             gone_at_attach: BTreeSet::new(),
             first: true,
             signals: 0,
             batch: Vec::new(),
-            ready: Vec::new(),
             malformed_warned: Throttled::default(),
             malformed_unreported: 0,
             history_dropped_warned: Throttled::default(),
@@ -430,7 +374,7 @@ impl Watch {
             m.set_attached();
         }
         if let Some(f) = &self.opts.follower {
-            f.share_membership(self.enricher.containers());
+            self.pipeline.learn_membership(f.membership());
         }
     }
 
@@ -438,7 +382,7 @@ impl Watch {
     /// said (this never waits on them), new tasks and processes into the filter.
     fn follow(&mut self) -> Result<()> {
         if self.opts.spec.all || !self.opts.units.is_empty() {
-            self.enricher.refresh_units();
+            self.pipeline.refresh_units();
         }
         for pid in self.opts.units.pids() {
             // A unit's new process (a restart's new main process): its exit is reported.
@@ -446,7 +390,7 @@ impl Watch {
                 self.backend.watch_root(pid)?;
             }
         }
-        let snaps = self.namer.tick(self.enricher.containers());
+        let snaps = self.pipeline.tick();
         if let Some(f) = self.opts.follower.as_mut() {
             let inits = f.pids();
             for pid in f.resync(&snaps) {
@@ -459,30 +403,21 @@ impl Watch {
                 }
             }
             f.announce();
-            f.share_membership(self.enricher.containers());
+            self.pipeline.learn_membership(f.membership());
         }
         Ok(())
     }
 
     /// One turn of the loop: drain the source, take what is ready through the pipeline to
     /// the sinks, and say whether the watch is over.
-    async fn step(&mut self, interrupted: Option<Stop>) -> Result<Option<Ended>> {
+    async fn step(&mut self, interrupted: Option<Stop>) -> Result<Option<Stop>> {
         // Always drain before deciding: nothing captured is dropped on the way out.
         self.drain()?;
-        let now = Instant::now();
-        if interrupted.is_some() {
-            self.correlator.flush(&mut self.ready);
-        } else {
-            self.correlator.ready(now, &mut self.ready);
+        self.pipeline.prepare(Instant::now(), interrupted.is_some()).await;
+        let done = self.emit()?;
+        if done == Some(Stop::OutputClosed) {
+            return Ok(done);
         }
-        for record in self.ready.iter_mut() {
-            self.enricher.enrich(record);
-        }
-        self.namer.name(self.enricher.containers(), &mut self.ready).await;
-        let done = match self.emit()? {
-            Ok(done) => done,
-            Err(summary) => return Ok(Some(Ended::Summary(summary))),
-        };
         if self.first {
             self.first = false;
             self.settle_attach(done.is_some())?;
@@ -491,12 +426,12 @@ impl Watch {
         if let Some(out) = self.out.as_mut()
             && let Err(e) = out.flush()
         {
-            return finish(e, self.signals, self.opts.node.history.take()).map(|s| Some(Ended::Summary(s)));
+            return self.output_failed(e).map(Some);
         }
-        Ok(done.or(interrupted).map(Ended::Stop))
+        Ok(done.or(interrupted))
     }
 
-    /// Moves what the backend has into the correlator, counting what it could not decode.
+    /// Moves what the backend has into the pipeline, counting what it could not decode.
     fn drain(&mut self) -> Result<()> {
         self.backend.drain(&mut self.batch)?;
         let malformed = self.backend.take_malformed();
@@ -514,7 +449,7 @@ impl Watch {
             if let Record::Exit(e) = &record {
                 self.gone_at_attach.remove(&e.pid);
             }
-            self.correlator.push(record, now);
+            self.pipeline.push(record, now);
         }
         Ok(())
     }
@@ -528,39 +463,17 @@ impl Watch {
         self.malformed_unreported = 0;
     }
 
-    /// The ready records, each through cause, redaction, stories and the filter, to the
-    /// sinks. Ok(Err(summary)): stdout closed, the watch is over.
-    fn emit(&mut self) -> Result<Result<Option<Stop>, Summary>> {
+    /// The pipeline's finished records to the sinks, until a stop says the watch is over.
+    fn emit(&mut self) -> Result<Option<Stop>> {
         let mut done = None;
-        let mut ready = std::mem::take(&mut self.ready);
-        for mut record in ready.drain(..) {
-            match &mut record {
-                Record::Signal(s) => {
-                    cause::classify(s);
-                    self.requests.link(s);
-                }
-                Record::Lost(l) => {
-                    eprintln!("podsig: lost {} events: the ring buffer was full (raise --ring-size)", l.count)
-                }
-                _ => {}
-            }
-            self.opts.redact.record(&mut record);
-            if let Record::Request(r) = record {
-                self.requests.remember(*r);
-                continue;
-            }
-            // Before the filters: a story's verdict does not depend on what is shown.
-            self.stories.apply(&mut record);
-            if !self.opts.node.filter.keeps(&record) {
-                continue;
-            }
+        while let Some(record) = self.pipeline.next_out() {
             if let Some(m) = &self.opts.node.metrics {
                 m.record(&record);
             }
             if let Some(out) = self.out.as_mut()
                 && let Err(e) = out.write(&record)
             {
-                return finish(e, self.signals, self.opts.node.history.take()).map(Err);
+                return self.output_failed(e).map(Some);
             }
             if let Some(stop) = self.count(&record)? {
                 done = Some(stop);
@@ -576,13 +489,12 @@ impl Watch {
                 };
             }
             if done == Some(Stop::Count) {
+                // What the stop left unread is dropped.
+                self.pipeline.discard();
                 break;
             }
         }
-        // What a --count stop left unread is dropped, as before; the buffer is kept.
-        ready.clear();
-        self.ready = ready;
-        Ok(Ok(done))
+        Ok(done)
     }
 
     /// Counts a shown record: signals towards --count, a watched process's exit towards
@@ -627,7 +539,7 @@ impl Watch {
             && !self.opts.spec.all
             && self.opts.follower.is_none()
             && !done
-            && self.correlator.is_empty()
+            && self.pipeline.is_empty()
         {
             bail!("every watched process exited before podsig attached; nothing to watch");
         }
@@ -655,8 +567,20 @@ impl Watch {
         }
     }
 
+    /// A closed stdout (`podsig … | head -1`) ends the watch quietly; other write errors
+    /// fail, once the history has kept what was queued.
+    fn output_failed(&mut self, e: io::Error) -> Result<Stop> {
+        if !output::closed(&e)
+            && let Some(h) = self.opts.node.history.take()
+        {
+            h.finish()?;
+        }
+        output::written(Err(e), "writing events to stdout").map(|()| Stop::OutputClosed)
+    }
+
     fn finish(mut self, stop: Stop) -> Result<Summary> {
-        if self.malformed_unreported > 0 {
+        // Not once stdout is closed: whoever reads podsig has stopped reading.
+        if self.malformed_unreported > 0 && stop != Stop::OutputClosed {
             self.warn_malformed();
         }
         if let Some(h) = self.opts.node.history.take() {
@@ -678,7 +602,7 @@ async fn start_namer(opts: &mut WatchOptions) -> Result<(Namer, bool)> {
     });
     let eager =
         opts.spec.all || opts.node.filter.needs_labels() || opts.node.history.is_some() || opts.node.metrics.is_some();
-    let clients = opts.follower.as_mut().map(|f| std::mem::take(&mut f.clients)).unwrap_or_default();
+    let clients = opts.follower.as_mut().map(Follower::take_clients).unwrap_or_default();
     let asking = namer::Asking {
         eager,
         containerd_periodic: opts.follower.is_some(),
@@ -701,32 +625,4 @@ fn watching(opts: &WatchOptions, watched: &BTreeSet<u32>) -> String {
         let pids: Vec<String> = watched.iter().map(u32::to_string).collect();
         format!("pid {}", pids.join(", "))
     }
-}
-
-/// A closed stdout (`podsig … | head -1`) ends the watch quietly; other write errors fail.
-/// Either way the history keeps what was queued.
-fn finish(e: io::Error, signals: u64, history: Option<history::Writer>) -> Result<Summary> {
-    if let Some(h) = history {
-        h.finish()?;
-    }
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        return Ok(Summary { stop: Stop::OutputClosed, signals });
-    }
-    Err(e).context("writing events to stdout")
-}
-
-/// Colour only for a person at a terminal, and never against NO_COLOR (no-color.org).
-pub fn color_wanted() -> bool {
-    use std::io::IsTerminal;
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
-}
-
-pub fn default_format() -> Format {
-    use std::io::IsTerminal;
-    if io::stdout().is_terminal() { Format::Text } else { Format::Json }
-}
-
-/// Flushes stderr so status lines land before the process exits.
-pub fn flush_stderr() {
-    let _ = io::stderr().flush();
 }

@@ -2,17 +2,18 @@
 //! history as one paragraph (what stopped, when, who sent what, the verdict and the fix),
 //! then the records it rests on.
 //!
-//! The stored records are replayed through the same story stage the live watch runs
-//! ([`crate::pipeline::story`]), so older rows (recorded before stories existed) get a verdict too. A
-//! link the replay cannot make, because its other half lies outside the selection (`--pid`
-//! of a container process whose SIGTERM went to the init), is kept as it was recorded.
+//! The stored records are replayed through the pipeline's story stage, as the live watch
+//! runs it ([`Pipeline::replay`]), so older rows (recorded before stories existed) get a
+//! verdict too. A link the replay cannot make, because its other half lies outside the
+//! selection (`--pid` of a container process whose SIGTERM went to the init), is kept as it
+//! was recorded.
 
 use std::{
     io::Write,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::{
@@ -20,7 +21,7 @@ use crate::{
     containers,
     event::ContainerRef,
     event::Record,
-    pipeline::story::{self, Stories},
+    pipeline::{Pipeline, story},
     sink::history,
     sink::output::{self, Format},
 };
@@ -88,8 +89,8 @@ pub fn run(args: WhyArgs, verbose: bool) -> Result<()> {
     }
     let cutoff = args.since.map(|s| now_ns() - s.as_nanos() as i128);
     let answer = answer(records, args.stop_window, cutoff, &what);
-    let format = args.output.unwrap_or_else(crate::cmd::watch::default_format);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let format = args.output.unwrap_or_else(output::default_format);
+    let mut out = output::stdout();
     let written = match format {
         Format::Json => {
             serde_json::to_writer(&mut out, &answer).map_err(std::io::Error::other).and_then(|()| out.write_all(b"\n"))
@@ -97,10 +98,7 @@ pub fn run(args: WhyArgs, verbose: bool) -> Result<()> {
         Format::Text => write_text(&mut out, &answer, verbose),
     }
     .and_then(|()| out.flush());
-    match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing the answer to stdout"),
-        _ => Ok(()),
-    }
+    output::written(written, "writing the answer to stdout")
 }
 
 fn selection(args: &WhyArgs) -> String {
@@ -159,39 +157,10 @@ fn subject_of(r: &Record) -> Option<Subject> {
     }
 }
 
-/// Replays `records` (oldest first) through the story stage, keeping a recorded link or
-/// verdict the replay could not make; each record with its story.
-fn replay(records: Vec<Record>, window: Duration) -> Vec<(Record, Option<u64>)> {
-    let mut stories = Stories::new(window);
-    records
-        .into_iter()
-        .map(|mut r| {
-            let kept = match &mut r {
-                Record::Signal(s) => (s.preceded_by.take(), s.stop.take()),
-                Record::Exit(e) => (e.preceded_by.take(), e.stop.take()),
-                _ => (None, None),
-            };
-            let story = stories.apply(&mut r);
-            match &mut r {
-                Record::Signal(s) => {
-                    s.preceded_by = s.preceded_by.take().or(kept.0);
-                    s.stop = s.stop.take().or(kept.1);
-                }
-                Record::Exit(e) => {
-                    e.preceded_by = e.preceded_by.take().or(kept.0);
-                    e.stop = e.stop.take().or(kept.1);
-                }
-                _ => {}
-            }
-            (r, story)
-        })
-        .collect()
-}
-
 /// The answer from the selected records: the last stop (a container's, that is its
 /// init's, before any of its other processes'), or what is known when none ended.
 pub fn answer(records: Vec<Record>, window: Duration, cutoff: Option<i128>, what: &str) -> Answer {
-    let replayed = replay(records, window);
+    let replayed = Pipeline::replay(records, window);
     let recent = |r: &Record| cutoff.is_none_or(|c| wall_ns(time_of(r)).is_some_and(|t| t >= c));
     let stops: Vec<usize> =
         (0..replayed.len()).filter(|&i| replayed[i].0.stop().is_some() && recent(&replayed[i].0)).collect();
@@ -370,14 +339,16 @@ fn clean(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ContainerRef, ExitRecord, Sender, SignalId, sample_container, sample_signal};
+    use crate::event::{
+        BackendName, ContainerRef, Delivery, Disposition, ExitRecord, Sender, SignalId, sample_container, sample_signal,
+    };
 
     fn at(secs: u64) -> String {
         let t = humantime::parse_rfc3339("2026-11-24T20:17:30Z").unwrap() + Duration::from_secs(secs);
         humantime::format_rfc3339_nanos(t).to_string()
     }
 
-    fn to_init(secs: u64, sig: i32, pid: u32, disposition: &'static str, result: &'static str) -> Record {
+    fn to_init(secs: u64, sig: i32, pid: u32, disposition: Disposition, result: Delivery) -> Record {
         let mut s = sample_signal();
         s.time = at(secs);
         s.node = Some("n1".into());
@@ -395,7 +366,7 @@ mod tests {
     }
 
     fn exit(secs: u64, pid: u32, status: Option<i32>, sig: Option<i32>) -> Record {
-        let mut e = ExitRecord::new("ebpf", pid, pid, "sh".into(), None);
+        let mut e = ExitRecord::new(BackendName::Ebpf, pid, pid, "sh".into(), None);
         (e.time, e.node, e.status, e.signal) = (at(secs), Some("n1".into()), status, sig.map(SignalId::new));
         Record::Exit(e)
     }
@@ -404,10 +375,10 @@ mod tests {
     fn the_last_stop_from_rows_recorded_before_stories() {
         // Two stops of pod web, as an older recorder stored them (no links, no verdicts).
         let records = vec![
-            to_init(0, libc::SIGTERM, 40, "handler", "delivered"),
+            to_init(0, libc::SIGTERM, 40, Disposition::Handler, Delivery::Delivered),
             exit(1, 40, Some(0), None),
-            to_init(100, libc::SIGTERM, 50, "default", "ignored"),
-            to_init(102, libc::SIGKILL, 50, "default", "delivered"),
+            to_init(100, libc::SIGTERM, 50, Disposition::Default, Delivery::Ignored),
+            to_init(102, libc::SIGKILL, 50, Disposition::Default, Delivery::Delivered),
             exit(102, 50, None, Some(libc::SIGKILL)),
         ];
         let a = answer(records, story::DEFAULT_WINDOW, None, "pod web");
@@ -420,7 +391,8 @@ mod tests {
         let Record::Signal(k) = &a.records[1] else { panic!() };
         assert_eq!(k.preceded_by.as_ref().unwrap().elapsed_ms, 2000);
         // --since past the second stop: none; with the first in range, the first.
-        let records = vec![to_init(0, libc::SIGTERM, 40, "handler", "delivered"), exit(1, 40, Some(0), None)];
+        let records =
+            vec![to_init(0, libc::SIGTERM, 40, Disposition::Handler, Delivery::Delivered), exit(1, 40, Some(0), None)];
         let a = answer(records, story::DEFAULT_WINDOW, None, "pod web");
         assert_eq!(a.verdict, Some("graceful_exit"));
         assert!(
@@ -441,8 +413,12 @@ mod tests {
 
     #[test]
     fn a_term_with_no_end_is_said_so() {
-        let a =
-            answer(vec![to_init(0, libc::SIGTERM, 40, "default", "ignored")], story::DEFAULT_WINDOW, None, "pod web");
+        let a = answer(
+            vec![to_init(0, libc::SIGTERM, 40, Disposition::Default, Delivery::Ignored)],
+            story::DEFAULT_WINDOW,
+            None,
+            "pod web",
+        );
         assert_eq!(a.verdict, None);
         assert!(
             a.summary.starts_with("No stop of pod web is recorded: the last terminating signal was SIGTERM"),
@@ -451,8 +427,12 @@ mod tests {
         );
         assert!(a.summary.contains("ignored (pid 1 of its namespace, no handler)"), "{}", a.summary);
         let cutoff = Some(wall_ns(&at(3600)).unwrap());
-        let a =
-            answer(vec![to_init(0, libc::SIGTERM, 40, "default", "ignored")], story::DEFAULT_WINDOW, cutoff, "pod web");
+        let a = answer(
+            vec![to_init(0, libc::SIGTERM, 40, Disposition::Default, Delivery::Ignored)],
+            story::DEFAULT_WINDOW,
+            cutoff,
+            "pod web",
+        );
         assert!(a.records.is_empty() && a.target.is_none());
     }
 

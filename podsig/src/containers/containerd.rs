@@ -18,6 +18,7 @@ use containerd_client::{
 };
 
 use super::model::{ContainerInfo, Source, TaskStart};
+use crate::event::Runtime;
 
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Kubernetes (CRI), Docker, and `ctr`'s default.
@@ -66,7 +67,7 @@ impl Containerd {
 
     /// Every running task's container, its runtime and its init's pid: one call per
     /// namespace, however many containers the node runs.
-    pub async fn task_pids(&self) -> Result<Vec<(String, &'static str, u32)>> {
+    pub async fn task_pids(&self) -> Result<Vec<(String, Runtime, u32)>> {
         let mut out = Vec::new();
         for ns in &self.namespaces {
             let mut t = TasksClient::new(self.channel.clone());
@@ -75,7 +76,7 @@ impl Containerd {
                 .await
                 .map_err(|_| anyhow!("containerd did not list the tasks of namespace {ns} in time"))?
                 .with_context(|| format!("listing tasks in containerd namespace {ns}"))?;
-            let runtime = if ns == "moby" { "docker" } else { "containerd" };
+            let runtime = if ns == "moby" { Runtime::Docker } else { Runtime::Containerd };
             out.extend(
                 resp.into_inner()
                     .tasks
@@ -134,7 +135,7 @@ impl Containerd {
                 else {
                     continue;
                 };
-                let runtime = if env.namespace == "moby" { "docker" } else { "containerd" };
+                let runtime = if env.namespace == "moby" { Runtime::Docker } else { Runtime::Containerd };
                 // Read now, while the task surely lives: it may be killed before the watch
                 // loop takes this in, and then /proc has nothing to say.
                 let pidns = crate::proc::pidns_of(&start.pid.to_string());

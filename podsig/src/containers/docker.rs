@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::{
     containers::manager::{Kind, Manager, Round},
     containers::model::{ContainerInfo, Source, TaskStart},
+    event::Runtime,
 };
 
 /// Where Docker listens unless --docker-socket says otherwise (/var/run is usually /run).
@@ -167,7 +168,7 @@ impl Manager for DockerAt {
                 },
             };
             inits.insert(info.id.clone(), (pid, ns));
-            tasks.push((info.id.clone(), "docker", pid, ns));
+            tasks.push((info.id.clone(), Runtime::Docker, pid, ns));
         }
         c.inits = inits;
         Ok(Round { containers: list.into_iter().map(|(info, _)| info).collect(), tasks })
@@ -222,7 +223,7 @@ impl Manager for DockerAt {
                 let Ok(Some((info, pid))) = c.docker.inspect(&id).await else { continue };
                 let pidns = pid.and_then(|p| crate::proc::pidns_of(&p.to_string()));
                 let seen = Instant::now();
-                if tx.send(TaskStart { id, runtime: "docker", pidns, info: Some(info), seen }).is_err() {
+                if tx.send(TaskStart { id, runtime: Runtime::Docker, pidns, info: Some(info), seen }).is_err() {
                     return;
                 }
             }
@@ -257,7 +258,7 @@ mod tests {
     fn a_containers_own_name_not_a_links() {
         let c = info("abc".into(), vec!["/db/web-link".into(), "/web".into()], HashMap::new());
         assert_eq!(c.name.as_deref(), Some("web"));
-        assert_eq!(c.runtime(), "docker");
+        assert_eq!(c.runtime(), Runtime::Docker);
         assert_eq!(info("abc".into(), vec![], HashMap::new()).name, None);
     }
 

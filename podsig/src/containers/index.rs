@@ -1,20 +1,24 @@
-//! Which container a process lives in, and the container's names: one owner for what the
-//! watch's follower learns (its containers' processes and pid namespaces), what the namer
-//! learns (the managers' answers), and what enrichment reads.
+//! Which container a process lives in, and the container's names: what a container watch's
+//! [`Follower`](super::Follower) knows (its containers' processes and pid namespaces), what
+//! the namer learns (the managers' answers), and what enrichment reads, in one place owned
+//! by the [`Pipeline`](crate::pipeline::Pipeline).
 
 use std::{
     collections::{BTreeSet, HashMap},
     time::{Duration, Instant},
 };
 
-use super::model::{ContainerInfo, LABEL_POD, LABEL_POD_NAMESPACE, joined};
+use super::{
+    follow::Membership,
+    model::{ContainerInfo, LABEL_POD, LABEL_POD_NAMESPACE, joined},
+};
 use crate::{
-    event::{ContainerRef, Record},
+    event::{ContainerRef, Record, Runtime},
     proc::{container_of_pid, pidns_of},
 };
 
 /// A container ID and its runtime, as a process's cgroup path names them.
-pub type Placed = (String, &'static str);
+pub type Placed = (String, Runtime);
 
 /// How long a process's cgroup answer is trusted: a storm reads /proc once.
 const CGROUP_TTL: Duration = Duration::from_secs(1);
@@ -68,7 +72,7 @@ impl ContainerIndex {
     }
 
     /// A container as events name it.
-    pub fn reference(&self, id: &str, runtime: &'static str) -> ContainerRef {
+    pub fn reference(&self, id: &str, runtime: Runtime) -> ContainerRef {
         let info = self.by_id.get(id);
         ContainerRef {
             id: id.to_string(),
@@ -80,7 +84,7 @@ impl ContainerIndex {
         }
     }
 
-    pub fn learn_pidns(&mut self, ns: u32, id: String, runtime: &'static str) {
+    pub fn learn_pidns(&mut self, ns: u32, id: String, runtime: Runtime) {
         if Some(ns) == self.own_pidns {
             return; // a container sharing the host's pid namespace
         }
@@ -90,25 +94,24 @@ impl ContainerIndex {
         self.pidns.insert(ns, (id, runtime));
     }
 
-    /// The follower's word on which container each known process and pid namespace
-    /// belongs to.
-    pub fn learn_members(
-        &mut self,
-        members: impl IntoIterator<Item = (u32, Placed)>,
-        namespaces: impl IntoIterator<Item = (u32, Placed)>,
-    ) {
+    /// A container watch's word on which container each of its processes and pid
+    /// namespaces belongs to, and the containers' names.
+    pub fn learn_membership(&mut self, m: Membership) {
         if self.members.len() > MEMBERS_MAX {
             self.members.clear();
         }
-        self.members.extend(members);
-        self.pidns.extend(namespaces);
+        self.members.extend(m.members);
+        self.pidns.extend(m.namespaces);
+        for info in m.containers {
+            self.learn(info);
+        }
     }
 
     /// A watched container's process, by the follower's word (a killed process's /proc no
     /// longer says).
     pub fn member(&self, pid: u32) -> Option<ContainerRef> {
         let (id, runtime) = self.members.get(&pid)?;
-        Some(self.reference(id, runtime))
+        Some(self.reference(id, *runtime))
     }
 
     /// Where `pid` lives, from its cgroup path (cached for a second: a storm reads /proc
@@ -204,8 +207,8 @@ mod tests {
             None,
             &[("com.docker/engine.bundle.path", "/x")],
         ));
-        let r = names.reference(ID, "unknown");
-        assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), "docker"));
+        let r = names.reference(ID, Runtime::Unknown);
+        assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), Runtime::Docker));
         assert_eq!(names.info(ID).unwrap().labels.len(), 2);
         // A Kubernetes container name is the name events show, over the runtime's own.
         names.learn(ContainerInfo::sample(
@@ -214,11 +217,11 @@ mod tests {
             Some("k8s_app_web_prod_1"),
             &[(LABEL_CONTAINER, "app")],
         ));
-        assert_eq!(names.reference("k", "docker").name.as_deref(), Some("app"));
+        assert_eq!(names.reference("k", Runtime::Docker).name.as_deref(), Some("app"));
         names.learn(ContainerInfo::sample("p", Source::Podman, Some("db"), &[]));
-        assert_eq!(names.reference("p", "unknown").runtime, "podman");
+        assert_eq!(names.reference("p", Runtime::Unknown).runtime, Runtime::Podman);
         // Unknown to every manager: the cgroup path's runtime, no name.
-        let r = names.reference("zzz", "cri-o");
-        assert_eq!((r.name, r.runtime), (None, "cri-o"));
+        let r = names.reference("zzz", Runtime::CriO);
+        assert_eq!((r.name, r.runtime), (None, Runtime::CriO));
     }
 }

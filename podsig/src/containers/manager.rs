@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use super::model::{ContainerInfo, Source, TaskStart};
+use crate::event::Runtime;
 
 /// Which manager a round of answers came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +27,7 @@ impl Kind {
 }
 
 /// A running task: its container, runtime, its init's pid and pid namespace.
-pub type Task = (String, &'static str, u32, Option<u32>);
+pub type Task = (String, Runtime, u32, Option<u32>);
 
 /// One round of a manager's answers: every container with its names, every running task.
 pub struct Round {

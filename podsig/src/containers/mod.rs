@@ -3,10 +3,12 @@
 //!
 //! `model` (what a manager tells) and `index` (which container a process is in, its names)
 //! are the bottom; `containerd`, `docker` and `podman` ask the runtimes; `namer` keeps the
-//! index fed; this module resolves what the user asked to watch.
+//! index fed; this module resolves what the user asked to watch, and `follow` keeps a
+//! container watch in step with its containers.
 
 pub mod containerd;
 pub mod docker;
+pub mod follow;
 pub mod index;
 pub mod manager;
 pub mod model;
@@ -20,6 +22,7 @@ use anyhow::{Result, anyhow, bail};
 use self::docker::Docker;
 pub use self::{
     containerd::{Containerd, DEFAULT_NAMESPACES, DEFAULT_SOCKET},
+    follow::Follower,
     index::ContainerIndex,
     model::{
         ContainerInfo, LABEL_CONTAINER, LABEL_POD, LABEL_POD_NAMESPACE, Source, TaskStart, merge, normalize_id, short,
@@ -46,7 +49,7 @@ impl Selector {
         self.ids.is_empty() && self.pod.is_none()
     }
 
-    fn matches_pod(&self, c: &ContainerInfo) -> bool {
+    pub fn matches_pod(&self, c: &ContainerInfo) -> bool {
         let Some(pod) = &self.pod else { return false };
         c.labels.get(LABEL_POD) == Some(pod)
             && self.pod_namespace.as_ref().is_none_or(|ns| c.labels.get(LABEL_POD_NAMESPACE) == Some(ns))

@@ -3,6 +3,8 @@
 
 use std::{collections::HashMap, time::Instant};
 
+use crate::event::Runtime;
+
 pub const LABEL_POD: &str = "io.kubernetes.pod.name";
 pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const LABEL_CONTAINER: &str = "io.kubernetes.container.name";
@@ -48,13 +50,13 @@ impl ContainerInfo {
         self.label(LABEL_CONTAINER).or_else(|| self.name.clone())
     }
 
-    pub fn runtime(&self) -> &'static str {
+    pub fn runtime(&self) -> Runtime {
         match &self.source {
             // Docker 20.10+ keeps its containers in containerd's `moby` namespace.
-            Source::Containerd(ns) if ns == "moby" => "docker",
-            Source::Containerd(_) => "containerd",
-            Source::Docker => "docker",
-            Source::Podman => "podman",
+            Source::Containerd(ns) if ns == "moby" => Runtime::Docker,
+            Source::Containerd(_) => Runtime::Containerd,
+            Source::Docker => Runtime::Docker,
+            Source::Podman => Runtime::Podman,
         }
     }
 }
@@ -73,7 +75,7 @@ pub fn normalize_id(s: &str) -> Result<String, String> {
 #[derive(Debug)]
 pub struct TaskStart {
     pub id: String,
-    pub runtime: &'static str,
+    pub runtime: Runtime,
     /// Its init's pid namespace, read when the announcement arrived.
     pub pidns: Option<u32>,
     /// What the manager said of the container with it (Docker's names), if anything.

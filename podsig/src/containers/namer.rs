@@ -32,7 +32,7 @@ use crate::{
         manager::{Kind, Manager, Round, Task},
         model::{ContainerInfo, Source, TaskStart},
     },
-    event::Record,
+    event::{Record, Runtime},
     proc::pidns_of,
 };
 
@@ -343,7 +343,7 @@ fn apply(index: &mut ContainerIndex, snap: &Snapshot) {
     }
     for (id, runtime, _, ns) in &snap.tasks {
         if let Some(ns) = ns {
-            index.learn_pidns(*ns, id.clone(), runtime);
+            index.learn_pidns(*ns, id.clone(), *runtime);
         }
     }
     index.forget_unnamed();
@@ -377,7 +377,7 @@ fn take_in_order(index: &mut ContainerIndex, snap: Option<&Snapshot>, starts: Ve
 fn learn_podman(index: &mut ContainerIndex, running: Vec<(ContainerInfo, Option<u32>)>) {
     for (info, pid) in running {
         if let Some(ns) = pid.and_then(|p| pidns_of(&p.to_string())) {
-            index.learn_pidns(ns, info.id.clone(), "podman");
+            index.learn_pidns(ns, info.id.clone(), Runtime::Podman);
         }
         index.learn(info);
     }
@@ -617,7 +617,7 @@ mod tests {
     use super::*;
 
     fn start(id: &str, pidns: u32, seen: Instant) -> TaskStart {
-        TaskStart { id: id.into(), runtime: "docker", pidns: Some(pidns), info: None, seen }
+        TaskStart { id: id.into(), runtime: Runtime::Docker, pidns: Some(pidns), info: None, seen }
     }
 
     fn round(taken: Instant, id: &str, pidns: u32) -> Snapshot {
@@ -625,7 +625,7 @@ mod tests {
             kind: Kind::Docker,
             taken,
             containers: Vec::new(),
-            tasks: vec![(id.into(), "docker", 4242, Some(pidns))],
+            tasks: vec![(id.into(), Runtime::Docker, 4242, Some(pidns))],
         }
     }
 
@@ -664,7 +664,7 @@ mod tests {
             name: Some("web".into()),
         };
         take_in_order(&mut e, None, vec![TaskStart { info: Some(info), ..start("c", NS, Instant::now()) }]);
-        let r = e.reference("c", "unknown");
-        assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), "docker"));
+        let r = e.reference("c", Runtime::Unknown);
+        assert_eq!((r.name.as_deref(), r.runtime), (Some("web"), Runtime::Docker));
     }
 }

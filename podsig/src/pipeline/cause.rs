@@ -5,7 +5,9 @@
 //! ancestry. si_code alone is not enough: a SIGPIPE raised by write(2) arrives as SI_USER
 //! from the writer to itself, exactly like `kill(getpid(), SIGPIPE)`; the syscall settles it.
 
-use crate::event::{Cause, OomInfo, RuntimeInfo, SignalRecord};
+use std::borrow::Cow;
+
+use crate::event::{Cause, Context, Delivery, Disposition, OomInfo, RuntimeInfo, Scope, SignalRecord};
 
 const SI_USER: i32 = 0;
 const SI_KERNEL: i32 = 0x80;
@@ -111,7 +113,7 @@ pub fn syscall_can_send(syscall: &str, code: i32, to_itself: bool) -> bool {
 
 pub fn classify(s: &mut SignalRecord) {
     let (syscall, cause, detail) = verdict(s);
-    s.syscall = syscall;
+    s.syscall = syscall.map(Cow::Borrowed);
     s.cause = cause;
     s.cause_detail = detail + &outcome(s);
     (s.scope, s.pgid) = scope(s);
@@ -134,7 +136,7 @@ fn verdict(s: &mut SignalRecord) -> (Option<&'static str>, Cause, String) {
         return (None, Cause::OomKill, oom_detail(s, oom));
     }
     let Some(sender) = s.sender.clone() else {
-        let context = s.context.unwrap_or("interrupt");
+        let context = s.context.map_or("interrupt", Context::as_str);
         let on = s.interrupted.as_ref().map_or(String::new(), |i| {
             format!("; {}({}) was only the task the CPU was running, not the sender", i.comm, i.pid)
         });
@@ -183,7 +185,7 @@ fn verdict(s: &mut SignalRecord) -> (Option<&'static str>, Cause, String) {
             format!(
                 "{} without syscall evidence on this kernel: kill(2) and a kernel-raised signal \
                  (SIGPIPE on write, SIGXFSZ, a parent-death signal) look the same",
-                s.code.name.unwrap_or("si_code")
+                s.code.name.as_deref().unwrap_or("si_code")
             ),
         ),
     }
@@ -232,20 +234,20 @@ fn family(code: i32) -> String {
 
 /// Who the signal went to, from the syscall's pid argument: `kill -TERM -- -PGID` and
 /// `kill(-1, …)` reach many processes, each with its own record.
-fn scope(s: &SignalRecord) -> (&'static str, Option<u32>) {
-    match s.syscall {
+fn scope(s: &SignalRecord) -> (Scope, Option<u32>) {
+    match s.syscall.as_deref() {
         Some("kill") => match s.syscall_arg0.map(|a| a as i32) {
             // The sender's own group, which holds the target.
-            Some(0) => ("process_group", s.target.pgid),
-            Some(-1) => ("every_process", None),
-            Some(p) if p < -1 => ("process_group", Some(p.unsigned_abs())),
-            _ => ("process", None),
+            Some(0) => (Scope::ProcessGroup, s.target.pgid),
+            Some(-1) => (Scope::EveryProcess, None),
+            Some(p) if p < -1 => (Scope::ProcessGroup, Some(p.unsigned_abs())),
+            _ => (Scope::Process, None),
         },
-        Some("tkill" | "tgkill" | "rt_tgsigqueueinfo") => ("thread", None),
-        Some(_) => ("process", None),
-        None if tty_group_signal(s) => ("process_group", s.target.pgid),
-        None if s.group => ("process", None),
-        None => ("thread", None),
+        Some("tkill" | "tgkill" | "rt_tgsigqueueinfo") => (Scope::Thread, None),
+        Some(_) => (Scope::Process, None),
+        None if tty_group_signal(s) => (Scope::ProcessGroup, s.target.pgid),
+        None if s.group => (Scope::Process, None),
+        None => (Scope::Thread, None),
     }
 }
 
@@ -276,23 +278,23 @@ fn outcome(s: &SignalRecord) -> String {
         return format!(
             "; it resumed {who}, which was stopped: SIGCONT acts when it is sent{}",
             match t.disposition {
-                Some("handler") => ", and its handler runs too",
+                Some(Disposition::Handler) => ", and its handler runs too",
                 _ => ", and its delivery then does nothing more",
             }
         );
     }
-    if s.result == Some("delivered") && t.blocked == Some(true) {
+    if s.result == Some(Delivery::Delivered) && t.blocked == Some(true) {
         return format!(
             "; {who} blocks {sig}, so it stays pending until {who} unblocks it (sigwait or signalfd may take it \
              then); only then does its {} apply",
             match t.disposition {
-                Some("handler") => "handler",
-                Some("ignore") => "SIG_IGN",
+                Some(Disposition::Handler) => "handler",
+                Some(Disposition::Ignore) => "SIG_IGN",
                 _ => "default action",
             }
         );
     }
-    if s.result != Some("ignored") {
+    if s.result != Some(Delivery::Ignored) {
         return String::new();
     }
     if t.exiting == Some(true) {
@@ -305,11 +307,11 @@ fn outcome(s: &SignalRecord) -> String {
         return format!("; {who} was not stopped, and has no SIGCONT handler: nothing to do");
     }
     match t.disposition {
-        Some("ignore") => format!("; the target ignores {sig} (SIG_IGN), so the kernel dropped it"),
-        Some("default") if default_ignored(s.signal.number) => {
+        Some(Disposition::Ignore) => format!("; the target ignores {sig} (SIG_IGN), so the kernel dropped it"),
+        Some(Disposition::Default) if default_ignored(s.signal.number) => {
             format!("; the default action of {sig} is to ignore it, and the target has no handler")
         }
-        Some("default") if t.ns_init == Some(true) && t.blocked != Some(true) => {
+        Some(Disposition::Default) if t.ns_init == Some(true) && t.blocked != Some(true) => {
             let who = if t.pid == 1 {
                 format!("{}(1) is the system's init", t.comm)
             } else {
@@ -337,8 +339,13 @@ fn exit_mechanism(s: &SignalRecord, sender: &crate::event::Sender) -> String {
     let who = format!("{}({})", sender.comm, sender.pid);
     let self_sent = sender.pid == s.target.pid;
     match s.signal.number {
-        _ if code > 0 && code != SI_KERNEL && s.code.name.is_some_and(|n| n.starts_with("CLD_")) => {
-            format!("{who} {}: the kernel tells its parent {}({})", cld(s.code.name), s.target.comm, s.target.pid)
+        _ if code > 0 && code != SI_KERNEL && s.code.name.as_deref().is_some_and(|n| n.starts_with("CLD_")) => {
+            format!(
+                "{who} {}: the kernel tells its parent {}({})",
+                cld(s.code.name.as_deref()),
+                s.target.comm,
+                s.target.pid
+            )
         }
         libc::SIGKILL
             if code == SI_KERNEL
@@ -358,7 +365,7 @@ fn exit_mechanism(s: &SignalRecord, sender: &crate::event::Sender) -> String {
         _ if code == SI_USER && !self_sent => {
             format!("its parent {who} exited: a parent-death signal (PR_SET_PDEATHSIG)")
         }
-        _ => format!("raised by the kernel as {who} exited ({})", s.code.name.unwrap_or("si_code ?")),
+        _ => format!("raised by the kernel as {who} exited ({})", s.code.name.as_deref().unwrap_or("si_code ?")),
     }
 }
 
@@ -404,7 +411,7 @@ fn oom_detail(s: &SignalRecord, oom: &OomInfo) -> String {
 pub fn mechanism(s: &SignalRecord) -> String {
     let sig = s.signal.number;
     let code = s.code.value;
-    let code_name = s.code.name.unwrap_or("?");
+    let code_name = s.code.name.as_deref().unwrap_or("?");
     let during = s.syscall_nr.and_then(syscall_name).map_or(String::new(), |n| format!(" raised by {n}(2)"));
     let self_sent = to_itself(s);
     match sig {
@@ -425,7 +432,12 @@ pub fn mechanism(s: &SignalRecord) -> String {
             format!("CPU fault in {}({}): {code_name}, {what}", s.target.comm, s.target.pid)
         }
         libc::SIGCHLD if code > 0 && code != SI_KERNEL => {
-            format!("a child process {} ({}({}) was its parent)", cld(s.code.name), s.target.comm, s.target.pid)
+            format!(
+                "a child process {} ({}({}) was its parent)",
+                cld(s.code.name.as_deref()),
+                s.target.comm,
+                s.target.pid
+            )
         }
         libc::SIGPIPE if self_sent => format!("write to a pipe or socket with no reader{during}"),
         libc::SIGXFSZ if self_sent => format!("file size limit (RLIMIT_FSIZE) exceeded{during}"),
@@ -474,7 +486,7 @@ mod tests {
         let base = sample_signal();
         SignalRecord {
             signal: SignalId::new(sig),
-            code: Code { value: code, name: crate::signals::code_name(sig, code) },
+            code: Code { value: code, name: crate::signals::code_name(sig, code).map(Cow::Borrowed) },
             target: Target { pid: target, tid: target, ns_pid: Some(target), comm: "app".into(), ..Default::default() },
             sender: Some(Sender {
                 pid: sender.1,
@@ -522,7 +534,7 @@ mod tests {
         let mut r = record(15, SI_USER, nr("kill"), ("pkill", 500), 42);
         r.syscall_arg0 = Some(42);
         classify(&mut r);
-        assert_eq!((r.cause, r.syscall, r.scope, r.pgid), (Cause::Process, Some("kill"), "process", None));
+        assert_eq!((r.cause, r.syscall, r.scope, r.pgid), (Cause::Process, Some("kill".into()), Scope::Process, None));
         assert!(r.cause_detail.contains("SI_USER"), "{}", r.cause_detail);
     }
 
@@ -531,16 +543,16 @@ mod tests {
         let mut r = record(15, SI_USER, nr("kill"), ("kill", 500), 42);
         r.syscall_arg0 = Some(-4242);
         classify(&mut r);
-        assert_eq!((r.scope, r.pgid), ("process_group", Some(4242)));
+        assert_eq!((r.scope, r.pgid), (Scope::ProcessGroup, Some(4242)));
         r.syscall_arg0 = Some(-1);
         classify(&mut r);
-        assert_eq!((r.scope, r.pgid), ("every_process", None));
+        assert_eq!((r.scope, r.pgid), (Scope::EveryProcess, None));
         r.syscall_arg0 = Some(0);
         classify(&mut r);
-        assert_eq!((r.scope, r.pgid), ("process_group", None));
+        assert_eq!((r.scope, r.pgid), (Scope::ProcessGroup, None));
         let mut r = record(15, SI_TKILL, nr("tgkill"), ("raise", 500), 42);
         classify(&mut r);
-        assert_eq!(r.scope, "thread");
+        assert_eq!(r.scope, Scope::Thread);
     }
 
     #[test]
@@ -557,7 +569,7 @@ mod tests {
     fn sigpipe_from_write_is_the_kernel_but_self_kill_is_a_process() {
         let mut r = record(13, SI_USER, nr("write"), ("app", 42), 42);
         classify(&mut r);
-        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert_eq!((r.cause, r.syscall.as_deref()), (Cause::Kernel, None));
         assert!(r.cause_detail.contains("no reader raised by write(2)"), "{}", r.cause_detail);
         let mut r = record(13, SI_USER, nr("kill"), ("app", 42), 42);
         classify(&mut r);
@@ -571,12 +583,12 @@ mod tests {
         let mut r = record(libc::SIGCHLD, 2, nr("tgkill"), ("python3", 27907), 27900);
         sender(&mut r).exiting = true;
         classify(&mut r);
-        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert_eq!((r.cause, r.syscall.as_deref()), (Cause::Kernel, None));
         assert!(r.cause_detail.contains("python3(27907) was killed by a signal"), "{}", r.cause_detail);
         // Even without the exiting flag, tgkill(2) cannot produce CLD_KILLED.
         sender(&mut r).exiting = false;
         classify(&mut r);
-        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert_eq!((r.cause, r.syscall.as_deref()), (Cause::Kernel, None));
     }
 
     #[test]
@@ -584,7 +596,7 @@ mod tests {
         let mut r = record(15, SI_USER, nr("kill"), ("parent", 7), 42);
         sender(&mut r).exiting = true;
         classify(&mut r);
-        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert_eq!((r.cause, r.syscall.as_deref()), (Cause::Kernel, None));
         assert!(r.cause_detail.contains("PR_SET_PDEATHSIG"), "{}", r.cause_detail);
     }
 
@@ -593,7 +605,7 @@ mod tests {
         let mut r = record(libc::SIGHUP, SI_KERNEL, nr("kill"), ("bash", 7), 42);
         sender(&mut r).exiting = true;
         classify(&mut r);
-        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert_eq!((r.cause, r.syscall.as_deref()), (Cause::Kernel, None));
         assert!(r.cause_detail.contains("session leader"), "{}", r.cause_detail);
     }
 
@@ -602,9 +614,9 @@ mod tests {
         let mut r = record(libc::SIGALRM, SI_KERNEL, nr("kill"), ("busy", 77), 42);
         r.sender = None;
         r.interrupted = Some(Interrupted { pid: 77, tid: 77, comm: "busy".into() });
-        r.context = Some("hardirq");
+        r.context = Some(Context::Hardirq);
         classify(&mut r);
-        assert_eq!((r.cause, r.syscall), (Cause::Kernel, None));
+        assert_eq!((r.cause, r.syscall.as_deref()), (Cause::Kernel, None));
         assert!(r.cause_detail.contains("interval timer") && r.cause_detail.contains("hardirq"), "{}", r.cause_detail);
         assert!(r.cause_detail.contains("busy(77) was only the task"), "{}", r.cause_detail);
         let mut r = record(libc::SIGUSR1, SI_TIMER, Some(-1), ("busy", 77), 42);
@@ -616,15 +628,16 @@ mod tests {
     #[test]
     fn a_namespace_init_without_a_handler_drops_sigterm() {
         let mut r = record(15, SI_USER, nr("kill"), ("runc", 600), 42);
-        r.result = Some("ignored");
-        (r.target.disposition, r.target.ns_init, r.target.blocked) = (Some("default"), Some(true), Some(false));
+        r.result = Some(Delivery::Ignored);
+        (r.target.disposition, r.target.ns_init, r.target.blocked) =
+            (Some(Disposition::Default), Some(true), Some(false));
         classify(&mut r);
         assert!(
             r.cause_detail.contains("pid 1 of its pid namespace") && r.cause_detail.contains("tini"),
             "{}",
             r.cause_detail
         );
-        r.target.disposition = Some("ignore");
+        r.target.disposition = Some(Disposition::Ignore);
         classify(&mut r);
         assert!(r.cause_detail.contains("ignores SIGTERM (SIG_IGN)"), "{}", r.cause_detail);
     }

@@ -45,18 +45,18 @@ impl Correlator {
     }
 
     /// Moves out every record that need not wait any longer, in order.
-    pub fn ready(&mut self, now: Instant, out: &mut Vec<Record>) {
+    pub fn ready(&mut self, now: Instant, out: &mut impl Extend<Record>) {
         while let Some((r, t)) = self.pending.front() {
             let waiting = matches!(r, Record::Signal(s) if awaits_mark(s));
             if waiting && now.duration_since(*t) < WINDOW {
                 break;
             }
-            out.push(self.pending.pop_front().expect("front exists").0);
+            out.extend(self.pending.pop_front().map(|(r, _)| r));
         }
     }
 
     /// Everything, now: the watch is ending.
-    pub fn flush(&mut self, out: &mut Vec<Record>) {
+    pub fn flush(&mut self, out: &mut impl Extend<Record>) {
         out.extend(self.pending.drain(..).map(|(r, _)| r));
     }
 

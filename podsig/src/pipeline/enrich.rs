@@ -27,9 +27,6 @@ pub struct Enricher {
     /// (pid, start_ns, captured inode, comm) → executable, so a storm from one sender reads
     /// /proc once a second.
     exes: HashMap<ExeKey, (Instant, Option<String>)>,
-    /// Which container a process is in, and its names: fed by the watch's follower and the
-    /// namer, read here.
-    containers: ContainerIndex,
     /// pid → its systemd unit as last read, for a process gone by the time its record is
     /// enriched (a SIGKILL's target, reaped at once by systemd).
     units: HashMap<u32, (Instant, Option<String>)>,
@@ -73,7 +70,6 @@ impl Enricher {
             clk_tck: procfs::ticks_per_second().max(1),
             inspector: Inspector::default(),
             exes: HashMap::new(),
-            containers: ContainerIndex::new(),
             units: HashMap::new(),
             cgroup_units: HashMap::new(),
             node: None,
@@ -119,11 +115,6 @@ impl Enricher {
         }
     }
 
-    /// The container index the follower and the namer feed.
-    pub fn containers(&mut self) -> &mut ContainerIndex {
-        &mut self.containers
-    }
-
     /// RFC 3339 UTC with nanoseconds for a boot-clock timestamp.
     pub fn wall_time(&self, boot_ns: u64) -> String {
         let ns = (boot_ns as i128 + self.wall_minus_boot_ns).max(0) as u64;
@@ -138,7 +129,8 @@ impl Enricher {
         (ticks as u128 * 1_000_000_000 / self.clk_tck as u128) as u64
     }
 
-    pub fn enrich(&mut self, record: &mut Record) {
+    /// `containers`: where a process lives (looked up, and the lookups cached, there).
+    pub fn enrich(&mut self, record: &mut Record, containers: &mut ContainerIndex) {
         match record {
             Record::Signal(s) => s.node.clone_from(&self.node),
             Record::Exit(e) => e.node.clone_from(&self.node),
@@ -177,10 +169,10 @@ impl Enricher {
                 if let Some(oom) = &mut s.oom {
                     memory_cgroup(oom, s.target.memcg);
                 }
-                s.target.container = self.containers.container_of(s.target.pid, s.target.pidns);
+                s.target.container = containers.container_of(s.target.pid, s.target.pidns);
                 s.target.unit = self.unit_of(s.target.pid).or_else(|| self.unit_of_cgroup(s.target.cgroup?));
                 if let Some(sender) = s.sender.as_mut() {
-                    sender.container = self.containers.container_of(sender.pid, sender.pidns);
+                    sender.container = containers.container_of(sender.pid, sender.pidns);
                     sender.unit = self.unit_of(sender.pid);
                 }
             }
@@ -190,7 +182,7 @@ impl Enricher {
                     e.time = self.wall_time(ns);
                 }
                 // A watched container's process; otherwise its story may place it.
-                if let Some(c) = self.containers.member(e.pid) {
+                if let Some(c) = containers.member(e.pid) {
                     e.container = Some(c);
                 }
                 e.unit = self.unit_of(e.pid);

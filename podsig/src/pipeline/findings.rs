@@ -269,6 +269,8 @@ impl Inspector {
     }
 
     /// The executable as the kernel captured it, and the rules about the file itself.
+    // Long: the rules about the file itself (memory-backed, deleted or replaced, another mount
+    // namespace's), each a finding with its own words, on the one path worked out first.
     fn kernel_image(&mut self, s: &Subject, exe: &Exe, found: &mut Vec<Found>) -> Image {
         use {Evidence::Kernel, FindingKind as K, Severity as S};
         let a = s.a;
@@ -399,7 +401,7 @@ impl Inspector {
                 ),
             ));
         }
-        let fs = proc::exe_fs_magic(a.pid).map(crate::signals::fs_name).unwrap_or_default();
+        let fs = proc::exe_fs_magic(a.pid).map(proc::fs_name).unwrap_or_default();
         Some(Image {
             name: file_name(&path),
             shown: path.clone(),
@@ -473,6 +475,8 @@ fn writable(path: &str) -> bool {
 
 /// The script or program an interpreter or the dynamic loader ran, found in its argv, and
 /// the location and deletion rules applied to it as to an executable.
+// Long: which interpreter, which argument is its file, then the executable's location and
+// deletion rules on that file, each with its own words; they share the path worked out first.
 fn script(s: &Subject, image: Option<&Image>, found: &mut Vec<Found>) -> Option<Script> {
     use {FindingKind as K, Severity as S};
     let (argv, evidence) = s.argv.as_ref()?;

@@ -536,7 +536,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzz_config())]
+            #![proptest_config(crate::fuzz_config(2000))]
 
             #[test]
             fn any_argv_is_masked_without_panic_and_masking_twice_changes_nothing(

@@ -24,8 +24,10 @@ use std::{
 };
 
 use crate::{
-    event::{Cause, ContainerRef, ExitRecord, Party, PrecededBy, Record, SignalId, SignalRecord, Stop, Verdict},
-    interned::Str,
+    event::{
+        Cause, ContainerRef, Delivery, Disposition, ExitRecord, Party, PrecededBy, Record, SignalId, SignalRecord,
+        Stop, Verdict,
+    },
     pipeline::cause,
     signals::{self, DefaultAction},
 };
@@ -60,8 +62,8 @@ struct Sent {
     at_ns: i128,
     time: String,
     signal: SignalId,
-    result: Option<Str>,
-    disposition: Option<Str>,
+    result: Option<Delivery>,
+    disposition: Option<Disposition>,
     blocked: Option<bool>,
     ns_init: Option<bool>,
     exiting: Option<bool>,
@@ -117,14 +119,16 @@ impl Sent {
 
     /// Dropped by the kernel, or ignored by the target: it did nothing.
     fn dropped(&self) -> bool {
-        self.result == Some("ignored")
-            || self.disposition == Some("ignore")
-            || (self.ns_init == Some(true) && self.disposition == Some("default") && self.blocked != Some(true))
+        self.result == Some(Delivery::Ignored)
+            || self.disposition == Some(Disposition::Ignore)
+            || (self.ns_init == Some(true)
+                && self.disposition == Some(Disposition::Default)
+                && self.blocked != Some(true))
     }
 
     /// It reached a handler (or waits, blocked, for the target to take it).
     fn handled(&self) -> bool {
-        !self.dropped() && (self.disposition == Some("handler") || self.blocked == Some(true))
+        !self.dropped() && (self.disposition == Some(Disposition::Handler) || self.blocked == Some(true))
     }
 }
 
@@ -201,6 +205,8 @@ impl Stories {
         }
     }
 
+    // Long: find the story (its own, or its container init's), link and judge the record, then
+    // remember it; each step reads what the one before found.
     fn signal(&mut self, s: &mut SignalRecord) -> Option<u64> {
         if !in_story(s.signal.number) {
             return None;
@@ -250,8 +256,11 @@ impl Stories {
         let (request, container) = base.map_or((None, None), |(_, r, c)| (r, c));
         let concluded = own.is_some_and(|e| e.concluded);
         let now = Sent::of(s, last_ns);
-        s.stop =
-            if concluded || s.result == Some("ignored") { None } else { signal_stop(s, request.as_ref(), first_ns) };
+        s.stop = if concluded || s.result == Some(Delivery::Ignored) {
+            None
+        } else {
+            signal_stop(s, request.as_ref(), first_ns)
+        };
         if let Some(stop) = s.stop.as_mut() {
             in_systemds_words(s.sender.as_ref(), &s.target, stop);
             // Who asked: for the record that ends the stop, the request of its first stop
@@ -389,7 +398,7 @@ fn in_systemds_words(sender: Option<&crate::event::Sender>, target: &crate::even
 
 /// Keeps `now` as its signal's effective one, unless the kernel dropped it.
 fn remember(effective: &mut Vec<Sent>, now: &Sent) {
-    if now.result == Some("ignored") {
+    if now.result == Some(Delivery::Ignored) {
         return;
     }
     effective.retain(|x| x.signal.number != now.signal.number);
@@ -428,29 +437,33 @@ fn from(sender: &Option<Party>) -> String {
 pub fn outcome(p: &PrecededBy) -> String {
     let sig = &p.signal.name;
     match (p.result, p.disposition) {
-        (Some("ignored"), _) if p.exiting == Some(true) => {
+        (Some(Delivery::Ignored), _) if p.exiting == Some(true) => {
             "dropped: its target was already exiting (a fatal signal had begun its exit)".into()
         }
-        (Some("ignored"), Some("ignore")) => format!("ignored (it ignores {sig}: SIG_IGN)"),
-        (Some("ignored"), Some("default")) if p.ns_init == Some(true) => {
+        (Some(Delivery::Ignored), Some(Disposition::Ignore)) => format!("ignored (it ignores {sig}: SIG_IGN)"),
+        (Some(Delivery::Ignored), Some(Disposition::Default)) if p.ns_init == Some(true) => {
             "ignored (pid 1 of its namespace, no handler)".into()
         }
-        (Some("ignored"), Some("default")) if signals::default_action(p.signal.number) == DefaultAction::Ignore => {
+        (Some(Delivery::Ignored), Some(Disposition::Default))
+            if signals::default_action(p.signal.number) == DefaultAction::Ignore =>
+        {
             "ignored (its default action is to ignore it)".into()
         }
-        (Some("ignored"), _) => "dropped by the kernel".into(),
+        (Some(Delivery::Ignored), _) => "dropped by the kernel".into(),
         // Nothing catches these: what the target does with them says nothing.
-        (Some("delivered"), _) if matches!(p.signal.number, libc::SIGKILL | libc::SIGSTOP) => "delivered".into(),
-        (_, Some("handler")) if p.blocked == Some(true) => {
+        (Some(Delivery::Delivered), _) if matches!(p.signal.number, libc::SIGKILL | libc::SIGSTOP) => {
+            "delivered".into()
+        }
+        (_, Some(Disposition::Handler)) if p.blocked == Some(true) => {
             "pending: blocked, with a handler (it waits until the target unblocks it)".into()
         }
-        (_, Some("handler")) => "delivered to its handler".into(),
-        (Some("delivered"), Some("default")) if p.blocked == Some(true) => {
+        (_, Some(Disposition::Handler)) => "delivered to its handler".into(),
+        (Some(Delivery::Delivered), Some(Disposition::Default)) if p.blocked == Some(true) => {
             "pending: blocked (it waits until the target unblocks it, then its default action applies)".into()
         }
-        (Some("delivered"), Some("default")) => "delivered (no handler: its default action)".into(),
-        (Some("already_pending"), _) => "already pending".into(),
-        (Some(r), _) => r.replace('_', " "),
+        (Some(Delivery::Delivered), Some(Disposition::Default)) => "delivered (no handler: its default action)".into(),
+        (Some(Delivery::AlreadyPending), _) => "already pending".into(),
+        (Some(r), _) => r.as_str().replace('_', " "),
         (None, _) => "outcome not captured by this backend".into(),
     }
 }
@@ -470,9 +483,9 @@ fn dropped_reason(r: &Sent) -> String {
     let sig = &r.signal.name;
     if r.exiting == Some(true) {
         "it was already exiting".into()
-    } else if r.disposition == Some("ignore") {
+    } else if r.disposition == Some(Disposition::Ignore) {
         format!("it ignores {sig} (SIG_IGN, often inherited: `trap '' TERM`, nohup, a parent that ignored it)")
-    } else if r.ns_init == Some(true) && r.disposition == Some("default") {
+    } else if r.ns_init == Some(true) && r.disposition == Some(Disposition::Default) {
         format!(
             "it is pid 1 of its pid namespace (its container's init) with no {sig} handler, and the kernel never \
              delivers a signal with its default action to such an init"
@@ -564,7 +577,7 @@ fn signal_stop(s: &SignalRecord, request: Option<&Sent>, at_ns: i128) -> Option<
         );
         let rsig = &r.signal.name;
         if r.dropped() {
-            let fix = if r.ns_init == Some(true) && r.disposition != Some("ignore") {
+            let fix = if r.ns_init == Some(true) && r.disposition != Some(Disposition::Ignore) {
                 FIX_INIT.replace("SIGTERM", rsig)
             } else {
                 format!(
@@ -586,9 +599,9 @@ fn signal_stop(s: &SignalRecord, request: Option<&Sent>, at_ns: i128) -> Option<
             ));
         }
         let how = match (r.disposition, r.blocked) {
-            (Some("handler"), _) => Some("has a handler for it"),
+            (Some(Disposition::Handler), _) => Some("has a handler for it"),
             (_, Some(true)) => Some("blocks it (sigwait or signalfd handle it, or nothing does)"),
-            (Some("default"), _) => {
+            (Some(Disposition::Default), _) => {
                 Some("got it with its default action but was not ended by it (stuck in the kernel, or still exiting)")
             }
             _ => None,
@@ -621,8 +634,9 @@ fn signal_stop(s: &SignalRecord, request: Option<&Sent>, at_ns: i128) -> Option<
     }
     // Any other terminating signal ends the story only when it is certain to kill: the
     // kernel queued it, the target has no handler and does not block it.
-    let certain =
-        s.result == Some("delivered") && s.target.disposition == Some("default") && s.target.blocked != Some(true);
+    let certain = s.result == Some(Delivery::Delivered)
+        && s.target.disposition == Some(Disposition::Default)
+        && s.target.blocked != Some(true);
     if !certain {
         return None;
     }
@@ -713,6 +727,8 @@ fn process_stop(last: &Sent, target: &Party, init: bool, end: &str) -> Stop {
 }
 
 /// The verdict an exit gives to a story not yet concluded.
+// Long: a decision table of how an exit ends a stop, each branch with its own words; split, the
+// order of the checks would hide.
 fn exit_stop(e: &ExitRecord, entry: &Entry, at_ns: i128) -> Option<Stop> {
     let target = Party { pid: e.pid, comm: e.comm.clone() };
     let init = entry.last.ns_init == Some(true) && e.container.is_some();
@@ -727,7 +743,7 @@ fn exit_stop(e: &ExitRecord, entry: &Entry, at_ns: i128) -> Option<Stop> {
         let elapsed = ms(at_ns - r.at_ns);
         let rsig = &r.signal.name;
         let after = format!("{} after {rsig} from {}", duration(elapsed), from(&r.sender));
-        let (verdict, summary, fix) = if e.signal.is_some() && r.disposition == Some("handler") {
+        let (verdict, summary, fix) = if e.signal.is_some() && r.disposition == Some(Disposition::Handler) {
             (
                 Verdict::GracefulExit,
                 format!(
@@ -795,8 +811,9 @@ fn exit_stop(e: &ExitRecord, entry: &Entry, at_ns: i128) -> Option<Stop> {
         None => &entry.last,
     };
     let died_of_it = e.signal.as_ref().is_some_and(|s| s.number == last.signal.number);
-    let handled_then_exited =
-        e.status.is_some() && last.disposition == Some("handler") && last.result == Some("delivered");
+    let handled_then_exited = e.status.is_some()
+        && last.disposition == Some(Disposition::Handler)
+        && last.result == Some(Delivery::Delivered);
     if !(died_of_it || handled_then_exited) || last.signal.number == libc::SIGKILL {
         return None;
     }
@@ -837,29 +854,29 @@ mod tests {
         s.signal = SignalId::new(signal);
         s.target.pid = to;
         s.target.comm = "sh".into();
-        s.target.disposition = Some("default");
+        s.target.disposition = Some(Disposition::Default);
         s.target.blocked = Some(false);
         s.target.ns_init = Some(false);
         s.sender = Some(Sender { pid: from.1, tid: from.1, comm: from.0.into(), ..Default::default() });
         s.cause = Cause::RuntimeStop;
-        s.result = Some("delivered");
+        s.result = Some(Delivery::Delivered);
         s
     }
 
     /// A runc signal to a container's init.
-    fn to_init(secs: f64, signal: i32, pid: u32, disposition: &'static str, id: &str) -> SignalRecord {
+    fn to_init(secs: f64, signal: i32, pid: u32, disposition: Disposition, id: &str) -> SignalRecord {
         let mut s = sig(secs, signal, ("runc", 900 + pid + secs as u32), pid);
         s.target.ns_init = Some(true);
         s.target.disposition = Some(disposition);
         s.target.container = Some(ContainerRef { id: id.into(), ..sample_container("web") });
-        if signal != libc::SIGKILL && disposition == "default" {
-            s.result = Some("ignored");
+        if signal != libc::SIGKILL && disposition == Disposition::Default {
+            s.result = Some(Delivery::Ignored);
         }
         s
     }
 
     fn exit(secs: f64, pid: u32, status: Option<i32>, signal: Option<i32>) -> ExitRecord {
-        let mut e = ExitRecord::new("ebpf", pid, pid, "sh".into(), None);
+        let mut e = ExitRecord::new(crate::event::BackendName::Ebpf, pid, pid, "sh".into(), None);
         (e.time, e.node, e.status, e.signal) = (at(secs), Some("n1".into()), status, signal.map(SignalId::new));
         e
     }
@@ -888,7 +905,7 @@ mod tests {
     #[test]
     fn a_term_dropped_by_an_init_then_the_kill() {
         let mut st = Stories::default();
-        let term = run(&mut st, to_init(0.0, libc::SIGTERM, 40, "default", "c1"));
+        let term = run(&mut st, to_init(0.0, libc::SIGTERM, 40, Disposition::Default, "c1"));
         assert_eq!(term.stop(), None, "a TERM alone says nothing yet");
         // runc kills every process of the container: a member first, then the init.
         let mut member = sig(2.0, libc::SIGKILL, ("runc", 990), 41);
@@ -899,10 +916,10 @@ mod tests {
         assert_eq!((p.target.pid, p.signal.number, p.elapsed_ms), (40, libc::SIGTERM, 2000));
         assert_eq!(verdict(&member), Some(Verdict::GraceExpiredTermIgnored));
         assert!(!member.stop().unwrap().container_init, "a member's stop is not the container's");
-        let kill = run(&mut st, to_init(2.0, libc::SIGKILL, 40, "default", "c1"));
+        let kill = run(&mut st, to_init(2.0, libc::SIGKILL, 40, Disposition::Default, "c1"));
         let Record::Signal(k) = &kill else { panic!() };
         let p = k.preceded_by.as_ref().unwrap();
-        assert_eq!((p.result, p.ns_init, p.elapsed_ms), (Some("ignored"), Some(true), 2000));
+        assert_eq!((p.result, p.ns_init, p.elapsed_ms), (Some(Delivery::Ignored), Some(true), 2000));
         assert_eq!(after(p, 40), "SIGTERM from runc(940) 2.0 s earlier, ignored (pid 1 of its namespace, no handler)");
         let s = k.stop.as_ref().unwrap();
         assert_eq!(
@@ -921,8 +938,8 @@ mod tests {
     #[test]
     fn a_handled_term_then_an_exit_is_graceful_with_its_time() {
         let mut st = Stories::default();
-        let mut t = to_init(0.0, libc::SIGTERM, 50, "handler", "c2");
-        t.result = Some("delivered");
+        let mut t = to_init(0.0, libc::SIGTERM, 50, Disposition::Handler, "c2");
+        t.result = Some(Delivery::Delivered);
         run(&mut st, t);
         let e = run(&mut st, exit(0.31, 50, Some(0), None));
         let s = e.stop().unwrap();
@@ -937,10 +954,10 @@ mod tests {
     #[test]
     fn a_handled_term_then_the_kill_is_handled_but_too_slow() {
         let mut st = Stories::default();
-        let mut t = to_init(0.0, libc::SIGTERM, 60, "handler", "c3");
-        t.result = Some("delivered");
+        let mut t = to_init(0.0, libc::SIGTERM, 60, Disposition::Handler, "c3");
+        t.result = Some(Delivery::Delivered);
         run(&mut st, t);
-        let k = run(&mut st, to_init(30.0, libc::SIGKILL, 60, "default", "c3"));
+        let k = run(&mut st, to_init(30.0, libc::SIGKILL, 60, Disposition::Default, "c3"));
         let s = k.stop().unwrap();
         assert_eq!((s.verdict, s.elapsed_ms), (Some(Verdict::GraceExpiredTermHandled), Some(30_000)));
         assert!(s.fix.contains("terminationGracePeriodSeconds"), "{}", s.fix);
@@ -949,11 +966,11 @@ mod tests {
     #[test]
     fn a_kill_alone_and_a_kill_past_the_window() {
         let mut st = Stories::new(Duration::from_secs(60));
-        let k = run(&mut st, to_init(0.0, libc::SIGKILL, 70, "default", "c4"));
+        let k = run(&mut st, to_init(0.0, libc::SIGKILL, 70, Disposition::Default, "c4"));
         assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm));
         assert!(k.stop().unwrap().summary.contains("docker kill"));
-        run(&mut st, to_init(100.0, libc::SIGTERM, 71, "default", "c5"));
-        let k = run(&mut st, to_init(161.0, libc::SIGKILL, 71, "default", "c5"));
+        run(&mut st, to_init(100.0, libc::SIGTERM, 71, Disposition::Default, "c5"));
+        let k = run(&mut st, to_init(161.0, libc::SIGKILL, 71, Disposition::Default, "c5"));
         assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm), "the TERM was 61 s before, past the window");
         let Record::Signal(k) = &k else { panic!() };
         assert_eq!(k.preceded_by, None);
@@ -963,18 +980,18 @@ mod tests {
     fn a_restarted_container_is_a_new_story() {
         // CRI: a restart is a new container (new ID) of the same pod and name, with a new init.
         let mut st = Stories::default();
-        run(&mut st, to_init(0.0, libc::SIGTERM, 80, "default", "first"));
-        run(&mut st, to_init(2.0, libc::SIGKILL, 80, "default", "first"));
+        run(&mut st, to_init(0.0, libc::SIGTERM, 80, Disposition::Default, "first"));
+        run(&mut st, to_init(2.0, libc::SIGKILL, 80, Disposition::Default, "first"));
         run(&mut st, exit(2.01, 80, None, Some(libc::SIGKILL)));
         // The new instance is killed outright, and one of its processes with it.
-        let k = run(&mut st, to_init(5.0, libc::SIGKILL, 90, "default", "second"));
+        let k = run(&mut st, to_init(5.0, libc::SIGKILL, 90, Disposition::Default, "second"));
         assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm));
         let Record::Signal(k) = &k else { panic!() };
         assert_eq!(k.preceded_by, None, "not linked to the last instance's signals");
         // Docker restarts keep the ID: the new init is still a new story.
-        run(&mut st, to_init(10.0, libc::SIGTERM, 100, "handler", "same"));
+        run(&mut st, to_init(10.0, libc::SIGTERM, 100, Disposition::Handler, "same"));
         run(&mut st, exit(10.2, 100, Some(0), None));
-        let k = run(&mut st, to_init(12.0, libc::SIGKILL, 101, "default", "same"));
+        let k = run(&mut st, to_init(12.0, libc::SIGKILL, 101, Disposition::Default, "same"));
         assert_eq!(verdict(&k), Some(Verdict::KilledWithoutTerm));
     }
 
@@ -1001,7 +1018,7 @@ mod tests {
         // A fault with a handler (Go's runtime): only the exit tells.
         let mut f = sig(3.0, libc::SIGSEGV, ("app", 140), 140);
         f.cause = Cause::Kernel;
-        f.target.disposition = Some("handler");
+        f.target.disposition = Some(Disposition::Handler);
         assert_eq!(verdict(&run(&mut st, f)), None);
         assert_eq!(verdict(&run(&mut st, exit(3.1, 140, Some(2), None))), Some(Verdict::Kernel));
     }
@@ -1037,8 +1054,8 @@ mod tests {
     #[test]
     fn the_same_pid_on_two_nodes_is_two_stories() {
         let mut st = Stories::default();
-        run(&mut st, to_init(0.0, libc::SIGTERM, 170, "default", "c6"));
-        let mut k = to_init(2.0, libc::SIGKILL, 170, "default", "c6");
+        run(&mut st, to_init(0.0, libc::SIGTERM, 170, Disposition::Default, "c6"));
+        let mut k = to_init(2.0, libc::SIGKILL, 170, Disposition::Default, "c6");
         k.node = Some("n2".into());
         assert_eq!(verdict(&run(&mut st, k)), Some(Verdict::KilledWithoutTerm));
     }
@@ -1057,13 +1074,13 @@ mod tests {
     fn a_stop_request_is_one_whoever_raised_it() {
         let mut st = Stories::default();
         let mut int = sig(0.0, libc::SIGINT, ("kworker/0:1", 12), 180);
-        (int.cause, int.target.disposition) = (Cause::Kernel, Some("handler"));
+        (int.cause, int.target.disposition) = (Cause::Kernel, Some(Disposition::Handler));
         run(&mut st, int);
         let k = run(&mut st, sig(3.0, libc::SIGKILL, ("bash", 20), 180));
         assert_eq!(verdict(&k), Some(Verdict::GraceExpiredTermHandled), "{:?}", k.stop());
         // And one the process sent itself.
         let mut term = sig(10.0, libc::SIGTERM, ("app", 181), 181);
-        term.target.disposition = Some("handler");
+        term.target.disposition = Some(Disposition::Handler);
         run(&mut st, term);
         let k = run(&mut st, sig(11.0, libc::SIGKILL, ("bash", 20), 181));
         assert_eq!(verdict(&k), Some(Verdict::GraceExpiredTermHandled));
@@ -1076,7 +1093,7 @@ mod tests {
         let mut st = Stories::default();
         run(&mut st, sig(0.0, libc::SIGKILL, ("kill", 7), 190));
         let mut again = sig(0.001, libc::SIGKILL, ("kill", 8), 190);
-        (again.result, again.target.exiting) = (Some("ignored"), Some(true));
+        (again.result, again.target.exiting) = (Some(Delivery::Ignored), Some(true));
         let again = run(&mut st, again);
         let Record::Signal(a) = &again else { panic!() };
         let p = a.preceded_by.as_ref().unwrap();
@@ -1084,8 +1101,8 @@ mod tests {
         let e = run(&mut st, exit(0.002, 190, None, Some(libc::SIGKILL)));
         let Record::Exit(e) = &e else { panic!() };
         let p = e.preceded_by.as_ref().unwrap();
-        assert_eq!((p.sender.as_ref().unwrap().pid, p.result), (7, Some("delivered")), "{p:?}");
-        let dropped = PrecededBy { result: Some("ignored"), exiting: Some(true), ..p.clone() };
+        assert_eq!((p.sender.as_ref().unwrap().pid, p.result), (7, Some(Delivery::Delivered)), "{p:?}");
+        let dropped = PrecededBy { result: Some(Delivery::Ignored), exiting: Some(true), ..p.clone() };
         assert_eq!(outcome(&dropped), "dropped: its target was already exiting (a fatal signal had begun its exit)");
         // An exit by SIGPIPE is linked to the SIGPIPE, as one by SIGKILL is.
         let mut pipe = sig(5.0, libc::SIGPIPE, ("app", 191), 191);
@@ -1107,11 +1124,11 @@ mod tests {
             s
         };
         let mut term = unit(sig(0.0, libc::SIGTERM, ("systemd", 1), 311), "noterm.service");
-        (term.result, term.target.disposition) = (Some("ignored"), Some("ignore"));
+        (term.result, term.target.disposition) = (Some(Delivery::Ignored), Some(Disposition::Ignore));
         run(&mut st, term);
         // The shell's `sleep 1` of the moment, which ignores it too, ends on its own.
         let mut child = unit(sig(0.0001, libc::SIGTERM, ("systemd", 1), 400), "noterm.service");
-        (child.result, child.target.disposition) = (Some("ignored"), Some("ignore"));
+        (child.result, child.target.disposition) = (Some(Delivery::Ignored), Some(Disposition::Ignore));
         run(&mut st, child);
         let mut e = exit(0.9, 400, Some(0), None);
         e.unit = Some("noterm.service".into());
@@ -1126,7 +1143,7 @@ mod tests {
         // A restart: the old main handled its SIGTERM and exited; a later kill of the new
         // main is a stop of its own.
         let mut term = unit(sig(5.0, libc::SIGTERM, ("systemd", 1), 700), "term.service");
-        term.target.disposition = Some("handler");
+        term.target.disposition = Some(Disposition::Handler);
         run(&mut st, term);
         let mut e = exit(5.1, 700, Some(0), None);
         e.unit = Some("term.service".into());
@@ -1134,7 +1151,7 @@ mod tests {
         let kill = run(&mut st, unit(sig(9.0, libc::SIGKILL, ("systemd", 1), 701), "term.service"));
         assert_eq!(verdict(&kill), Some(Verdict::KilledWithoutTerm), "{:?}", kill.stop());
         let mut int = unit(sig(10.0, libc::SIGINT, ("bash", 40), 600), "session-4.scope");
-        int.target.disposition = Some("handler");
+        int.target.disposition = Some(Disposition::Handler);
         run(&mut st, int);
         let other = run(&mut st, unit(sig(20.0, libc::SIGKILL, ("bash", 40), 601), "session-4.scope"));
         assert_eq!(verdict(&other), Some(Verdict::KilledWithoutTerm), "{:?}", other.stop());
@@ -1145,13 +1162,13 @@ mod tests {
         let mut st = Stories::default();
         // Handled, cleaned up, re-raised with the default action.
         let mut t = sig(0.0, libc::SIGTERM, ("runc", 9), 200);
-        t.target.disposition = Some("handler");
+        t.target.disposition = Some(Disposition::Handler);
         run(&mut st, t);
         let again = run(&mut st, sig(0.2, libc::SIGTERM, ("app", 200), 200));
         assert_eq!(verdict(&again), Some(Verdict::GracefulExit), "{:?}", again.stop());
         // Ignored, then an exit of its own: neither graceful nor a kill, and no guess why.
         let mut t = sig(1.0, libc::SIGTERM, ("runc", 9), 201);
-        (t.result, t.target.disposition) = (Some("ignored"), Some("ignore"));
+        (t.result, t.target.disposition) = (Some(Delivery::Ignored), Some(Disposition::Ignore));
         run(&mut st, t);
         let e = run(&mut st, exit(4.0, 201, Some(0), None));
         let s = e.stop().unwrap();
@@ -1203,11 +1220,12 @@ mod tests {
                     let from = [("runc", 9), ("app", 300), ("kworker/1:0", 13)][sender as usize];
                     let mut s = sig(t, n, from, 300);
                     s.cause = [Cause::Process, Cause::Kernel, Cause::RuntimeStop][cause as usize];
-                    s.target.disposition = Some(["default", "ignore", "handler"][disposition as usize]);
+                    s.target.disposition =
+                        Some([Disposition::Default, Disposition::Ignore, Disposition::Handler][disposition as usize]);
                     (s.target.blocked, s.target.ns_init) = (Some(blocked), Some(init));
                     // A process already exiting drops everything but a core dump's SIGKILL.
                     let dropped = ignored || exiting;
-                    s.result = Some(if dropped { "ignored" } else { "delivered" });
+                    s.result = Some(if dropped { Delivery::Ignored } else { Delivery::Delivered });
                     s.target.exiting = Some(exiting);
                     Record::Signal(s)
                 }
@@ -1216,7 +1234,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzz_config())]
+            #![proptest_config(crate::fuzz_config(2000))]
             #[test]
             fn verdicts_and_summaries_agree_with_preceded_by(steps in prop::collection::vec(step(), 1..12)) {
                 let mut st = Stories::default();
@@ -1244,7 +1262,7 @@ mod tests {
                                     _ => {}
                                 }
                             }
-                            if s.result == Some("delivered") {
+                            if s.result == Some(Delivery::Delivered) {
                                 acted.push(s.signal.number);
                                 // A delivered signal whose default action is fatal ends it.
                                 exiting |= s.signal.number == libc::SIGKILL;
@@ -1255,7 +1273,7 @@ mod tests {
                                 && acted.contains(&by.number)
                             {
                                 prop_assert_eq!(p.signal.number, by.number, "{:?}", e);
-                                prop_assert_ne!(p.result, Some("ignored"), "linked to a dropped copy: {:?}", e);
+                                prop_assert_ne!(p.result, Some(Delivery::Ignored), "linked to a dropped copy: {:?}", e);
                             }
                             acted.clear();
                             exiting = false;

@@ -106,6 +106,11 @@ impl Requests {
         }
     }
 
+    /// Whether the source turned out to capture requests (known once it is attached).
+    pub fn set_capturing(&mut self, capturing: bool) {
+        self.capturing = capturing;
+    }
+
     /// Keeps a request that asks for a stop or a signal; anything else is dropped here.
     pub fn remember(&mut self, mut r: RequestRecord) {
         r.requests = wire::parse(r.socket, &r.bytes);

@@ -2542,7 +2542,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzz_config())]
+            #![proptest_config(crate::fuzz_config(2000))]
 
             #[test]
             fn any_bytes_on_any_socket(socket in socket(), bytes in proptest::collection::vec(any::<u8>(), 0..1100)) {

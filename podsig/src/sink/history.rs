@@ -960,7 +960,7 @@ mod tests {
         )
         .unwrap();
         assert!(w.push(signal_in("web", 10, 15)));
-        let mut exit = crate::event::ExitRecord::new("ebpf", 10, 10, "server".into(), Some(0));
+        let mut exit = crate::event::ExitRecord::new(crate::event::BackendName::Ebpf, 10, 10, "server".into(), Some(0));
         exit.time = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
         exit.container = Some(sample_container("web"));
         assert!(w.push(Record::Exit(exit)));

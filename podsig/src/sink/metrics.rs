@@ -199,9 +199,19 @@ fn names(c: Option<&ContainerRef>) -> (String, String, String) {
     )
 }
 
+/// Starts the metrics endpoint when asked (`--metrics-addr`), before anything attaches, so a
+/// bad address fails at once.
+pub async fn start(addr: Option<SocketAddr>) -> Result<Option<Arc<Metrics>>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let m = Arc::new(Metrics::new());
+    let bound = serve(addr, m.clone()).await?;
+    eprintln!("podsig: metrics at http://{bound}/metrics");
+    Ok(Some(m))
+}
+
 /// Serves `/metrics` and `/healthz` on `addr` from the watch's own event loop. Binding is
 /// done here, before the watch attaches, so a taken port fails the command at once.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr> {
+async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for --metrics-addr (is the port taken?)"))?;
@@ -265,7 +275,7 @@ mod tests {
         m.record(&Record::Lost(crate::event::LostRecord {
             time: String::new(),
             node: None,
-            backend: "ebpf",
+            backend: crate::event::BackendName::Ebpf,
             count: 3,
         }));
         m.history_dropped(2);

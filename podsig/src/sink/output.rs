@@ -1,11 +1,16 @@
-//! Renders records: the SystemTap recipe's text form, or NDJSON. stdout carries events only.
+//! Renders records: the SystemTap recipe's text form, or NDJSON. stdout carries events only,
+//! and every subcommand writes it through here: a stdout its reader closed early (`podsig …
+//! | head -1`) ends the output quietly wherever it happens.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
+
+use anyhow::Context as _;
 
 use clap::ValueEnum;
 
 use crate::event::{
-    AncestrySource, Cause, ContainerRef, ExitRecord, PrecededBy, Record, RequestedBy, Severity, SignalRecord, Stop,
+    AncestrySource, Cause, ContainerRef, Context, Delivery, Disposition, ExitRecord, PrecededBy, Record, RequestedBy,
+    Scope, Severity, SignalRecord, Stop,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -14,11 +19,56 @@ pub enum Format {
     Json,
 }
 
+/// `-o` when not given: text for a person at a terminal, JSON lines for a pipe or a file.
+pub fn default_format() -> Format {
+    if io::stdout().is_terminal() { Format::Text } else { Format::Json }
+}
+
+/// Colour only for a person at a terminal, and never against NO_COLOR (no-color.org).
+pub fn color_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
+}
+
+/// Whether a write failed because stdout's reader is gone: the output is over, which is not
+/// an error.
+pub fn closed(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::BrokenPipe
+}
+
+/// What a write to stdout came to: Ok once its reader is gone, else the error, saying
+/// `doing` what.
+pub fn written(result: io::Result<()>, doing: &'static str) -> anyhow::Result<()> {
+    match result {
+        Err(e) if !closed(&e) => Err(e).context(doing),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to stdout: a report, a script, the man page.
+pub fn print(bytes: &[u8]) -> anyhow::Result<()> {
+    written(io::stdout().lock().write_all(bytes), "writing to stdout")
+}
+
+/// stdout, buffered: records and answers are written many small pieces at a time.
+pub type Stdout = BufWriter<io::StdoutLock<'static>>;
+
+pub fn stdout() -> Stdout {
+    BufWriter::new(io::stdout().lock())
+}
+
 pub struct Output<W: Write> {
     format: Format,
     out: W,
     color: bool,
     notes: bool,
+}
+
+impl Output<Stdout> {
+    /// Records to stdout as `format` prints them, coloured where wanted; `notes`: findings
+    /// of severity `note` too (`-v`).
+    pub fn stdout(format: Format, notes: bool) -> Self {
+        Output::new(format, stdout()).with_color(format == Format::Text && color_wanted()).with_notes(notes)
+    }
 }
 
 impl<W: Write> Output<W> {
@@ -181,11 +231,11 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     if let Some(result) = s.result {
         t += &format!(" result={result}");
     }
-    t += &format!(" code={}", s.code.name.map_or_else(|| s.code.value.to_string(), str::to_string));
+    t += &format!(" code={}", s.code.name.as_deref().map_or_else(|| s.code.value.to_string(), str::to_string));
     if let Some(errno) = s.errno.filter(|&e| e != 0) {
         t += &format!(" errno={errno}");
     }
-    if s.scope != "process" {
+    if s.scope != Scope::Process {
         t += &format!(" to={}", s.scope);
         if let Some(pgid) = s.pgid {
             t += &format!("({pgid})");
@@ -193,7 +243,9 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     }
     // The default disposition on a delivered signal says nothing; anything else explains
     // what the target did with it.
-    if let Some(d) = s.target.disposition.filter(|&d| d != "default" || s.result != Some("delivered")) {
+    if let Some(d) =
+        s.target.disposition.filter(|&d| d != Disposition::Default || s.result != Some(Delivery::Delivered))
+    {
         t += &format!(" disposition={d}");
     }
     if s.target.blocked == Some(true) {
@@ -208,7 +260,7 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
     if s.ancestry_source == AncestrySource::Proc {
         t += " ancestry_source=proc";
     }
-    if let Some(sc) = s.syscall {
+    if let Some(sc) = &s.syscall {
         t += &format!(" syscall={sc}");
     }
     if let Some(c) = &s.target.container {
@@ -232,7 +284,7 @@ fn signal_text(s: &SignalRecord, notes: bool) -> String {
             "  interrupted: {}({}), the task the CPU was running when {} context raised it; not the sender\n",
             clean(&i.comm),
             i.pid,
-            s.context.unwrap_or("interrupt")
+            s.context.map_or("interrupt", Context::as_str)
         );
     }
     if !s.cause_detail.is_empty() && !kernel {
@@ -295,7 +347,7 @@ mod tests {
 
     fn sample() -> SignalRecord {
         SignalRecord {
-            syscall: Some("kill"),
+            syscall: Some("kill".into()),
             cause: Cause::Process,
             cause_detail: "kill(2) from pkill(23549)".into(),
             findings: vec![
@@ -380,7 +432,7 @@ mod tests {
 
     #[test]
     fn exit_text_says_how() {
-        let mut e = ExitRecord::new("ebpf", 7942, 7942, "server".into(), Some(9));
+        let mut e = ExitRecord::new(BackendName::Ebpf, 7942, 7942, "server".into(), Some(9));
         e.time = "T".into();
         e.boot_ns = Some(0);
         assert_eq!(exit_text(&e), "server(7942) killed by SIGKILL\n  T\n");

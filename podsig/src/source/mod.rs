@@ -6,7 +6,7 @@
 
 pub mod backend;
 pub mod ebpf;
-pub mod probe;
+pub mod features;
 pub mod stap;
 pub mod target;
 
@@ -76,14 +76,14 @@ impl Backend for AnyBackend {
 /// What the eBPF backend needs from this kernel, or what is missing.
 pub fn ebpf_missing() -> Vec<String> {
     let mut missing = Vec::new();
-    if let Err(e) = probe::bpf_map_create(2, 4, 4, 1) {
-        missing.push(format!("the bpf() syscall, {}", probe::bpf_refusal(&e)));
+    if let Err(e) = features::bpf_map_create(2, 4, 4, 1) {
+        missing.push(format!("the bpf() syscall, {}", features::bpf_refusal(&e)));
     }
     let _ = ebpf::tracefs::ensure_mounted();
     // Only whether BTF is there: reading it is the attach's job (a few ms, not done twice),
     // and a kernel whose BTF lacks what podsig needs fails there with its own message.
     let in_btf = std::path::Path::new(ebpf::offsets::VMLINUX_BTF).exists();
-    if !in_btf && !probe::tracepoint("signal", "signal_generate") {
+    if !in_btf && !features::tracepoint("signal", "signal_generate") {
         missing.push("the signal:signal_generate tracepoint (a 3.x+ kernel with tracepoints)".into());
     }
     // No ring buffer (< 5.8) is fine: the perf event array fallback takes over.
@@ -93,10 +93,10 @@ pub fn ebpf_missing() -> Vec<String> {
 /// Why SystemTap cannot run here, if it cannot: with a prebuilt module, what loading it
 /// needs; without one, what compiling one here needs.
 pub fn stap_missing(module: Option<&std::path::Path>) -> Option<String> {
-    let release = probe::kernel_release();
+    let release = features::kernel_release();
     let (_, usable, why) = match module {
-        Some(m) => probe::stap_module_checks(m, &release),
-        None => probe::stap_checks(&release),
+        Some(m) => features::stap_module_checks(m, &release),
+        None => features::stap_checks(&release),
     };
     (!usable).then_some(why)
 }

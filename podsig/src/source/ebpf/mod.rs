@@ -50,7 +50,8 @@ pub struct EbpfBackend {
     hook: Hook,
     /// Clients' requests to the manager sockets are captured.
     requests: bool,
-    _ebpf: Ebpf,
+    /// The object: its programs stay attached while it is held.
+    ebpf: Ebpf,
 }
 
 /// How the kernel side reads what it reports.
@@ -97,21 +98,21 @@ fn layout() -> Result<Layout> {
 /// aya's probes of the kernel's BPF features (a dozen small loads, ~2 ms), and whether the
 /// kernel has ring buffers, asked on a thread of their own as soon as podsig knows it will
 /// attach: with the kernel's layout cached, they are what attaching would wait for first.
-static PROBES: std::sync::Mutex<Option<std::thread::JoinHandle<bool>>> = std::sync::Mutex::new(None);
+static FEATURES: std::sync::Mutex<Option<std::thread::JoinHandle<bool>>> = std::sync::Mutex::new(None);
 
-fn spawn_probes() -> std::thread::JoinHandle<bool> {
+fn spawn_feature_checks() -> std::thread::JoinHandle<bool> {
     std::thread::spawn(|| {
         aya::features();
-        !forced("ringbuf") && crate::source::probe::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
+        !forced("ringbuf") && crate::source::features::bpf_map_create(27, 0, 0, page_size()).is_ok() // BPF_MAP_TYPE_RINGBUF
     })
 }
 
 /// Starts what attaching will need first, while the caller gets on with the rest.
 pub(super) fn prefetch() {
-    if let Ok(mut slot) = PROBES.lock()
+    if let Ok(mut slot) = FEATURES.lock()
         && slot.is_none()
     {
-        *slot = Some(spawn_probes());
+        *slot = Some(spawn_feature_checks());
     }
     if !forced("btf") {
         offsets::prefetch();
@@ -133,11 +134,11 @@ impl EbpfBackend {
     pub fn open(spec: &WatchSpec) -> Result<Self> {
         let t0 = std::time::Instant::now();
         raise_memlock();
-        let probes = PROBES.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(spawn_probes);
+        let features = FEATURES.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(spawn_feature_checks);
         let layout = layout()?;
         tracing::debug!("kernel layout read in {:?}", t0.elapsed());
         let ring_bytes = spec.ring_bytes.max(page_size()).next_power_of_two();
-        let ringbuf = probes.join().unwrap_or(false);
+        let ringbuf = features.join().unwrap_or(false);
         if forced("ringbuf") {
             tracing::info!("{FORCE_FALLBACK_ENV}: not using the BPF ring buffer");
         }
@@ -157,8 +158,7 @@ impl EbpfBackend {
         let fold = PerCpuArray::try_from(ebpf.take_map("FOLD").context("map FOLD missing")?)?;
         let reader = Reader::open(events, ringbuf, ring_bytes, page_size(), lost, fold)?;
         let hook = Hook::new(Build::Tracepoint, None, None);
-        let mut me =
-            Self { reader, targets, target_bits, tids: Default::default(), mode, hook, requests: false, _ebpf: ebpf };
+        let mut me = Self { reader, targets, target_bits, tids: Default::default(), mode, hook, requests: false, ebpf };
         // Filter first, then attach: nothing is reported before the targets are in place.
         for &pid in &spec.pids {
             me.add_target(pid, false)?;
@@ -199,8 +199,8 @@ impl EbpfBackend {
         let l = match layout {
             Layout::Btf(l) => l,
             Layout::Tracepoint(_) => {
-                self.attach_classic("signal_generate_tp", "signal", "signal_generate")?;
-                self.attach_classic("sched_process_exit_tp", "sched", "sched_process_exit")?;
+                attach(&mut self.ebpf, "signal_generate_tp", At::Classic("signal", "signal_generate"))?;
+                attach(&mut self.ebpf, "sched_process_exit_tp", At::Classic("sched", "sched_process_exit"))?;
                 let (expected, reason) = match forced("btf") {
                     true => (None, Some(format!("forced by {FORCE_FALLBACK_ENV}=btf"))),
                     false => (Some(Build::Tracepoint), None),
@@ -232,7 +232,7 @@ impl EbpfBackend {
             return Err(first_error.unwrap_or_else(|| anyhow!("no build of the signal hook to load")));
         };
         tracing::debug!("{} verified and attached at {:?}", build.program(), t0.elapsed());
-        self.attach_raw("sched_process_exit", "sched_process_exit")?;
+        attach(&mut self.ebpf, "sched_process_exit", At::Raw("sched_process_exit"))?;
         let reason = if build == expected { None } else { reason };
         Ok(Hook::new(build, Some(expected), reason))
     }
@@ -243,57 +243,27 @@ impl EbpfBackend {
         match btf_id.filter(|_| build.typed()) {
             Some(id) => {
                 let program = if forced("refuse") { "signal_generate_refused" } else { build.program() };
-                self.attach_typed(program, id)
+                attach(&mut self.ebpf, program, At::Typed(id))
             }
             None if build.typed() => Err(anyhow!("{}: this kernel has no BTF-typed signal_generate", build.as_str())),
-            None => self.attach_raw(build.program(), "signal_generate"),
+            None => attach(&mut self.ebpf, build.program(), At::Raw("signal_generate")),
         }
     }
 
     /// The fork hook (a container watch, BTF mode) and the OOM mark, which is optional.
     fn attach_extras(&mut self, spec: &WatchSpec, oom_format: bool) -> Result<()> {
-        let mode = self.mode;
-        let me = self;
-        if spec.follow && mode == Mode::Btf {
-            let p: &mut RawTracePoint =
-                me._ebpf.program_mut("sched_process_fork").context("program sched_process_fork missing")?.try_into()?;
-            p.load().context("verifying program sched_process_fork")?;
-            p.attach("sched_process_fork").context("attaching to raw tracepoint sched_process_fork")?;
+        if spec.follow && self.mode == Mode::Btf {
+            attach(&mut self.ebpf, "sched_process_fork", At::Raw("sched_process_fork"))?;
         }
-        let oom = match mode {
-            Mode::Btf => Some(me.attach_raw("mark_victim", "mark_victim")),
-            Mode::Tracepoint => oom_format.then(|| me.attach_classic("mark_victim_tp", "oom", "mark_victim")),
+        let oom = match self.mode {
+            Mode::Btf => Some(attach(&mut self.ebpf, "mark_victim", At::Raw("mark_victim"))),
+            Mode::Tracepoint => {
+                oom_format.then(|| attach(&mut self.ebpf, "mark_victim_tp", At::Classic("oom", "mark_victim")))
+            }
         };
         if let Some(Err(e)) = oom {
             tracing::warn!("OOM kills cannot be recognised: {e:#}");
         }
-        Ok(())
-    }
-
-    /// Loads and attaches a BTF-typed tracepoint program against the id of its tracepoint's
-    /// `btf_trace_*` typedef.
-    fn attach_typed(&mut self, prog: &str, btf_id: u32) -> Result<()> {
-        let p: &mut BtfTracePoint =
-            self._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-        p.load_with_btf_id(btf_id)
-            .map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
-        p.attach().with_context(|| format!("attaching {prog} to its BTF-typed tracepoint"))?;
-        Ok(())
-    }
-
-    fn attach_raw(&mut self, prog: &str, tracepoint: &str) -> Result<()> {
-        let p: &mut RawTracePoint =
-            self._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-        p.load().map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
-        p.attach(tracepoint).with_context(|| format!("attaching to raw tracepoint {tracepoint}"))?;
-        Ok(())
-    }
-
-    fn attach_classic(&mut self, prog: &str, category: &str, name: &str) -> Result<()> {
-        let p: &mut TracePoint =
-            self._ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-        p.load().map_err(|e| privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}"))))?;
-        p.attach(category, name).with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
         Ok(())
     }
 
@@ -322,7 +292,7 @@ impl EbpfBackend {
         }
         {
             let mut map: HashMap<&mut MapData, podsig_common::SocketPath, u32> =
-                HashMap::try_from(self._ebpf.map_mut("SOCKETS").context("map SOCKETS missing")?)?;
+                HashMap::try_from(self.ebpf.map_mut("SOCKETS").context("map SOCKETS missing")?)?;
             for (path, socket) in sockets {
                 let bytes = path.as_os_str().as_encoded_bytes();
                 if bytes.len() >= 108 {
@@ -340,7 +310,7 @@ impl EbpfBackend {
         match crate::requests::peers::existing_clients(sockets, std::process::id()) {
             Ok(clients) => {
                 let mut conns: HashMap<&mut MapData, u64, u32> =
-                    HashMap::try_from(self._ebpf.map_mut("CONNS").context("map CONNS missing")?)?;
+                    HashMap::try_from(self.ebpf.map_mut("CONNS").context("map CONNS missing")?)?;
                 for (pid, fd, socket) in &clients {
                     let kind = decode::SOCKET_KINDS.iter().position(|s| s == socket).unwrap_or(0) as u32;
                     let _ = conns.insert(((*pid as u64) << 32) | *fd as u64, kind, 0);
@@ -362,7 +332,7 @@ impl EbpfBackend {
             (format!("request_sendmsg{walk}"), "sys_enter_sendmsg"),
         ];
         for (prog, tracepoint) in &programs {
-            self.attach_classic(prog, "syscalls", tracepoint)?;
+            attach(&mut self.ebpf, prog, At::Classic("syscalls", tracepoint))?;
         }
         tracing::info!("capturing requests to {} manager socket paths", sockets.len());
         Ok(())
@@ -573,17 +543,48 @@ pub fn attach_empty(write: bool) -> Result<Ebpf> {
         .map_err(|e| privilege_hint(anyhow::Error::new(e).context("loading the eBPF program")))?;
     if write {
         tracefs::ensure_mounted()?;
-        let p: &mut TracePoint =
-            ebpf.program_mut("request_write_empty").context("program request_write_empty missing")?.try_into()?;
-        p.load().context("verifying the empty program")?;
-        p.attach("syscalls", "sys_enter_write").context("attaching the empty program")?;
-        return Ok(ebpf);
+        attach(&mut ebpf, "request_write_empty", At::Classic("syscalls", "sys_enter_write"))?;
+    } else {
+        attach(&mut ebpf, "signal_generate_empty", At::Raw("signal_generate"))?;
     }
-    let p: &mut RawTracePoint =
-        ebpf.program_mut("signal_generate_empty").context("program signal_generate_empty missing")?.try_into()?;
-    p.load().context("verifying the empty program")?;
-    p.attach("signal_generate").context("attaching the empty program")?;
     Ok(ebpf)
+}
+
+/// Where a program attaches, which says how it is loaded too.
+enum At<'a> {
+    /// A BTF-typed tracepoint, by the id of its `btf_trace_*` typedef.
+    Typed(u32),
+    /// A raw tracepoint, by name.
+    Raw(&'a str),
+    /// A classic tracepoint (category, name), whose record layout tracefs gives.
+    Classic(&'a str, &'a str),
+}
+
+/// Verifies and attaches one program of the object: every program goes through here, so a
+/// missing privilege is named the same way whichever fails first.
+fn attach(ebpf: &mut Ebpf, prog: &str, at: At) -> Result<()> {
+    let program = ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?;
+    let refused = |e: aya::programs::ProgramError| {
+        privilege_hint(anyhow::Error::new(e).context(format!("verifying program {prog}")))
+    };
+    match at {
+        At::Typed(btf_id) => {
+            let p: &mut BtfTracePoint = program.try_into()?;
+            p.load_with_btf_id(btf_id).map_err(refused)?;
+            p.attach().with_context(|| format!("attaching {prog} to its BTF-typed tracepoint"))?;
+        }
+        At::Raw(tracepoint) => {
+            let p: &mut RawTracePoint = program.try_into()?;
+            p.load().map_err(refused)?;
+            p.attach(tracepoint).with_context(|| format!("attaching to raw tracepoint {tracepoint}"))?;
+        }
+        At::Classic(category, name) => {
+            let p: &mut TracePoint = program.try_into()?;
+            p.load().map_err(refused)?;
+            p.attach(category, name).with_context(|| format!("attaching to tracepoint {category}:{name}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Turns a permission failure into the one line a user needs.

@@ -13,7 +13,7 @@ use podsig_common::FoldState;
 use tokio::io::unix::AsyncFd;
 
 use super::decode::Decoder;
-use crate::event::{LostRecord, Record};
+use crate::event::{BackendName, LostRecord, Record};
 
 /// How often the ring buffer is drained when the kernel did not wake us: the program only
 /// forces a wakeup once the buffer passes a fill level, so this bounds report latency.
@@ -172,7 +172,7 @@ impl Reader {
             out.push(Record::Lost(LostRecord {
                 time: String::new(),
                 node: None,
-                backend: "ebpf",
+                backend: BackendName::Ebpf,
                 count: total - self.lost_seen,
             }));
             self.lost_seen = total;

@@ -49,7 +49,7 @@ impl StapBackend {
         let mut dir: Option<PrivateDir>;
         let (action, mut command, missing) = match &spec.stap_module {
             Some(module) => {
-                let info = module::check(module, &crate::source::probe::kernel_release())?;
+                let info = module::check(module, &crate::source::features::kernel_release())?;
                 let (load, d) = module::staged(module, &info)?;
                 dir = d;
                 eprintln!("podsig: loading SystemTap module {}…", module.display());
@@ -95,7 +95,7 @@ impl StapBackend {
                         while let Ok(Some(l)) = stderr.next_line().await {
                             log.push(l);
                         }
-                        return Err(stap_failure(action, &crate::source::probe::kernel_release(), &log, status, verbose));
+                        return Err(stap_failure(action, &crate::source::features::kernel_release(), &log, status, verbose));
                     }
                 },
                 line = stderr.next_line(), if stderr_open => match line {
@@ -148,13 +148,13 @@ impl StapBackend {
 /// What the recipe's preparation section had people check by hand: say exactly what is
 /// missing for this kernel instead of letting stap fail obscurely.
 fn preflight() -> Result<()> {
-    let (checks, usable, _) = crate::source::probe::stap_checks(&crate::source::probe::kernel_release());
+    let (checks, usable, _) = crate::source::features::stap_checks(&crate::source::features::kernel_release());
     if usable {
         return Ok(());
     }
     let missing: Vec<String> = checks
         .iter()
-        .filter(|c| c.status == crate::source::probe::Status::Missing)
+        .filter(|c| c.status == crate::source::features::Status::Missing)
         .map(|c| format!("{} ({}; fix: {})", c.name, c.detail, c.fix.as_deref().unwrap_or("-")))
         .collect();
     bail!("the SystemTap backend cannot run here: {}", missing.join("; "))

@@ -81,12 +81,12 @@ pub(super) fn staged(path: &Path, info: &ModInfo) -> Result<(std::path::PathBuf,
 
 /// `podsig stap-build`: the module for `release`, written to `out`.
 pub async fn build(release: &str, out: &Path, verbose: bool) -> Result<()> {
-    let (checks, _, _) = crate::source::probe::stap_checks(release);
+    let (checks, _, _) = crate::source::features::stap_checks(release);
     let skip = std::env::var_os(NO_PREFLIGHT_ENV).is_some();
     // Loading is the node's business, not the build host's.
     let missing: Vec<String> = checks
         .iter()
-        .filter(|c| c.status == crate::source::probe::Status::Missing && c.name != "kernel module loading")
+        .filter(|c| c.status == crate::source::features::Status::Missing && c.name != "kernel module loading")
         .map(|c| format!("{} ({}; fix: {})", c.name, c.detail, c.fix.as_deref().unwrap_or("-")))
         .collect();
     if !missing.is_empty() && !skip {

@@ -3,8 +3,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::script::{MARK, MAX_ANCESTRY};
-use crate::event::{Ancestor, ExitRecord, Lack, Record, Sender, SignalRecord, Target};
-use crate::signals;
+use crate::event::{Ancestor, BackendName, Delivery, ExitRecord, Lack, Record, Sender, SignalRecord, Target};
 
 #[derive(Debug, PartialEq)]
 pub enum Line {
@@ -208,11 +207,11 @@ fn signal(f: &[&str]) -> Option<SignalRecord> {
         }),
         ancestry: ancestry.into(),
         ancestry_complete: complete,
-        result: (result >= 0).then(|| signals::result_name(result)),
+        result: (result >= 0).then(|| Delivery::from_kernel(result)),
         // Said in the record, as a weaker eBPF build says it: the script reads no
         // executable, no disposition, and cannot tell an interrupt from its task.
         lacks: vec![Lack::ExecutableIdentity, Lack::TargetDisposition, Lack::Context],
-        ..SignalRecord::new("stap", sig, code)
+        ..SignalRecord::new(BackendName::Stap, sig, code)
     })
 }
 
@@ -221,7 +220,7 @@ fn exit(f: &[&str]) -> Option<ExitRecord> {
         return None;
     }
     let pid: u32 = num(f[1])?;
-    let mut e = ExitRecord::new("stap", pid, pid, text(f[3]), Some(num(f[2])?));
+    let mut e = ExitRecord::new(BackendName::Stap, pid, pid, text(f[3]), Some(num(f[2])?));
     e.time = wall(num(f[0])?);
     Some(e)
 }
@@ -238,8 +237,8 @@ mod tests {
     fn signal_line() {
         let Line::Record(r) = parse(KILL.as_bytes()) else { panic!("not parsed") };
         let Record::Signal(s) = *r else { panic!() };
-        assert_eq!(s.backend, "stap");
-        assert_eq!((s.signal.name.as_str(), s.code.name), ("SIGKILL", Some("SI_USER")));
+        assert_eq!(s.backend, BackendName::Stap);
+        assert_eq!((s.signal.name.as_str(), s.code.name.as_deref()), ("SIGKILL", Some("SI_USER")));
         assert_eq!((s.target.pid, s.target.comm.as_str()), (7942, "server"));
         assert_eq!(
             {
@@ -270,7 +269,7 @@ mod tests {
         let traced = KILL.replace("server\t-1\t", "server\t1\t");
         let Line::Record(r) = parse(traced.as_bytes()) else { panic!("not parsed") };
         let Record::Signal(s) = *r else { panic!() };
-        assert_eq!(s.result, Some("ignored"));
+        assert_eq!(s.result, Some(Delivery::Ignored));
     }
 
     #[test]
@@ -366,7 +365,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzz_config())]
+            #![proptest_config(crate::fuzz_config(2000))]
 
             #[test]
             fn arbitrary_bytes_are_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {

@@ -79,7 +79,7 @@ pub(super) fn stap_failure(
     anyhow!(
         "{} could not {action} its module for kernel {} ({}; {first_error}): upgrade \
          SystemTap to a release that supports this kernel, or use --backend ebpf{}",
-        crate::source::probe::stap_version().unwrap_or_else(|| "stap (version unknown)".into()),
+        crate::source::features::stap_version().unwrap_or_else(|| "stap (version unknown)".into()),
         release,
         status.map_or("stap exited".to_string(), |s| format!("stap {s}")),
         if verbose { "" } else { " (--verbose shows stap's output)" }

@@ -1,6 +1,6 @@
-//! Feature probes the backends run before choosing and attaching: does bpf() work, is a
+//! What this host has, checked before a backend is chosen and attached: does bpf() work, is a
 //! tracepoint there, can SystemTap build and load a module. `podsig doctor` collects the
-//! same probes into its report; the backends never call into the command.
+//! same checks into its report; the backends never call into the command.
 
 use std::{fs, os::fd::FromRawFd, path::Path, process::Command};
 
