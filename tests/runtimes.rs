@@ -79,7 +79,11 @@ const DOCKERD_PREFIX: &str = "podsig-test-docker-";
 impl Dockerd {
     fn start() -> Self {
         remove_stale_dockerds();
-        let tag = format!("{DOCKERD_PREFIX}{}", std::process::id());
+        // A file's tests run side by side: each dockerd has a name (socket, roots) of its own,
+        // or one test's cleanup removes another's containers and signals the wrong daemon.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{DOCKERD_PREFIX}{}-{n}", std::process::id());
         let (run, data) = (Path::new("/run").join(&tag), Path::new("/var/lib").join(&tag));
         fs::create_dir_all(&run).unwrap();
         let socket = run.join("docker.sock").to_str().unwrap().to_string();
@@ -165,7 +169,8 @@ fn remove_stale_dockerds() {
     let Ok(entries) = fs::read_dir("/run") else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(owner) = name.strip_prefix(DOCKERD_PREFIX).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let owner = name.strip_prefix(DOCKERD_PREFIX).and_then(|p| p.split('-').next()?.parse::<u32>().ok());
+        let Some(owner) = owner else { continue };
         if Path::new(&format!("/proc/{owner}")).exists() {
             continue; // another test process's, still running
         }
