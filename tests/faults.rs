@@ -374,7 +374,7 @@ const TRAPS_USR1: &str = "trap 'echo usr1' USR1; while :; do sleep 1; done";
 #[test]
 fn containerd_restarted_during_a_container_watch_and_a_recorder() {
     let _suite = suite(module_path!());
-    let Some(mut ctrd) = PrivateContainerd::start("restart") else { return };
+    let Some(mut ctrd) = private_containerd("restart") else { return };
     let sock = ctrd.socket.clone();
     let id1 = uid("restart-1");
     let c1 = Container::start(&sock, &id1, ("default", "restart-web", "app"), TRAPS_USR1);
@@ -415,7 +415,7 @@ fn containerd_restarted_during_a_container_watch_and_a_recorder() {
     for p in [&mut w, &mut rec] {
         p.wait_stderr("podsig: containerd does not answer");
     }
-    ctrd.up();
+    ctrd.up().expect("containerd restarts");
     for p in [&mut w, &mut rec] {
         p.wait_stderr("podsig: containerd answers again");
     }
@@ -450,7 +450,7 @@ fn containerd_restarted_during_a_container_watch_and_a_recorder() {
 fn containerd_hung_for_10_s_does_not_hold_back_events() {
     let _suite = suite(module_path!());
     let _alone = CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(ctrd) = PrivateContainerd::start("hung") else { return };
+    let Some(ctrd) = private_containerd("hung") else { return };
     let sock = ctrd.socket.clone();
     let id = uid("hung");
     let c = Container::start(&sock, &id, ("default", "hung-web", "app"), TRAPS_USR1);
@@ -465,7 +465,7 @@ fn containerd_hung_for_10_s_does_not_hold_back_events() {
     ctrd.signal(libc::SIGSTOP);
     // Should the test fail while it hangs, it is continued before anything asks it to
     // clean up (ctr would wait on it forever).
-    struct Continue<'a>(&'a PrivateContainerd);
+    struct Continue<'a>(&'a Containerd);
     impl Drop for Continue<'_> {
         fn drop(&mut self) {
             self.0.signal(libc::SIGCONT);

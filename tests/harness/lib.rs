@@ -2,6 +2,7 @@
 //! `cargo xtask test`) against the real kernel, with real processes sending real signals.
 //! One module per concern; the tests use them all through this root.
 
+mod containerd;
 mod containers;
 mod json;
 mod process;
@@ -10,4 +11,4 @@ mod witness;
 
 pub use serde_json::Value;
 
-pub use self::{containers::*, json::*, process::*, suite::*, witness::*};
+pub use self::{containerd::Containerd, containers::*, json::*, process::*, suite::*, witness::*};

@@ -431,7 +431,7 @@ fn recorder(podsig: &Path, scratch: &Path) -> Result<Value> {
 /// its forks (interleaved rounds). The container runs in a containerd of the bench's own.
 fn fork_storm(podsig: &Path, scratch: &Path) -> Result<Value> {
     println!("xtask: bench: fork storm in a watched container ({FORKS} forks, {FORK_ROUNDS} interleaved rounds)");
-    let ctrd = crate::TestContainerd::named("podsig-bench-containerd")?;
+    let ctrd = crate::containerd::named("podsig-bench-containerd")?;
     let rootfs = scratch.join("forks-rootfs");
     let _ = fs::remove_dir_all(&rootfs);
     for d in ["bin", "proc", "dev", "sys", "tmp"] {
@@ -449,7 +449,7 @@ fn fork_storm(podsig: &Path, scratch: &Path) -> Result<Value> {
          echo \"$a $b\" > /done.tmp; mv /done.tmp /done; done"
     );
     let id = format!("podsig-bench-forks-{}", std::process::id());
-    let sock = ctrd.socket.to_string_lossy().into_owned();
+    let sock = ctrd.socket.clone();
     let ctr = |args: &[&str]| Command::new("ctr").args(["--address", &sock, "-n", "k8s.io"]).args(args).output();
     let rootfs_arg = rootfs.to_string_lossy().into_owned();
     let o = ctr(&["run", "-d", "--rootfs", &rootfs_arg, &id, "/bin/sh", "-c", &script])?;

@@ -23,8 +23,6 @@ mod systemdvm;
 mod test;
 mod vm;
 
-// The bench starts a containerd of its own.
-pub(crate) use containerd::TestContainerd;
 use prereqs::prereqs;
 use system::{apt_ensure, binary, build, is_root};
 

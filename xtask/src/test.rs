@@ -6,7 +6,7 @@ use std::{env, path::PathBuf, process::Command};
 use anyhow::{Result, bail};
 
 use crate::{
-    containerd::{PAUSE_IMAGE, TestContainerd},
+    containerd::{self, PAUSE_IMAGE},
     image,
     prereqs::prereqs,
     readme,
@@ -102,18 +102,18 @@ pub(crate) fn test() -> Result<()> {
     // The DaemonSet's image, run in the test containerd the way the DaemonSet runs it.
     let image = image::task()?;
     let validator = kubernetes_validate()?;
-    let containerd = if is_root() { Some(TestContainerd::start()?) } else { None };
+    let ctrd = if is_root() { Some(containerd::start()?) } else { None };
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "podsig-ebpf", "--no-fail-fast"])
         .env("PODSIG_BIN", binary(false))
         .env("PODSIG_TEST_IMAGE", &image)
         .env("PODSIG_TEST_IMAGE_REF", image::reference())
         .env("PODSIG_KUBERNETES_VALIDATE", &validator);
-    if let Some(ct) = &containerd {
+    if let Some(ct) = &ctrd {
         c.env("PODSIG_TEST_CONTAINERD", &ct.socket).env("PODSIG_TEST_PAUSE_IMAGE", PAUSE_IMAGE);
     }
     let result = sh(&mut c);
-    drop(containerd);
+    drop(ctrd);
     result?;
     // Other kernels, booted under QEMU: the portability claims, tested.
     if is_root() {
