@@ -97,6 +97,8 @@ pub enum Delivery {
     AlreadyPending,
     OverflowFail,
     LoseInfo,
+    /// Also what a stored row's word this podsig does not know reads as.
+    #[serde(other)]
     Unknown,
 }
 
@@ -1102,6 +1104,8 @@ mod tests {
             assert_eq!(word(b), b.as_str());
         }
         assert_eq!(serde_json::from_str::<Runtime>(r#""lxc""#).unwrap(), Runtime::Unknown);
+        // A result word a newer kernel or podsig adds reads as unknown, not as an error.
+        assert_eq!(serde_json::from_str::<Delivery>(r#""deferred""#).unwrap(), Delivery::Unknown);
     }
 
     #[test]

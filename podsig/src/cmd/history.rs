@@ -31,9 +31,18 @@ pub fn run(args: HistoryArgs, verbose: bool) -> Result<()> {
     let mut redactor = args.redact.redactor();
     let format = args.output.unwrap_or_else(output::default_format);
     let mut out = Output::stdout(format, verbose);
+    // A row this podsig cannot read (written by a newer one, or damaged) is left out and
+    // counted, not allowed to end the listing.
+    let mut unreadable: Option<(usize, serde_json::Error)> = None;
     let mut write = || -> std::io::Result<()> {
         for json in &rows {
-            let mut record: Record = serde_json::from_str(json).map_err(std::io::Error::other)?;
+            let mut record: Record = match serde_json::from_str(json) {
+                Ok(r) => r,
+                Err(e) => {
+                    unreadable = Some(unreadable.take().map_or((1, e), |(n, first)| (n + 1, first)));
+                    continue;
+                }
+            };
             let stored = record.clone();
             redactor.record(&mut record);
             match format {
@@ -46,6 +55,11 @@ pub fn run(args: HistoryArgs, verbose: bool) -> Result<()> {
         out.flush()
     };
     output::written(write(), "writing the history to stdout")?;
+    if let Some((n, first)) = unreadable {
+        eprintln!(
+            "podsig: {n} stored rows could not be read and were left out (the first: {first}); a newer podsig may read them"
+        );
+    }
     if rows.is_empty() {
         eprintln!("podsig: no matching events in {}", args.history.display());
     }
