@@ -428,6 +428,7 @@ const DIFFERS: &[(&str, Seen, &str)] = &[
     ("target.ns_init", Seen::Ebpf, "the script reads no pid namespace"),
     ("target.disposition", Seen::Ebpf, "the script does not read the target's signal handlers"),
     ("target.blocked", Seen::Ebpf, "the script does not read the target's blocked mask"),
+    ("target.exiting", Seen::Ebpf, "the script does not read the target's group exit"),
     ("sender.ns_pid", Seen::Ebpf, "the script reads no pid namespace"),
     (
         "sender.exe",
