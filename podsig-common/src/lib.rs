@@ -70,8 +70,8 @@ pub const FLAG_TARGET_BLOCKED: u32 = 1 << 7;
 /// The sender's command line was longer than `ARGV_LEN`: head and tail were kept.
 pub const FLAG_ARGV_TRUNCATED: u32 = 1 << 8;
 /// The target's process was exiting as a group (SIGNAL_GROUP_EXIT) when the signal came:
-/// set by the fatal signal that began it (its own record), and the reason the kernel drops
-/// every later one but a core dump's SIGKILL.
+/// set by the fatal signal that began it (its own record), and, from 5.17 on, the reason the
+/// kernel drops every later one but a core dump's SIGKILL (earlier kernels still queue them).
 pub const FLAG_TARGET_GROUP_EXIT: u32 = 1 << 9;
 /// A SIGCONT that ended the target's stop (or the stop it was entering): the kernel resumes
 /// a stopped process when SIGCONT is generated, whatever happens to its delivery.
@@ -499,7 +499,8 @@ pub struct RequestHead {
     pub sessionid: u32,
     pub fd: u32,
     pub start_ns: u64,
-    /// Bytes the syscall was asked to write (more than `len` when cut).
+    /// Bytes the syscall was asked to write (more than `len` when cut); for writev and
+    /// sendmsg, in the first iovecs the hook reads (4) only.
     pub total: u64,
     pub comm: [u8; COMM_LEN],
     pub tty: [u8; TTY_LEN],

@@ -37,6 +37,20 @@ pub(crate) fn kernel_release() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
+/// The running kernel is `major.minor` or newer (by its release; an unreadable one counts as
+/// new, the kernels podsig is mostly run on).
+pub(crate) fn kernel_at_least(major: u32, minor: u32) -> bool {
+    release_at_least(&kernel_release(), major, minor)
+}
+
+fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => true,
+    }
+}
+
 /// Creates (and closes) a BPF map of `map_type`: proves bpf() works and the type exists.
 pub(crate) fn bpf_map_create(map_type: u32, key: u32, value: u32, entries: u32) -> Result<(), std::io::Error> {
     // union bpf_attr, BPF_MAP_CREATE part: map_type, key_size, value_size, max_entries.
@@ -215,6 +229,15 @@ fn module_loading_check() -> Check {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn releases_compare_by_major_and_minor() {
+        assert!(release_at_least("6.18.44", 5, 17));
+        assert!(release_at_least("5.17.0-rc1", 5, 17));
+        assert!(!release_at_least("5.10.0-32-amd64", 5, 17));
+        assert!(!release_at_least("4.19.0", 5, 17));
+        assert!(release_at_least("", 5, 17));
+    }
     use super::*;
 
     #[test]

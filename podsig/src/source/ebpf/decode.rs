@@ -53,6 +53,9 @@ pub(super) struct Decoder {
     pub(super) malformed: crate::source::backend::Malformed,
     /// What the build of the hook that runs cannot see: every signal record says so.
     pub(super) lacks: &'static [Lack],
+    /// A kernel before 5.17 still queues signals to a process in its group exit: a drop
+    /// there is its disposition's doing, never the exit's.
+    pub(super) keeps_signals_in_group_exit: bool,
 }
 
 struct Run {
@@ -161,7 +164,7 @@ impl Decoder {
             return;
         }
         self.flush(out);
-        let mut record = signal_record(e);
+        let mut record = signal_record(e, self.keeps_signals_in_group_exit);
         record.lacks = self.lacks.to_vec();
         if let Some(sender) = record.sender.as_mut().filter(|_| e.flags & FLAG_NO_BTF == 0) {
             match self.senders.get(&key) {
@@ -382,7 +385,8 @@ pub(super) const SOCKET_KINDS: [Socket; 4] =
     [Socket::SystemdPrivate, Socket::SystemBus, Socket::Docker, Socket::Containerd];
 
 /// The record for `e` without its sender's detail (argv, ancestry), which the decoder adds.
-fn signal_record(e: &SignalEvent) -> SignalRecord {
+/// `keeps_signals_in_group_exit`: the kernel is older than 5.17 (see [`Decoder`]).
+fn signal_record(e: &SignalEvent, keeps_signals_in_group_exit: bool) -> SignalRecord {
     let context = match e.context {
         CONTEXT_TASK => Some(Context::Task),
         CONTEXT_SOFTIRQ => Some(Context::Softirq),
@@ -430,8 +434,13 @@ fn signal_record(e: &SignalEvent) -> SignalRecord {
             // the tracepoint, SIGNAL_UNKILLABLE with them: then its pid number says it.
             ns_init: btf.then_some(e.flags & FLAG_TARGET_UNKILLABLE != 0 || e.target_ns_pid == 1),
             // The fatal signal that begins a group exit sets the flag itself: only a signal
-            // the kernel then dropped was dropped for it.
-            exiting: btf.then_some(e.flags & FLAG_TARGET_GROUP_EXIT != 0 && e.result == TRACE_SIGNAL_IGNORED),
+            // the kernel then dropped was dropped for it (5.17+: "signal: Drop signals
+            // received after a fatal signal has been processed").
+            exiting: btf.then_some(
+                !keeps_signals_in_group_exit
+                    && e.flags & FLAG_TARGET_GROUP_EXIT != 0
+                    && e.result == TRACE_SIGNAL_IGNORED,
+            ),
             resumed: (btf && e.sig == libc::SIGCONT).then_some(e.flags & FLAG_TARGET_RESUMED != 0),
             pgid: Some(e.target_pgid).filter(|&p| p != 0),
             traced_by: Some(e.target_tracer).filter(|&p| p != 0),
@@ -561,7 +570,7 @@ mod tests {
         let from = |flags: u32, ns_pid: u32| {
             let mut e = SignalEvent::zeroed();
             (e.kind, e.sig, e.flags, e.target_ns_pid) = (EVENT_SIGNAL, 9, flags, ns_pid);
-            signal_record(&e).target.ns_init
+            signal_record(&e, false).target.ns_init
         };
         assert_eq!(from(FLAG_TARGET_UNKILLABLE, 1), Some(true));
         assert_eq!(from(0, 1), Some(true));

@@ -81,7 +81,9 @@ impl Reader {
         };
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ok(Self { transport, decoder: Decoder::default(), lost, fold, lost_seen: 0, tick, more: false })
+        let mut decoder = Decoder::default();
+        decoder.keeps_signals_in_group_exit = !crate::source::features::kernel_at_least(5, 17);
+        Ok(Self { transport, decoder, lost, fold, lost_seen: 0, tick, more: false })
     }
 
     /// What the records of the build that runs leave out (each signal record says so).
