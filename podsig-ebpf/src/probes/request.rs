@@ -5,8 +5,9 @@
 //! uid and session, terminal, argv and ancestry, at the moment it writes.
 //!
 //! The filter is one hash lookup per write: `connect` records a client's socket in CONNS
-//! when its path is one userspace named in SOCKETS, `close` forgets it, and the writing
-//! syscalls look their (process, fd) up there. A process not talking to a manager costs that
+//! when its path is one userspace named in SOCKETS, `close` forgets it (userspace forgets
+//! those of clients that exit without closing), and the writing syscalls look their
+//! (process, fd) up there. A process not talking to a manager costs that
 //! lookup and nothing more.
 //!
 //! The hooks are the syscall tracepoints (no kprobes or fentry are needed): their records
@@ -70,7 +71,8 @@ const MAX_IOVECS: u32 = 4;
 /// node, and the record is the program's context, which the verifier lets it read directly.
 #[inline(always)]
 fn arg(ctx: &TracePointContext, i: usize) -> u64 {
-    // SAFETY: the record holds six arguments from SYSCALL_ARGS on (checked by userspace).
+    // SAFETY: the record holds the syscall's arguments from SYSCALL_ARGS on; userspace checks
+    // each tracepoint's format has at least the ones its hook reads.
     unsafe { ptr::read_volatile((ctx.as_ptr() as *const u8).add(SYSCALL_ARGS + 8 * i) as *const u64) }
 }
 
@@ -234,8 +236,9 @@ unsafe fn copy_in(r: *mut RequestFull, at: u32, src: u64, n: u64) -> u32 {
 }
 
 /// Fills the head (the client, as a signal's sender), borrows the sender detail's walk for
-/// its argv and ancestry, and sends the record, waking the reader: a request is rare, and
-/// the signal it asked for may follow within milliseconds.
+/// its argv and ancestry, and sends the record, waking the reader: the signal a request asked
+/// for may follow within milliseconds. Writes to a manager are few next to the writes that
+/// miss, though on the system bus every client's count, systemd's own broadcasts included.
 #[inline(always)]
 unsafe fn finish<const LOOP: bool>(
     ctx: &TracePointContext,

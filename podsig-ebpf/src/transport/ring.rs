@@ -65,8 +65,9 @@ pub(crate) fn output<C: EbpfContext>(_ctx: &C, data: &[u8], wake: Wake, cfg: &Fi
 fn wakeup_flags(cfg: &FilterConfig) -> u64 {
     let avail = EVENTS.query(BPF_RB_AVAIL_DATA);
     let level = cfg.wakeup_bytes as u64;
-    // Whatever its size, the record that crossed the level lands within one largest record
-    // (plus its 8-byte header) of it.
+    // Whatever its size, a signal record that crossed the level lands within one largest
+    // signal record (plus its 8-byte header) of it; request records, bigger, wake the reader
+    // themselves.
     if avail > level && avail <= level + 8 + core::mem::size_of::<SignalFull>() as u64 {
         BPF_RB_FORCE_WAKEUP as u64
     } else {

@@ -112,7 +112,15 @@ pub fn prefetch(kind: BackendKind) {
 pub async fn attach(kind: BackendKind, spec: &WatchSpec) -> Result<AnyBackend> {
     let ebpf = |spec| -> Result<AnyBackend> { Ok(AnyBackend::Ebpf(Box::new(ebpf::EbpfBackend::attach(spec)?))) };
     let stap = async |spec: &WatchSpec| -> Result<AnyBackend> {
-        Ok(AnyBackend::Stap(Box::new(stap::StapBackend::attach(spec, spec.verbose).await?)))
+        let backend = stap::StapBackend::attach(spec, spec.verbose).await?;
+        if !spec.requests.is_empty() {
+            // As the eBPF backend says when its request hooks cannot attach.
+            tracing::warn!(
+                "requests to managers cannot be captured with SystemTap, so no signal names who asked a manager \
+                 for it"
+            );
+        }
+        Ok(AnyBackend::Stap(Box::new(backend)))
     };
     let module = spec.stap_module.as_deref();
     match kind {

@@ -220,7 +220,8 @@ pub(crate) fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ct
     }
     // A hit. A storm from one sender is mostly the same signal again, counted in place: only
     // what tells signals apart is read before that test (direct loads in the typed builds,
-    // one helper read for the CPU's context), everything else only for a record.
+    // helper reads for siginfo's code and errno, the CPU's context and the syscall's first
+    // argument), everything else only for a record.
     let off = offsets();
     let Some(c) = HIT_CACHE.get_ptr_mut(0) else {
         return 0;

@@ -38,6 +38,9 @@ static PROGRAM_PERF: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR")
 /// is resident, so it is most of podsig's memory: bigger buys nothing but RSS.
 pub const DEFAULT_RING_BYTES: u32 = 2 << 20;
 
+/// How often connections of exited clients are forgotten (see `prune_conns`).
+const CONNS_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct EbpfBackend {
     // Field order is drop order: the maps go before the programs and links they feed.
     reader: Reader,
@@ -50,6 +53,8 @@ pub struct EbpfBackend {
     hook: Hook,
     /// Clients' requests to the manager sockets are captured.
     requests: bool,
+    /// When the kernel's list of clients' connections was last rid of exited clients'.
+    conns_pruned: std::time::Instant,
     /// The object: its programs stay attached while it is held.
     ebpf: Ebpf,
 }
@@ -158,7 +163,17 @@ impl EbpfBackend {
         let fold = PerCpuArray::try_from(ebpf.take_map("FOLD").context("map FOLD missing")?)?;
         let reader = Reader::open(events, ringbuf, ring_bytes, page_size(), lost, fold)?;
         let hook = Hook::new(Build::Tracepoint, None, None);
-        let mut me = Self { reader, targets, target_bits, tids: Default::default(), mode, hook, requests: false, ebpf };
+        let mut me = Self {
+            reader,
+            targets,
+            target_bits,
+            tids: Default::default(),
+            mode,
+            hook,
+            requests: false,
+            conns_pruned: std::time::Instant::now(),
+            ebpf,
+        };
         // Filter first, then attach: nothing is reported before the targets are in place.
         for &pid in &spec.pids {
             me.add_target(pid, false)?;
@@ -305,6 +320,11 @@ impl EbpfBackend {
                 map.insert(key, kind, 0).with_context(|| format!("following {}", path.display()))?;
             }
         }
+        // connect and close first, then the scan: a client that connects or closes while
+        // /proc is read is neither missed nor left behind.
+        for (prog, tracepoint) in [("request_connect", "sys_enter_connect"), ("request_close", "sys_enter_close")] {
+            attach(&mut self.ebpf, prog, At::Classic("syscalls", tracepoint))?;
+        }
         // Connections made before now (kubelet's to containerd, typically) are learnt here,
         // not at their connect.
         match crate::requests::peers::existing_clients(sockets, std::process::id()) {
@@ -324,8 +344,6 @@ impl EbpfBackend {
         }
         let walk = if self.hook.build.walks_with_loop() { "" } else { "_bounded" };
         let programs = [
-            ("request_connect".to_string(), "sys_enter_connect"),
-            ("request_close".to_string(), "sys_enter_close"),
             (format!("request_write{walk}"), "sys_enter_write"),
             (format!("request_writev{walk}"), "sys_enter_writev"),
             (format!("request_sendto{walk}"), "sys_enter_sendto"),
@@ -336,6 +354,26 @@ impl EbpfBackend {
         }
         tracing::info!("capturing requests to {} manager socket paths", sockets.len());
         Ok(())
+    }
+
+    /// Forgets the connections of clients that exited without closing them (the usual end of
+    /// a `docker` or `systemctl` run): only `close` removes an entry in the kernel, and a
+    /// later process given the same pid must not have its writes to that fd taken for
+    /// requests.
+    fn prune_conns(&mut self) {
+        let Some(map) = self.ebpf.map_mut("CONNS") else { return };
+        let Ok(mut conns) = HashMap::<&mut MapData, u64, u32>::try_from(map) else { return };
+        let gone: Vec<u64> = conns
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !std::path::Path::new(&format!("/proc/{}", k >> 32)).exists())
+            .collect();
+        for key in &gone {
+            let _ = conns.remove(key);
+        }
+        if !gone.is_empty() {
+            tracing::debug!("forgot {} connections of exited clients", gone.len());
+        }
     }
 
     /// The build of the signal hook that runs, and how it compares with the kernel's best.
@@ -484,6 +522,10 @@ impl Backend for EbpfBackend {
     }
 
     fn drain(&mut self, out: &mut Vec<Record>) -> Result<()> {
+        if self.requests && self.conns_pruned.elapsed() >= CONNS_PRUNE_EVERY {
+            self.conns_pruned = std::time::Instant::now();
+            self.prune_conns();
+        }
         self.reader.drain(out)
     }
 
