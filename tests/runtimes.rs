@@ -551,7 +551,11 @@ fn docker_requests_name_the_client_that_asked() {
     drop(busy);
     let run = ["run", "-d", "--network", "none", "--name", &name, image, "/bin/sh", "-c", FOREVER];
     stdout(&dockerd.docker(&run));
-    let mut w = Podsig::start(&["watch", "--docker-socket", sock, "--container", &name, "-o", "json"]);
+    // "Acted on its own" is said only once podsig has captured requests for a whole stop
+    // window before the signal: a short window, waited out.
+    let mut w =
+        Podsig::start(&["watch", "--docker-socket", sock, "--container", &name, "-o", "json", "--stop-window", "2s"]);
+    thread::sleep(Duration::from_millis(2500));
     dockerd.signal(libc::SIGTERM);
     let term = from_runc(&mut w, "SIGTERM");
     assert_eq!(term["requested_by"], Value::Null, "{term}");

@@ -151,7 +151,8 @@ pub struct WatchArgs {
     #[arg(short = 'd', long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Link each terminating signal to the one sent to the same target (or its container's
-    /// init) at most this long before (`preceded_by`, and the stop's verdict).
+    /// init) at most this long before (`preceded_by`, and the stop's verdict), and a
+    /// manager's signal to the request that asked for it (`requested_by`).
     #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
     pub stop_window: Duration,
     /// Tracing backend: eBPF, SystemTap (old kernels), or the first that works here.
@@ -280,7 +281,8 @@ pub struct RecordArgs {
     #[command(flatten)]
     pub redact: RedactArgs,
     /// Link each terminating signal to the one sent to the same target (or its container's
-    /// init) at most this long before (`preceded_by`, and the stop's verdict).
+    /// init) at most this long before (`preceded_by`, and the stop's verdict), and a
+    /// manager's signal to the request that asked for it (`requested_by`).
     #[arg(long, value_name = "D", default_value = "10m", value_parser = parse_duration)]
     pub stop_window: Duration,
 }

@@ -105,8 +105,11 @@ wait_attached() {
   done
   return 1
 }
+# A short stop window: podsig says "systemd acted on its own" only once it has captured
+# requests for a whole window before the signal, and the alone unit is stopped after that.
+WINDOW=10
 $P watch --unit podsig-term.service --unit podsig-noterm.service --unit podsig-alone.service -o json \
-  >/tmp/watch.out 2>/tmp/watch.err &
+  --stop-window ${WINDOW}s >/tmp/watch.out 2>/tmp/watch.err &
 W=$!
 if wait_attached $W /tmp/watch.err; then
   say watch-mode unit
@@ -117,11 +120,11 @@ else
   say watch-unit-rc $?
   while read -r l; do say watch-unit-err "$l"; done </tmp/watch.err
   say watch-mode all
-  $P watch --all -o json >/tmp/watch.out 2>/tmp/watch.err &
+  $P watch --all -o json --stop-window ${WINDOW}s >/tmp/watch.out 2>/tmp/watch.err &
   W=$!
   wait_attached $W /tmp/watch.err || say watch-not-attached
 fi
-$P record --history /tmp/h.db >/tmp/record.out 2>/tmp/record.err &
+$P record --history /tmp/h.db --stop-window ${WINDOW}s >/tmp/record.out 2>/tmp/record.err &
 R=$!
 wait_attached $R /tmp/record.err || say record-not-attached
 say attached-s "$(up)"
@@ -156,6 +159,7 @@ say busy-pid $B
 # records by it.
 # systemd stops the alone unit by itself 2 s after this start, in the middle of alice's
 # first step: a StartUnit that names it, and a StopUnit of another unit, both close by.
+sleep $((WINDOW + 1))
 systemctl start podsig-alone.service
 say alone target "$(mainpid podsig-alone.service)"
 T=$(mainpid podsig-term.service)

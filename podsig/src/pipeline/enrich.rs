@@ -50,7 +50,7 @@ impl Default for Enricher {
     }
 }
 
-fn clock_ns(clock: libc::clockid_t) -> i128 {
+pub(crate) fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid pointer, valid clock id.
     unsafe { libc::clock_gettime(clock, &mut ts) };
@@ -170,7 +170,11 @@ impl Enricher {
                     memory_cgroup(oom, s.target.memcg);
                 }
                 s.target.container = containers.container_of(s.target.pid, s.target.pidns);
-                s.target.unit = self.unit_of(s.target.pid).or_else(|| self.unit_of_cgroup(s.target.cgroup?));
+                // The cgroup the kernel saw first: a pid read later may be another process's.
+                s.target.unit = match s.target.cgroup {
+                    Some(ino) => self.unit_of_cgroup(ino).or_else(|| self.unit_of(s.target.pid)),
+                    None => self.unit_of(s.target.pid),
+                };
                 if let Some(sender) = s.sender.as_mut() {
                     sender.container = containers.container_of(sender.pid, sender.pidns);
                     sender.unit = self.unit_of(sender.pid);

@@ -154,6 +154,7 @@ impl Pipeline {
                 }
                 // Whatever the filter keeps: a loss may have hidden any target's signals.
                 Record::Lost(l) => {
+                    self.requests.lost();
                     eprintln!("podsig: lost {} events: the ring buffer was full (raise --ring-size)", l.count)
                 }
                 _ => {}

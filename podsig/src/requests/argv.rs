@@ -128,7 +128,23 @@ fn docker(words: &[&str]) -> Vec<Request> {
 }
 
 fn ctr(words: &[&str]) -> Vec<Request> {
-    let ops = operands(words, &["-n", "--namespace", "-a", "--address", "-s", "--signal", "--exec-id"]);
+    // `-a` is ctr's `--address` before the command and `task kill`'s `--all` after it.
+    const GLOBAL: &[&str] = &["-n", "--namespace", "-a", "--address", "--timeout", "--connect-timeout"];
+    let mut command = words.len();
+    let mut skip = false;
+    for (i, w) in words.iter().enumerate() {
+        if skip {
+            skip = false;
+        } else if w.starts_with('-') {
+            skip = GLOBAL.contains(w);
+        } else {
+            command = i;
+            break;
+        }
+    }
+    let (global, rest) = words.split_at(command);
+    let mut ops = operands(global, GLOBAL);
+    ops.extend(operands(rest, &["-s", "--signal", "--exec-id"]));
     match ops.as_slice() {
         [group, "kill", ids @ ..] if matches!(*group, "task" | "tasks" | "t") => ids
             .iter()
@@ -191,6 +207,11 @@ mod tests {
         assert_eq!(of(Socket::Docker, "docker rm -f web"), [("remove".into(), "web".into(), None, None)]);
         assert_eq!(
             of(Socket::Containerd, "ctr -n k8s.io task kill -s SIGKILL abc"),
+            [("Kill".into(), "abc".into(), Some(9), None)]
+        );
+        // `-a`: the address before the command, `--all` (no value) after it.
+        assert_eq!(
+            of(Socket::Containerd, "ctr -a /run/c.sock task kill -a -s 9 abc"),
             [("Kill".into(), "abc".into(), Some(9), None)]
         );
         assert_eq!(

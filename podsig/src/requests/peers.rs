@@ -107,7 +107,7 @@ fn unix_sockets() -> io::Result<Vec<(Vec<u8>, Option<u32>)>> {
                     }
                 }
             }
-            msgs = &msgs[(len + 3) & !3..];
+            msgs = &msgs[((len + 3) & !3).min(msgs.len())..];
         }
         if n == 0 {
             return Ok(out);

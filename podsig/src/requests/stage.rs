@@ -6,7 +6,13 @@
 //! request named its target (the unit, or the container by ID or name) before it: the
 //! latest such request, from a client that is not itself a manager relaying one (dockerd
 //! asking containerd on behalf of `docker stop`). Nothing is guessed: no match, no requester,
-//! and the record says why.
+//! and the record says why only where podsig saw everything a request could have been (its
+//! capture covered the whole window, nothing was lost, the manager's socket is followed).
+//!
+//! A request is not used past its purpose: a kill request only for the signal it asked for,
+//! and, once linked, only for the same run of its unit or container (the cgroup the kernel
+//! saw: systemd and the runtimes make a new one for every start), so a later restart's kill
+//! by a watchdog is never put down to an old `systemctl restart`.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -18,10 +24,13 @@ use super::{
     argv,
     wire::{self, Socket},
 };
-use crate::event::{ContainerRef, RequestRecord, RequestedBy, SignalRecord};
+use crate::event::{Cause, ContainerRef, RequestRecord, RequestedBy, Runtime, SignalRecord};
 
 /// Requests kept at most (a busy node's recent stop requests; each holds a client's ancestry).
 const MAX_KEPT: usize = 4096;
+
+/// How soon after its start a command systemd ran signals, to be taken for a stop command.
+const STOP_COMMAND_WITHIN_NS: u64 = 5_000_000_000;
 
 /// Clients that relay a request rather than make one: a manager asking another.
 const RELAYS: &[&str] = &["dockerd", "containerd", "containerd-shim", "systemd", "conmon", "podman"];
@@ -74,12 +83,25 @@ struct Kept {
     record: RequestRecord,
     /// `request` or `argv`: what named the object.
     link: &'static str,
+    /// The cgroup (unified hierarchy inode) of the first signal linked to it: the run of the
+    /// unit or container it was about.
+    run: Option<u64>,
 }
 
 /// What a manager's signal is about.
 enum Object<'a> {
     Unit(&'a str),
     Container(&'a ContainerRef),
+}
+
+/// Who sent a manager's signal.
+struct Manager {
+    /// Its name, for the text.
+    who: String,
+    /// A command systemd ran (ExecStop=/bin/kill …), not systemd itself: it can only have
+    /// been asked for by a request made before the command started, and its own signals are
+    /// never said to be systemd's own doing.
+    through: Option<u64>,
 }
 
 pub struct Requests {
@@ -89,31 +111,47 @@ pub struct Requests {
     /// carried no whole request: gRPC clients write a call's HEADERS (its method) and its
     /// DATA (its object) apart, and only the two together name what was asked.
     partial: HashMap<(u32, u32), Vec<u8>>,
-    /// Requests are captured: without them, a signal with no match says nothing.
-    capturing: bool,
+    /// Since when (boot ns) requests are captured; None: they are not, and a signal with
+    /// no match says nothing.
+    capturing_since: Option<u64>,
+    /// When (boot ns) records were last lost, or a kept request dropped before its window
+    /// ended: a request may have been among them.
+    blind_at: Option<u64>,
+    /// Newest record time seen (boot ns).
+    newest_ns: u64,
     users: HashMap<u32, Option<String>>,
 }
 
 impl Requests {
-    /// `capturing`: the kernel follows the manager sockets for this watch.
+    /// `capturing`: the kernel follows the manager sockets for this watch, from now on.
     pub fn new(window: Duration, capturing: bool) -> Self {
-        Self {
+        let mut me = Self {
             window_ns: window.as_nanos() as u64,
             kept: VecDeque::new(),
             partial: HashMap::new(),
-            capturing,
+            capturing_since: None,
+            blind_at: None,
+            newest_ns: 0,
             users: HashMap::new(),
-        }
+        };
+        me.set_capturing(capturing);
+        me
     }
 
     /// Whether the source turned out to capture requests (known once it is attached).
     pub fn set_capturing(&mut self, capturing: bool) {
-        self.capturing = capturing;
+        self.capturing_since = capturing.then(|| crate::pipeline::enrich::clock_ns(libc::CLOCK_BOOTTIME) as u64);
+    }
+
+    /// Records were lost (the ring buffer was full): requests may have been among them.
+    pub fn lost(&mut self) {
+        self.blind_at = Some(self.newest_ns.max(crate::pipeline::enrich::clock_ns(libc::CLOCK_BOOTTIME) as u64));
     }
 
     /// Keeps a request that asks for a stop or a signal; anything else is dropped here.
     pub fn remember(&mut self, mut r: RequestRecord) {
         r.requests = wire::parse(r.socket, &r.bytes);
+        self.newest_ns = self.newest_ns.max(r.boot_ns);
         tracing::trace!(
             "request from {}({}) fd {} on {:?} by {}: {} of {} bytes {:02x?}",
             r.client.comm,
@@ -134,7 +172,9 @@ impl Requests {
                 }
                 _ => {}
             }
-            if r.requests.is_empty() {
+            // Only a whole write can be the start of a call the next one ends: the rest of a
+            // cut one would be read as the next write's fields.
+            if r.requests.is_empty() && r.bytes.len() as u64 >= r.total {
                 if self.partial.len() >= MAX_KEPT {
                     self.partial.clear();
                 }
@@ -156,29 +196,54 @@ impl Requests {
         r.client.login_user = r.client.login_uid.and_then(|uid| self.user(uid));
         r.bytes = Vec::new();
         let newest = r.boot_ns;
-        while self.kept.front().is_some_and(|k| newest.saturating_sub(k.record.boot_ns) > self.window_ns)
-            || self.kept.len() >= MAX_KEPT
-        {
+        while let Some(front) = self.kept.front() {
+            let expired = newest.saturating_sub(front.record.boot_ns) > self.window_ns;
+            if !expired && self.kept.len() < MAX_KEPT {
+                break;
+            }
+            if !expired {
+                self.blind_at = Some(newest);
+            }
             self.kept.pop_front();
         }
-        self.kept.push_back(Kept { record: r, link });
+        self.kept.push_back(Kept { record: r, link, run: None });
     }
 
     /// Sets the signal's `requested_by` when a manager sent it and a request named its
     /// target; else, when requests are captured, `no_request` says why none is named.
-    pub fn link(&self, s: &mut SignalRecord) {
-        let Some((who, object)) = sent_by_manager(s) else { return };
+    pub fn link(&mut self, s: &mut SignalRecord) {
         let Some(at) = s.boot_ns else { return };
+        self.newest_ns = self.newest_ns.max(at);
+        let Some((sender, object)) = sent_by_manager(s) else { return };
+        let (signal, run) = (s.signal.number, s.target.cgroup);
+        // A request that named the target but is not for this signal, or was for another
+        // run of it: there was a request, just not this one's, so nothing is claimed.
+        let mut other_request = false;
         let found = self
             .kept
-            .iter()
+            .iter_mut()
             .rev()
             .filter(|k| k.record.boot_ns <= at && at - k.record.boot_ns <= self.window_ns)
             .filter(|k| !RELAYS.iter().any(|r| k.record.client.comm.starts_with(r)))
-            .find_map(|k| k.record.requests.iter().find(|q| names(&object, k.record.socket, q)).map(|q| (k, q)));
+            .filter(|k| sender.through.is_none_or(|started| k.record.boot_ns <= started))
+            .find_map(|k| {
+                let i = k.record.requests.iter().position(|q| names(&object, k.record.socket, q))?;
+                let q = &k.record.requests[i];
+                let kill = matches!(q.method.as_str(), "KillUnit" | "kill" | "Kill");
+                let same_run = match (k.run, run) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                };
+                if (kill && q.signal.is_some_and(|n| n != signal)) || !same_run {
+                    other_request = true;
+                    return None;
+                }
+                k.run = k.run.or(run);
+                Some((&*k, i))
+            });
         match found {
-            Some((k, q)) => {
-                let r = &k.record;
+            Some((k, i)) => {
+                let (r, q) = (&k.record, &k.record.requests[i]);
                 s.requested_by = Some(RequestedBy {
                     manager: manager(r.socket).into(),
                     request: q.clone(),
@@ -189,22 +254,37 @@ impl Requests {
                     ancestry: r.ancestry.clone(),
                 });
             }
-            None if self.capturing => {
-                let (what, asked) = match object {
-                    Object::Unit(u) => (u.to_string(), "systemd (on its private socket or the system bus)"),
-                    Object::Container(c) => (
-                        c.name.clone().unwrap_or_else(|| crate::containers::short(&c.id)),
-                        "Docker or containerd (on their sockets)",
-                    ),
-                };
-                s.no_request = Some(format!(
-                    "no client asked {asked} to stop or signal {what} in the {} before: {who} acted on its own (a \
-                     timeout, watchdog, restart policy, health check, dependency or shutdown)",
-                    crate::pipeline::story::duration(self.window_ns / 1_000_000)
-                ));
+            None if !other_request && sender.through.is_none() => {
+                s.no_request = self.no_request(at, &sender, &object)
             }
             None => {}
         }
+    }
+
+    /// Why no requester is named, where podsig saw all a request could have been: its
+    /// capture covers the window before `at`, nothing was lost since, and the manager's
+    /// socket is one it follows. Else nothing: a missing request proves nothing.
+    fn no_request(&self, at: u64, manager: &Manager, object: &Object<'_>) -> Option<String> {
+        let since = self.capturing_since?;
+        let from = at.saturating_sub(self.window_ns);
+        if since > from || self.blind_at.is_some_and(|b| b >= from) {
+            return None;
+        }
+        let (what, asked) = match object {
+            Object::Unit(u) => (u.to_string(), "systemd (on its private socket or the system bus)"),
+            Object::Container(c) if matches!(c.runtime, Runtime::Docker | Runtime::Containerd) => (
+                c.name.clone().unwrap_or_else(|| crate::containers::short(&c.id)),
+                "Docker or containerd (on their sockets)",
+            ),
+            // podman, CRI-O: their clients' requests are not captured.
+            Object::Container(_) => return None,
+        };
+        Some(format!(
+            "no client asked {asked} to stop or signal {what} in the {} before: {} acted on its own (a timeout, \
+             watchdog, restart policy, health check, dependency or shutdown)",
+            crate::pipeline::story::duration(self.window_ns / 1_000_000),
+            manager.who
+        ))
     }
 
     /// The login user's name, from the host's passwd (cached; a name the host does not
@@ -213,7 +293,10 @@ impl Requests {
         self.users
             .entry(uid)
             .or_insert_with(|| {
-                let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+                // The host's, seen through pid 1's root: in the DaemonSet /etc is the image's.
+                let passwd = std::fs::read_to_string("/proc/1/root/etc/passwd")
+                    .or_else(|_| std::fs::read_to_string("/etc/passwd"))
+                    .ok()?;
                 passwd.lines().find_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
                     (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
@@ -226,32 +309,56 @@ impl Requests {
 /// The manager that sent `s` (its name, for the text) and what it is about, when a
 /// manager sent it: systemd to a process of a unit, or a container runtime (or its shim,
 /// dockerd, containerd) to a container's process.
-fn sent_by_manager(s: &SignalRecord) -> Option<(String, Object<'_>)> {
+fn sent_by_manager(s: &SignalRecord) -> Option<(Manager, Object<'_>)> {
+    // The kernel's own (an OOM kill's sender is whoever was allocating): no one asked.
+    if matches!(s.cause, Cause::OomKill | Cause::Kernel) {
+        return None;
+    }
     let sender = s.sender.as_ref()?;
-    let parent = s.ancestry.iter().rev().nth(1).map(|a| a.comm.as_str());
-    // systemd itself, or a stop command it ran (ExecStop=/bin/kill …).
-    if sender.comm == "systemd" || parent == Some("systemd") && s.target.unit.is_some() && sender.pid != 1 {
+    // systemd is the host's pid 1 (a user manager or a container's systemd is not the one
+    // whose sockets are followed).
+    if sender.comm == "systemd" && sender.pid == 1 {
         let unit = s.target.unit.as_deref()?;
-        let who =
-            if sender.comm == "systemd" { "systemd".to_string() } else { format!("systemd (through {})", sender.comm) };
-        return Some((who, Object::Unit(unit)));
+        return Some((Manager { who: "systemd".into(), through: None }, Object::Unit(unit)));
+    }
+    // A stop command systemd ran for the unit (ExecStop=/bin/kill …): a child of pid 1 that
+    // signals within seconds of its start. A service's main process is a child of pid 1 too
+    // (a master killing its worker, minutes on), which is why the signal must follow the
+    // command's start closely, and only a request made before that start can be its reason.
+    let mut up = s.ancestry.iter().rev();
+    let (me, parent) = (up.next(), up.next());
+    if let (Some(me), Some(parent), Some(at)) = (me, parent, s.boot_ns)
+        && parent.pid == 1
+        && parent.comm == "systemd"
+        && me.pid == sender.pid
+        && s.target.unit.is_some()
+        && at.saturating_sub(me.start_ns) <= STOP_COMMAND_WITHIN_NS
+    {
+        let unit = s.target.unit.as_deref()?;
+        let who = format!("systemd (through {})", sender.comm);
+        return Some((Manager { who, through: Some(me.start_ns) }, Object::Unit(unit)));
     }
     let container = s.target.container.as_ref()?;
     let runtime = s.runtime.as_ref().map(|r| r.manager.clone().unwrap_or_else(|| r.runtime.clone()));
-    let manager =
+    let who =
         runtime.or_else(|| RELAYS[..3].iter().any(|m| sender.comm.starts_with(m)).then(|| sender.comm.clone()))?;
-    Some((manager, Object::Container(container)))
+    Some((Manager { who, through: None }, Object::Container(container)))
 }
 
 /// Whether request `q`, made on `socket`, names `object`.
 fn names(object: &Object<'_>, socket: Socket, q: &wire::Request) -> bool {
     match (object, socket) {
         (Object::Unit(u), Socket::SystemdPrivate | Socket::SystemBus) => argv::unit_name(&q.object) == *u,
-        (Object::Container(c), Socket::Docker | Socket::Containerd) => {
+        (Object::Container(c), Socket::Docker) => {
             let o = q.object.as_str();
-            // As Docker resolves one: a full ID, a name, or an ID prefix.
-            o == c.id || c.name.as_deref() == Some(o) || (o.len() >= 4 && c.id.starts_with(o))
+            // As Docker resolves one: a full ID, a name (Docker's own: a Kubernetes container's
+            // name is another runtime's, and not unique), or an ID prefix.
+            o == c.id
+                || (c.runtime == Runtime::Docker && c.name.as_deref() == Some(o))
+                || (o.len() >= 4 && c.id.starts_with(o))
         }
+        // containerd's clients name a container by its ID.
+        (Object::Container(c), Socket::Containerd) => q.object == c.id,
         _ => false,
     }
 }
@@ -288,8 +395,20 @@ mod tests {
         s.boot_ns = Some(boot_ns);
         s.sender = Some(Sender { pid: 50, comm: "runc".into(), ..Default::default() });
         s.runtime = Some(RuntimeInfo { runtime: "runc".into(), manager: Some("containerd-shim".into()) });
-        s.target.container = Some(ContainerRef { id: "0123456789abcdef".repeat(4), ..sample_container("web") });
+        s.target.container = Some(ContainerRef {
+            id: "0123456789abcdef".repeat(4),
+            runtime: Runtime::Docker,
+            ..sample_container("web")
+        });
+        s.cause = Cause::RuntimeStop;
         s
+    }
+
+    /// Capturing for as long as any window: a missing request may be claimed.
+    fn capturing_all_along(window: Duration) -> Requests {
+        let mut r = Requests::new(window, true);
+        r.capturing_since = Some(0);
+        r
     }
 
     #[test]
@@ -309,7 +428,7 @@ mod tests {
 
     #[test]
     fn no_request_no_requester() {
-        let mut r = Requests::new(Duration::from_secs(600), true);
+        let mut r = capturing_all_along(Duration::from_secs(600));
         // Another container's stop, and a status query: neither names this one.
         r.remember(request(Socket::Docker, 1_000, "docker", &["docker", "stop", "db"]));
         r.remember(request(Socket::Docker, 1_500, "docker", &["docker", "ps"]));
@@ -327,6 +446,70 @@ mod tests {
         let mut s = from_runc(3_000);
         Requests::new(Duration::from_secs(600), false).link(&mut s);
         assert_eq!((s.requested_by, s.no_request), (None, None));
+    }
+
+    #[test]
+    fn a_missing_request_is_claimed_only_where_podsig_saw_all_there_was() {
+        let window = Duration::from_secs(600);
+        // Capturing for less than the window: a request before it started is not seen.
+        let mut s = from_runc(3_000);
+        Requests::new(window, true).link(&mut s);
+        assert_eq!((&s.requested_by, &s.no_request), (&None, &None));
+        // Records lost within the window.
+        let mut r = capturing_all_along(window);
+        r.remember(request(Socket::Docker, 1_000, "docker", &["docker", "ps"]));
+        r.lost();
+        let mut s = from_runc(r.newest_ns + 1);
+        r.link(&mut s);
+        assert_eq!(s.no_request, None);
+        // A container whose manager's clients are not followed (podman).
+        let mut r = capturing_all_along(window);
+        let mut s = from_runc(3_000);
+        s.target.container.as_mut().unwrap().runtime = Runtime::Podman;
+        r.link(&mut s);
+        assert_eq!(s.no_request, None);
+        // The kernel's own kill (an OOM kill's sender is whoever was allocating).
+        let mut s = from_runc(3_000);
+        s.cause = Cause::OomKill;
+        r.link(&mut s);
+        assert_eq!((s.requested_by, s.no_request), (None, None));
+    }
+
+    #[test]
+    fn a_request_serves_its_own_signal_and_run_only() {
+        let mut r = capturing_all_along(Duration::from_secs(600));
+        r.remember(request(Socket::Docker, 1_000, "docker", &["docker", "kill", "-s", "HUP", "web"]));
+        let named = |at: u64, sig: i32, cgroup: u64| {
+            let mut s = from_runc(at);
+            s.signal.number = sig;
+            s.target.cgroup = Some(cgroup);
+            s.target.container.as_mut().unwrap().name = Some("web".into());
+            s
+        };
+        // A SIGTERM minutes after a SIGHUP was asked for: not what it asked, and there was a
+        // request, so nothing is claimed either way.
+        let mut term = named(2_000, libc::SIGTERM, 7);
+        r.link(&mut term);
+        assert_eq!((&term.requested_by, &term.no_request), (&None, &None));
+        let mut hup = named(2_000, libc::SIGHUP, 7);
+        r.link(&mut hup);
+        assert!(hup.requested_by.is_some());
+        // The same container started again (a new cgroup): the old request is not its reason.
+        let mut later = named(9_000, libc::SIGHUP, 8);
+        r.link(&mut later);
+        assert_eq!((&later.requested_by, &later.no_request), (&None, &None));
+    }
+
+    #[test]
+    fn a_docker_name_is_dockers_own() {
+        let mut r = capturing_all_along(Duration::from_secs(600));
+        r.remember(request(Socket::Docker, 1_000, "docker", &["docker", "stop", "app"]));
+        // A Kubernetes container named app (containerd's): another container altogether.
+        let mut s = from_runc(2_000);
+        let c = s.target.container.as_mut().unwrap();
+        (c.runtime, c.name) = (Runtime::Containerd, Some("app".into()));
+        r.link(&mut s);
+        assert_eq!(s.requested_by, None);
     }
 }
 
