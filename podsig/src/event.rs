@@ -316,6 +316,14 @@ pub struct Sender {
     pub pidns: Option<u32>,
 }
 
+impl Sender {
+    /// The host's systemd (pid 1): the manager whose units records name and whose sockets
+    /// are followed; a user manager (`systemd --user`) or a container's systemd is not it.
+    pub fn is_host_systemd(&self) -> bool {
+        self.pid == 1 && self.comm == "systemd"
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Ancestor {
     pub pid: u32,

@@ -174,6 +174,9 @@ struct UnitStop {
     ended: bool,
 }
 
+/// Units whose stop is remembered before the expired ones are dropped.
+const MAX_UNIT_STOPS: usize = 1024;
+
 /// How long after systemd's last signal to a unit another of its signals still belongs to
 /// the same pass over the unit's processes.
 const UNIT_BURST_NS: i128 = 1_000_000_000;
@@ -236,7 +239,7 @@ impl Stories {
         // A process of a unit with no story of its own joins the one of the unit's process
         // that got its stop request, when systemd is stopping the unit: only systemd signals
         // a unit as a whole (a user's kills in a session's scope are each their own story).
-        let by_systemd = s.sender.as_ref().is_some_and(|x| x.comm == "systemd");
+        let by_systemd = s.sender.as_ref().is_some_and(|x| x.is_host_systemd());
         let ukey = s
             .target
             .unit
@@ -322,8 +325,12 @@ impl Stories {
 
     fn exit(&mut self, e: &mut ExitRecord) -> Option<u64> {
         let at = wall_ns(&e.time)?;
-        if let Some(u) = e.unit.as_ref().and_then(|u| self.units.get_mut(&(e.node.clone(), u.clone())))
-            && u.request.as_ref().is_some_and(|r| r.target.pid == e.pid)
+        // Found by the process, not by the exit's unit: a unit read from /proc may be gone
+        // by now, and the stop would stay open for the whole window.
+        if let Some((_, u)) = self
+            .units
+            .iter_mut()
+            .find(|((node, _), u)| *node == e.node && u.request.as_ref().is_some_and(|r| r.target.pid == e.pid))
         {
             u.ended = true;
         }
@@ -351,6 +358,11 @@ impl Stories {
 
     /// Drops expired stories when there are many.
     fn prune(&mut self, now_ns: i128) {
+        // Units on their own count: every session scope systemd ever signalled would stay.
+        if self.units.len() >= MAX_UNIT_STOPS {
+            let window = self.window_ns;
+            self.units.retain(|_, u| now_ns - u.last.at_ns <= window);
+        }
         if self.by_pid.len() < MAX_STORIES {
             return;
         }
@@ -369,7 +381,7 @@ impl Stories {
 /// the unit's settings that decide what happened.
 fn in_systemds_words(sender: Option<&crate::event::Sender>, target: &crate::event::Target, stop: &mut Stop) {
     let (Some(unit), None) = (&target.unit, &target.container) else { return };
-    if sender.is_none_or(|x| x.comm != "systemd") {
+    if !sender.is_some_and(|x| x.is_host_systemd()) {
         return;
     }
     let fix = match stop.verdict {

@@ -254,9 +254,7 @@ impl Requests {
                     ancestry: r.ancestry.clone(),
                 });
             }
-            None if !other_request && sender.through.is_none() => {
-                s.no_request = self.no_request(at, &sender, &object)
-            }
+            None if !other_request && sender.through.is_none() => s.no_request = self.no_request(at, &sender, &object),
             None => {}
         }
     }
@@ -317,7 +315,7 @@ fn sent_by_manager(s: &SignalRecord) -> Option<(Manager, Object<'_>)> {
     let sender = s.sender.as_ref()?;
     // systemd is the host's pid 1 (a user manager or a container's systemd is not the one
     // whose sockets are followed).
-    if sender.comm == "systemd" && sender.pid == 1 {
+    if sender.is_host_systemd() {
         let unit = s.target.unit.as_deref()?;
         return Some((Manager { who: "systemd".into(), through: None }, Object::Unit(unit)));
     }
