@@ -119,6 +119,9 @@ pub struct Requests {
     blind_at: Option<u64>,
     /// Newest record time seen (boot ns).
     newest_ns: u64,
+    /// Containers (by ID) a client's call on containerd named without a method podsig could
+    /// read (`wire::unread_ids`), and when: maybe a stop, so none is claimed absent.
+    unread: VecDeque<(u64, String)>,
     users: HashMap<u32, Option<String>>,
 }
 
@@ -132,6 +135,7 @@ impl Requests {
             capturing_since: None,
             blind_at: None,
             newest_ns: 0,
+            unread: VecDeque::new(),
             users: HashMap::new(),
         };
         me.set_capturing(capturing);
@@ -171,6 +175,16 @@ impl Requests {
                     r.requests = wire::parse(r.socket, &before);
                 }
                 _ => {}
+            }
+            if r.requests.is_empty() && !RELAYS.iter().any(|m| r.client.comm.starts_with(m)) {
+                for id in wire::unread_ids(r.socket, &r.bytes) {
+                    while self.unread.front().is_some_and(|(t, _)| r.boot_ns.saturating_sub(*t) > self.window_ns)
+                        || self.unread.len() >= MAX_KEPT
+                    {
+                        self.unread.pop_front();
+                    }
+                    self.unread.push_back((r.boot_ns, id));
+                }
             }
             // Only a whole write can be the start of a call the next one ends: the rest of a
             // cut one would be read as the next write's fields.
@@ -266,6 +280,11 @@ impl Requests {
         let since = self.capturing_since?;
         let from = at.saturating_sub(self.window_ns);
         if since > from || self.blind_at.is_some_and(|b| b >= from) {
+            return None;
+        }
+        if let Object::Container(c) = object
+            && self.unread.iter().any(|(t, id)| (from..=at).contains(t) && *id == c.id)
+        {
             return None;
         }
         let (what, asked) = match object {
@@ -464,6 +483,14 @@ mod tests {
         let mut r = capturing_all_along(window);
         let mut s = from_runc(3_000);
         s.target.container.as_mut().unwrap().runtime = Runtime::Podman;
+        r.link(&mut s);
+        assert_eq!(s.no_request, None);
+        // A call on containerd that named the container with a method podsig could not read.
+        let mut r = capturing_all_along(window);
+        let mut s = from_runc(3_000);
+        let c = s.target.container.as_mut().unwrap();
+        c.runtime = Runtime::Containerd;
+        r.unread.push_back((2_000, c.id.clone()));
         r.link(&mut s);
         assert_eq!(s.no_request, None);
         // The kernel's own kill (an OOM kill's sender is whoever was allocating).

@@ -61,6 +61,17 @@ pub fn parse(socket: Socket, bytes: &[u8]) -> Vec<Request> {
     }
 }
 
+/// The containers (by 64-hex ID) that calls on containerd's socket named without a method
+/// podsig could read (a path from the connection's header table) nor a body it could infer
+/// one from: any of them may have been a stop (StopPodSandbox, RemoveContainer), so a
+/// container named here was maybe asked about. Empty for the other sockets.
+pub fn unread_ids(socket: Socket, bytes: &[u8]) -> Vec<String> {
+    match socket {
+        Socket::Containerd => grpc::unread_ids(bytes),
+        _ => Vec::new(),
+    }
+}
+
 fn request(method: &str, object: String) -> Request {
     Request { method: method.to_string(), object, mode: None, signal: None, timeout_s: None, inferred: false }
 }
@@ -579,6 +590,25 @@ mod grpc {
     }
 
     pub(super) fn parse(bytes: &[u8]) -> Vec<Request> {
+        streams(bytes).iter().filter_map(|s| call(&s.path, &s.data)).collect()
+    }
+
+    pub(super) fn unread_ids(bytes: &[u8]) -> Vec<String> {
+        streams(bytes)
+            .iter()
+            .filter(|s| matches!(s.path, hpack::Path::Unknown | hpack::Path::NotHere))
+            .filter(|s| call(&s.path, &s.data).is_none())
+            .filter_map(|s| {
+                let msg = s.data.get(5..)?;
+                let id = Fields::read(msg).last_bytes(1)?;
+                (id.len() == 64 && id.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+                    .then(|| String::from_utf8_lossy(id).into_owned())
+            })
+            .collect()
+    }
+
+    /// The client's streams in a write: each one's path and DATA, as far as the frames read.
+    fn streams(bytes: &[u8]) -> Vec<Stream> {
         let mut pos = 0;
         if bytes.starts_with(PREFACE) {
             pos = PREFACE.len();
@@ -642,7 +672,7 @@ mod grpc {
             }
             pos += 9 + len;
         }
-        streams.iter().filter_map(|s| call(&s.path, &s.data)).collect()
+        streams
     }
 
     /// A DATA or HEADERS frame's content: without its padding and, for HEADERS, its priority.
@@ -2279,6 +2309,23 @@ mod tests {
         // A body cut short may have hidden a field that changes its reading.
         let cut = indexed(&kill_request(CID, 9));
         assert_eq!(parse(Socket::Containerd, &cut[..cut.len() - 1]), vec![]);
+        // What was not read still says which container it named: StopPodSandbox among them.
+        let sandbox = encode(&k8s_cri::v1::StopPodSandboxRequest { pod_sandbox_id: CID.into() });
+        assert_eq!(unread_ids(Socket::Containerd, &indexed(&sandbox)), vec![CID.to_string()]);
+        assert_eq!(unread_ids(Socket::Containerd, &indexed(&kill_request(CID, 9))), Vec::<String>::new());
+        let known = join(&[
+            &frame(1, 4, 5, &headers("/runtime.v1.RuntimeService/ContainerStatus", true, false)),
+            &frame(
+                0,
+                1,
+                5,
+                &grpc_message(&encode(&k8s_cri::v1::ContainerStatusRequest {
+                    container_id: CID.into(),
+                    verbose: false,
+                })),
+            ),
+        ]);
+        assert_eq!(unread_ids(Socket::Containerd, &known), Vec::<String>::new(), "a method read is no stop");
     }
 
     #[test]
