@@ -102,17 +102,21 @@ impl Enricher {
     fn unit_of(&mut self, pid: u32) -> Option<String> {
         match crate::proc::unit_of_pid(pid) {
             Some(u) => {
-                if self.units.len() >= EXE_CACHE_MAX {
-                    self.units.retain(|_, (t, _)| t.elapsed() < UNIT_TTL);
-                    if self.units.len() >= EXE_CACHE_MAX {
-                        self.units.clear();
-                    }
-                }
-                self.units.insert(pid, (Instant::now(), Some(u.clone())));
+                self.remember_unit(pid, &u);
                 Some(u)
             }
             None => self.units.get(&pid).filter(|(t, _)| t.elapsed() < UNIT_TTL).and_then(|(_, u)| u.clone()),
         }
+    }
+
+    fn remember_unit(&mut self, pid: u32, unit: &str) {
+        if self.units.len() >= EXE_CACHE_MAX {
+            self.units.retain(|_, (t, _)| t.elapsed() < UNIT_TTL);
+            if self.units.len() >= EXE_CACHE_MAX {
+                self.units.clear();
+            }
+        }
+        self.units.insert(pid, (Instant::now(), Some(unit.to_string())));
     }
 
     /// RFC 3339 UTC with nanoseconds for a boot-clock timestamp.
@@ -171,8 +175,13 @@ impl Enricher {
                 }
                 s.target.container = containers.container_of(s.target.pid, s.target.pidns);
                 // The cgroup the kernel saw first: a pid read later may be another process's.
-                s.target.unit = match s.target.cgroup {
-                    Some(ino) => self.unit_of_cgroup(ino).or_else(|| self.unit_of(s.target.pid)),
+                s.target.unit = match s.target.cgroup.and_then(|ino| self.unit_of_cgroup(ino)) {
+                    // Kept for the pid too: its exit, read when /proc no longer has it, is
+                    // named for the same unit.
+                    Some(u) => {
+                        self.remember_unit(s.target.pid, &u);
+                        Some(u)
+                    }
                     None => self.unit_of(s.target.pid),
                 };
                 if let Some(sender) = s.sender.as_mut() {

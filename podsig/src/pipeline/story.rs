@@ -1129,6 +1129,30 @@ mod tests {
     /// next `sleep`) and SIGKILLed at TimeoutStopSec joins the unit's stop. A user's own
     /// kills in a session's scope do not.
     #[test]
+    fn a_kill_after_a_stop_and_a_restart_in_a_short_window_is_its_own() {
+        // The systemd guest's timeline with --stop-window 10s: stop, restart, kill.
+        let mut st = Stories::new(Duration::from_secs(10));
+        let unit = |mut s: SignalRecord| {
+            s.target.unit = Some("term.service".into());
+            s.target.disposition = Some(Disposition::Handler);
+            s
+        };
+        let ex = |secs, pid| {
+            let mut e = exit(secs, pid, Some(0), None);
+            e.unit = Some("term.service".into());
+            e
+        };
+        run(&mut st, unit(sig(0.0, libc::SIGTERM, ("systemd", 1), 310)));
+        run(&mut st, unit(sig(0.0001, libc::SIGCONT, ("systemd", 1), 310)));
+        run(&mut st, ex(0.12, 310));
+        run(&mut st, unit(sig(6.5, libc::SIGTERM, ("systemd", 1), 499)));
+        run(&mut st, unit(sig(6.5001, libc::SIGCONT, ("systemd", 1), 499)));
+        run(&mut st, ex(6.56, 499));
+        let kill = run(&mut st, unit(sig(9.2, libc::SIGKILL, ("systemd", 1), 532)));
+        assert_eq!(verdict(&kill), Some(Verdict::KilledWithoutTerm), "{:?}", kill.stop());
+    }
+
+    #[test]
     fn a_units_processes_share_systemds_stop() {
         let mut st = Stories::default();
         let unit = |mut s: SignalRecord, u: &str| {
