@@ -86,6 +86,9 @@ struct Kept {
     /// The cgroup (unified hierarchy inode) of the first signal linked to it: the run of the
     /// unit or container it was about.
     run: Option<u64>,
+    /// Per request to systemd, the unit an alias it named stands for (`sshd.service` is
+    /// `ssh.service`): systemd resolves it, and its signals name the real unit.
+    aliased: Vec<Option<String>>,
 }
 
 /// What a manager's signal is about.
@@ -220,7 +223,13 @@ impl Requests {
             }
             self.kept.pop_front();
         }
-        self.kept.push_back(Kept { record: r, link, run: None });
+        let aliased = match r.socket {
+            Socket::SystemdPrivate | Socket::SystemBus => {
+                r.requests.iter().map(|q| alias_of(&argv::unit_name(&q.object))).collect()
+            }
+            _ => Vec::new(),
+        };
+        self.kept.push_back(Kept { record: r, link, run: None, aliased });
     }
 
     /// Sets the signal's `requested_by` when a manager sent it and a request named its
@@ -241,7 +250,10 @@ impl Requests {
             .filter(|k| !RELAYS.iter().any(|r| k.record.client.comm.starts_with(r)))
             .filter(|k| sender.through.is_none_or(|started| k.record.boot_ns <= started))
             .find_map(|k| {
-                let i = k.record.requests.iter().position(|q| names(&object, k.record.socket, q))?;
+                let i = k.record.requests.iter().enumerate().position(|(i, q)| {
+                    names(&object, k.record.socket, q)
+                        || matches!((&object, k.aliased.get(i)), (Object::Unit(u), Some(Some(a))) if a == u)
+                })?;
                 let q = &k.record.requests[i];
                 let kill = matches!(q.method.as_str(), "KillUnit" | "kill" | "Kill");
                 let same_run = match (k.run, run) {
@@ -268,7 +280,7 @@ impl Requests {
                     ancestry: r.ancestry.clone(),
                 });
             }
-            None if !other_request && sender.through.is_none() => s.no_request = self.no_request(at, &sender, &object),
+            None if sender.through.is_none() => s.no_request = self.no_request(at, &sender, &object, other_request),
             None => {}
         }
     }
@@ -276,32 +288,48 @@ impl Requests {
     /// Why no requester is named, where podsig saw all a request could have been: its
     /// capture covers the window before `at`, nothing was lost since, and the manager's
     /// socket is one it follows. Else nothing: a missing request proves nothing.
-    fn no_request(&self, at: u64, manager: &Manager, object: &Object<'_>) -> Option<String> {
+    /// `other_request`: a request named the target, for another signal or another run.
+    fn no_request(&self, at: u64, manager: &Manager, object: &Object<'_>, other_request: bool) -> Option<String> {
         let since = self.capturing_since?;
         let from = at.saturating_sub(self.window_ns);
-        if since > from || self.blind_at.is_some_and(|b| b >= from) {
-            return None;
-        }
-        if let Object::Container(c) = object
-            && self.unread.iter().any(|(t, id)| (from..=at).contains(t) && *id == c.id)
-        {
-            return None;
-        }
+        let ms = |ns: u64| crate::pipeline::story::duration(ns / 1_000_000);
         let (what, asked) = match object {
             Object::Unit(u) => (u.to_string(), "systemd (on its private socket or the system bus)"),
-            Object::Container(c) if matches!(c.runtime, Runtime::Docker | Runtime::Containerd) => (
+            Object::Container(c) => (
                 c.name.clone().unwrap_or_else(|| crate::containers::short(&c.id)),
                 "Docker or containerd (on their sockets)",
             ),
-            // podman, CRI-O: their clients' requests are not captured.
-            Object::Container(_) => return None,
         };
-        Some(format!(
-            "no client asked {asked} to stop or signal {what} in the {} before: {} acted on its own (a timeout, \
-             watchdog, restart policy, health check, dependency or shutdown)",
-            crate::pipeline::story::duration(self.window_ns / 1_000_000),
-            manager.who
-        ))
+        // Each reason a missing request proves nothing comes before the claim.
+        Some(if other_request {
+            format!("a request named {what}, but for another signal or an earlier run of it: not this signal's")
+        } else if let Object::Container(c) = object
+            && !matches!(c.runtime, Runtime::Docker | Runtime::Containerd)
+        {
+            format!(
+                "requests to {} are not captured, so whether a client asked for this is unknown",
+                c.runtime.as_str()
+            )
+        } else if since > from {
+            format!(
+                "no client asked {asked} to stop or signal {what} in the {} podsig has been capturing requests; one \
+                 made before it started cannot be seen",
+                ms(at.saturating_sub(since))
+            )
+        } else if self.blind_at.is_some_and(|b| b >= from) {
+            format!("no request naming {what} was captured, but records were lost since: one may have been among them")
+        } else if let Object::Container(c) = object
+            && self.unread.iter().any(|(t, id)| (from..=at).contains(t) && *id == c.id)
+        {
+            format!("a call on containerd's socket named {what} with a method podsig could not read: it may have asked")
+        } else {
+            format!(
+                "no client asked {asked} to stop or signal {what} in the {} before: {} acted on its own (a timeout, \
+                 watchdog, restart policy, health check, dependency or shutdown)",
+                ms(self.window_ns),
+                manager.who
+            )
+        })
     }
 
     /// The login user's name, from the host's passwd (cached; a name the host does not
@@ -360,6 +388,20 @@ fn sent_by_manager(s: &SignalRecord) -> Option<(Manager, Object<'_>)> {
     let who =
         runtime.or_else(|| RELAYS[..3].iter().any(|m| sender.comm.starts_with(m)).then(|| sender.comm.clone()))?;
     Some((Manager { who, through: None }, Object::Container(container)))
+}
+
+/// The unit `name` is an alias of: its unit file a symlink to another unit's, in the
+/// directories systemd reads (the host's, through pid 1's root from the DaemonSet).
+fn alias_of(name: &str) -> Option<String> {
+    const DIRS: [&str; 4] =
+        ["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
+    let root = if Path::new("/proc/1/root/etc").exists() { "/proc/1/root" } else { "" };
+    DIRS.iter().find_map(|d| {
+        let target = std::fs::read_link(format!("{root}{d}/{name}")).ok()?;
+        let real = target.file_name()?.to_str()?.to_string();
+        // A masked unit links to /dev/null.
+        (real != name && real.contains('.')).then_some(real)
+    })
 }
 
 /// Whether request `q`, made on `socket`, names `object`.
@@ -421,6 +463,12 @@ mod tests {
         s
     }
 
+    /// `no_request` gives `why` a request may have been missed, and claims nothing.
+    fn unclaimed(s: &SignalRecord, why: &str) {
+        let n = s.no_request.as_deref().unwrap_or_default();
+        assert!(n.contains(why) && !n.contains("acted on its own"), "{n:?}");
+    }
+
     /// Capturing for as long as any window: a missing request may be claimed.
     fn capturing_all_along(window: Duration) -> Requests {
         let mut r = Requests::new(window, true);
@@ -471,20 +519,21 @@ mod tests {
         // Capturing for less than the window: a request before it started is not seen.
         let mut s = from_runc(3_000);
         Requests::new(window, true).link(&mut s);
-        assert_eq!((&s.requested_by, &s.no_request), (&None, &None));
+        assert_eq!(s.requested_by, None);
+        unclaimed(&s, "podsig has been capturing requests");
         // Records lost within the window.
         let mut r = capturing_all_along(window);
         r.remember(request(Socket::Docker, 1_000, "docker", &["docker", "ps"]));
         r.lost();
         let mut s = from_runc(r.newest_ns + 1);
         r.link(&mut s);
-        assert_eq!(s.no_request, None);
+        unclaimed(&s, "records were lost");
         // A container whose manager's clients are not followed (podman).
         let mut r = capturing_all_along(window);
         let mut s = from_runc(3_000);
         s.target.container.as_mut().unwrap().runtime = Runtime::Podman;
         r.link(&mut s);
-        assert_eq!(s.no_request, None);
+        unclaimed(&s, "not captured");
         // A call on containerd that named the container with a method podsig could not read.
         let mut r = capturing_all_along(window);
         let mut s = from_runc(3_000);
@@ -492,7 +541,7 @@ mod tests {
         c.runtime = Runtime::Containerd;
         r.unread.push_back((2_000, c.id.clone()));
         r.link(&mut s);
-        assert_eq!(s.no_request, None);
+        unclaimed(&s, "could not read");
         // The kernel's own kill (an OOM kill's sender is whoever was allocating).
         let mut s = from_runc(3_000);
         s.cause = Cause::OomKill;
@@ -515,14 +564,32 @@ mod tests {
         // request, so nothing is claimed either way.
         let mut term = named(2_000, libc::SIGTERM, 7);
         r.link(&mut term);
-        assert_eq!((&term.requested_by, &term.no_request), (&None, &None));
+        assert_eq!(term.requested_by, None);
+        unclaimed(&term, "another signal or an earlier run");
         let mut hup = named(2_000, libc::SIGHUP, 7);
         r.link(&mut hup);
         assert!(hup.requested_by.is_some());
         // The same container started again (a new cgroup): the old request is not its reason.
         let mut later = named(9_000, libc::SIGHUP, 8);
         r.link(&mut later);
-        assert_eq!((&later.requested_by, &later.no_request), (&None, &None));
+        assert_eq!(later.requested_by, None);
+        unclaimed(&later, "another signal or an earlier run");
+    }
+
+    #[test]
+    fn a_unit_asked_for_by_an_alias_is_linked() {
+        let mut r = capturing_all_along(Duration::from_secs(600));
+        r.remember(request(Socket::SystemdPrivate, 1_000, "systemctl", &["systemctl", "stop", "sshd"]));
+        // What alias_of reads from /etc/systemd/system/sshd.service -> …/ssh.service.
+        r.kept.back_mut().unwrap().aliased = vec![Some("ssh.service".into())];
+        let mut s = sample_signal();
+        s.boot_ns = Some(2_000);
+        s.sender = Some(Sender { pid: 1, comm: "systemd".into(), ..Default::default() });
+        s.target.unit = Some("ssh.service".into());
+        s.cause = Cause::Process;
+        r.link(&mut s);
+        let by = s.requested_by.expect("linked through the alias");
+        assert_eq!((by.request.method.as_str(), by.request.object.as_str()), ("StopUnit", "sshd.service"));
     }
 
     #[test]
