@@ -366,12 +366,15 @@ fn text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
-/// The row's cells from a signal record, and every field that does not match `want`.
-fn requested(row: &mut Row, rec: &Value, want: &Want) {
-    let e = &mut row.errors;
-    let rb = &rec["requested_by"];
+/// Whether `sudo` is among the requester's ancestors.
+fn via_sudo(rb: &Value) -> bool {
+    rb["ancestry"].as_array().is_some_and(|a| a.iter().any(|p| p["comm"] == "sudo"))
+}
+
+/// The row's requested_by and identity cells.
+fn requested_cells(rb: &Value) -> (String, String) {
     let c = &rb["client"];
-    row.requested = if rb.is_object() {
+    let requested = if rb.is_object() {
         format!(
             "{}({}) {} {} (link {}, {} ms)",
             text(&c["comm"]),
@@ -384,8 +387,8 @@ fn requested(row: &mut Row, rec: &Value, want: &Want) {
     } else {
         "none".into()
     };
-    let sudo = rb["ancestry"].as_array().is_some_and(|a| a.iter().any(|p| p["comm"] == "sudo"));
-    row.identity = if rb.is_object() {
+    let sudo = via_sudo(rb);
+    let identity = if rb.is_object() {
         format!(
             "uid {}, login uid {}, session {}, tty {}{}",
             c["uid"],
@@ -397,6 +400,16 @@ fn requested(row: &mut Row, rec: &Value, want: &Want) {
     } else {
         "—".into()
     };
+    (requested, identity)
+}
+
+/// The row's cells from a signal record, and every field that does not match `want`.
+fn requested(row: &mut Row, rec: &Value, want: &Want) {
+    let e = &mut row.errors;
+    let rb = &rec["requested_by"];
+    let c = &rb["client"];
+    (row.requested, row.identity) = requested_cells(rb);
+    let sudo = via_sudo(rb);
     if rec["target"]["unit"] != want.unit {
         e.push(format!("target.unit is {}, not {}", rec["target"]["unit"], want.unit));
     }

@@ -143,52 +143,7 @@ impl Enricher {
             Record::Oom(_) => {}
         }
         match record {
-            Record::Signal(s) => {
-                if let Some(ns) = s.boot_ns {
-                    s.time = self.wall_time(ns);
-                }
-                if let Some(ns) = s.last_boot_ns.filter(|_| s.count > 1) {
-                    s.last_time = Some(self.wall_time(ns));
-                }
-                if s.ancestry_source == AncestrySource::Proc {
-                    self.complete_from_proc(s);
-                }
-                if let Some(sender) = s.sender.as_mut() {
-                    let me = s.ancestry.last().filter(|a| a.pid == sender.pid);
-                    // The kernel's path, taken at signal time, when it walked all of it;
-                    // else /proc's, only for the same process still running the same file.
-                    let kernel = me.and_then(|a| a.exe.as_ref()?.path.clone()).filter(|p| p.starts_with('/'));
-                    sender.exe = kernel.or_else(|| self.cached_exe(sender, me));
-                }
-                let clk_tck = self.clk_tck;
-                // argv the kernel captured with the signal; from /proc it is only as good as
-                // any live process's cmdline, which the inspector reads itself.
-                let sender_argv = s
-                    .sender
-                    .as_ref()
-                    .filter(|x| s.ancestry_source == AncestrySource::Kernel && !x.kthread)
-                    .filter(|x| s.ancestry.last().is_some_and(|a| a.pid == x.pid))
-                    .map(|x| x.argv.as_slice());
-                s.findings = self.inspector.inspect(&s.ancestry, sender_argv, |a| live_image(clk_tck, a));
-                if let Some(oom) = &mut s.oom {
-                    memory_cgroup(oom, s.target.memcg);
-                }
-                s.target.container = containers.container_of(s.target.pid, s.target.pidns);
-                // The cgroup the kernel saw first: a pid read later may be another process's.
-                s.target.unit = match s.target.cgroup.and_then(|ino| self.unit_of_cgroup(ino)) {
-                    // Kept for the pid too: its exit, read when /proc no longer has it, is
-                    // named for the same unit.
-                    Some(u) => {
-                        self.remember_unit(s.target.pid, &u);
-                        Some(u)
-                    }
-                    None => self.unit_of(s.target.pid),
-                };
-                if let Some(sender) = s.sender.as_mut() {
-                    sender.container = containers.container_of(sender.pid, sender.pidns);
-                    sender.unit = self.unit_of(sender.pid);
-                }
-            }
+            Record::Signal(s) => self.enrich_signal(s, containers),
             Record::Oom(_) => {}
             Record::Exit(e) => {
                 if let Some(ns) = e.boot_ns {
@@ -213,6 +168,53 @@ impl Enricher {
                 let me = r.ancestry.last().filter(|a| a.pid == r.client.pid);
                 r.client.exe = me.and_then(|a| a.exe.as_ref()?.path.clone()).filter(|p| p.starts_with('/'));
             }
+        }
+    }
+
+    fn enrich_signal(&mut self, s: &mut SignalRecord, containers: &mut ContainerIndex) {
+        if let Some(ns) = s.boot_ns {
+            s.time = self.wall_time(ns);
+        }
+        if let Some(ns) = s.last_boot_ns.filter(|_| s.count > 1) {
+            s.last_time = Some(self.wall_time(ns));
+        }
+        if s.ancestry_source == AncestrySource::Proc {
+            self.complete_from_proc(s);
+        }
+        if let Some(sender) = s.sender.as_mut() {
+            let me = s.ancestry.last().filter(|a| a.pid == sender.pid);
+            // The kernel's path, taken at signal time, when it walked all of it;
+            // else /proc's, only for the same process still running the same file.
+            let kernel = me.and_then(|a| a.exe.as_ref()?.path.clone()).filter(|p| p.starts_with('/'));
+            sender.exe = kernel.or_else(|| self.cached_exe(sender, me));
+        }
+        let clk_tck = self.clk_tck;
+        // argv the kernel captured with the signal; from /proc it is only as good as
+        // any live process's cmdline, which the inspector reads itself.
+        let sender_argv = s
+            .sender
+            .as_ref()
+            .filter(|x| s.ancestry_source == AncestrySource::Kernel && !x.kthread)
+            .filter(|x| s.ancestry.last().is_some_and(|a| a.pid == x.pid))
+            .map(|x| x.argv.as_slice());
+        s.findings = self.inspector.inspect(&s.ancestry, sender_argv, |a| live_image(clk_tck, a));
+        if let Some(oom) = &mut s.oom {
+            memory_cgroup(oom, s.target.memcg);
+        }
+        s.target.container = containers.container_of(s.target.pid, s.target.pidns);
+        // The cgroup the kernel saw first: a pid read later may be another process's.
+        s.target.unit = match s.target.cgroup.and_then(|ino| self.unit_of_cgroup(ino)) {
+            // Kept for the pid too: its exit, read when /proc no longer has it, is
+            // named for the same unit.
+            Some(u) => {
+                self.remember_unit(s.target.pid, &u);
+                Some(u)
+            }
+            None => self.unit_of(s.target.pid),
+        };
+        if let Some(sender) = s.sender.as_mut() {
+            sender.container = containers.container_of(sender.pid, sender.pidns);
+            sender.unit = self.unit_of(sender.pid);
         }
     }
 

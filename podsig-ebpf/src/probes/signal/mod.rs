@@ -173,6 +173,10 @@ pub fn signal_generate_refused(ctx: BtfTracePointContext) -> i32 {
 /// `args`: the tracepoint's (sig, info, task, group, result). `DIRECT`: `task` may be loaded
 /// from (a BTF-typed pointer), and so may `current` where the kernel hands it out typed
 /// (`KernelOffsets::task_btf`).
+///
+/// Long: the miss path (every signal nobody watches) and the fold test must be one inlined
+/// body with the tracepoint's arguments in registers; a helper function here would be a
+/// BPF-to-BPF call on the path whose cost the bench measures against an empty program.
 #[inline(always)]
 pub(crate) fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ctx: &C, args: [u64; 5]) -> i32 {
     let [sig, info, target, group, result] = args;
@@ -266,6 +270,11 @@ pub(crate) fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ct
 /// first, then this signal's record, which starts the next run. Every record is assembled
 /// in `RECORD` by the subprograms below and copied out as far as it goes (the head, or the
 /// head and the sender's detail).
+///
+/// Long: the order is the contract with the reader (the run's end before the record that
+/// starts the next, a record's head filled before its detail); the parts that need not be
+/// inline are already the global subprograms it calls (`podsig_learn_*`, `podsig_fill_head`,
+/// `podsig_detail_*`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) unsafe fn report<C: EbpfContext, const LOOP: bool>(
