@@ -1125,9 +1125,8 @@ mod tests {
         assert_eq!(e.preceded_by.as_ref().unwrap().signal.number, libc::SIGPIPE);
     }
 
-    /// systemd stops a unit as a whole: a process started after the SIGTERM (a shell's
-    /// next `sleep`) and SIGKILLed at TimeoutStopSec joins the unit's stop. A user's own
-    /// kills in a session's scope do not.
+    /// A SIGKILL after a stop and a restart, inside one stop window, is not the stop's end:
+    /// the restart's new process was killed on its own.
     #[test]
     fn a_kill_after_a_stop_and_a_restart_in_a_short_window_is_its_own() {
         // The systemd guest's timeline with --stop-window 10s: stop, restart, kill.
@@ -1152,6 +1151,9 @@ mod tests {
         assert_eq!(verdict(&kill), Some(Verdict::KilledWithoutTerm), "{:?}", kill.stop());
     }
 
+    /// systemd stops a unit as a whole: a process started after the SIGTERM (a shell's
+    /// next `sleep`) and SIGKILLed at TimeoutStopSec joins the unit's stop. A user's own
+    /// kills in a session's scope do not.
     #[test]
     fn a_units_processes_share_systemds_stop() {
         let mut st = Stories::default();
