@@ -42,6 +42,7 @@ use crate::{
     },
     event::Record,
     requests::Requests,
+    source::RequestCapture,
 };
 
 /// What a watch configures the stages with.
@@ -82,7 +83,7 @@ impl Pipeline {
             containers: ContainerIndex::new(),
             namer,
             // Until the source says it captures requests.
-            requests: Requests::new(config.stop_window, false),
+            requests: Requests::new(config.stop_window, RequestCapture::Off),
             redactor: config.redact,
             stories: story::Stories::new(config.stop_window),
             filter: config.filter,
@@ -92,7 +93,7 @@ impl Pipeline {
 
     /// Once attached: whether the source captures requests to managers (without them, a
     /// signal with no matching request says nothing of who asked).
-    pub fn capturing_requests(&mut self, capturing: bool) {
+    pub fn capturing_requests(&mut self, capturing: RequestCapture) {
         self.requests.set_capturing(capturing);
     }
 
@@ -120,6 +121,12 @@ impl Pipeline {
 
     /// A record from the source, read at `now`.
     pub fn push(&mut self, record: Record, now: Instant) {
+        // The reader counts a loss after the batch it happened in: the requests stage hears of
+        // it now, before any signal of that batch is linked, or one could be said to have
+        // gone unasked while its request was among the records lost.
+        if matches!(record, Record::Lost(_)) {
+            self.requests.lost();
+        }
         self.correlator.push(record, now);
     }
 
@@ -154,7 +161,6 @@ impl Pipeline {
                 }
                 // Whatever the filter keeps: a loss may have hidden any target's signals.
                 Record::Lost(l) => {
-                    self.requests.lost();
                     eprintln!("podsig: lost {} events: the ring buffer was full (raise --ring-size)", l.count)
                 }
                 _ => {}

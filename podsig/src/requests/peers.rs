@@ -95,8 +95,9 @@ fn unix_sockets() -> io::Result<Vec<(Vec<u8>, Option<u32>)>> {
         while msgs.len() >= 16 {
             let len = u32::from_ne_bytes(msgs[0..4].try_into().unwrap()) as usize;
             let kind = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());
+            // A list cut short is no list: a client left out would ask unseen.
             if len < 16 || len > msgs.len() {
-                return Ok(out);
+                return Err(io::Error::other("sock_diag sent a malformed message"));
             }
             match kind {
                 NLMSG_DONE => return Ok(out),

@@ -24,7 +24,10 @@ use super::{
     argv,
     wire::{self, Socket},
 };
-use crate::event::{Cause, ContainerRef, RequestRecord, RequestedBy, Runtime, SignalRecord};
+use crate::{
+    event::{Cause, ContainerRef, RequestRecord, RequestedBy, Runtime, SignalRecord},
+    source::RequestCapture,
+};
 
 /// Requests kept at most (a busy node's recent stop requests; each holds a client's ancestry).
 const MAX_KEPT: usize = 4096;
@@ -83,12 +86,60 @@ struct Kept {
     record: RequestRecord,
     /// `request` or `argv`: what named the object.
     link: &'static str,
-    /// The cgroup (unified hierarchy inode) of the first signal linked to it: the run of the
-    /// unit or container it was about.
-    run: Option<u64>,
+    /// Per object the request named, the run of it the request was about, once a signal
+    /// was linked to it.
+    runs: Vec<Option<Run>>,
     /// Per request to systemd, the unit an alias it named stands for (`sshd.service` is
     /// `ssh.service`): systemd resolves it, and its signals name the real unit.
     aliased: Vec<Option<String>>,
+}
+
+/// The run of a unit or container a request was about: the cgroups (unified hierarchy
+/// inodes) its signals went to. systemd and the runtimes make new ones at every start; a
+/// unit's processes may sit in several below it (a user manager's, a delegated service's),
+/// and the manager signals them all in one pass.
+struct Run {
+    /// When the first signal was linked (boot ns).
+    first_ns: u64,
+    cgroups: Vec<u64>,
+}
+
+impl Run {
+    /// Whether a signal at `at` to a process in `cgroup` belongs to this run: a cgroup
+    /// already signalled, or one signalled in the same pass as the first.
+    fn admits(&mut self, cgroup: u64, at: u64) -> bool {
+        if self.cgroups.contains(&cgroup) {
+            return true;
+        }
+        let same_pass = at.saturating_sub(self.first_ns) <= RUN_PASS_NS && self.cgroups.len() < MAX_RUN_CGROUPS;
+        if same_pass {
+            self.cgroups.push(cgroup);
+        }
+        same_pass
+    }
+}
+
+/// How long after a request's first signal the manager may still be making its first pass
+/// over the run's processes (systemd's SIGTERM to each process of a unit).
+const RUN_PASS_NS: u64 = 1_000_000_000;
+
+/// Cgroups kept per run (a unit with more processes' cgroups than this is rare).
+const MAX_RUN_CGROUPS: usize = 64;
+
+/// How soon a manager acts on a request it carries out: its first signal for it follows
+/// within this (systemd's SIGTERM, a runtime's kill), or the request is not taken for the
+/// reason of a later one.
+const FIRST_SIGNAL_WITHIN_NS: u64 = 10_000_000_000;
+
+/// Why no request was linked though one named the target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unlinked {
+    /// None named it.
+    None,
+    /// One named it, for another signal (a kill request's) or another run of it.
+    Other,
+    /// One named it this long (ns) before, and nothing was linked to it since.
+    Stale(u64),
 }
 
 /// What a manager's signal is about.
@@ -117,6 +168,9 @@ pub struct Requests {
     /// Since when (boot ns) requests are captured; None: they are not, and a signal with
     /// no match says nothing.
     capturing_since: Option<u64>,
+    /// Clients connected before the capture began could not be listed: any of them may ask
+    /// unseen, so no signal is said to have gone unasked.
+    earlier_clients_unseen: bool,
     /// When (boot ns) records were last lost, or a kept request dropped before its window
     /// ended: a request may have been among them.
     blind_at: Option<u64>,
@@ -129,13 +183,14 @@ pub struct Requests {
 }
 
 impl Requests {
-    /// `capturing`: the kernel follows the manager sockets for this watch, from now on.
-    pub fn new(window: Duration, capturing: bool) -> Self {
+    /// `capturing`: what the kernel follows of the manager sockets for this watch, from now on.
+    pub fn new(window: Duration, capturing: RequestCapture) -> Self {
         let mut me = Self {
             window_ns: window.as_nanos() as u64,
             kept: VecDeque::new(),
             partial: HashMap::new(),
             capturing_since: None,
+            earlier_clients_unseen: false,
             blind_at: None,
             newest_ns: 0,
             unread: VecDeque::new(),
@@ -146,8 +201,10 @@ impl Requests {
     }
 
     /// Whether the source turned out to capture requests (known once it is attached).
-    pub fn set_capturing(&mut self, capturing: bool) {
-        self.capturing_since = capturing.then(|| crate::pipeline::enrich::clock_ns(libc::CLOCK_BOOTTIME) as u64);
+    pub fn set_capturing(&mut self, capturing: RequestCapture) {
+        self.capturing_since =
+            (capturing != RequestCapture::Off).then(|| crate::pipeline::enrich::clock_ns(libc::CLOCK_BOOTTIME) as u64);
+        self.earlier_clients_unseen = capturing == RequestCapture::NewClientsOnly;
     }
 
     /// Records were lost (the ring buffer was full): requests may have been among them.
@@ -229,7 +286,7 @@ impl Requests {
             }
             _ => Vec::new(),
         };
-        self.kept.push_back(Kept { record: r, link, run: None, aliased });
+        self.kept.push_back(Kept { record: r, link, runs: Vec::new(), aliased });
     }
 
     /// Sets the signal's `requested_by` when a manager sent it and a request named its
@@ -239,9 +296,9 @@ impl Requests {
         self.newest_ns = self.newest_ns.max(at);
         let Some((sender, object)) = sent_by_manager(s) else { return };
         let (signal, run) = (s.signal.number, s.target.cgroup);
-        // A request that named the target but is not for this signal, or was for another
-        // run of it: there was a request, just not this one's, so nothing is claimed.
-        let mut other_request = false;
+        // A request that named the target but is not this signal's (see `Unlinked`): there
+        // was a request, so no absence is claimed.
+        let mut unlinked = Unlinked::None;
         let found = self
             .kept
             .iter_mut()
@@ -256,15 +313,29 @@ impl Requests {
                 })?;
                 let q = &k.record.requests[i];
                 let kill = matches!(q.method.as_str(), "KillUnit" | "kill" | "Kill");
-                let same_run = match (k.run, run) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                };
-                if (kill && q.signal.is_some_and(|n| n != signal)) || !same_run {
-                    other_request = true;
+                if kill && q.signal.is_some_and(|n| n != signal) {
+                    unlinked = Unlinked::Other;
                     return None;
                 }
-                k.run = k.run.or(run);
+                if k.runs.len() <= i {
+                    k.runs.resize_with(i + 1, || None);
+                }
+                // A request nothing followed soon may never have been carried out (refused by
+                // polkit, a unit already stopped): a signal long after it is not put down to it.
+                if k.runs[i].is_none() && at - k.record.boot_ns > FIRST_SIGNAL_WITHIN_NS {
+                    unlinked = Unlinked::Stale(at - k.record.boot_ns);
+                    return None;
+                }
+                match (&mut k.runs[i], run) {
+                    (Some(r), Some(cgroup)) => {
+                        if !r.admits(cgroup, at) {
+                            unlinked = Unlinked::Other;
+                            return None;
+                        }
+                    }
+                    (Some(_), None) => {}
+                    (slot @ None, cgroup) => *slot = Some(Run { first_ns: at, cgroups: cgroup.into_iter().collect() }),
+                }
                 Some((&*k, i))
             });
         match found {
@@ -280,7 +351,7 @@ impl Requests {
                     ancestry: r.ancestry.clone(),
                 });
             }
-            None if sender.through.is_none() => s.no_request = self.no_request(at, &sender, &object, other_request),
+            None if sender.through.is_none() => s.no_request = self.no_request(at, &sender, &object, unlinked),
             None => {}
         }
     }
@@ -288,8 +359,7 @@ impl Requests {
     /// Why no requester is named, where podsig saw all a request could have been: its
     /// capture covers the window before `at`, nothing was lost since, and the manager's
     /// socket is one it follows. Else nothing: a missing request proves nothing.
-    /// `other_request`: a request named the target, for another signal or another run.
-    fn no_request(&self, at: u64, manager: &Manager, object: &Object<'_>, other_request: bool) -> Option<String> {
+    fn no_request(&self, at: u64, manager: &Manager, object: &Object<'_>, unlinked: Unlinked) -> Option<String> {
         let since = self.capturing_since?;
         let from = at.saturating_sub(self.window_ns);
         let ms = |ns: u64| crate::pipeline::story::duration(ns / 1_000_000);
@@ -301,14 +371,25 @@ impl Requests {
             ),
         };
         // Each reason a missing request proves nothing comes before the claim.
-        Some(if other_request {
+        Some(if unlinked == Unlinked::Other {
             format!("a request named {what}, but for another signal or an earlier run of it: not this signal's")
+        } else if let Unlinked::Stale(ns) = unlinked {
+            format!(
+                "a request named {what} {} before this signal, and no signal followed it sooner: whether this one is \
+                 its, podsig cannot tell",
+                ms(ns)
+            )
         } else if let Object::Container(c) = object
             && !matches!(c.runtime, Runtime::Docker | Runtime::Containerd)
         {
             format!(
                 "requests to {} are not captured, so whether a client asked for this is unknown",
                 c.runtime.as_str()
+            )
+        } else if self.earlier_clients_unseen {
+            format!(
+                "no request naming {what} was captured, but the clients connected to the managers' sockets before \
+                 podsig started could not be listed: one of them may have asked"
             )
         } else if since > from {
             format!(
@@ -384,7 +465,9 @@ fn sent_by_manager(s: &SignalRecord) -> Option<(Manager, Object<'_>)> {
         return Some((Manager { who, through: Some(me.start_ns) }, Object::Unit(unit)));
     }
     let container = s.target.container.as_ref()?;
-    let runtime = s.runtime.as_ref().map(|r| r.manager.clone().unwrap_or_else(|| r.runtime.clone()));
+    // A runtime no manager ran (`runc kill` typed in a shell) is the one who asked, not a
+    // manager acting for someone.
+    let runtime = s.runtime.as_ref().and_then(|r| r.manager.clone());
     let who =
         runtime.or_else(|| RELAYS[..3].iter().any(|m| sender.comm.starts_with(m)).then(|| sender.comm.clone()))?;
     Some((Manager { who, through: None }, Object::Container(container)))
@@ -471,14 +554,14 @@ mod tests {
 
     /// Capturing for as long as any window: a missing request may be claimed.
     fn capturing_all_along(window: Duration) -> Requests {
-        let mut r = Requests::new(window, true);
+        let mut r = Requests::new(window, RequestCapture::Whole);
         r.capturing_since = Some(0);
         r
     }
 
     #[test]
     fn a_manager_signal_is_linked_to_the_request_that_named_its_target() {
-        let mut r = Requests::new(Duration::from_secs(600), true);
+        let mut r = Requests::new(Duration::from_secs(600), RequestCapture::Whole);
         r.remember(request(Socket::Docker, 1_000, "docker", &["docker", "stop", "-t", "2", "web"]));
         // A relay of the same stop: dockerd asking containerd.
         r.remember(request(Socket::Containerd, 2_000, "dockerd", &["dockerd"]));
@@ -509,7 +592,7 @@ mod tests {
         assert_eq!(s.requested_by, None);
         // Without capture, nothing is claimed either way.
         let mut s = from_runc(3_000);
-        Requests::new(Duration::from_secs(600), false).link(&mut s);
+        Requests::new(Duration::from_secs(600), RequestCapture::Off).link(&mut s);
         assert_eq!((s.requested_by, s.no_request), (None, None));
     }
 
@@ -518,7 +601,7 @@ mod tests {
         let window = Duration::from_secs(600);
         // Capturing for less than the window: a request before it started is not seen.
         let mut s = from_runc(3_000);
-        Requests::new(window, true).link(&mut s);
+        Requests::new(window, RequestCapture::Whole).link(&mut s);
         assert_eq!(s.requested_by, None);
         unclaimed(&s, "podsig has been capturing requests");
         // Records lost within the window.
@@ -569,11 +652,76 @@ mod tests {
         let mut hup = named(2_000, libc::SIGHUP, 7);
         r.link(&mut hup);
         assert!(hup.requested_by.is_some());
-        // The same container started again (a new cgroup): the old request is not its reason.
-        let mut later = named(9_000, libc::SIGHUP, 8);
+        // The same container started again (a new cgroup, after the stop's pass over its
+        // processes): the old request is not its reason.
+        let mut later = named(2_000 + 2 * RUN_PASS_NS, libc::SIGHUP, 8);
         r.link(&mut later);
         assert_eq!(later.requested_by, None);
         unclaimed(&later, "another signal or an earlier run");
+    }
+
+    fn from_systemd(at: u64, unit: &str, cgroup: u64) -> SignalRecord {
+        let mut s = sample_signal();
+        s.boot_ns = Some(at);
+        s.sender = Some(Sender { pid: 1, comm: "systemd".into(), ..Default::default() });
+        s.target.unit = Some(unit.into());
+        s.target.cgroup = Some(cgroup);
+        s.cause = Cause::Process;
+        s
+    }
+
+    #[test]
+    fn one_stop_reaches_every_cgroup_of_its_unit_and_every_object_it_named() {
+        let mut r = capturing_all_along(Duration::from_secs(600));
+        let argv = ["systemctl", "stop", "user@1000.service", "db.service"];
+        r.remember(request(Socket::SystemdPrivate, 1_000, "systemctl", &argv));
+        // systemd's pass over a user manager's processes, in cgroups below the unit's.
+        for (at, cgroup) in [(2_000, 11), (3_000, 12), (4_000, 13)] {
+            let mut s = from_systemd(at, "user@1000.service", cgroup);
+            r.link(&mut s);
+            assert!(s.requested_by.is_some(), "cgroup {cgroup}: {:?}", s.no_request);
+        }
+        // The other unit the same command named has a run of its own.
+        let mut db = from_systemd(5_000, "db.service", 20);
+        r.link(&mut db);
+        assert_eq!(db.requested_by.map(|b| b.request.object), Some("db.service".into()));
+        // TimeoutStopSec later: the SIGKILL to a process of a cgroup in the pass still is its.
+        let mut kill = from_systemd(90 * 1_000_000_000, "user@1000.service", 12);
+        kill.signal.number = libc::SIGKILL;
+        r.link(&mut kill);
+        assert!(kill.requested_by.is_some(), "{:?}", kill.no_request);
+    }
+
+    #[test]
+    fn a_request_nothing_followed_is_not_the_reason_for_a_later_signal() {
+        let mut r = capturing_all_along(Duration::from_secs(600));
+        // Refused by polkit, or the unit was not running: systemd signalled nothing.
+        r.remember(request(Socket::SystemBus, 1_000, "systemctl", &["systemctl", "restart", "web"]));
+        let mut watchdog = from_systemd(1_000 + 2 * FIRST_SIGNAL_WITHIN_NS, "web.service", 5);
+        watchdog.signal.number = libc::SIGABRT;
+        r.link(&mut watchdog);
+        assert_eq!(watchdog.requested_by, None);
+        unclaimed(&watchdog, "podsig cannot tell");
+    }
+
+    #[test]
+    fn a_runtime_run_by_hand_is_not_a_manager_acting_on_its_own() {
+        let mut r = capturing_all_along(Duration::from_secs(600));
+        // `runc kill ID 9` typed in a shell: runc with no shim, dockerd or containerd above it.
+        let mut s = from_runc(3_000);
+        s.runtime.as_mut().unwrap().manager = None;
+        r.link(&mut s);
+        assert_eq!((s.requested_by, s.no_request), (None, None));
+    }
+
+    #[test]
+    fn clients_connected_before_podsig_that_could_not_be_listed_keep_the_absence_unsaid() {
+        let mut r = Requests::new(Duration::from_secs(600), RequestCapture::NewClientsOnly);
+        r.capturing_since = Some(0);
+        let mut s = from_runc(3_000);
+        r.link(&mut s);
+        assert_eq!(s.requested_by, None);
+        unclaimed(&s, "could not be listed");
     }
 
     #[test]

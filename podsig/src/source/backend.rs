@@ -78,8 +78,21 @@ pub trait Backend {
     fn take_malformed(&mut self) -> u64 {
         0
     }
-    /// Clients' requests to managers are captured (`Record::Request`).
-    fn captures_requests(&self) -> bool {
-        false
+    /// Whether clients' requests to managers are captured (`Record::Request`), and whose.
+    fn captures_requests(&self) -> RequestCapture {
+        RequestCapture::Off
     }
+}
+
+/// How much of what clients ask the managers a backend captures: what a signal with no
+/// matching request may claim depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestCapture {
+    /// Nothing: a signal with no matching request says nothing of who asked.
+    Off,
+    /// Every request from now on, from clients that connect later and those connected already.
+    Whole,
+    /// Only from clients that connect from now on: those connected before could not be
+    /// listed, and one of them may ask unseen.
+    NewClientsOnly,
 }

@@ -14,7 +14,7 @@ use anyhow::{Result, bail};
 
 use crate::event::Record;
 
-pub use self::backend::{Backend, BackendKind, Malformed, WatchSpec};
+pub use self::backend::{Backend, BackendKind, Malformed, RequestCapture, WatchSpec};
 
 /// The backends behind one type, so the watch loop is written once.
 pub enum AnyBackend {
@@ -65,7 +65,7 @@ impl Backend for AnyBackend {
             AnyBackend::Stap(b) => b.take_malformed(),
         }
     }
-    fn captures_requests(&self) -> bool {
+    fn captures_requests(&self) -> RequestCapture {
         match self {
             AnyBackend::Ebpf(b) => b.captures_requests(),
             AnyBackend::Stap(b) => b.captures_requests(),

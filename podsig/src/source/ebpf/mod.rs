@@ -25,7 +25,7 @@ use self::{
     decode::REPEAT_WINDOW_MS,
     reader::Reader,
 };
-use crate::source::backend::{Backend, WatchSpec};
+use crate::source::backend::{Backend, RequestCapture, WatchSpec};
 use crate::{event::Record, signals};
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/podsig"));
@@ -51,8 +51,8 @@ pub struct EbpfBackend {
     tids: std::collections::HashMap<u32, Vec<u32>>,
     mode: Mode,
     hook: Hook,
-    /// Clients' requests to the manager sockets are captured.
-    requests: bool,
+    /// Whether clients' requests to the manager sockets are captured, and whose.
+    requests: RequestCapture,
     /// When the kernel's list of clients' connections was last rid of exited clients'.
     conns_pruned: std::time::Instant,
     /// The object: its programs stay attached while it is held.
@@ -170,7 +170,7 @@ impl EbpfBackend {
             tids: Default::default(),
             mode,
             hook,
-            requests: false,
+            requests: RequestCapture::Off,
             conns_pruned: std::time::Instant::now(),
             ebpf,
         };
@@ -185,7 +185,7 @@ impl EbpfBackend {
             // Requests are evidence for a link, not the watch itself: without them the
             // signals are still reported, with one line saying what is missing.
             match me.attach_requests(&spec.requests) {
-                Ok(()) => me.requests = true,
+                Ok(capture) => me.requests = capture,
                 Err(e) => tracing::warn!(
                     "requests to managers cannot be captured, so no signal names who asked a manager for it: {e:#}"
                 ),
@@ -289,7 +289,10 @@ impl EbpfBackend {
     /// The request hooks: `connect` and `close` keep the kernel's list of clients'
     /// connections to the manager sockets, the writing syscalls capture what those clients
     /// write. The walk of a client's ancestry is the signal hook's (bpf_loop or bounded).
-    fn attach_requests(&mut self, sockets: &[(std::path::PathBuf, crate::requests::wire::Socket)]) -> Result<()> {
+    fn attach_requests(
+        &mut self,
+        sockets: &[(std::path::PathBuf, crate::requests::wire::Socket)],
+    ) -> Result<RequestCapture> {
         if self.mode != Mode::Btf {
             anyhow::bail!("they need kernel BTF, to read the client's identity and ancestry");
         }
@@ -327,7 +330,7 @@ impl EbpfBackend {
         }
         // Connections made before now (kubelet's to containerd, typically) are learnt here,
         // not at their connect.
-        match crate::requests::peers::existing_clients(sockets, std::process::id()) {
+        let capture = match crate::requests::peers::existing_clients(sockets, std::process::id()) {
             Ok(clients) => {
                 let mut conns: HashMap<&mut MapData, u64, u32> =
                     HashMap::try_from(self.ebpf.map_mut("CONNS").context("map CONNS missing")?)?;
@@ -336,12 +339,16 @@ impl EbpfBackend {
                     let _ = conns.insert(((*pid as u64) << 32) | *fd as u64, kind, 0);
                 }
                 tracing::info!("{} clients were connected to the manager sockets already", clients.len());
+                RequestCapture::Whole
             }
-            Err(e) => tracing::warn!(
-                "clients connected to the manager sockets before podsig started are not followed (their requests \
-                 will not be named): {e}"
-            ),
-        }
+            Err(e) => {
+                tracing::warn!(
+                    "clients connected to the manager sockets before podsig started are not followed (their requests \
+                     will not be named, and no signal is said to have gone unasked): {e}"
+                );
+                RequestCapture::NewClientsOnly
+            }
+        };
         let walk = if self.hook.build.walks_with_loop() { "" } else { "_bounded" };
         let programs = [
             (format!("request_write{walk}"), "sys_enter_write"),
@@ -353,7 +360,7 @@ impl EbpfBackend {
             attach(&mut self.ebpf, prog, At::Classic("syscalls", tracepoint))?;
         }
         tracing::info!("capturing requests to {} manager socket paths", sockets.len());
-        Ok(())
+        Ok(capture)
     }
 
     /// Forgets the connections of clients that exited without closing them (the usual end of
@@ -522,7 +529,7 @@ impl Backend for EbpfBackend {
     }
 
     fn drain(&mut self, out: &mut Vec<Record>) -> Result<()> {
-        if self.requests && self.conns_pruned.elapsed() >= CONNS_PRUNE_EVERY {
+        if self.requests != RequestCapture::Off && self.conns_pruned.elapsed() >= CONNS_PRUNE_EVERY {
             self.conns_pruned = std::time::Instant::now();
             self.prune_conns();
         }
@@ -537,7 +544,7 @@ impl Backend for EbpfBackend {
         self.add_target(pid, false)
     }
 
-    fn captures_requests(&self) -> bool {
+    fn captures_requests(&self) -> RequestCapture {
         self.requests
     }
 
