@@ -286,7 +286,12 @@ unsafe fn finish<const LOOP: bool>(
         }
         // The sender detail's walk writes into the signal record's task slot: a signal hook
         // cannot run on this CPU meanwhile but in an interrupt, which uses the other slot.
-        let Some(rec) = RECORD.get_ptr_mut(TASK_SLOT) else { return };
+        // Every way out without the record is counted lost: userspace claims no request absent
+        // across a loss.
+        let Some(rec) = RECORD.get_ptr_mut(TASK_SLOT) else {
+            count_lost();
+            return;
+        };
         (*rec).head.flags = 0;
         if LOOP {
             podsig_detail_loop();
@@ -302,6 +307,7 @@ unsafe fn finish<const LOOP: bool>(
             &raw const (*rec).detail as *const c_void,
         ) != 0
         {
+            count_lost();
             return;
         }
         if !output(ctx, bytes_of(&*r), Wake::Now, &cfg) {
