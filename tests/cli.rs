@@ -244,3 +244,27 @@ fn why_needs_a_target_and_a_history() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// A unit that runs nothing now is waited for, not an error, and said once: a misspelt unit
+/// never starts.
+#[test]
+fn a_unit_not_running_is_said_once_and_waited_for() {
+    let _suite = suite(module_path!());
+    if !privileged() {
+        return;
+    }
+    let (st, out, err) = podsig_output(&["watch", "--unit", "podsig-e2e-no-such", "--duration", "1s"]);
+    assert!(st.success(), "{err}");
+    assert!(out.is_empty(), "{out}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(
+            "podsig: no process runs in podsig-e2e-no-such.service now (stopped, or no such unit: `systemctl status \
+             podsig-e2e-no-such.service`); waiting for it to start"
+        ),
+        "{err}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("podsig: attached") && l.contains("unit podsig-e2e-no-such.service")));
+    assert!(!err.contains("nothing to watch"), "{err}");
+}

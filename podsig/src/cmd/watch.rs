@@ -163,7 +163,17 @@ pub async fn command(mut args: cli::WatchArgs, verbose: bool) -> Result<()> {
     };
     let mut opts = WatchOptions::from_flags(shared).await?;
     let units = Units::new(args.units);
-    pids.extend(units.pids());
+    let unit_pids = units.pids();
+    if !units.is_empty() && unit_pids.is_empty() {
+        // Not an error: a unit watch follows the unit's starts. But a misspelt unit never
+        // starts, so say it once.
+        let names = units.names().join(" ");
+        eprintln!(
+            "podsig: no process runs in {names} now (stopped, or no such unit: `systemctl status {names}`); waiting \
+             for it to start"
+        );
+    }
+    pids.extend(unit_pids);
     opts.spec.pids = pids;
     opts.spec.all = args.all;
     opts.spec.signals = signals;
@@ -535,9 +545,11 @@ impl Watch {
             self.watched.remove(&pid);
             self.backend.unwatch(pid)?;
         }
+        // A container or unit watch waits for its target's next start.
         if self.watched.is_empty()
             && !self.opts.spec.all
             && self.opts.follower.is_none()
+            && self.opts.units.is_empty()
             && !done
             && self.pipeline.is_empty()
         {
