@@ -95,6 +95,11 @@ pub(crate) struct HitCache {
     pub(crate) context: u32,
     /// This CPU's preempt count (per-CPU kernels): found once, then read on every hit.
     pub(crate) preempt_addr: u64,
+    /// The saved syscall registers (`pt_regs`) of the sender thread `regs_task` (its
+    /// `task_struct`) with `regs_pid_tgid`: see `current_arg0`.
+    pub(crate) regs: u64,
+    pub(crate) regs_task: u64,
+    pub(crate) regs_pid_tgid: u64,
 }
 
 #[map]
@@ -235,7 +240,7 @@ pub(crate) fn on_signal<C: EbpfContext, const LOOP: bool, const DIRECT: bool>(ct
     let mm = unsafe { task_u64(current, typed, off.task_mm) };
     let (code, errno, info_flags) = unsafe { siginfo(info, off) };
     let context = unsafe { cpu_context(c, current, off) };
-    let arg0 = unsafe { current_arg0(off) };
+    let arg0 = unsafe { current_arg0(c, current, pid_tgid, off) };
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let key = RunKey {
         pid_tgid,
@@ -382,6 +387,12 @@ pub(crate) unsafe fn siginfo(info: u64, off: &KernelOffsets) -> (i32, i32, u32) 
     match info {
         SEND_SIG_NOINFO => (SI_USER, 0, FLAG_NO_SIGINFO),
         SEND_SIG_PRIV => (SI_KERNEL, 0, FLAG_NO_SIGINFO),
+        // Read on every hit, folded ones included: one helper call for both where si_code
+        // follows si_errno (every kernel's layout so far), else one each.
+        _ if off.siginfo_code == off.siginfo_errno + 4 => unsafe {
+            let both = read::<u64>(info as *const u8, off.siginfo_errno).unwrap_or(0);
+            ((both >> 32) as i32, both as i32, 0)
+        },
         _ => unsafe {
             let info = info as *const u8;
             (read(info, off.siginfo_code).unwrap_or(0), read(info, off.siginfo_errno).unwrap_or(0), 0)

@@ -203,14 +203,22 @@ pub(crate) unsafe fn target_state(e: *mut SignalEvent, target: *const u8, sig: i
 }
 
 /// The first argument of the syscall the sender is executing (what tells kill(pid) from
-/// kill(0) before a signal is folded into a run); 0 where it cannot be read.
+/// kill(0) before a signal is folded into a run); 0 where it cannot be read. It is read on
+/// every hit, folded ones included: a thread's saved registers stay where they are while it
+/// lives, so where they are is found once per sender thread on this CPU (two helper calls)
+/// and kept in the hit cache, keyed by the task and its pid_tgid.
 #[inline(always)]
-pub(crate) unsafe fn current_arg0(off: &KernelOffsets) -> i64 {
+pub(crate) unsafe fn current_arg0(c: *mut HitCache, current: *const u8, pid_tgid: u64, off: &KernelOffsets) -> i64 {
     if off.regs_syscall_size == 0 || off.regs_arg0 == 0 {
         return 0;
     }
     unsafe {
-        let regs = generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) as *const u8;
+        if (*c).regs_task != current as u64 || (*c).regs_pid_tgid != pid_tgid {
+            (*c).regs = generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) as u64;
+            (*c).regs_task = current as u64;
+            (*c).regs_pid_tgid = pid_tgid;
+        }
+        let regs = (*c).regs as *const u8;
         if regs.is_null() { 0 } else { read::<i64>(regs, off.regs_arg0).unwrap_or(0) }
     }
 }
