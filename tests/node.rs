@@ -18,6 +18,9 @@ fn node_mode_reports_terminating_signals_minus_noise_with_the_node_name() {
     }
     let (a, b) = (Target::sleep(), Target::sleep());
     let mut w = Podsig::start(&["watch", "--all", "--exclude-comm", "bash", "--node-name", "node-7", "-o", "json"]);
+    // Request capture taxes every syscall on the node: node mode says it is on, at once.
+    let attached = w.stderr_lines.last().unwrap();
+    assert!(attached.contains("watching every process, capturing requests to managers, "), "{attached}");
     send("sh", "kill -USR1 $T", a.pid()); // not a terminating signal: not reported by default
     send("bash", "kill -TERM $T", a.pid()); // excluded sender
     let sender = send("sh", "kill -TERM $T", b.pid());
@@ -32,7 +35,12 @@ fn node_mode_reports_terminating_signals_minus_noise_with_the_node_name() {
     assert!(w.wait().0.success());
 
     // --any-signal lifts the default; the node name falls back to $NODE_NAME.
-    let mut w = Podsig::start_env(&["watch", "--all", "--any-signal", "-o", "json"], &[("NODE_NAME", "from-env")]);
+    let mut w = Podsig::start_env(
+        &["watch", "--all", "--any-signal", "--no-requests", "-o", "json"],
+        &[("NODE_NAME", "from-env")],
+    );
+    let attached = w.stderr_lines.last().unwrap();
+    assert!(!attached.contains("requests"), "--no-requests: {attached}");
     send("sh", "kill -USR1 $T", a.pid());
     let ev = w.next_matching("USR1 to the target", |v| v["kind"] == "signal" && v["target"]["pid"] == a.pid());
     assert_eq!(ev["signal"]["name"], "SIGUSR1");

@@ -28,7 +28,7 @@ use crate::{
     sink::history,
     sink::metrics::{self, Metrics},
     sink::output::{self, Format, Output, Stdout},
-    source::{self, Backend, BackendKind, WatchSpec, target},
+    source::{self, Backend, BackendKind, RequestCapture, WatchSpec, target},
     units::Units,
 };
 
@@ -378,7 +378,13 @@ impl Watch {
             .collect();
         let what = watching(&self.opts, &self.watched);
         let (name, ms) = (self.backend.name(), started.elapsed().as_millis());
-        eprintln!("podsig: attached (backend {name}, watching {what}, {ms} ms)");
+        // Said at once: request capture's syscall tracepoints tax every syscall on the node.
+        let requests = match self.backend.captures_requests() {
+            RequestCapture::Off => "",
+            RequestCapture::Whole => ", capturing requests to managers",
+            RequestCapture::NewClientsOnly => ", capturing requests to managers (from new clients only)",
+        };
+        eprintln!("podsig: attached (backend {name}, watching {what}{requests}, {ms} ms)");
         on_attached();
         if let Some(m) = &self.opts.node.metrics {
             m.set_attached();
