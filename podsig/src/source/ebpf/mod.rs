@@ -55,9 +55,6 @@ pub struct EbpfBackend {
     requests: RequestCapture,
     /// When the kernel's list of clients' connections was last rid of exited clients'.
     conns_pruned: std::time::Instant,
-    /// Per followed connection, the start time (clock ticks) of the client seen holding it at
-    /// a prune: a later process given the same pid is another client.
-    conn_clients: std::collections::HashMap<u64, u64>,
     /// The object: its programs stay attached while it is held.
     ebpf: Ebpf,
 }
@@ -175,7 +172,6 @@ impl EbpfBackend {
             hook,
             requests: RequestCapture::Off,
             conns_pruned: std::time::Instant::now(),
-            conn_clients: std::collections::HashMap::new(),
             ebpf,
         };
         // Filter first, then attach: nothing is reported before the targets are in place.
@@ -370,27 +366,18 @@ impl EbpfBackend {
     /// Forgets the connections of clients that exited without closing them (the usual end of
     /// a `docker` or `systemctl` run): only `close` removes an entry in the kernel, and a
     /// later process given the same pid must not have its writes to that fd taken for
-    /// requests. A pid reused between two prunes is told apart by its start time.
+    /// requests.
     fn prune_conns(&mut self) {
         let Some(map) = self.ebpf.map_mut("CONNS") else { return };
         let Ok(mut conns) = HashMap::<&mut MapData, u64, u32>::try_from(map) else { return };
-        let keys: Vec<u64> = conns.keys().filter_map(Result::ok).collect();
-        let mut gone = Vec::new();
-        let mut clients = std::collections::HashMap::with_capacity(keys.len());
-        for key in keys {
-            let started = crate::proc::proc_start_ticks((key >> 32) as u32);
-            match (started, self.conn_clients.get(&key)) {
-                (Some(now), Some(&then)) if now != then => gone.push(key),
-                (Some(now), _) => {
-                    clients.insert(key, now);
-                }
-                (None, _) => gone.push(key),
-            }
-        }
+        let gone: Vec<u64> = conns
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !std::path::Path::new(&format!("/proc/{}", k >> 32)).exists())
+            .collect();
         for key in &gone {
             let _ = conns.remove(key);
         }
-        self.conn_clients = clients;
         if !gone.is_empty() {
             tracing::debug!("forgot {} connections of exited clients", gone.len());
         }
