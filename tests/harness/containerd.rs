@@ -54,6 +54,7 @@ impl Containerd {
             let _ = std::fs::remove_dir_all(&base);
         }
         std::fs::create_dir_all(&base)?;
+        stop_left_over(&base.join("config.toml"));
         let socket = base.join("containerd.sock");
         let _ = std::fs::remove_file(&socket);
         std::fs::write(
@@ -161,6 +162,38 @@ impl Drop for Containerd {
             let _ = std::fs::remove_dir_all(&self.base);
         } else {
             self.down();
+        }
+    }
+}
+
+/// Stops a containerd still running on `config`: one a killed earlier run (or a person
+/// reproducing a test by hand) left holds the root's metadata lock, and a new one would
+/// wait on it and never answer.
+fn stop_left_over(config: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let config = config.as_os_str().as_encoded_bytes();
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let argv: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_ours = argv.first().is_some_and(|a| a.ends_with(b"containerd"))
+            && argv.windows(2).any(|w| w[0] == b"--config" && w[1] == config);
+        if !is_ours {
+            continue;
+        }
+        eprintln!("stopping containerd {pid}, left running on {}", String::from_utf8_lossy(config));
+        // SAFETY: signalling a containerd running on this harness's own configuration.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+        {
+            if Instant::now() > deadline {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
         }
     }
 }
