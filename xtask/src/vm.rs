@@ -363,11 +363,15 @@ pub(crate) fn qemu_with(
 
 /// The console's first crash line when the kernel died before the guest printed a MARK line.
 fn crashed_before_guest(console: &str) -> Option<&str> {
-    let crash = console.find("Kernel panic").or_else(|| console.find("Oops:"))?;
-    if console[..crash].contains(MARK) {
-        return None;
+    for line in console.lines() {
+        if line.contains(MARK) {
+            return None;
+        }
+        if line.contains("Oops:") || line.contains("Kernel panic") {
+            return Some(line.trim());
+        }
     }
-    console.lines().find(|l| l.contains("Oops:") || l.contains("Kernel panic")).map(str::trim)
+    None
 }
 
 fn boot_once(
